@@ -1,0 +1,3 @@
+"""URLs of the access app, mounted under its API prefix by smarthome.urls."""
+
+urlpatterns: list = []

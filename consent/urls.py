@@ -1,0 +1,3 @@
+"""URLs of the consent app, mounted under its API prefix by smarthome.urls."""
+
+urlpatterns: list = []

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SmarthomeConfig(AppConfig):
+    name = "smarthome"
+    verbose_name = "smarthome infrastructure"

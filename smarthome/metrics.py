@@ -1,0 +1,27 @@
+"""Prometheus /metrics, answered only to allowlisted networks or a bearer token."""
+
+import hmac
+import ipaddress
+
+from django.conf import settings
+from django_prometheus.exports import ExportToDjangoView
+
+from smarthome.problems import problem_response
+
+
+def client_may_scrape(request) -> bool:
+    token = settings.METRICS_BEARER_TOKEN
+    header = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
+        return True
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in settings.METRICS_ALLOWED_CIDRS)
+
+
+def metrics(request):
+    if not client_may_scrape(request):
+        return problem_response(403, "Metrics are restricted.", request=request)
+    return ExportToDjangoView(request)

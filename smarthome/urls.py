@@ -1,0 +1,35 @@
+"""URL map: probes, metrics, OAuth2, admin (2FA), OpenAPI, and the versioned APIs."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from two_factor.urls import urlpatterns as two_factor_patterns
+
+from smarthome import health, metrics
+
+handler400 = "smarthome.problems.handler400"
+handler403 = "smarthome.problems.handler403"
+handler404 = "smarthome.problems.handler404"
+handler500 = "smarthome.problems.handler500"
+
+api_v1 = [
+    path("", include("access.urls")),
+    path("", include("consent.urls")),
+    path("", include("audit.urls")),
+]
+partner_v1 = [
+    path("", include("partners.urls")),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
+    path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+    path("", include(two_factor_patterns)),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("partner/v1/", include((partner_v1, "partner"), namespace="partner-v1")),
+]
