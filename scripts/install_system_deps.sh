@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Debian packages the service and its tests use, installed only when missing:
+# PostgreSQL + Redis (the test suite starts its own servers from these binaries), nginx (TLS
+# terminator for the partner API's mTLS), Chromium + driver (browser tests).
+set -euo pipefail
+missing=()
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v nginx >/dev/null || missing+=(nginx-light)
+command -v chromium >/dev/null || missing+=(chromium chromium-driver)
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "missing Debian packages: ${missing[*]} — install them as root (apt-get install ${missing[*]})" >&2
+    exit 1
+fi
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

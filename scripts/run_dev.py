@@ -1,0 +1,115 @@
+"""`make run`: prepare a one-machine demo and run every process until Ctrl-C.
+
+Migrates, generates dev certificates and keys, seeds the demo, then starts the web service,
+the sandbox partner and the background work (an in-process scheduler without REDIS_URL, a
+Celery worker + beat with it) and prints where everything is. Ctrl-C stops all of them.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+WEB_PORT = int(os.environ.get("SMARTHOME_WEB_PORT", "8000"))
+SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8443"))
+SANDBOX_CONTROL_PORT = int(os.environ.get("SANDBOX_CONTROL_PORT", "8444"))
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
+
+
+def has_command(name: str) -> bool:
+    return any(
+        (ROOT / app / "management" / "commands" / f"{name}.py").exists()
+        for app in ("smarthome", "access", "consent", "partners", "audit")
+    )
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smarthome.settings")
+    var_dir = Path(os.environ.setdefault("SMARTHOME_VAR_DIR", str(ROOT / "var")))
+    var_dir.mkdir(parents=True, exist_ok=True)
+    certs_dir = var_dir / "certs"
+
+    print("==> migrating", flush=True)
+    manage("migrate", "--no-input", "-v", "0")
+    manage("createcachetable")
+    if has_command("make_dev_certs"):
+        manage("make_dev_certs", "--out", str(certs_dir))
+    print("==> seeding the demo", flush=True)
+    manage("seed_demo")
+
+    processes: list[tuple[str, subprocess.Popen]] = []
+    try:
+        return supervise(processes, certs_dir)
+    finally:
+        stop_all(processes)
+
+
+def stop_all(processes: list[tuple[str, subprocess.Popen]]) -> None:
+    for _, process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for _, process in processes:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) -> int:
+    def start(name: str, args: list[str]) -> None:
+        processes.append((name, subprocess.Popen(args, cwd=ROOT)))
+
+    start("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload", "--insecure"])
+    if (ROOT / "partners" / "sandbox" / "__main__.py").exists():
+        start(
+            "sandbox partner",
+            [
+                PYTHON, "-m", "partners.sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT),
+                "--control-port", str(SANDBOX_CONTROL_PORT), "--certs-dir", str(certs_dir),
+            ],
+        )
+    if os.environ.get("REDIS_URL"):
+        start("worker", [PYTHON, "-m", "celery", "-A", "smarthome", "worker", "-l", "INFO", "-c", "2"])
+        start("beat", [PYTHON, "-m", "celery", "-A", "smarthome", "beat", "-l", "INFO"])
+    else:
+        start("scheduler", [PYTHON, "manage.py", "run_scheduler"])
+
+    time.sleep(2)
+    print(
+        f"""
+==> smarthome is running (Ctrl-C stops everything)
+    service       http://127.0.0.1:{WEB_PORT}/healthz
+    API docs      http://127.0.0.1:{WEB_PORT}/api/docs/
+    admin (2FA)   http://127.0.0.1:{WEB_PORT}/admin/   (demo logins and TOTP secrets printed above)
+    metrics       http://127.0.0.1:{WEB_PORT}/metrics
+    sandbox       https://127.0.0.1:{SANDBOX_PORT}/  (mTLS; fault control http://127.0.0.1:{SANDBOX_CONTROL_PORT}/_control/faults)
+    processes     {", ".join(name for name, _ in processes)}
+""",
+        flush=True,
+    )
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        while True:
+            for name, process in processes:
+                if process.poll() is not None:
+                    print(f"==> {name} exited with {process.returncode}; stopping the rest", flush=True)
+                    return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\n==> stopping", flush=True)
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Production mode: `check --deploy` is clean, and the process refuses to start without secrets."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "smarthome.settings.production",
+    "DJANGO_SECRET_KEY": "k" * 20 + "-production-grade-random-value-0123456789abcdef",
+    "DJANGO_ALLOWED_HOSTS": "smarthome.example.ru",
+    "DATABASE_URL": "postgres://smarthome@127.0.0.1:1/smarthome",
+    "PSEUDONYM_KEY": "pseudonym-key-for-the-check",
+}
+
+
+def run_manage(*args, env):
+    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "SMARTHOME_VAR_DIR") if k in os.environ}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_reports_nothing():
+    result = run_manage("check", "--deploy", "--fail-level", "DEBUG", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "System check identified no issues" in result.stdout
+
+
+def test_refuses_to_start_without_secrets():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k not in ("DJANGO_SECRET_KEY", "PSEUDONYM_KEY")}
+    result = run_manage("check", env=env)
+    assert result.returncode != 0
+    assert "refuse to start without" in result.stderr
+    assert "DJANGO_SECRET_KEY" in result.stderr
+    assert "PSEUDONYM_KEY" in result.stderr
+
+
+def test_refuses_a_weak_secret_key():
+    result = run_manage("check", env={**PRODUCTION_ENV, "DJANGO_SECRET_KEY": "short"})
+    assert result.returncode != 0
+    assert "at least 50 characters" in result.stderr
