@@ -1,3 +1,9 @@
-"""URLs of the access app, mounted under its API prefix by smarthome.urls."""
+"""Resident API routes, mounted under /api/v1/ by smarthome.urls."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from access.api.me import MeApi
+
+urlpatterns = [
+    path("me", MeApi.as_view(), name="me"),
+]

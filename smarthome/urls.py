@@ -3,9 +3,10 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from oauth2_provider import views as oauth_views
 from two_factor.urls import urlpatterns as two_factor_patterns
 
-from smarthome import health, metrics
+from smarthome import auth_views, health, metrics
 
 handler400 = "smarthome.problems.handler400"
 handler403 = "smarthome.problems.handler403"
@@ -21,11 +22,20 @@ partner_v1 = [
     path("", include("partners.urls")),
 ]
 
+# Only the protocol endpoints of django-oauth-toolkit: no self-service application management.
+oauth_endpoints = [
+    path("authorize/", auth_views.ResidentAuthorizationView.as_view(), name="authorize"),
+    path("token/", auth_views.RateLimitedTokenView.as_view(), name="token"),
+    path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
+    path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
+]
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+    path("accounts/login/", auth_views.ResidentLoginView.as_view(), name="resident-login"),
+    path("o/", include((oauth_endpoints, "oauth2_provider"), namespace="oauth2_provider")),
     path("", include(two_factor_patterns)),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -85,3 +85,12 @@ def postgres_server():
     if "postgres" not in _servers:
         pytest.skip("no real PostgreSQL in --quick mode")
     return _servers["postgres"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters, cached tokens and breaker state never leak from one test to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

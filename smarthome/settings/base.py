@@ -178,10 +178,16 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
-    "SCOPES": {
-        "introspection": "Introspect tokens",
-    },
+    "SCOPES_BACKEND_CLASS": "smarthome.oauth_scopes.ApplicationScopes",
 }
+# Confidential service clients (client id -> scopes), e.g. the gateway introspecting tokens.
+OAUTH_SERVICE_CLIENTS = env.dict("OAUTH_SERVICE_CLIENTS", cast={"value": lambda v: v.split(";")}, default={})
+# Dotted paths of callables application -> list of scopes (partners register theirs).
+OAUTH_SCOPE_RESOLVERS: list[str] = []
+TOKEN_RATE_PER_IP = env.str("TOKEN_RATE_PER_IP", default="30/min")
+LOGIN_RATE_PER_IP = env.str("LOGIN_RATE_PER_IP", default="20/min")
+# Proxies whose X-Forwarded-For is believed (nginx in front of gunicorn).
+TRUSTED_PROXY_CIDRS = env.list("TRUSTED_PROXY_CIDRS", default=[])
 
 # --- internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"

@@ -1,0 +1,1 @@
+"""Resident API (/api/v1/): one module per topic, one view class per operation."""

@@ -1,0 +1,25 @@
+"""The caller's IP address, trusting X-Forwarded-For only from configured proxies."""
+
+import ipaddress
+
+from django.conf import settings
+
+
+def _in_any(address: str, cidrs) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+def client_ip(request) -> str:
+    """REMOTE_ADDR, or the last untrusted hop of X-Forwarded-For when the peer is a trusted proxy."""
+    remote = request.META.get("REMOTE_ADDR", "")
+    if not _in_any(remote, settings.TRUSTED_PROXY_CIDRS):
+        return remote
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _in_any(hop, settings.TRUSTED_PROXY_CIDRS):
+            return hop
+    return remote

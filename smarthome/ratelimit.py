@@ -1,0 +1,41 @@
+"""Fixed-window rate limits in the shared cache (Redis in production: atomic across processes)."""
+
+import time
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+
+@dataclass(frozen=True)
+class Limit:
+    """`count` hits per `window_s` seconds."""
+
+    count: int
+    window_s: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Limit":
+        """"6/min", "100/hour", "10/s" or "20/30s"."""
+        count, _, period = text.partition("/")
+        units = {"s": 1, "sec": 1, "min": 60, "m": 60, "hour": 3600, "h": 3600, "day": 86400, "d": 86400}
+        digits = "".join(ch for ch in period if ch.isdigit())
+        unit = period[len(digits):]
+        return cls(count=int(count), window_s=int(digits or 1) * units[unit])
+
+
+def hit(key: str, limit: Limit) -> int | None:
+    """Count one hit on `key`; None if allowed, else the seconds until the window resets."""
+    now = int(time.time())
+    window_start = now - now % limit.window_s
+    cache_key = f"ratelimit:{key}:{window_start}"
+    if cache.add(cache_key, 1, timeout=limit.window_s + 1):
+        count = 1
+    else:
+        try:
+            count = cache.incr(cache_key)
+        except ValueError:  # expired between add and incr
+            cache.add(cache_key, 1, timeout=limit.window_s + 1)
+            count = 1
+    if count > limit.count:
+        return max(window_start + limit.window_s - now, 1)
+    return None
