@@ -13,10 +13,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from smarthome import nginx  # noqa: E402  (Django-free; needs the project root on sys.path)
+
 PYTHON = sys.executable
 WEB_PORT = int(os.environ.get("SMARTHOME_WEB_PORT", "8000"))
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8443"))
 SANDBOX_CONTROL_PORT = int(os.environ.get("SANDBOX_CONTROL_PORT", "8444"))
+PUBLIC_TLS_PORT = int(os.environ.get("SMARTHOME_TLS_PORT", "9443"))
+PARTNER_TLS_PORT = int(os.environ.get("SMARTHOME_PARTNER_TLS_PORT", "9444"))
+
+
+def var_dir_of(certs_dir: Path) -> Path:
+    return certs_dir.parent
 
 
 def manage(*args: str) -> None:
@@ -32,6 +42,8 @@ def has_command(name: str) -> bool:
 
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smarthome.settings")
+    # nginx on this machine is the TLS terminator whose X-Client-Cert the service believes.
+    os.environ.setdefault("TRUSTED_PROXY_CIDRS", "127.0.0.1/32")
     var_dir = Path(os.environ.setdefault("SMARTHOME_VAR_DIR", str(ROOT / "var")))
     var_dir.mkdir(parents=True, exist_ok=True)
     certs_dir = var_dir / "certs"
@@ -75,6 +87,16 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
                 "--control-port", str(SANDBOX_CONTROL_PORT), "--certs-dir", str(certs_dir),
             ],
         )
+    if (certs_dir / "smarthome-server.pem").exists():
+        processes.append(("nginx (TLS + partner mTLS)", nginx.start(nginx.ProxyConfig(
+            prefix=var_dir_of(certs_dir) / "nginx",
+            upstream=f"127.0.0.1:{WEB_PORT}",
+            public_port=PUBLIC_TLS_PORT,
+            partner_port=PARTNER_TLS_PORT,
+            server_cert=certs_dir / "smarthome-server.pem",
+            server_key=certs_dir / "smarthome-server.key",
+            partner_ca=certs_dir / "ca.pem",
+        ))))
     if os.environ.get("REDIS_URL"):
         start("worker", [PYTHON, "-m", "celery", "-A", "smarthome", "worker", "-l", "INFO", "-c", "2"])
         start("beat", [PYTHON, "-m", "celery", "-A", "smarthome", "beat", "-l", "INFO"])
@@ -89,6 +111,8 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
     API docs      http://127.0.0.1:{WEB_PORT}/api/docs/
     admin (2FA)   http://127.0.0.1:{WEB_PORT}/admin/   (demo logins and TOTP secrets printed above)
     metrics       http://127.0.0.1:{WEB_PORT}/metrics
+    TLS           https://localhost:{PUBLIC_TLS_PORT}/  (residents, admin; dev CA in var/certs/ca.pem)
+    partner API   https://localhost:{PARTNER_TLS_PORT}/partner/v1/  (mTLS: partner-client.pem)
     sandbox       https://127.0.0.1:{SANDBOX_PORT}/  (mTLS; fault control http://127.0.0.1:{SANDBOX_CONTROL_PORT}/_control/faults)
     processes     {", ".join(name for name, _ in processes)}
 """,

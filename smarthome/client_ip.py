@@ -5,7 +5,7 @@ import ipaddress
 from django.conf import settings
 
 
-def _in_any(address: str, cidrs) -> bool:
+def address_in(address: str, cidrs) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -16,10 +16,10 @@ def _in_any(address: str, cidrs) -> bool:
 def client_ip(request) -> str:
     """REMOTE_ADDR, or the last untrusted hop of X-Forwarded-For when the peer is a trusted proxy."""
     remote = request.META.get("REMOTE_ADDR", "")
-    if not _in_any(remote, settings.TRUSTED_PROXY_CIDRS):
+    if not address_in(remote, settings.TRUSTED_PROXY_CIDRS):
         return remote
     hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
     for hop in reversed(hops):
-        if not _in_any(hop, settings.TRUSTED_PROXY_CIDRS):
+        if not address_in(hop, settings.TRUSTED_PROXY_CIDRS):
             return hop
     return remote

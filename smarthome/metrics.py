@@ -1,11 +1,11 @@
 """Prometheus /metrics, answered only to allowlisted networks or a bearer token."""
 
 import hmac
-import ipaddress
 
 from django.conf import settings
 from django_prometheus.exports import ExportToDjangoView
 
+from smarthome.client_ip import address_in
 from smarthome.problems import problem_response
 
 
@@ -14,11 +14,7 @@ def client_may_scrape(request) -> bool:
     header = request.headers.get("Authorization", "")
     if token and hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
         return True
-    try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in settings.METRICS_ALLOWED_CIDRS)
+    return address_in(request.META.get("REMOTE_ADDR", ""), settings.METRICS_ALLOWED_CIDRS)
 
 
 def metrics(request):

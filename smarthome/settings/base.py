@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "smarthome.middleware.AccessLogMiddleware",
     "smarthome.middleware.BodySizeLimitMiddleware",
+    "smarthome.mtls.ClientCertificateMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -103,7 +104,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- cache and broker -----------------------------------------------------------------------
 # REDIS_URL switches the cache and the Celery broker to Redis. Without it the cache lives in
 # the database (shared by every local process) and tasks run in-process after commit.
-# CACHE_URL (django-environ syntax, e.g. locmem://) overrides the cache alone.
+# CACHE_URL (django-environ syntax, e.g. locmemcache://) overrides the cache alone.
 REDIS_URL = env.str("REDIS_URL", default="")
 if env.str("CACHE_URL", default=""):
     CACHES = {"default": env.cache("CACHE_URL")}
