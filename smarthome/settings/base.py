@@ -268,3 +268,8 @@ LOGGING = {
 
 # Answers "which management companies may this staff user see" (see smarthome/tenancy.py).
 COMPANY_RESOLVER = "access.selectors.company_ids_for_user"
+
+# --- biometrics
+FACE_PHOTO_MAX_BYTES = env.int("FACE_PHOTO_MAX_BYTES", default=5 * 1024 * 1024)
+FACE_PHOTO_MIN_SIDE_PX = env.int("FACE_PHOTO_MIN_SIDE_PX", default=200)
+FACE_PHOTO_MAX_SIDE_PX = env.int("FACE_PHOTO_MAX_SIDE_PX", default=4096)

@@ -1,0 +1,14 @@
+"""Pairwise pseudonymous subject ids: how a partner knows a resident.
+
+`HMAC-SHA256(partner's subject key, "resident:<id>")`, base64url: stable for one partner, and
+unlinkable across partners because each has its own key.
+"""
+
+import base64
+import hashlib
+import hmac
+
+
+def pairwise_subject_id(*, subject_key: bytes, resident_id: int) -> str:
+    digest = hmac.new(subject_key, f"resident:{resident_id}".encode(), hashlib.sha256).digest()
+    return "sub_" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
