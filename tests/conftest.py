@@ -8,6 +8,8 @@ import pytest
 
 from tests.servers_plugin import running_server
 
+pytest_plugins = ["tests.partners.sandbox_fixtures"]
+
 
 @pytest.fixture
 def redis_server():

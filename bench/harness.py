@@ -1,0 +1,114 @@
+"""Shared pieces of the benchmarks: own PostgreSQL/Redis, migrated database, gunicorn, wrk.
+
+Every benchmark measures its baseline in the same run on the same machine and prints ratios,
+so figures from different machines stay comparable.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import infra  # noqa: E402
+
+PRODUCTION_ENV = {
+    "DJANGO_SECRET_KEY": "bench-" + "s" * 60,
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "PSEUDONYM_KEY": "bench-pseudonym-key",
+    "DJANGO_SECURE_SSL_REDIRECT": "false",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+@contextlib.contextmanager
+def own_servers():
+    """A fresh PostgreSQL and Redis for this run; yields (database_url, redis_url)."""
+    postgres, redis = infra.postgres_executor(), infra.redis_executor()
+    postgres.start()
+    redis.start()
+    try:
+        yield infra.postgres_url(postgres, "postgres"), infra.redis_url(redis)
+    finally:
+        redis.stop()
+        postgres.stop()
+        postgres.clean_directory()
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    keep = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    return {**keep, "SMARTHOME_VAR_DIR": "/tmp/smarthome-bench-var", **extra}
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict[str, str], *, workers: int = 2, port: int | None = None):
+    """gunicorn serving the project with `env`; yields its base URL."""
+    port = port or infra.free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "smarthome.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+         "--access-logfile", "/dev/null", "--error-logfile", "/dev/null"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{url}/healthz", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    def row(self, name: str) -> str:
+        return f"{name:<28} {self.requests_per_s:>10.0f} req/s   p50 {self.p50_ms:>7.2f} ms   p99 {self.p99_ms:>7.2f} ms"
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, *, connections: int = 32, duration_s: int = 10, threads: int = 2,
+        script: Path | None = None) -> WrkResult:
+    """Run wrk against `url` and parse throughput, p50, p99 and error counts."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    args = [binary, "-t", str(threads), "-c", str(connections), "-d", f"{duration_s}s", "--latency", url]
+    if script:
+        args[1:1] = ["-s", str(script)]
+    output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    latencies = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))$", output, re.MULTILINE))
+    parsed = {k: re.match(r"([\d.]+)(us|ms|s)", v).groups() for k, v in latencies.items()}
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return WrkResult(
+        requests_per_s=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        p50_ms=_ms(*parsed["50"]),
+        p99_ms=_ms(*parsed["99"]),
+        errors=errors + (int(non2xx.group(1)) if non2xx else 0),
+    )
