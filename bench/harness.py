@@ -10,11 +10,8 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -63,13 +60,7 @@ def gunicorn(env: dict[str, str], *, workers: int = 2, port: int | None = None):
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{url}/healthz", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.2)
+    infra.wait_for_http(f"{url}/healthz")
     try:
         yield url
     finally:
@@ -85,7 +76,10 @@ class WrkResult:
     errors: int
 
     def row(self, name: str) -> str:
-        return f"{name:<28} {self.requests_per_s:>10.0f} req/s   p50 {self.p50_ms:>7.2f} ms   p99 {self.p99_ms:>7.2f} ms"
+        return (
+            f"{name:<28} {self.requests_per_s:>10.0f} req/s   "
+            f"p50 {self.p50_ms:>7.2f} ms   p99 {self.p99_ms:>7.2f} ms"
+        )
 
 
 def _ms(value: str, unit: str) -> float:

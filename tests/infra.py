@@ -71,3 +71,19 @@ def postgres_url(executor: PostgreSQLExecutor, dbname: str = "smarthome") -> str
 
 def redis_url(executor: RedisExecutor, db: int = 0) -> str:
     return f"redis://{executor.host}:{executor.port}/{db}"
+
+
+def wait_for_http(url: str, *, timeout_s: float = 30, **request_kwargs) -> None:
+    """Poll `url` until something answers (any status) or raise TimeoutError."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1, **request_kwargs)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing answered at {url} within {timeout_s} s")

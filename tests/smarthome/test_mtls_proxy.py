@@ -2,7 +2,6 @@
 
 import http.client
 import json
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -35,13 +34,7 @@ def proxy(live_server, pki, tmp_path, settings):
         partner_ca=pki["ca.pem"],
     )
     process = nginx.start(config)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"https://127.0.0.1:{config.public_port}/healthz", verify=str(pki["ca.pem"]), timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
+    infra.wait_for_http(f"https://localhost:{config.public_port}/healthz", verify=str(pki["ca.pem"]))
     yield config
     process.terminate()
     process.wait(10)

@@ -47,13 +47,7 @@ def service(own_servers):
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{url}/healthz", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.2)
+    infra.wait_for_http(f"{url}/healthz")
     yield url, postgres, redis
     process.terminate()
     process.wait(10)
