@@ -4,11 +4,28 @@ Each app adds its periodic tasks here; `manage.py run_scheduler` runs the same t
 in-process when there is no broker (the embedded default).
 """
 
+import os
 from datetime import timedelta
 
 BEAT_SCHEDULE: dict[str, dict] = {
     "smarthome-heartbeat": {
         "task": "smarthome.tasks.heartbeat",
         "schedule": timedelta(minutes=1),
+    },
+    "audit-seal": {
+        "task": "audit.tasks.seal",
+        "schedule": timedelta(minutes=1),
+    },
+    "audit-verify": {
+        "task": "audit.tasks.verify",
+        "schedule": timedelta(days=1),
+    },
+    "audit-reconcile-partners": {
+        "task": "audit.tasks.reconcile_partners",
+        "schedule": timedelta(days=1),
+    },
+    "partners-outbox-dispatch": {
+        "task": "partners.tasks.outbox_dispatch_due",
+        "schedule": timedelta(seconds=float(os.environ.get("OUTBOX_DISPATCH_INTERVAL_S", "15"))),
     },
 }

@@ -1,0 +1,114 @@
+"""Audit API: the compliance export (streamed, with proof) and the public checkpoint key."""
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from oauth2_provider.contrib.rest_framework import OAuth2Authentication
+from rest_framework import exceptions, serializers
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit import signing
+from audit.actions import Action, Outcome
+from audit.services import audit_export_start
+from smarthome.identifiers import user_ref
+from smarthome.permissions import MissingScope
+from smarthome.roles import COMPLIANCE_OFFICER, has_role
+
+EXPORT_SCOPE = "audit:export"
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+
+
+class IsComplianceOfficer(BasePermission):
+    """A compliance officer; through OAuth2 the token must also carry `audit:export`."""
+
+    def has_permission(self, request, view):
+        if request.user is None or not request.user.is_authenticated:
+            raise exceptions.NotAuthenticated()
+        token = request.auth
+        if hasattr(token, "allow_scopes") and not token.allow_scopes([EXPORT_SCOPE]):
+            raise MissingScope(EXPORT_SCOPE)
+        if not has_role(request.user, COMPLIANCE_OFFICER):
+            raise exceptions.PermissionDenied("Only compliance officers may export the audit log.")
+        return True
+
+
+class ExportApi(APIView):
+    """`GET /api/v1/audit/export?format=csv|jsonl&from=&to=&building=&partner=&action=&outcome=`."""
+
+    authentication_classes = [OAuth2Authentication, SessionAuthentication]
+    permission_classes = [IsComplianceOfficer]
+
+    class InputSerializer(serializers.Serializer):
+        format = serializers.ChoiceField(choices=["csv", "jsonl"], default="jsonl")
+        since = serializers.DateTimeField(required=False)  # the query parameter `from`
+        to = serializers.DateTimeField(required=False)
+        building = serializers.IntegerField(required=False, min_value=0)
+        partner = serializers.IntegerField(required=False, min_value=0)
+        action = serializers.ChoiceField(choices=Action.choices, required=False)
+        outcome = serializers.ChoiceField(choices=Outcome.choices, required=False)
+
+        def get_fields(self):
+            fields = super().get_fields()
+            fields["from"] = fields.pop("since")
+            return fields
+
+        def validate(self, attrs):
+            if attrs.get("from") and attrs.get("to") and attrs["from"] >= attrs["to"]:
+                raise serializers.ValidationError({"to": "must be after from"})
+            return attrs
+
+    def perform_content_negotiation(self, request, force=False):
+        # `format` is our own parameter (csv|jsonl), not DRF's renderer override
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=["csv", "jsonl"]),
+            OpenApiParameter("from", OpenApiTypes.DATETIME), OpenApiParameter("to", OpenApiTypes.DATETIME),
+            OpenApiParameter("building", int), OpenApiParameter("partner", int),
+            OpenApiParameter("action", str, enum=Action.values), OpenApiParameter("outcome", str, enum=Outcome.values),
+        ],
+        responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, "application/x-ndjson"): OpenApiTypes.BINARY},
+    )
+    def get(self, request):
+        serializer = self.InputSerializer(data=request.query_params.dict())
+        serializer.is_valid(raise_exception=True)
+        params = serializer.validated_data
+        fmt = params["format"]
+        stream, filename = audit_export_start(
+            user=request.user,
+            actor_ref=user_ref(request.user),
+            fmt=fmt,
+            since=params.get("from"),
+            until=params.get("to"),
+            building_id=params.get("building"),
+            partner_id=params.get("partner"),
+            action=params.get("action"),
+            outcome=params.get("outcome"),
+        )
+        response = StreamingHttpResponse(stream, content_type=CONTENT_TYPES[fmt])
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class PublicKeyApi(APIView):
+    """`GET /api/v1/audit/public-key`: the Ed25519 key that signs checkpoints (no auth)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema_serializer(component_name="AuditPublicKey")
+    class OutputSerializer(serializers.Serializer):
+        algorithm = serializers.CharField()
+        key_id = serializers.CharField()
+        public_key_pem = serializers.CharField()
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request):
+        key = signing.public_key()
+        data = {"algorithm": "Ed25519", "key_id": signing.key_id(key), "public_key_pem": signing.public_key_pem(key)}
+        return Response(self.OutputSerializer(data).data)
