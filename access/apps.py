@@ -3,3 +3,6 @@ from django.apps import AppConfig
 
 class AccessConfig(AppConfig):
     name = "access"
+
+    def ready(self):
+        from access import receivers  # noqa: F401 - connects the signal receivers

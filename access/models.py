@@ -1,1 +1,256 @@
-"""Models of the access app."""
+"""Buildings, the people who live in them, their devices, vehicles and access grants.
+
+Personal data (a resident's name, phone, e-mail; a vehicle's plate) is encrypted at rest with
+AES-256-GCM (smarthome.crypto). `__str__` never prints it: a resident is "Resident #12".
+"""
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone as dj_timezone
+
+from access.schedules import validate_weekly_schedule
+from smarthome.crypto.fields import EncryptedCharField
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not an IANA time zone", code="timezone")
+
+
+class ManagementCompany(models.Model):
+    """A property-management company ("управляющая компания"): the unit of tenancy in the admin."""
+
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+
+    class Meta:
+        verbose_name_plural = "management companies"
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class StaffMembership(models.Model):
+    """A staff user works for a management company: what the admin is scoped by."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_memberships")
+    company = models.ForeignKey(ManagementCompany, on_delete=models.CASCADE, related_name="staff_memberships")
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "company"], name="staff_membership_unique")]
+
+    def __str__(self):
+        return f"Staff membership #{self.pk}"
+
+
+class Building(models.Model):
+    company = models.ForeignKey(ManagementCompany, on_delete=models.PROTECT, related_name="buildings")
+    name = models.CharField(max_length=200)
+    address = models.CharField(max_length=300)  # a building's address is not personal data
+    timezone = models.CharField(max_length=64, default="Europe/Moscow", validators=[validate_timezone])
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["company_id", "name"]
+        constraints = [models.UniqueConstraint(fields=["company", "name"], name="building_name_unique_per_company")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class Unit(models.Model):
+    """A flat (or another premises) in a building."""
+
+    building = models.ForeignKey(Building, on_delete=models.PROTECT, related_name="units")
+    number = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ["building_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["building", "number"], name="unit_number_unique_per_building")]
+
+    def __str__(self):
+        return f"{self.building} / {self.number}"
+
+
+class Resident(models.Model):
+    """A person who lives in (or owns) a flat; signs in to the app as `user`.
+
+    `company` is the management company that registered the resident: the admin scope for a
+    resident without a current residency. Name, phone and e-mail are encrypted at rest.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="resident")
+    company = models.ForeignKey(ManagementCompany, on_delete=models.PROTECT, related_name="residents")
+    full_name = EncryptedCharField(max_length=200)
+    phone = EncryptedCharField(max_length=32, blank=True)
+    email = EncryptedCharField(max_length=254, blank=True)
+    suspended = models.BooleanField(default=False, help_text="Suspended residents are denied everywhere")
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"Resident #{self.pk}"
+
+
+class Residency(models.Model):
+    class Kind(models.TextChoices):
+        OWNER = "owner", "owner"
+        TENANT = "tenant", "tenant"
+
+    resident = models.ForeignKey(Resident, on_delete=models.CASCADE, related_name="residencies")
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="residencies")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    valid_from = models.DateField(default=dj_timezone.localdate)
+    valid_until = models.DateField(null=True, blank=True, help_text="Move-out date (exclusive); empty = open-ended")
+
+    class Meta:
+        verbose_name_plural = "residencies"
+        ordering = ["-valid_from", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gt=F("valid_from")),
+                name="residency_valid_until_after_valid_from",
+                violation_error_message="A residency must end after it starts.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Residency #{self.pk}"
+
+    def is_current(self, on=None) -> bool:
+        on = on or dj_timezone.localdate()
+        return self.valid_from <= on and (self.valid_until is None or on < self.valid_until)
+
+
+class Device(models.Model):
+    class Kind(models.TextChoices):
+        INTERCOM_DOOR = "intercom_door", "intercom door"
+        BARRIER = "barrier", "barrier"
+        CAMERA = "camera", "camera"
+
+    building = models.ForeignKey(Building, on_delete=models.PROTECT, related_name="devices")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=100)
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="devices")
+    partner_device_ref = models.CharField(
+        max_length=64, help_text="The partner's id of this device (used in its API paths)"
+    )
+    online = models.BooleanField(default=False)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["building_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "partner_device_ref"], name="device_ref_unique_per_partner"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_kind_display()})"
+
+
+class AccessGrant(models.Model):
+    """Who may pass where and when.
+
+    The holder is a resident (personally) or a residency (ends with it); the target is a whole
+    building or one device. Exactly one of each pair is set (database constraints).
+    """
+
+    resident = models.ForeignKey(Resident, on_delete=models.CASCADE, null=True, blank=True, related_name="grants")
+    residency = models.ForeignKey(
+        Residency, on_delete=models.CASCADE, null=True, blank=True, related_name="grants"
+    )
+    building = models.ForeignKey(Building, on_delete=models.CASCADE, null=True, blank=True, related_name="grants")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, null=True, blank=True, related_name="grants")
+    valid_from = models.DateTimeField(default=dj_timezone.now)
+    valid_until = models.DateTimeField(null=True, blank=True)
+    suspended = models.BooleanField(default=False)
+    schedule = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_weekly_schedule],
+        help_text='Weekly windows in the building\'s local time, e.g. {"mon": [["07:00", "23:00"]]}; empty = always',
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(resident__isnull=False) & Q(residency__isnull=True))
+                | (Q(resident__isnull=True) & Q(residency__isnull=False)),
+                name="grant_exactly_one_holder",
+                violation_error_message="A grant belongs to exactly one of: a resident, a residency.",
+            ),
+            models.CheckConstraint(
+                condition=(Q(building__isnull=False) & Q(device__isnull=True))
+                | (Q(building__isnull=True) & Q(device__isnull=False)),
+                name="grant_exactly_one_target",
+                violation_error_message="A grant covers exactly one of: a building, a device.",
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gt=F("valid_from")),
+                name="grant_valid_until_after_valid_from",
+                violation_error_message="A grant must end after it starts.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Grant #{self.pk}"
+
+    @property
+    def target_building(self) -> Building:
+        return self.building if self.building_id else self.device.building
+
+    @property
+    def holder_resident(self) -> Resident:
+        return self.resident if self.resident_id else self.residency.resident
+
+
+class Vehicle(models.Model):
+    """A resident's car; the plate is stored normalised (access.plates) and encrypted."""
+
+    resident = models.ForeignKey(Resident, on_delete=models.CASCADE, related_name="vehicles")
+    plate = EncryptedCharField(max_length=16)
+    label = models.CharField(max_length=64, blank=True, help_text="The resident's own name for the car")
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"Vehicle #{self.pk}"
+
+
+class VehiclePlateToken(models.Model):
+    """HMAC-SHA256 of a vehicle's normalised plate under one partner's plate-token key.
+
+    What a partner's camera sends us and what we look a vehicle up by; never the plate itself.
+    """
+
+    vehicle = models.ForeignKey(Vehicle, on_delete=models.CASCADE, related_name="plate_tokens")
+    partner = models.ForeignKey("partners.Partner", on_delete=models.CASCADE, related_name="plate_tokens")
+    token = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "token"], name="plate_token_unique_per_partner"),
+            models.UniqueConstraint(fields=["vehicle", "partner"], name="plate_token_one_per_vehicle_and_partner"),
+        ]
+
+    def __str__(self):
+        return f"Plate token #{self.pk}"

@@ -1,1 +1,263 @@
-"""Models of the partners app."""
+"""Partner organisations, their contracts with management companies, and their credentials.
+
+The contract is the legal basis of every call: which buildings, which operations, for what
+purpose and how long data may be kept. Credentials are versioned: a rotation adds a row and
+revokes the previous one, so the history stays. Secrets are encrypted at rest; the admin
+shows their fingerprints only.
+"""
+
+import base64
+import hashlib
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from smarthome.crypto.fields import EncryptedCharField
+
+
+def fingerprint(value: str | bytes) -> str:
+    """Short SHA-256 fingerprint (first 16 hex chars) that identifies a secret without revealing it."""
+    data = value.encode() if isinstance(value, str) else value
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+class PartnerQuerySet(models.QuerySet):
+    def usable(self):
+        return self.filter(active=True, suspended_at__isnull=True)
+
+
+class Partner(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=50, unique=True)
+    api_base_url = models.URLField(help_text="Base URL of the partner's API (https)")
+    audit_log_url = models.URLField(blank=True, help_text="The partner's audit log (GET ?since=), for reconciliation")
+    server_ca_pem = models.TextField(
+        blank=True, help_text="CA certificate (PEM) the partner's TLS server certificate must chain to (pinned)"
+    )
+    active = models.BooleanField(default=True)
+    suspended_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when a security admin suspends the partner; every call is refused"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = PartnerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_usable(self) -> bool:
+        return self.active and self.suspended_at is None
+
+
+class PartnerContractQuerySet(models.QuerySet):
+    def active(self, at=None):
+        at = at or timezone.now()
+        return self.filter(valid_from__lte=at).filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+
+
+class PartnerContract(models.Model):
+    """A partner's agreement with a management company, incl. the data-processing terms."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="contracts")
+    company = models.ForeignKey("access.ManagementCompany", on_delete=models.PROTECT, related_name="partner_contracts")
+    buildings = models.ManyToManyField("access.Building", related_name="partner_contracts", blank=True)
+    allows_open = models.BooleanField(default=False, help_text="Remote opening of doors and barriers")
+    allows_video = models.BooleanField(default=False, help_text="Live video sessions")
+    allows_face = models.BooleanField(default=False, help_text="Face recognition (needs the resident's consent)")
+    allows_plate = models.BooleanField(default=False, help_text="Licence-plate recognition at barriers")
+    valid_from = models.DateTimeField(default=timezone.now)
+    valid_until = models.DateTimeField(null=True, blank=True)
+    purpose = models.CharField(max_length=500, help_text="Purpose of processing, as in the agreement")
+    retention_days = models.PositiveIntegerField(help_text="How long the partner may keep personal data")
+    subcontracting_forbidden = models.BooleanField(
+        default=True, help_text="The partner may not pass data to subcontractors (must stay on)"
+    )
+    agreement_ref = models.CharField(max_length=128, help_text="Reference of the signed agreement (number, date)")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = PartnerContractQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-valid_from", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(subcontracting_forbidden=True),
+                name="contract_subcontracting_forbidden",
+                violation_error_message="Contracts must forbid subcontracting.",
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gt=F("valid_from")),
+                name="contract_valid_until_after_valid_from",
+                violation_error_message="A contract must end after it starts.",
+            ),
+            models.CheckConstraint(
+                condition=Q(retention_days__gte=1), name="contract_retention_days_positive",
+                violation_error_message="Retention must be at least one day.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Contract {self.agreement_ref}"
+
+    def is_active(self, at=None) -> bool:
+        at = at or timezone.now()
+        return self.valid_from <= at and (self.valid_until is None or at < self.valid_until)
+
+    def allows(self, operation: str) -> bool:
+        """operation: "open" | "video" | "face" | "plate"."""
+        return bool(getattr(self, f"allows_{operation}"))
+
+
+class PartnerCredentialsQuerySet(models.QuerySet):
+    def current(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class PartnerCredentials(models.Model):
+    """One version of everything that connects us to a partner.
+
+    - client_id / client_secret: what WE present at the partner's token endpoint;
+    - client_cert_pem: the partner's client certificate when it calls us (pinned by fingerprint);
+    - partner_public_key_pem: the key face photos are encrypted to (JWE recipient);
+    - plate_token_key: HMAC key of plate tokens (base64, shared with the partner out of band);
+    - subject_key: key of the pairwise pseudonymous subject ids (never leaves us);
+    - webhook_secret: Standard Webhooks secret (whsec_...) of the partner's signed events;
+    - allowed_cidrs: networks the partner may call us from.
+    """
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="credentials")
+    version = models.PositiveIntegerField()
+    client_id = models.CharField(max_length=100)
+    client_secret = EncryptedCharField(max_length=200)
+    client_cert_pem = models.TextField(blank=True)
+    client_cert_fingerprint = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the DER, hex")
+    partner_public_key_pem = models.TextField(blank=True)
+    plate_token_key = EncryptedCharField(max_length=100)
+    subject_key = EncryptedCharField(max_length=100)
+    webhook_secret = EncryptedCharField(max_length=200)
+    allowed_cidrs = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PartnerCredentialsQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "partner credentials"
+        ordering = ["partner_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "version"], name="credentials_version_unique_per_partner"),
+            models.UniqueConstraint(
+                fields=["partner"],
+                condition=Q(revoked_at__isnull=True),
+                name="credentials_one_current_per_partner",
+                violation_error_message="A partner has at most one current set of credentials.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.partner} credentials v{self.version}"
+
+    @property
+    def is_current(self) -> bool:
+        return self.revoked_at is None
+
+    def plate_token_key_bytes(self) -> bytes:
+        return base64.b64decode(self.plate_token_key)
+
+    def subject_key_bytes(self) -> bytes:
+        return base64.b64decode(self.subject_key)
+
+    # Fingerprints the admin shows instead of the secrets.
+    @property
+    def client_secret_fingerprint(self) -> str:
+        return fingerprint(self.client_secret)
+
+    @property
+    def plate_token_key_fingerprint(self) -> str:
+        return fingerprint(self.plate_token_key_bytes())
+
+    @property
+    def subject_key_fingerprint(self) -> str:
+        return fingerprint(self.subject_key_bytes())
+
+    @property
+    def webhook_secret_fingerprint(self) -> str:
+        return fingerprint(self.webhook_secret)
+
+    @property
+    def partner_public_key_fingerprint(self) -> str:
+        return public_key_fingerprint(self.partner_public_key_pem) if self.partner_public_key_pem else ""
+
+
+def public_key_fingerprint(pem: str) -> str:
+    """SHA-256 (hex) of the DER SubjectPublicKeyInfo of a PEM public key."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_public_key(pem.encode())
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+# --- transactional outbox (partners/outbox) ----------------------------------------------------
+
+
+class OutboxMessage(models.Model):
+    """A change that must reach a partner, written in the same transaction as the change itself.
+
+    Delivered at least once, in order per (partner, ordering_key), with `idempotency_key` as
+    the partner's Idempotency-Key. The payload holds pseudonymous ids and tokens only - except
+    a face photo's JWE ciphertext, which is emptied once the partner has acknowledged it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        DELIVERED = "delivered", "delivered"
+        DEAD = "dead", "dead-lettered"
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="outbox_messages")
+    operation = models.CharField(max_length=40, help_text="Handler name, e.g. face_delete")
+    ordering_key = models.CharField(max_length=128, help_text="Messages with the same key are delivered in order")
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When a delivery task was last sent for it; the dispatcher re-sends after a lease (lost task).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    dead_lettered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=64, blank=True, help_text="Machine code of the last failure")
+    last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True, help_text="The partner's acknowledgement (e.g. deletion id)")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="outbox_pending_due"),
+            models.Index(fields=["partner", "ordering_key", "id"], condition=Q(status="pending"),
+                         name="outbox_pending_per_key"),
+            models.Index(fields=["status", "created_at"], name="outbox_status_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "delivered", "dead"]), name="outbox_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="delivered") | Q(delivered_at__isnull=False),
+                name="outbox_delivered_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="dead") | Q(dead_lettered_at__isnull=False),
+                name="outbox_dead_has_time",
+            ),
+        ]
+
+    def __str__(self):
+        return f"outbox #{self.pk} {self.operation} ({self.status})"

@@ -273,3 +273,61 @@ COMPANY_RESOLVER = "access.selectors.company_ids_for_user"
 FACE_PHOTO_MAX_BYTES = env.int("FACE_PHOTO_MAX_BYTES", default=5 * 1024 * 1024)
 FACE_PHOTO_MIN_SIDE_PX = env.int("FACE_PHOTO_MIN_SIDE_PX", default=200)
 FACE_PHOTO_MAX_SIDE_PX = env.int("FACE_PHOTO_MAX_SIDE_PX", default=4096)
+
+# --- admin portal ---------------------------------------------------------------------------
+# 2FA (django-two-factor-auth over django-otp), lockout page (django-axes), audit-trail masking
+# (django-auditlog). The admin site itself is smarthome.admin_site.SmarthomeAdminSite.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="smarthome admin")
+OTP_TOTP_THROTTLE_FACTOR = 1  # django-otp: each failed token doubles the wait (1 s, 2 s, 4 s, ...)
+OTP_STATIC_THROTTLE_FACTOR = 1
+TWO_FACTOR_PATCH_ADMIN = False  # our admin site requires OTP itself; no monkeypatching
+TWO_FACTOR_QR_FACTORY = "qrcode.image.svg.SvgPathImage"  # inline SVG, rendered server-side
+TWO_FACTOR_REMEMBER_COOKIE_AGE = None  # every admin login asks for a token
+TWO_FACTOR_LOGIN_TIMEOUT = env.int("TWO_FACTOR_LOGIN_TIMEOUT_S", default=600)
+# One bilingual page for a locked-out login (admin and resident login alike), status 429.
+AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# Encrypted fields are registered with mask_fields; their values never reach the audit trail.
+AUDITLOG_MASK_CALLABLE = "smarthome.admin_auditlog.mask_value"
+
+# --- encryption at rest ---------------------------------------------------------------------
+# AES-256-GCM field encryption (smarthome/crypto). "kid:base64(32 bytes),kid2:..." - the FIRST
+# key encrypts, all keys decrypt. Required in production; elsewhere, when unset, a keyring file
+# is generated once at FIELD_ENCRYPTION_KEY_FILE (0600). New key: put it first, then run
+# `manage.py rotate_encryption_keys`, then drop the old one.
+FIELD_ENCRYPTION_KEYS = env.str("FIELD_ENCRYPTION_KEYS", default="")
+FIELD_ENCRYPTION_KEY_FILE = env.str("FIELD_ENCRYPTION_KEY_FILE", default=str(VAR_DIR / "field-keys"))
+
+# --- partner client and outbox
+# Outbound calls to partner platforms (partners/client) and the transactional outbox
+# (partners/outbox). Our client certificate for mTLS towards partners; each partner's server
+# CA is pinned per partner (Partner.server_ca_pem), else PARTNER_SERVER_CA_FILE (dev CA).
+PARTNER_CLIENT_CERT_FILE = env.str("PARTNER_CLIENT_CERT_FILE", default=str(VAR_DIR / "certs" / "smarthome-client.pem"))
+PARTNER_CLIENT_KEY_FILE = env.str("PARTNER_CLIENT_KEY_FILE", default=str(VAR_DIR / "certs" / "smarthome-client.key"))
+PARTNER_SERVER_CA_FILE = env.str("PARTNER_SERVER_CA_FILE", default=str(VAR_DIR / "certs" / "ca.pem"))
+PARTNER_CONNECT_TIMEOUT_S = env.float("PARTNER_CONNECT_TIMEOUT_S", default=2.0)
+# Read timeout per operation; PARTNER_READ_TIMEOUT_S="open=5,face_enrol=20" overrides some of them.
+PARTNER_READ_TIMEOUT_S = {
+    "token": 5.0, "open": 5.0, "webrtc_session": 5.0, "face_enrol": 20.0, "face_delete": 10.0,
+    "allowlist": 30.0, "audit": 30.0,
+    **env.dict("PARTNER_READ_TIMEOUT_S", cast={"value": float}, default={}),
+}
+PARTNER_RETRIES = env.int("PARTNER_RETRIES", default=3)  # extra attempts of idempotent operations
+PARTNER_BACKOFF_BASE_S = env.float("PARTNER_BACKOFF_BASE_S", default=0.2)
+PARTNER_BACKOFF_MAX_S = env.float("PARTNER_BACKOFF_MAX_S", default=5.0)
+PARTNER_RATE_LIMIT_MAX_WAIT_S = env.float("PARTNER_RATE_LIMIT_MAX_WAIT_S", default=2.0)
+PARTNER_BREAKER_FAIL_MAX = env.int("PARTNER_BREAKER_FAIL_MAX", default=5)
+PARTNER_BREAKER_RESET_S = env.float("PARTNER_BREAKER_RESET_S", default=30.0)
+PARTNER_TOKEN_REFRESH_MARGIN_S = env.float("PARTNER_TOKEN_REFRESH_MARGIN_S", default=30.0)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=12)
+OUTBOX_BACKOFF_BASE_S = env.float("OUTBOX_BACKOFF_BASE_S", default=5.0)
+OUTBOX_BACKOFF_MAX_S = env.float("OUTBOX_BACKOFF_MAX_S", default=600.0)
+OUTBOX_DISPATCH_BATCH = env.int("OUTBOX_DISPATCH_BATCH", default=500)
+# A dispatched message whose task has not finished within this lease is dispatched again.
+OUTBOX_REDISPATCH_AFTER_S = env.float("OUTBOX_REDISPATCH_AFTER_S", default=120.0)
+# How often beat re-dispatches due outbox messages (the table itself is in smarthome/schedule.py).
+OUTBOX_DISPATCH_INTERVAL_S = env.float("OUTBOX_DISPATCH_INTERVAL_S", default=15.0)
+# The partner-log fetcher the audit app's reconciliation uses (GET /v1/audit of each partner).
+AUDIT_PARTNER_LOG_FETCHER = env.str(
+    "AUDIT_PARTNER_LOG_FETCHER", default="partners.client.audit_log.partner_log_fetcher"
+)

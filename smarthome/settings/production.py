@@ -9,7 +9,14 @@ from django.core.exceptions import ImproperlyConfigured
 from smarthome.settings.base import *  # noqa: F403
 from smarthome.settings.base import env
 
-REQUIRED = ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "PSEUDONYM_KEY"]
+REQUIRED = [
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "PSEUDONYM_KEY",
+    "FIELD_ENCRYPTION_KEYS",
+    "AUDIT_SIGNING_KEY",
+]
 _missing = [name for name in REQUIRED if not env.str(name, default="")]
 if _missing:
     raise ImproperlyConfigured(

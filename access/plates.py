@@ -1,0 +1,118 @@
+"""Russian licence plates: one normal form, format validation, and per-partner plate tokens.
+
+Normal form: Unicode NFKC, upper-case, separators (whitespace, hyphens, dots) removed, and the
+twelve Cyrillic letters Russian plates use (А В Е К М Н О Р С Т У Х) mapped to their Latin
+twins, so a resident's Cyrillic input and a camera's Latin output become the same string.
+
+Formats accepted (GOST R 50577; L = one of the 12 letters, D = digit, RR(R) = region):
+=============  ===================  ==============
+private        ``L DDD LL RR(R)``   ``A123BC77``
+taxi           ``LL DDD RR(R)``     ``AB12377``
+trailer        ``LL DDDD RR(R)``    ``AB123477``
+motorcycle     ``DDDD LL RR(R)``    ``1234AB77``
+=============  ===================  ==============
+A taxi plate with a 3-digit region and a trailer plate with a 2-digit region can be the same
+string (``AB123777``); both are valid and tokenise alike, so the ambiguity does no harm. An
+all-zero serial number (``A000AA77``) is never issued and is rejected; a region is 01-99 or a
+3-digit code starting with 1, 2, 7 or 9.
+"""
+
+import hashlib
+import hmac
+import re
+import unicodedata
+
+from rest_framework import serializers
+
+PLATE_LETTERS = "ABEKMHOPCTYX"
+CYRILLIC_TO_LATIN = str.maketrans("АВЕКМНОРСТУХ", "ABEKMHOPCTYX")
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015.·_]+")
+_L = f"[{PLATE_LETTERS}]"
+_REGION = r"(?P<region>\d{2,3})"
+FORMATS = {
+    "private": re.compile(rf"^{_L}(?P<number>\d{{3}}){_L}{{2}}{_REGION}$"),
+    "taxi": re.compile(rf"^{_L}{{2}}(?P<number>\d{{3}}){_REGION}$"),
+    "trailer": re.compile(rf"^{_L}{{2}}(?P<number>\d{{4}}){_REGION}$"),
+    "motorcycle": re.compile(rf"^(?P<number>\d{{4}}){_L}{{2}}{_REGION}$"),
+}
+MAX_INPUT_LENGTH = 24
+
+
+class InvalidPlate(ValueError):
+    """A plate that is not a Russian plate of a supported format; `code` is machine-readable."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _region_ok(region: str) -> bool:
+    if len(region) == 2:
+        return region != "00"
+    return region[0] in "1279"
+
+
+def plate_formats(normalised: str) -> list[str]:
+    """The names of the formats a NORMALISED plate matches (empty if none)."""
+    found = []
+    for name, pattern in FORMATS.items():
+        match = pattern.match(normalised)
+        if match and set(match["number"]) != {"0"} and _region_ok(match["region"]):
+            found.append(name)
+    return found
+
+
+def normalise_plate(raw: str) -> str:
+    """The normal form of `raw`; raises InvalidPlate(code, message) if it is not a valid plate.
+
+    Codes: ``empty``, ``too_long``, ``invalid_characters`` (a letter Russian plates do not use),
+    ``invalid_number`` (all zeros), ``invalid_region``, ``invalid_format``.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidPlate("empty", "Enter a licence plate.")
+    if len(raw) > MAX_INPUT_LENGTH:
+        raise InvalidPlate("too_long", f"A licence plate has at most {MAX_INPUT_LENGTH} characters.")
+    plate = _SEPARATORS.sub("", unicodedata.normalize("NFKC", raw)).upper().translate(CYRILLIC_TO_LATIN)
+    bad = sorted({ch for ch in plate if not (ch.isascii() and ch.isdigit()) and ch not in PLATE_LETTERS})
+    if bad:
+        raise InvalidPlate(
+            "invalid_characters",
+            "Russian plates use digits and the letters А В Е К М Н О Р С Т У Х only.",
+        )
+    if plate_formats(plate):
+        return plate
+    # Say why a plate that has the right shape is still wrong.
+    for pattern in FORMATS.values():
+        match = pattern.match(plate)
+        if match and set(match["number"]) == {"0"}:
+            raise InvalidPlate("invalid_number", "The registration number cannot be all zeros.")
+        if match and not _region_ok(match["region"]):
+            raise InvalidPlate("invalid_region", "The region code is not a valid Russian region.")
+    raise InvalidPlate(
+        "invalid_format",
+        "Not a Russian plate format: private А123ВС77, taxi АВ12377, trailer АВ123477 or motorcycle 1234АВ77.",
+    )
+
+
+def plate_token(*, key: bytes, plate: str) -> str:
+    """Hex HMAC-SHA256 of the normalised plate under a partner's plate-token key."""
+    if not key:
+        raise ValueError("plate token key is empty")
+    return hmac.new(key, normalise_plate(plate).encode("ascii"), hashlib.sha256).hexdigest()
+
+
+class PlateField(serializers.CharField):
+    """DRF field: accepts any spelling of a valid plate, yields the normal form, else a 400."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MAX_INPUT_LENGTH)
+        kwargs.setdefault("help_text", "Licence plate, Cyrillic or Latin, e.g. \"А123ВС 77\"")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            return normalise_plate(value)
+        except InvalidPlate as exc:
+            raise serializers.ValidationError(exc.message, code=exc.code) from None

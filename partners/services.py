@@ -1,0 +1,240 @@
+"""Writes of the partners app: partner organisations, contracts, credential rotation.
+
+Every function runs in one transaction and records an audit event inside it.
+"""
+
+import base64
+import secrets
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from audit.actions import Action, ActorKind, Outcome
+from audit.services import record
+from partners.models import Partner, PartnerContract, PartnerCredentials
+from partners.signals import partner_scope_changed
+from smarthome.identifiers import user_ref
+
+PLATE_KEY_BYTES = 32
+SUBJECT_KEY_BYTES = 32
+WEBHOOK_SECRET_BYTES = 32
+
+
+def _actor(actor) -> dict:
+    if actor is None:
+        return {"actor_kind": ActorKind.SYSTEM, "actor_ref": ""}
+    return {"actor_kind": ActorKind.STAFF, "actor_ref": user_ref(actor)}
+
+
+def _audit(*, actor, object_type: str, pk: int, reason: str, partner_id=None, company_id=None):
+    record(
+        action=Action.ADMIN_CHANGE,
+        outcome=Outcome.SUCCESS,
+        object_type=object_type,
+        object_ref=f"{object_type}:{pk}",
+        partner_id=partner_id,
+        company_id=company_id,
+        reason=reason,
+        **_actor(actor),
+    )
+
+
+@transaction.atomic
+def partner_create(*, name: str, slug: str, api_base_url: str, audit_log_url: str = "", actor=None) -> Partner:
+    """Create a partner organisation. Checks the model's validation; records admin.change."""
+    partner = Partner(name=name, slug=slug, api_base_url=api_base_url, audit_log_url=audit_log_url)
+    partner.full_clean()
+    partner.save()
+    _audit(actor=actor, object_type="partner", pk=partner.pk, reason="created", partner_id=partner.pk)
+    return partner
+
+
+@transaction.atomic
+def partner_contract_create(
+    *,
+    partner: Partner,
+    company,
+    buildings,
+    purpose: str,
+    retention_days: int,
+    agreement_ref: str,
+    allows_open: bool = False,
+    allows_video: bool = False,
+    allows_face: bool = False,
+    allows_plate: bool = False,
+    valid_from=None,
+    valid_until=None,
+    subcontracting_forbidden: bool = True,
+    actor=None,
+) -> PartnerContract:
+    """Create a contract between a partner and a management company.
+
+    Checks: model validation (dates, retention, subcontracting forbidden) and that every
+    building belongs to `company` (ValidationError otherwise). Records admin.change and sends
+    partner_scope_changed (plate tokens are recomputed).
+    """
+    buildings = list(buildings)
+    foreign = [b.pk for b in buildings if b.company_id != company.pk]
+    if foreign:
+        raise ValidationError({"buildings": "Every building must belong to the contract's management company."})
+    contract = PartnerContract(
+        partner=partner,
+        company=company,
+        allows_open=allows_open,
+        allows_video=allows_video,
+        allows_face=allows_face,
+        allows_plate=allows_plate,
+        valid_from=valid_from or timezone.now(),
+        valid_until=valid_until,
+        purpose=purpose,
+        retention_days=retention_days,
+        subcontracting_forbidden=subcontracting_forbidden,
+        agreement_ref=agreement_ref,
+    )
+    contract.full_clean()
+    contract.save()
+    contract.buildings.set(buildings)
+    _audit(
+        actor=actor, object_type="partner_contract", pk=contract.pk, reason="created",
+        partner_id=partner.pk, company_id=company.pk,
+    )
+    partner_scope_changed.send(sender=PartnerContract, partner_id=partner.pk)
+    return contract
+
+
+@transaction.atomic
+def partner_contract_end(*, contract: PartnerContract, at=None, actor=None) -> PartnerContract:
+    """End a contract at `at` (default now). Records admin.change; sends partner_scope_changed."""
+    contract.valid_until = at or timezone.now()
+    contract.full_clean()
+    contract.save(update_fields=["valid_until"])
+    _audit(
+        actor=actor, object_type="partner_contract", pk=contract.pk, reason="ended",
+        partner_id=contract.partner_id, company_id=contract.company_id,
+    )
+    partner_scope_changed.send(sender=PartnerContract, partner_id=contract.partner_id)
+    return contract
+
+
+@transaction.atomic
+def partner_contract_changed(*, contract: PartnerContract, actor=None) -> None:
+    """Tell the system an already-saved contract changed (e.g. by the admin form):
+    records admin.change and sends partner_scope_changed."""
+    _audit(
+        actor=actor, object_type="partner_contract", pk=contract.pk, reason="changed",
+        partner_id=contract.partner_id, company_id=contract.company_id,
+    )
+    partner_scope_changed.send(sender=PartnerContract, partner_id=contract.partner_id)
+
+
+@dataclass(frozen=True)
+class IssuedCredentials:
+    """A new credentials version and its secrets in plain text: shown to the caller ONCE."""
+
+    credentials: PartnerCredentials
+    secrets: dict[str, str] = field(repr=False)
+
+
+def _b64_key(nbytes: int) -> str:
+    return base64.b64encode(secrets.token_bytes(nbytes)).decode("ascii")
+
+
+@transaction.atomic
+def partner_credentials_rotate(
+    *,
+    partner: Partner,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    client_cert_pem: str | None = None,
+    partner_public_key_pem: str | None = None,
+    allowed_cidrs: list[str] | None = None,
+    rotate_subject_key: bool = False,
+    actor=None,
+) -> IssuedCredentials:
+    """Issue a new credentials version for `partner` and revoke the current one (kept as history).
+
+    Generated: a client secret (unless given), a plate-token key and a webhook secret. The
+    subject key is kept from the previous version unless `rotate_subject_key` (a new one
+    changes every pairwise subject id, so the partner's face enrolments must be redone); the
+    first version always gets one. Unspecified client id, certificate, public key and CIDRs are
+    carried over. Checks the model's validation; the partner row is locked so two rotations
+    cannot race (and the one-current constraint would refuse it anyway). Records admin.change
+    and sends partner_scope_changed (plate tokens are recomputed with the new key).
+    Returns the new secrets once, in plain text; afterwards only fingerprints are shown.
+    """
+    Partner.objects.select_for_update().get(pk=partner.pk)
+    previous = PartnerCredentials.objects.current().filter(partner=partner).first()
+    last_version = PartnerCredentials.objects.filter(partner=partner).order_by("-version").first()
+    issued = {
+        "client_secret": client_secret or secrets.token_urlsafe(32),
+        "plate_token_key": _b64_key(PLATE_KEY_BYTES),
+        "webhook_secret": "whsec_" + _b64_key(WEBHOOK_SECRET_BYTES),
+    }
+    if previous is None or rotate_subject_key:
+        issued["subject_key"] = _b64_key(SUBJECT_KEY_BYTES)
+    subject_key = issued.get("subject_key") or previous.subject_key
+
+    def carried(value, attr, default):
+        if value is not None:
+            return value
+        return getattr(previous, attr) if previous is not None else default
+
+    cert_pem = carried(client_cert_pem, "client_cert_pem", "")
+    credentials = PartnerCredentials(
+        partner=partner,
+        version=(last_version.version + 1) if last_version else 1,
+        client_id=carried(client_id, "client_id", ""),
+        client_secret=issued["client_secret"],
+        client_cert_pem=cert_pem,
+        client_cert_fingerprint=_cert_fingerprint(cert_pem),
+        partner_public_key_pem=carried(partner_public_key_pem, "partner_public_key_pem", ""),
+        plate_token_key=issued["plate_token_key"],
+        subject_key=subject_key,
+        webhook_secret=issued["webhook_secret"],
+        allowed_cidrs=list(carried(allowed_cidrs, "allowed_cidrs", [])),
+    )
+    _validate_credentials(credentials)
+    if previous is not None:
+        previous.revoked_at = timezone.now()
+        previous.save(update_fields=["revoked_at"])
+    credentials.full_clean()
+    credentials.save()
+    _audit(
+        actor=actor, object_type="partner_credentials", pk=credentials.pk, reason="rotated", partner_id=partner.pk
+    )
+    partner_scope_changed.send(sender=PartnerCredentials, partner_id=partner.pk)
+    return IssuedCredentials(credentials=credentials, secrets=issued)
+
+
+def _cert_fingerprint(cert_pem: str) -> str:
+    if not cert_pem:
+        return ""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError:
+        raise ValidationError({"client_cert_pem": "Not a PEM X.509 certificate."}) from None
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def _validate_credentials(credentials: PartnerCredentials) -> None:
+    import ipaddress
+
+    from partners.models import public_key_fingerprint
+
+    if not credentials.client_id:
+        raise ValidationError({"client_id": "A client id is required."})
+    if credentials.partner_public_key_pem:
+        try:
+            public_key_fingerprint(credentials.partner_public_key_pem)
+        except ValueError:
+            raise ValidationError({"partner_public_key_pem": "Not a PEM public key."}) from None
+    for cidr in credentials.allowed_cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except (TypeError, ValueError):
+            raise ValidationError({"allowed_cidrs": f"{cidr!r} is not an IP network."}) from None

@@ -1,0 +1,16 @@
+"""Signals the partners app sends for apps above it (it must not import them).
+
+`partner_scope_changed(partner_id=...)`: a partner's contracts or current credentials changed,
+so whatever is derived from them (the access app's plate tokens) must be recomputed. Sent
+inside the service's transaction; receivers run in it too.
+"""
+
+from django.dispatch import Signal
+
+partner_scope_changed = Signal()
+
+# `outbox_delivered(operation=, partner_id=, ordering_key=, idempotency_key=, message_id=, result=)`:
+# the partner acknowledged an outbox message (`result` summarises its answer, e.g. the
+# face_delete's deletion_id). Sent inside the delivery's transaction, so a receiver that
+# records a receipt commits with the "delivered" status or neither happens.
+outbox_delivered = Signal()

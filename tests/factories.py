@@ -1,0 +1,141 @@
+"""Plain functions that create valid domain objects through the services, for every test.
+
+Each takes keyword overrides; related objects are created when not given. Names, phones and
+plates are unique per call so tests can create many.
+"""
+
+import itertools
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from access import services as access_services
+from access.models import AccessGrant, Building, Device, ManagementCompany, Resident, Unit, Vehicle
+from partners import services as partner_services
+from partners.models import Partner, PartnerContract
+
+_seq = itertools.count(1)
+PLATE_LETTERS = "АВЕКМНОРСТУХ"
+
+
+def _n() -> int:
+    return next(_seq)
+
+
+def company(*, name: str | None = None) -> ManagementCompany:
+    return access_services.company_create(name=name or f"УК Тест {_n()}")
+
+
+def building(*, company_: ManagementCompany | None = None, name: str | None = None, **kwargs) -> Building:
+    return access_services.building_create(
+        company=company_ or company(), name=name or f"Дом {_n()}",
+        address=kwargs.pop("address", "г. Москва, ул. Тестовая, д. 1"), **kwargs,
+    )
+
+
+def unit(*, building_: Building | None = None, number: str | None = None) -> Unit:
+    return access_services.unit_create(building=building_ or building(), number=number or str(_n()))
+
+
+def staff_user(
+    *,
+    username: str | None = None,
+    company_: ManagementCompany | None = None,
+    role: str | None = None,
+    password: str = "correct horse battery staple",  # noqa: S107 - test users
+    superuser: bool = False,
+):
+    """A staff user (optionally a member of `company_` and in the group `role`)."""
+    User = get_user_model()
+    user = User.objects.create_user(
+        username=username or f"staff{_n()}", password=password, is_staff=True, is_superuser=superuser
+    )
+    if company_ is not None:
+        access_services.staff_membership_create(user=user, company=company_)
+    if role is not None:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+def resident(*, company_: ManagementCompany | None = None, unit_: Unit | None = None, **kwargs) -> Resident:
+    """A resident; with `unit_`, also an owner residency there (company taken from the unit)."""
+    if company_ is None:
+        company_ = unit_.building.company if unit_ is not None else company()
+    n = _n()
+    person = access_services.resident_create(
+        company=company_,
+        full_name=kwargs.pop("full_name", f"Тестов Тест Тестович {n}"),
+        phone=kwargs.pop("phone", f"+7916{n:07d}"),
+        email=kwargs.pop("email", f"resident{n}@example.ru"),
+        **kwargs,
+    )
+    if unit_ is not None:
+        residency(resident_=person, unit_=unit_)
+    return person
+
+
+def residency(*, resident_: Resident | None = None, unit_: Unit | None = None, kind: str = "owner", **kwargs):
+    if unit_ is None:
+        unit_ = unit(building_=building(company_=resident_.company) if resident_ else None)
+    if resident_ is None:
+        resident_ = resident(company_=unit_.building.company)
+    return access_services.residency_create(resident=resident_, unit=unit_, kind=kind, **kwargs)
+
+
+def partner(*, name: str | None = None, with_credentials: bool = True, **kwargs) -> Partner:
+    n = _n()
+    org = partner_services.partner_create(
+        name=name or f"Partner {n}", slug=kwargs.pop("slug", f"partner-{n}"),
+        api_base_url=kwargs.pop("api_base_url", "https://partner.example.invalid"), **kwargs,
+    )
+    if with_credentials:
+        partner_services.partner_credentials_rotate(partner=org, client_id="smarthome", allowed_cidrs=["127.0.0.0/8"])
+    return org
+
+
+def contract(*, partner_: Partner | None = None, company_: ManagementCompany | None = None, buildings=None,
+             **kwargs) -> PartnerContract:
+    """An active contract allowing every operation, over `buildings` (default: all of the company's)."""
+    company_ = company_ or (buildings[0].company if buildings else company())
+    if buildings is None:
+        buildings = list(company_.buildings.all())
+    defaults = {
+        "allows_open": True, "allows_video": True, "allows_face": True, "allows_plate": True,
+        "purpose": "Доступ жителей в подъезды и на парковку", "retention_days": 30,
+        "agreement_ref": f"ДОГ-{_n()}",
+    }
+    defaults.update(kwargs)
+    return partner_services.partner_contract_create(
+        partner=partner_ or partner(), company=company_, buildings=buildings, **defaults
+    )
+
+
+def device(*, building_: Building | None = None, partner_: Partner | None = None, kind: str = "intercom_door",
+           **kwargs) -> Device:
+    n = _n()
+    return access_services.device_create(
+        building=building_ or building(), partner=partner_ or partner(), kind=kind,
+        name=kwargs.pop("name", f"Door {n}"), partner_device_ref=kwargs.pop("partner_device_ref", f"dev-{n}"),
+    )
+
+
+def grant(*, resident_: Resident | None = None, building_: Building | None = None, **kwargs) -> AccessGrant:
+    if resident_ is None and "residency" not in kwargs:
+        resident_ = resident(company_=building_.company if building_ else None)
+    if building_ is None and "device" not in kwargs:
+        holder = resident_ or kwargs["residency"].resident
+        building_ = building(company_=holder.company)
+    return access_services.grant_create(resident=resident_, building=building_, **kwargs)
+
+
+def vehicle(*, resident_: Resident | None = None, plate: str | None = None, **kwargs) -> Vehicle:
+    return access_services.vehicle_create(
+        resident=resident_ or resident(), plate=plate or unique_plate(), **kwargs
+    )
+
+
+def unique_plate() -> str:
+    """A valid private plate in Cyrillic, different on every call."""
+    n = _n()
+    letters = PLATE_LETTERS[n % 12] + PLATE_LETTERS[(n // 12) % 12] + PLATE_LETTERS[(n // 144) % 12]
+    return f"{letters[0]}{(n % 999) + 1:03d}{letters[1:]}{77 + (n // 1728) % 20}"
