@@ -1,0 +1,172 @@
+"""Outbox benchmark: delivery throughput and commit-to-partner-ack lag, with real processes.
+
+    .venv/bin/python bench/outbox.py [--messages 1000] [--rate 20] [--pool threads] [--concurrency 4]
+
+Starts its own PostgreSQL and Redis (tests.infra), a dev PKI and the sandbox partner (HTTPS +
+mTLS), migrates, and runs real Celery worker + beat processes. Two runs:
+
+- backlog: N face_delete messages are committed while no worker runs, then a worker starts;
+  throughput = N / (last partner ack - first partner ack);
+- steady: the worker runs while messages are committed at --rate per second; lag = the
+  partner's log time of the call minus our commit time (same machine clock), p50 / p95 / max.
+
+Also prints, as the baseline, the throughput of the same partner call made directly in a
+loop over one connection (no outbox, no broker, no database): the ceiling of one caller.
+"""
+
+import argparse
+import datetime
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.harness import base_env, manage, own_servers  # noqa: E402
+
+
+def _parse_at(value: str) -> float:
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Celery:
+    def __init__(self, env: dict[str, str], log_dir: Path, pool: str, concurrency: int):
+        self.env, self.log_dir, self.pool, self.concurrency = env, log_dir, pool, concurrency
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, *args: str) -> None:
+        log = (self.log_dir / f"celery-{len(self.processes)}.log").open("wb")
+        self.processes.append(subprocess.Popen([sys.executable, "-m", "celery", "-A", "smarthome", *args], cwd=ROOT,
+                                               env=self.env, stdout=log, stderr=subprocess.STDOUT))
+
+    def worker_and_beat(self) -> None:
+        self.start("worker", "--pool", self.pool, "--concurrency", str(self.concurrency), "--loglevel", "warning",
+                   "--without-gossip", "--without-mingle", "--without-heartbeat")
+        self.start("beat", "--loglevel", "warning", "--schedule", str(self.log_dir / "beat-schedule"))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(20)
+        self.processes.clear()
+
+
+def wait_delivered(expected: int, timeout_s: float) -> None:
+    from partners.models import OutboxMessage
+
+    deadline = time.monotonic() + timeout_s
+    while OutboxMessage.objects.filter(status="delivered").count() < expected:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out: {OutboxMessage.objects.filter(status='delivered').count()}/{expected}")
+        time.sleep(0.1)
+
+
+def enqueue(partner, n: int, prefix: str) -> float:
+    """Commit one face_delete message; returns the wall-clock time right after the commit."""
+    from django.db import transaction
+
+    from partners.outbox.services import outbox_enqueue
+
+    with transaction.atomic():
+        outbox_enqueue(partner_id=partner.pk, operation="face_delete", ordering_key=f"subject:{prefix}{n}",
+                       payload={"subject": f"sub_{prefix}{n}"}, idempotency_key=f"{prefix}-{n}")
+    return time.time()
+
+
+def partner_ack_times(sandbox, prefix: str) -> dict[str, float]:
+    return {e["request_id"]: _parse_at(e["at"]) for e in sandbox.control.log()["entries"]
+            if (e["request_id"] or "").startswith(prefix + "-")}
+
+
+def direct_baseline(sandbox, partner, calls: int) -> float:
+    from partners.client import delete_face, partner_connection_for
+
+    conn = partner_connection_for(partner)
+    delete_face(conn, subject="sub_warm", idempotency_key="warm")
+    start = time.perf_counter()
+    for n in range(calls):
+        delete_face(conn, subject=f"sub_direct{n}", idempotency_key=f"direct-{n}")
+    return calls / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1000, help="messages in the backlog run")
+    parser.add_argument("--steady", type=int, default=300, help="messages in the steady run")
+    parser.add_argument("--rate", type=float, default=20.0,
+                        help="messages committed per second in the steady run (keep it below the throughput)")
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+
+    from partners.devcerts import generate_dev_pki
+    from tests.partners.sandbox_fixtures import launch_sandbox
+
+    work = Path(tempfile.mkdtemp(prefix="smarthome-bench-outbox-"))
+    pki = generate_dev_pki(work / "pki")
+    with own_servers() as (database_url, redis_url), launch_sandbox(pki, work) as sandbox:
+        env = base_env(
+            DATABASE_URL=database_url, REDIS_URL=redis_url, CELERY_TASK_ALWAYS_EAGER="false", LOG_LEVEL="WARNING",
+            PSEUDONYM_KEY="bench-pseudonym-key",
+            PARTNER_CLIENT_CERT_FILE=str(pki["smarthome-client.pem"]),
+            PARTNER_CLIENT_KEY_FILE=str(pki["smarthome-client.key"]), PARTNER_SERVER_CA_FILE=str(pki["ca.pem"]),
+            OUTBOX_DISPATCH_INTERVAL_S="1",
+        )
+        manage("migrate", "--noinput", env=env)
+        os.environ.update(env)
+        os.environ["DJANGO_SETTINGS_MODULE"] = "smarthome.settings"
+        import django
+
+        django.setup()
+        from partners.models import Partner
+        from partners.services import partner_credentials_rotate
+
+        partner = Partner.objects.create(name="Sandbox", slug="sandbox", api_base_url=sandbox.base_url)
+        partner_credentials_rotate(partner=partner, client_id=sandbox.client_id, client_secret=sandbox.client_secret)
+
+        baseline = direct_baseline(sandbox, partner, 300)
+        celery = Celery(env, work, args.pool, args.concurrency)
+
+        # backlog: committed first, then one worker drains it
+        for n in range(args.messages):
+            enqueue(partner, n, "backlog")
+        celery.worker_and_beat()
+        wait_delivered(args.messages, 600)
+        acks = sorted(partner_ack_times(sandbox, "backlog").values())
+        throughput = (len(acks) - 1) / (acks[-1] - acks[0])
+
+        # steady: committed at a fixed rate while the worker runs
+        committed: dict[str, float] = {}
+        interval = 1.0 / args.rate
+        next_at = time.monotonic()
+        for n in range(args.steady):
+            committed[f"steady-{n}"] = enqueue(partner, n, "steady")
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        wait_delivered(args.messages + args.steady, 600)
+        celery.stop()
+        acked = partner_ack_times(sandbox, "steady")
+        lags_ms = [(acked[key] - at) * 1000 for key, at in committed.items()]
+
+    print(f"outbox benchmark ({args.pool} pool x {args.concurrency}, sandbox partner over HTTPS + mTLS on loopback)")
+    print(f"  direct client calls, one caller (baseline) {baseline:>8.0f} calls/s")
+    print(f"  outbox delivery throughput ({args.messages} backlog)  {throughput:>8.0f} messages/s"
+          f"   ({throughput / baseline:.2f} x baseline)")
+    print(f"  commit -> partner ack lag at {args.rate:.0f} msg/s ({args.steady} messages): "
+          f"p50 {statistics.median(lags_ms):.1f} ms   p95 {_percentile(lags_ms, 0.95):.1f} ms   "
+          f"max {max(lags_ms):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

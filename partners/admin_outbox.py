@@ -1,0 +1,89 @@
+"""Admin of the outbox: what waits for a partner, what was delivered, what was dead-lettered.
+
+Read-only rows; the one action, "Retry now", calls `partners.outbox.services.outbox_retry_now`.
+Platform operations, not a management company's data: visible to security admins and
+superusers only. The face JWE never shows (only whether the payload still holds one).
+"""
+
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.html import format_html_join
+
+from partners.models import OutboxMessage
+from partners.outbox.services import outbox_retry_now
+from smarthome.roles import SECURITY_ADMIN, has_role
+
+
+def _may_operate(request) -> bool:
+    return request.user.is_superuser or has_role(request.user, SECURITY_ADMIN)
+
+
+class DueFilter(admin.SimpleListFilter):
+    title = "delivery"
+    parameter_name = "delivery"
+
+    def lookups(self, request, model_admin):
+        return [("due", "pending and due"), ("waiting", "pending, backing off"), ("dead", "dead-lettered")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "due":
+            return queryset.filter(status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now)
+        if self.value() == "waiting":
+            return queryset.filter(status=OutboxMessage.Status.PENDING, next_attempt_at__gt=now)
+        if self.value() == "dead":
+            return queryset.filter(status=OutboxMessage.Status.DEAD)
+        return queryset
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "partner", "operation", "ordering_key", "status", "attempts", "next_attempt_at",
+                    "last_error", "last_http_status", "created_at", "delivered_at")
+    list_filter = ("status", DueFilter, "operation", "partner")
+    search_fields = ("=idempotency_key", "=ordering_key")
+    date_hierarchy = "created_at"
+    ordering = ("-id",)
+    actions = ["retry_now"]
+    fields = ("partner", "operation", "ordering_key", "idempotency_key", "status", "attempts", "next_attempt_at",
+              "last_attempt_at", "dispatched_at", "created_at", "delivered_at", "dead_lettered_at", "last_error",
+              "last_http_status", "payload_summary", "result")
+    readonly_fields = fields
+
+    def has_module_permission(self, request):
+        return _may_operate(request)
+
+    def has_view_permission(self, request, obj=None):
+        return _may_operate(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="payload")
+    def payload_summary(self, obj):
+        rows = []
+        for name, value in sorted(obj.payload.items()):
+            if name == "jwe":
+                value = "(encrypted photo, kept until acknowledged)" if value else "(purged after acknowledgement)"
+            elif isinstance(value, list):
+                value = f"{len(value)} item(s)"
+            rows.append((name, value))
+        return format_html_join("", "<div><b>{}</b>: {}</div>", rows)
+
+    @admin.action(description="Retry now (dead-lettered or waiting messages)")
+    def retry_now(self, request, queryset):
+        if not _may_operate(request):
+            self.message_user(request, "Only security admins may retry outbox messages.", messages.ERROR)
+            return
+        retried = skipped = 0
+        for message in queryset.exclude(status=OutboxMessage.Status.DELIVERED):
+            outbox_retry_now(message=message, actor=request.user)
+            retried += 1
+        skipped = queryset.filter(status=OutboxMessage.Status.DELIVERED).count()
+        self.message_user(request, f"{retried} message(s) queued for delivery; {skipped} delivered one(s) skipped.")

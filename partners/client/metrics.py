@@ -1,0 +1,31 @@
+"""Prometheus metrics of partner calls and of the outbox (labels never carry personal data)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+request_seconds = Histogram(
+    "smarthome_partner_request_seconds",
+    "Latency of one HTTP exchange with a partner (each attempt)",
+    ["partner", "operation"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+requests_total = Counter(
+    "smarthome_partner_requests_total",
+    "HTTP exchanges with partners (each attempt) by outcome: success, http_4xx, http_5xx, timeout, ...",
+    ["partner", "operation", "outcome"],
+)
+breaker_open = Gauge(
+    "smarthome_partner_breaker_open",
+    "1 while this process sees the partner's circuit breaker open (or half-open), else 0",
+    ["partner"],
+)
+outbox_backlog = Gauge("smarthome_outbox_backlog", "Outbox messages not yet delivered (pending)")
+outbox_oldest_age_seconds = Gauge(
+    "smarthome_outbox_oldest_age_seconds", "Age of the oldest pending outbox message (0 when none)"
+)
+outbox_dead_lettered_total = Counter(
+    "smarthome_outbox_dead_lettered_total", "Outbox messages given up on after the maximum attempts",
+    ["operation"],
+)
+outbox_delivered_total = Counter(
+    "smarthome_outbox_delivered_total", "Outbox messages the partner acknowledged", ["operation"]
+)

@@ -1,0 +1,275 @@
+"""The transactional outbox: changes that must reach a partner, delivered reliably.
+
+- `outbox_enqueue` writes the message in the CALLER's transaction (a rollback leaves nothing)
+  and, after commit, sends the Celery task that delivers it.
+- `outbox_deliver` delivers one message: row lock (`SELECT ... FOR UPDATE SKIP LOCKED`), in
+  order per (partner, ordering_key), at least once with the message's Idempotency-Key,
+  exponential backoff with jitter up to OUTBOX_BACKOFF_MAX_S, dead-lettered after
+  OUTBOX_MAX_ATTEMPTS (or at once when the partner refuses it with a 4xx).
+- `outbox_dispatch` (beat) re-sends the task for every due message whose task was lost or
+  whose worker died, so a lost broker message or a dead worker loses nothing.
+- `outbox_retry_now` puts a dead-lettered (or waiting) message back in line (admin action).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, Min, OuterRef
+from django.utils import timezone
+
+from audit.actions import Action, ActorKind, Outcome
+from audit.services import record
+from partners.client import (
+    CircuitOpen,
+    PartnerAuthError,
+    PartnerError,
+    PartnerRejected,
+    RateLimited,
+    metrics,
+    partner_connection_for,
+)
+from partners.models import OutboxMessage
+from partners.outbox.handlers import HANDLERS, PURGED_AFTER_ACK, REQUIRED_FIELDS
+from partners.signals import outbox_delivered
+from smarthome.identifiers import user_ref
+
+logger = logging.getLogger(__name__)
+
+_KEY = re.compile(r"^[A-Za-z0-9:._-]{1,64}$")
+Status = OutboxMessage.Status
+
+
+def outbox_enqueue(
+    *, partner_id: int, operation: str, ordering_key: str, payload: dict, idempotency_key: str | None = None
+) -> OutboxMessage:
+    """Write a message for `operation` (a registered handler) inside the caller's transaction.
+
+    Checks: called inside `transaction.atomic()` (RuntimeError otherwise - the whole point is
+    that the message commits or rolls back with the change); the operation is registered and
+    the payload has its fields; the idempotency key (default: a random one) is a short token.
+    After commit, the delivery task is sent; if the broker is down, the dispatcher sends it later.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("outbox_enqueue must be called inside the caller's transaction.atomic()")
+    if operation not in HANDLERS:
+        raise ValueError(f"unknown outbox operation {operation!r}")
+    missing = [name for name in REQUIRED_FIELDS[operation] if name not in payload]
+    if missing:
+        raise ValueError(f"{operation} payload lacks {', '.join(missing)}")
+    key = idempotency_key or uuid.uuid4().hex
+    if not _KEY.match(key):
+        raise ValueError("idempotency_key must be 1-64 characters of [A-Za-z0-9:._-]")
+    if not ordering_key or len(ordering_key) > 128:
+        raise ValueError("ordering_key must be 1-128 characters")
+    now = timezone.now()
+    message = OutboxMessage.objects.create(
+        partner_id=partner_id, operation=operation, ordering_key=ordering_key, payload=payload,
+        idempotency_key=key, next_attempt_at=now, created_at=now, dispatched_at=now,
+    )
+    transaction.on_commit(lambda: _dispatch(message.pk))
+    return message
+
+
+def outbox_deliver(*, message_id: int) -> str:
+    """Try to deliver one message; returns what happened (a code, for logs and tests):
+
+    ``delivered``; ``retry`` (failed, rescheduled with backoff) / ``dead`` (dead-lettered);
+    ``deferred`` (breaker open: rescheduled without counting an attempt); ``busy`` (another
+    worker holds it, or it is no longer pending); ``not_due``; ``blocked`` (an older message
+    with the same ordering key is still pending - it will dispatch this one when delivered).
+
+    Holds the row lock while calling the partner, so no two workers deliver a message at once.
+    Records the partner call's own audit event and `outbox.delivered` / `outbox.dead_lettered`;
+    sends `outbox_delivered` inside the same transaction.
+    """
+    with transaction.atomic():
+        message = (
+            OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("partner")
+            .filter(pk=message_id, status=Status.PENDING)
+            .first()
+        )
+        if message is None:
+            return "busy"
+        now = timezone.now()
+        if message.next_attempt_at > now:
+            return "not_due"
+        if _pending_predecessors(message).exists():
+            return "blocked"
+        message.last_attempt_at = now
+        try:
+            conn = partner_connection_for(message.partner)
+            result = HANDLERS[message.operation](conn, message)
+        except CircuitOpen as error:
+            # Nothing was sent: not an attempt. Come back when the breaker may let us through.
+            message.last_error = error.reason
+            message.next_attempt_at = now + timedelta(seconds=error.retry_after_s)
+            message.dispatched_at = None
+            message.save(update_fields=["last_error", "next_attempt_at", "dispatched_at", "last_attempt_at"])
+            return "deferred"
+        except (PartnerError, LookupError, PermissionError) as error:
+            return _failed(message, error, now)
+        _delivered(message, result, timezone.now())
+    return "delivered"
+
+
+def _failed(message: OutboxMessage, error: Exception, now) -> str:
+    message.attempts += 1
+    message.last_error = getattr(error, "reason", None) or ("partner_unusable" if isinstance(
+        error, PermissionError) else "no_credentials")
+    message.last_http_status = getattr(error, "http_status", None)
+    permanent = isinstance(error, PartnerRejected) and not isinstance(error, PartnerAuthError)
+    if permanent or message.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+        message.status = Status.DEAD
+        message.dead_lettered_at = now
+        message.dispatched_at = None
+        message.save()
+        metrics.outbox_dead_lettered_total.labels(operation=message.operation).inc()
+        record(
+            action=Action.OUTBOX_DEAD_LETTERED, outcome=Outcome.FAILURE, partner_id=message.partner_id,
+            object_type="outbox_message", object_ref=f"outbox:{message.pk}", reason=message.last_error,
+            request_id=message.idempotency_key, http_status=message.last_http_status,
+        )
+        logger.error("outbox message dead-lettered", extra={"outbox_id": message.pk, "reason": message.last_error})
+        return "dead"
+    delay = backoff_s(message.attempts)
+    if isinstance(error, RateLimited):
+        delay = max(delay, error.retry_after_s)
+    message.next_attempt_at = now + timedelta(seconds=delay)
+    message.dispatched_at = None
+    message.save()
+    return "retry"
+
+
+def _delivered(message: OutboxMessage, result: dict, acked_at) -> None:
+    message.status = Status.DELIVERED
+    message.delivered_at = acked_at
+    message.result = result
+    message.last_error = ""
+    message.dispatched_at = None
+    for name in PURGED_AFTER_ACK.get(message.operation, ()):
+        if name in message.payload:
+            message.payload[name] = ""
+    message.save()
+    record(
+        action=Action.OUTBOX_DELIVERED, outcome=Outcome.SUCCESS, partner_id=message.partner_id,
+        object_type="outbox_message", object_ref=f"outbox:{message.pk}", reason=message.operation,
+        request_id=message.idempotency_key,
+    )
+    metrics.outbox_delivered_total.labels(operation=message.operation).inc()
+    outbox_delivered.send(
+        sender=OutboxMessage, message_id=message.pk, operation=message.operation, partner_id=message.partner_id,
+        ordering_key=message.ordering_key, idempotency_key=message.idempotency_key, result=dict(result),
+    )
+    successor = _successor(message)
+    if successor is not None:
+        transaction.on_commit(lambda: _dispatch(successor))
+
+
+def backoff_s(attempts: int) -> float:
+    """Exponential with a cap, jittered to 50-100 % so retries of many messages spread out."""
+    ceiling = min(settings.OUTBOX_BACKOFF_MAX_S, settings.OUTBOX_BACKOFF_BASE_S * 2 ** (attempts - 1))
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+def _pending_predecessors(message: OutboxMessage):
+    # Dead-lettered predecessors do not block: they wait for a human, and what follows them
+    # (a deletion after a failed enrolment) must not wait with them.
+    return OutboxMessage.objects.filter(
+        partner_id=message.partner_id, ordering_key=message.ordering_key, status=Status.PENDING, pk__lt=message.pk
+    )
+
+
+def _successor(message: OutboxMessage) -> int | None:
+    return (
+        OutboxMessage.objects.filter(
+            partner_id=message.partner_id, ordering_key=message.ordering_key, status=Status.PENDING,
+            pk__gt=message.pk,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def _dispatch(message_id: int) -> None:
+    """Send the delivery task; a broker failure is logged, the dispatcher will resend it."""
+    from partners.tasks import deliver_outbox_message
+
+    try:
+        deliver_outbox_message.delay(message_id)
+    except Exception:  # the broker is down: the beat dispatcher picks the message up later
+        logger.warning("could not send outbox delivery task", extra={"outbox_id": message_id}, exc_info=True)
+
+
+def outbox_dispatch(*, limit: int | None = None) -> int:
+    """Send delivery tasks for due messages that have no task in flight; update the backlog gauges.
+
+    Only the head of each ordering key is sent (the others would be `blocked`). A message
+    counts as in flight for OUTBOX_REDISPATCH_AFTER_S after its task was sent; after that the
+    task is presumed lost (broker restart, killed worker) and sent again. Returns the count sent.
+    """
+    now = timezone.now()
+    lease_start = now - timedelta(seconds=settings.OUTBOX_REDISPATCH_AFTER_S)
+    older_pending = OutboxMessage.objects.filter(
+        partner_id=OuterRef("partner_id"), ordering_key=OuterRef("ordering_key"), status=Status.PENDING,
+        pk__lt=OuterRef("pk"),
+    )
+    due = (
+        OutboxMessage.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
+        .exclude(dispatched_at__gt=lease_start)
+        .exclude(Exists(older_pending))
+        .order_by("next_attempt_at", "pk")
+    )
+    ids = list(due.values_list("pk", flat=True)[: limit or settings.OUTBOX_DISPATCH_BATCH])
+    if ids:
+        OutboxMessage.objects.filter(pk__in=ids).update(dispatched_at=now)
+        for message_id in ids:
+            _dispatch(message_id)
+    outbox_update_gauges()
+    return len(ids)
+
+
+def outbox_update_gauges() -> dict:
+    """Set smarthome_outbox_backlog / smarthome_outbox_oldest_age_seconds; returns them."""
+    pending = OutboxMessage.objects.filter(status=Status.PENDING)
+    stats = pending.aggregate(oldest=Min("created_at"))
+    backlog = pending.count()
+    age = (timezone.now() - stats["oldest"]).total_seconds() if stats["oldest"] else 0.0
+    metrics.outbox_backlog.set(backlog)
+    metrics.outbox_oldest_age_seconds.set(age)
+    return {"backlog": backlog, "oldest_age_s": age}
+
+
+@transaction.atomic
+def outbox_retry_now(*, message: OutboxMessage, actor=None) -> OutboxMessage:
+    """Put a dead-lettered or waiting message back in line now, with a fresh attempt budget.
+
+    Delivered messages are left alone (ValueError). Records admin.change; the delivery task is
+    sent after commit. The idempotency key is kept, so the partner still deduplicates.
+    """
+    locked = OutboxMessage.objects.select_for_update().get(pk=message.pk)
+    if locked.status == Status.DELIVERED:
+        raise ValueError("a delivered message cannot be retried")
+    now = timezone.now()
+    locked.status = Status.PENDING
+    locked.attempts = 0
+    locked.next_attempt_at = now
+    locked.dead_lettered_at = None
+    locked.dispatched_at = now
+    locked.save()
+    record(
+        action=Action.ADMIN_CHANGE, outcome=Outcome.SUCCESS,
+        actor_kind=ActorKind.STAFF if actor is not None else ActorKind.SYSTEM,
+        actor_ref=user_ref(actor) if actor is not None else "", partner_id=locked.partner_id,
+        object_type="outbox_message", object_ref=f"outbox:{locked.pk}", reason="outbox_retry_now",
+    )
+    transaction.on_commit(lambda: _dispatch(locked.pk))
+    return locked

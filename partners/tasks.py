@@ -1,0 +1,17 @@
+"""Celery tasks of the partners app: thin wrappers around the outbox services (idempotent)."""
+
+from celery import shared_task
+
+from partners.outbox.services import outbox_deliver, outbox_dispatch
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def deliver_outbox_message(message_id: int) -> str:
+    """Deliver one outbox message (safe to run twice: the row lock and its status decide)."""
+    return outbox_deliver(message_id=message_id)
+
+
+@shared_task(ignore_result=True)
+def outbox_dispatch_due() -> int:
+    """Beat: send delivery tasks for due messages whose task was lost; refresh backlog metrics."""
+    return outbox_dispatch()
