@@ -1,12 +1,12 @@
 """URL map: probes, metrics, OAuth2, admin (2FA), OpenAPI, and the versioned APIs."""
 
-from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from oauth2_provider import views as oauth_views
 from two_factor.urls import urlpatterns as two_factor_patterns
 
 from smarthome import auth_views, health, metrics
+from smarthome.admin_site import admin_site  # the OTP-required admin (+ building dashboard)
 
 handler400 = "smarthome.problems.handler400"
 handler403 = "smarthome.problems.handler403"
@@ -37,7 +37,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.ResidentLoginView.as_view(), name="resident-login"),
     path("o/", include((oauth_endpoints, "oauth2_provider"), namespace="oauth2_provider")),
     path("", include(two_factor_patterns)),
-    path("admin/", admin.site.urls),
+    path("admin/", admin_site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),

@@ -1,0 +1,450 @@
+"""Admin of the access app: companies, buildings, flats, residents, devices, grants, vehicles.
+
+Every admin is scoped to the caller's management companies (smarthome.admin_isolation) and
+writes through access.services (smarthome.admin_services). Personal data is decrypted for the
+staff who may see it, but the database cannot search or sort it: name, phone and plate search
+decrypts the (company-scoped) candidates in memory.
+"""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from access import services
+from access.models import (
+    AccessGrant,
+    Building,
+    Device,
+    ManagementCompany,
+    Residency,
+    Resident,
+    StaffMembership,
+    Unit,
+    Vehicle,
+)
+from access.plates import InvalidPlate, normalise_plate
+from smarthome import admin_auditlog
+from smarthome.admin_isolation import CompanyScopedModelAdmin, CompanyScopedTabularInline
+from smarthome.admin_services import ServiceBackedAdminMixin
+from smarthome.roles import SECURITY_ADMIN
+
+# Decrypting to search is bounded: a company's residents, not the whole table.
+DECRYPTED_SEARCH_MAX_ROWS = 20_000
+
+
+def _decrypted_matches(queryset, term: str, fields: tuple[str, ...], normalise=None) -> set[int]:
+    needle = (normalise or str.casefold)(term)
+    if not needle:
+        return set()
+    matches = set()
+    for row in queryset.only("pk", *fields)[:DECRYPTED_SEARCH_MAX_ROWS]:
+        for name in fields:
+            value = getattr(row, name) or ""
+            if needle in (normalise or str.casefold)(value):
+                matches.add(row.pk)
+                break
+    return matches
+
+
+class ScopedServiceAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
+    """A company-scoped admin whose saves go through services."""
+
+
+@admin.register(ManagementCompany)
+class ManagementCompanyAdmin(ScopedServiceAdmin):
+    company_path = "id"
+    unscoped_roles = (SECURITY_ADMIN,)  # assigns staff to companies
+    list_display = ("name", "building_count", "created_at")
+    ordering = ("name",)
+    search_fields = ("name",)
+    list_filter = ("created_at",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_buildings=Count("buildings"))
+
+    @admin.display(description="buildings", ordering="_buildings")
+    def building_count(self, obj):
+        return obj._buildings
+
+    def service_save(self, request, current, data, change):
+        if change:
+            return None
+        return services.company_create(name=data["name"], actor=request.user)
+
+
+@admin.register(StaffMembership)
+class StaffMembershipAdmin(ScopedServiceAdmin):
+    company_path = "company"
+    unscoped_roles = (SECURITY_ADMIN,)
+    list_display = ("user", "company", "created_at")
+    search_fields = ("user__username", "company__name")
+    list_filter = ("company",)
+    autocomplete_fields = ("user", "company")
+
+    def service_save(self, request, current, data, change):
+        if change:
+            return None
+        return services.staff_membership_create(user=data["user"], company=data["company"], actor=request.user)
+
+
+class DeviceInline(CompanyScopedTabularInline):
+    model = Device
+    company_path = "building__company"
+    fields = ("name", "kind", "partner", "partner_device_ref", "online", "last_seen_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False  # devices are added on their own page (through device_create)
+
+
+@admin.register(Building)
+class BuildingAdmin(ScopedServiceAdmin):
+    company_path = "company"
+    list_display = ("name", "address", "company", "timezone", "devices_online", "devices_offline", "dashboard")
+    ordering = ("company__name", "name")
+    search_fields = ("name", "address")
+    list_filter = ("company", "timezone")
+    autocomplete_fields = ("company",)
+    inlines = (DeviceInline,)
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("company")
+            .annotate(
+                _online=Count("devices", filter=Q(devices__online=True)),
+                _offline=Count("devices", filter=Q(devices__online=False)),
+            )
+        )
+
+    @admin.display(description="online", ordering="_online")
+    def devices_online(self, obj):
+        return obj._online
+
+    @admin.display(description="offline", ordering="_offline")
+    def devices_offline(self, obj):
+        return obj._offline
+
+    @admin.display(description="dashboard")
+    def dashboard(self, obj):
+        return format_html('<a href="{}">open</a>', reverse("admin:building-dashboard", args=[obj.pk]))
+
+    def service_save(self, request, current, data, change):
+        if change:
+            return None
+        return services.building_create(
+            company=data["company"], name=data["name"], address=data["address"],
+            timezone=data["timezone"], actor=request.user,
+        )
+
+
+@admin.register(Unit)
+class UnitAdmin(ScopedServiceAdmin):
+    company_path = "building__company"
+    list_display = ("number", "building")
+    search_fields = ("number", "building__name")
+    list_filter = ("building",)
+    autocomplete_fields = ("building",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("building")
+
+    def service_save(self, request, current, data, change):
+        if change:
+            return None
+        return services.unit_create(building=data["building"], number=data["number"], actor=request.user)
+
+
+class ResidencyInline(CompanyScopedTabularInline):
+    model = Residency
+    company_path = "unit__building__company"
+    fields = ("unit", "kind", "valid_from", "valid_until")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False  # through residency_create on the residency page
+
+
+class GrantInline(CompanyScopedTabularInline):
+    """The resident's personal grants; suspension and end date are edited in place."""
+
+    model = AccessGrant
+    fk_name = "resident"
+    company_path = ("building__company", "device__building__company")
+    fields = ("building", "device", "valid_from", "valid_until", "schedule", "suspended")
+    readonly_fields = ("building", "device", "valid_from", "schedule")
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False  # through grant_create on the grant page (link on the resident page)
+
+
+class VehicleInline(CompanyScopedTabularInline):
+    model = Vehicle
+    company_path = "resident__company"
+    fields = ("plate", "label", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Resident)
+class ResidentAdmin(ScopedServiceAdmin):
+    company_path = "company"
+    list_display = ("__str__", "full_name", "phone", "company", "current_flats", "suspended", "created_at")
+    list_display_links = ("__str__", "full_name")
+    sortable_by = ("__str__", "company", "suspended", "created_at")  # encrypted columns do not sort
+    search_fields = ("=id", "user__username", "residencies__unit__number")
+    list_filter = ("company", "suspended", "residencies__unit__building")
+    autocomplete_fields = ("company",)
+    inlines = (ResidencyInline, GrantInline, VehicleInline)
+    actions = ("suspend_grants", "move_out")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("company").prefetch_related("residencies__unit__building")
+
+    def get_fields(self, request, obj=None):
+        fields = ["company", "full_name", "phone", "email", "suspended"]
+        return fields if obj is None else [*fields, "app_user", "grant_link"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("app_user", "grant_link") if obj is None else ("company", "app_user", "grant_link")
+
+    @admin.display(description="app user")
+    def app_user(self, obj):
+        return obj.user.get_username() if obj and obj.user_id else "—"
+
+    @admin.display(description="grants")
+    def grant_link(self, obj):
+        add = reverse("admin:access_accessgrant_add") + f"?resident={obj.pk}"
+        listing = reverse("admin:access_accessgrant_changelist") + f"?resident__id__exact={obj.pk}"
+        return format_html('<a href="{}">add a grant</a> · <a href="{}">all grants</a>', add, listing)
+
+    @admin.display(description="flats")
+    def current_flats(self, obj):
+        return ", ".join(str(r.unit) for r in obj.residencies.all() if r.is_current()) or "—"
+
+    def get_search_results(self, request, queryset, search_term):
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        if not search_term:
+            return found, duplicates
+        by_name = _decrypted_matches(queryset, search_term, ("full_name", "phone", "email"))
+        ids = set(found.values_list("pk", flat=True)) | by_name
+        return queryset.filter(pk__in=ids), False
+
+    def service_save(self, request, current, data, change):
+        fields = {name: data[name] for name in ("full_name", "phone", "email", "suspended") if name in data}
+        if change:
+            return services.resident_update(resident=current, actor=request.user, **fields)
+        suspended = fields.pop("suspended", False)
+        resident = services.resident_create(company=data["company"], actor=request.user, **fields)
+        if suspended:
+            services.resident_update(resident=resident, suspended=True, actor=request.user)
+        return resident
+
+    @admin.action(description="Suspend all grants of the selected residents", permissions=["change"])
+    def suspend_grants(self, request, queryset):
+        grants = AccessGrant.objects.filter(
+            Q(resident__in=queryset) | Q(residency__resident__in=queryset), suspended=False
+        )
+        count = 0
+        for grant in grants.select_related("building", "device__building"):
+            services.grant_suspend(grant=grant, actor=request.user)
+            count += 1
+        self.message_user(request, f"{count} grant(s) suspended.", messages.SUCCESS)
+
+    @admin.action(
+        description="Move out: end current residencies today and suspend personal grants", permissions=["change"]
+    )
+    def move_out(self, request, queryset):
+        ended = suspended = 0
+        for resident in queryset:
+            for residency in resident.residencies.filter(Q(valid_until__isnull=True) | Q(valid_until__gt=_today())):
+                if not _end_residency(self, request, residency):
+                    continue
+                ended += 1
+            for grant in resident.grants.filter(suspended=False).select_related("building", "device__building"):
+                services.grant_suspend(grant=grant, actor=request.user)
+                suspended += 1
+        self.message_user(
+            request, f"{ended} residency(ies) ended, {suspended} personal grant(s) suspended.", messages.SUCCESS
+        )
+
+
+def _today():
+    return timezone.localdate()
+
+
+def _end_residency(model_admin, request, residency) -> bool:
+    """residency_end; a refusal (e.g. a residency that starts today) becomes a message."""
+    try:
+        services.residency_end(residency=residency, actor=request.user)
+    except ValidationError as exc:
+        model_admin.message_user(request, f"{residency}: {'; '.join(exc.messages)}", messages.ERROR)
+        return False
+    return True
+
+
+@admin.register(Residency)
+class ResidencyAdmin(ScopedServiceAdmin):
+    company_path = "unit__building__company"
+    list_display = ("__str__", "resident", "unit", "kind", "valid_from", "valid_until")
+    search_fields = ("=id", "unit__number", "unit__building__name")
+    list_filter = ("kind", "unit__building", "valid_from", "valid_until")
+    autocomplete_fields = ("resident", "unit")
+    actions = ("end_residency",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("unit__building", "resident")
+
+    def service_save(self, request, current, data, change):
+        if change:
+            return None
+        return services.residency_create(
+            resident=data["resident"], unit=data["unit"], kind=data["kind"],
+            valid_from=data.get("valid_from"), valid_until=data.get("valid_until"), actor=request.user,
+        )
+
+    @admin.action(description="Revoke access on move-out (end today, end its grants)", permissions=["change"])
+    def end_residency(self, request, queryset):
+        count = 0
+        for residency in queryset:
+            count += _end_residency(self, request, residency)
+        self.message_user(request, f"{count} residency(ies) ended with their grants.", messages.SUCCESS)
+
+
+@admin.register(Device)
+class DeviceAdmin(ScopedServiceAdmin):
+    company_path = "building__company"
+    list_display = ("name", "kind", "building", "partner", "partner_device_ref", "online", "last_seen_at")
+    search_fields = ("name", "partner_device_ref", "building__name")
+    list_filter = ("kind", "online", "building", "partner")
+    autocomplete_fields = ("building", "partner")
+    readonly_fields = ("online", "last_seen_at")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("building", "partner")
+
+    def service_save(self, request, current, data, change):
+        if change:
+            return None
+        return services.device_create(
+            building=data["building"], kind=data["kind"], name=data["name"], partner=data["partner"],
+            partner_device_ref=data["partner_device_ref"], actor=request.user,
+        )
+
+
+@admin.register(AccessGrant)
+class AccessGrantAdmin(ScopedServiceAdmin):
+    company_path = ("building__company", "device__building__company")
+    list_display = ("__str__", "holder", "target", "valid_from", "valid_until", "suspended", "created_at")
+    search_fields = ("=id", "=resident__id", "building__name", "device__name")
+    list_filter = ("suspended", "building", "device", "valid_until")
+    autocomplete_fields = ("resident", "residency", "building", "device")
+    readonly_fields = ("created_by", "created_at")
+    actions = ("suspend_grants", "resume_grants")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("building", "device", "resident", "residency")
+
+    @admin.display(description="holder")
+    def holder(self, obj):
+        return obj.resident or obj.residency
+
+    @admin.display(description="target")
+    def target(self, obj):
+        return obj.building or obj.device
+
+    def service_save(self, request, current, data, change):
+        if change:
+            return None
+        return services.grant_create(
+            resident=data.get("resident"), residency=data.get("residency"), building=data.get("building"),
+            device=data.get("device"), valid_from=data.get("valid_from"), valid_until=data.get("valid_until"),
+            schedule=data.get("schedule"), actor=request.user,
+        )
+
+    @admin.action(description="Suspend selected grants", permissions=["change"])
+    def suspend_grants(self, request, queryset):
+        count = 0
+        for grant in queryset.filter(suspended=False):
+            services.grant_suspend(grant=grant, actor=request.user)
+            count += 1
+        self.message_user(request, f"{count} grant(s) suspended.", messages.SUCCESS)
+
+    @admin.action(description="Resume selected grants", permissions=["change"])
+    def resume_grants(self, request, queryset):
+        count = 0
+        for grant in queryset.filter(suspended=True):
+            services.grant_resume(grant=grant, actor=request.user)
+            count += 1
+        self.message_user(request, f"{count} grant(s) resumed.", messages.SUCCESS)
+
+
+def _plate_key(value: str) -> str:
+    try:
+        return normalise_plate(value)
+    except InvalidPlate:
+        return value.upper().replace(" ", "")
+
+
+@admin.register(Vehicle)
+class VehicleAdmin(ScopedServiceAdmin):
+    company_path = "resident__company"
+    list_display = ("__str__", "plate", "label", "resident", "created_at")
+    sortable_by = ("__str__", "label", "resident", "created_at")
+    search_fields = ("=id", "label", "=resident__id")
+    list_filter = ("resident__company", "created_at")
+    autocomplete_fields = ("resident",)
+    fields = ("resident", "plate", "label")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("resident")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("resident",) if obj is not None else ()
+
+    def get_search_results(self, request, queryset, search_term):
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        if not search_term:
+            return found, duplicates
+        by_plate = _decrypted_matches(queryset, search_term, ("plate",), normalise=_plate_key)
+        return queryset.filter(pk__in=set(found.values_list("pk", flat=True)) | by_plate), False
+
+    def service_save(self, request, current, data, change):
+        if change:
+            return services.vehicle_update(
+                vehicle=current, plate=data["plate"], label=data.get("label", ""), actor=request.user
+            )
+        return services.vehicle_create(
+            resident=data["resident"], plate=data["plate"], label=data.get("label", ""), actor=request.user
+        )
+
+    def delete_model(self, request, obj):
+        services.vehicle_delete(vehicle=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for vehicle in queryset:
+            services.vehicle_delete(vehicle=vehicle, actor=request.user)
+
+
+# The admin audit trail (django-auditlog): who changed what, when, with encrypted values masked.
+for _model in (ManagementCompany, StaffMembership, Building, Unit, Resident, Residency, Device, AccessGrant, Vehicle):
+    admin_auditlog.register(_model)
+

@@ -1,0 +1,184 @@
+"""Admin of the partners app: partner organisations, contracts, credentials (fingerprints only).
+
+A property manager sees the partners their company has contracts with, their own contracts,
+and the fingerprints of those partners' credentials; rotation goes through
+partners.services.partner_credentials_rotate. Secrets are never rendered, not even after a
+rotation: the page shows the new version's fingerprints. The security admin sees every partner
+and can suspend one (when the partners app provides `partner_suspend`).
+"""
+
+from django.contrib import admin, messages
+from django.db import models
+from django.utils import timezone
+
+from partners import services
+from partners.models import Partner, PartnerContract, PartnerCredentials
+from smarthome import admin_auditlog
+from smarthome.admin_isolation import CompanyScopedModelAdmin, CompanyScopedTabularInline
+from smarthome.admin_services import ServiceBackedAdminMixin
+from smarthome.roles import SECURITY_ADMIN
+
+FINGERPRINTS = (
+    "client_secret_fingerprint",
+    "plate_token_key_fingerprint",
+    "subject_key_fingerprint",
+    "webhook_secret_fingerprint",
+    "partner_public_key_fingerprint",
+    "client_cert_fingerprint",
+)
+
+
+class CredentialsInline(CompanyScopedTabularInline):
+    """Credential history of a partner: versions and fingerprints, never the secrets."""
+
+    model = PartnerCredentials
+    company_path = "partner__contracts__company"
+    unscoped_roles = (SECURITY_ADMIN,)
+    fields = ("version", "client_id", "created_at", "revoked_at", "plate_token_key_fingerprint",
+              "webhook_secret_fingerprint")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Partner)
+class PartnerAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
+    company_path = "contracts__company"
+    unscoped_roles = (SECURITY_ADMIN,)  # suspends any partner: a platform-wide security action
+    list_display = ("name", "slug", "active", "suspended_at", "api_base_url")
+    search_fields = ("name", "slug")
+    list_filter = ("active", "suspended_at")
+    readonly_fields = ("suspended_at", "created_at")
+    inlines = (CredentialsInline,)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        # Suspension is the partners app's write; offered once it provides the services.
+        for name in ("partner_suspend", "partner_reinstate"):
+            if not hasattr(services, name):
+                actions.pop(name.replace("partner_", "") + "_partners", None)
+        return actions
+
+    actions = ("suspend_partners", "reinstate_partners")
+
+    @admin.action(description="Suspend selected partners (every call refused)", permissions=["change"])
+    def suspend_partners(self, request, queryset):
+        for partner in queryset:
+            services.partner_suspend(partner=partner, actor=request.user)
+        self.message_user(request, f"{queryset.count()} partner(s) suspended.", messages.WARNING)
+
+    @admin.action(description="Reinstate selected partners", permissions=["change"])
+    def reinstate_partners(self, request, queryset):
+        for partner in queryset:
+            services.partner_reinstate(partner=partner, actor=request.user)
+        self.message_user(request, f"{queryset.count()} partner(s) reinstated.", messages.SUCCESS)
+
+    def service_save(self, request, current, data, change):
+        if change:
+            return None
+        return services.partner_create(
+            name=data["name"], slug=data["slug"], api_base_url=data["api_base_url"],
+            audit_log_url=data.get("audit_log_url", ""), actor=request.user,
+        )
+
+
+@admin.register(PartnerContract)
+class PartnerContractAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
+    company_path = "company"
+    list_display = ("agreement_ref", "partner", "company", "operations", "valid_from", "valid_until", "active")
+    search_fields = ("agreement_ref", "partner__name", "purpose")
+    list_filter = ("partner", "company", "allows_open", "allows_video", "allows_face", "allows_plate", "valid_until")
+    autocomplete_fields = ("company", "buildings")
+    readonly_fields = ("subcontracting_forbidden", "created_at")
+    fieldsets = (
+        (None, {"fields": ("partner", "company", "buildings", "valid_from", "valid_until")}),
+        ("Allowed operations", {"fields": ("allows_open", "allows_video", "allows_face", "allows_plate")}),
+        ("Data processing terms", {"fields": ("purpose", "retention_days", "subcontracting_forbidden",
+                                               "agreement_ref", "created_at")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("partner", "company")
+
+    @admin.display(description="operations")
+    def operations(self, obj):
+        return ", ".join(op for op in ("open", "video", "face", "plate") if obj.allows(op)) or "—"
+
+    @admin.display(description="active", boolean=True)
+    def active(self, obj):
+        return obj.is_active()
+
+    def service_save(self, request, current, data, change):
+        if change:
+            return None
+        return services.partner_contract_create(
+            partner=data["partner"], company=data["company"], buildings=data.get("buildings", []),
+            purpose=data["purpose"], retention_days=data["retention_days"], agreement_ref=data["agreement_ref"],
+            allows_open=data.get("allows_open", False), allows_video=data.get("allows_video", False),
+            allows_face=data.get("allows_face", False), allows_plate=data.get("allows_plate", False),
+            valid_from=data.get("valid_from"), valid_until=data.get("valid_until"), actor=request.user,
+        )
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if change:  # buildings or operations changed: plate tokens and allowlists follow
+            services.partner_contract_changed(contract=form.instance, actor=request.user)
+
+
+@admin.register(PartnerCredentials)
+class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
+    company_path = "partner__contracts__company"
+    list_display = ("partner", "version", "client_id", "current", "created_at", "revoked_at",
+                    "plate_token_key_fingerprint", "webhook_secret_fingerprint")
+    search_fields = ("partner__name", "client_id")
+    list_filter = ("partner", "revoked_at", "created_at")
+    fields = ("partner", "version", "client_id", "created_at", "revoked_at", "allowed_cidrs", *FINGERPRINTS)
+    readonly_fields = fields
+    actions = ("rotate_credentials",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("partner")
+
+    @admin.display(description="current", boolean=True)
+    def current(self, obj):
+        return obj.is_current
+
+    def has_add_permission(self, request):
+        return False  # a new version is issued by rotation
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # history is kept
+
+    def has_change_permission(self, request, obj=None):
+        # Rows are read-only; the change permission only unlocks the rotation action.
+        return obj is None and super().has_change_permission(request, obj)
+
+    @admin.action(description="Rotate credentials of the selected partners (new version, old one revoked)",
+                  permissions=["change"])
+    def rotate_credentials(self, request, queryset):
+        partners = {credentials.partner for credentials in queryset.select_related("partner")}
+        for partner in sorted(partners, key=lambda p: p.pk):
+            issued = services.partner_credentials_rotate(partner=partner, actor=request.user)
+            new = issued.credentials
+            self.message_user(
+                request,
+                f"{partner}: version {new.version} issued {timezone.localtime(new.created_at):%Y-%m-%d %H:%M}; "
+                f"plate-token key {new.plate_token_key_fingerprint}, webhook secret "
+                f"{new.webhook_secret_fingerprint}, client secret {new.client_secret_fingerprint}. "
+                "The secrets themselves are never shown here; they reach the partner out of band.",
+                messages.SUCCESS,
+            )
+
+
+for _model in (Partner, PartnerContract, PartnerCredentials):
+    admin_auditlog.register(_model)
+
+from partners import admin_outbox  # noqa: F401,E402

@@ -1,0 +1,128 @@
+"""Two management companies with one of everything each, and staff users to look at them.
+
+`world["a"][Model]` is company A's row of that model, `world["b"][Model]` company B's. Staff
+users belong to company A. Rows are created through the services, as the admin creates them.
+"""
+
+from datetime import date, timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from access import services as access_services
+from access.models import (
+    AccessGrant,
+    Building,
+    Device,
+    ManagementCompany,
+    Residency,
+    Resident,
+    StaffMembership,
+    Unit,
+    Vehicle,
+)
+from partners import services as partner_services
+from partners.models import Partner, PartnerContract, PartnerCredentials
+from smarthome.roles import COMPLIANCE_OFFICER, PROPERTY_MANAGER, SECURITY_ADMIN
+
+PASSWORD = "correct horse battery staple 42"
+PLATES = {"a": "А123ВС77", "b": "В456ОР199"}
+NAMES = {"a": "Иванов Иван Иванович", "b": "Петрова Мария Сергеевна"}
+
+
+def make_company_world(key: str) -> dict:
+    company = access_services.company_create(name=f"УК «{key.upper()}-Сервис»")
+    building = access_services.building_create(
+        company=company, name=f"ЖК {key.upper()}, корпус 1", address=f"Москва, ул. {key.upper()}, 1"
+    )
+    unit = access_services.unit_create(building=building, number="12")
+    partner = partner_services.partner_create(
+        name=f"Partner {key.upper()}", slug=f"partner-{key}", api_base_url=f"https://partner-{key}.example"
+    )
+    credentials = partner_services.partner_credentials_rotate(partner=partner, client_id=f"client-{key}").credentials
+    contract = partner_services.partner_contract_create(
+        partner=partner, company=company, buildings=[building], purpose="Доступ в подъезд и на парковку",
+        retention_days=30, agreement_ref=f"AG-{key.upper()}-1", allows_open=True, allows_plate=True,
+    )
+    device = access_services.device_create(
+        building=building, kind=Device.Kind.BARRIER, name=f"Шлагбаум {key.upper()}", partner=partner,
+        partner_device_ref=f"gate-{key}",
+    )
+    resident = access_services.resident_create(
+        company=company, full_name=NAMES[key], phone=f"+7916000000{ord(key) % 10}", email=f"{key}@example.ru"
+    )
+    residency = access_services.residency_create(
+        resident=resident, unit=unit, kind=Residency.Kind.OWNER, valid_from=date.today() - timedelta(days=400)
+    )
+    grant = access_services.grant_create(resident=resident, building=building)
+    vehicle = access_services.vehicle_create(resident=resident, plate=PLATES[key], label="семейная")
+    staff = User.objects.create_user(username=f"staff-{key}", password=PASSWORD, is_staff=True)
+    membership = access_services.staff_membership_create(user=staff, company=company)
+    return {
+        ManagementCompany: company,
+        StaffMembership: membership,
+        Building: building,
+        Unit: unit,
+        Resident: resident,
+        Residency: residency,
+        Device: device,
+        AccessGrant: grant,
+        Vehicle: vehicle,
+        Partner: partner,
+        PartnerContract: contract,
+        PartnerCredentials: credentials,
+    }
+
+
+@pytest.fixture
+def world(db):
+    return {"a": make_company_world("a"), "b": make_company_world("b")}
+
+
+def staff_user(username: str, *, company=None, roles=(), all_permissions=False, superuser=False) -> User:
+    user = User.objects.create_user(
+        username=username, password=PASSWORD, is_staff=True, is_superuser=superuser
+    )
+    for role in roles:
+        user.groups.add(Group.objects.get(name=role))
+    if all_permissions:
+        user.user_permissions.set(Permission.objects.all())
+    if company is not None:
+        access_services.staff_membership_create(user=user, company=company)
+    return user
+
+
+def totp_device(user) -> TOTPDevice:
+    return TOTPDevice.objects.create(user=user, name="default", confirmed=True)  # two_factor uses "default"
+
+
+def login_verified(client, user):
+    """Log `user` in as if they had passed password + TOTP (django_otp.login equivalent)."""
+    device = user.totpdevice_set.filter(confirmed=True).first() or totp_device(user)
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+@pytest.fixture
+def users(world):
+    company_a = world["a"][ManagementCompany]
+    return SimpleNamespace(
+        manager=staff_user("manager-a", company=company_a, roles=[PROPERTY_MANAGER]),
+        compliance=staff_user("compliance-a", company=company_a, roles=[COMPLIANCE_OFFICER]),
+        security=staff_user("security", roles=[SECURITY_ADMIN]),
+        # Every permission but company A's scope only: isolation is about rows, not permissions.
+        scoped=staff_user("scoped-a", company=company_a, all_permissions=True),
+        root=staff_user("root", superuser=True),
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """Staff users are created by the dozen; a fast hasher keeps the suite quick (tests only)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
