@@ -62,6 +62,10 @@ STAFF = (
 )
 
 
+MOBILE_APP_CLIENT_ID = "mobile-app"
+MOBILE_APP_REDIRECT_URI = "ru.smarthome.app:/oauth2redirect"
+
+
 class Command(BaseCommand):
     help = "Create demo data for `make run` (idempotent; --reset starts over)."
 
@@ -126,7 +130,29 @@ class Command(BaseCommand):
             if plate:
                 access.vehicle_create(resident=resident, plate=plate, label="Автомобиль")
         staff_secrets = [self._staff_user(username, role, company) for username, role in STAFF]
+        staff_secrets.append(self._mobile_app_and_resident_login())
         return company, staff_secrets
+
+    def _mobile_app_and_resident_login(self) -> dict:
+        """The public mobile-app OAuth2 client and a password for `resident1`, for the README walkthrough."""
+        from oauth2_provider.models import get_application_model
+
+        application_model = get_application_model()
+        application_model.objects.get_or_create(
+            client_id=MOBILE_APP_CLIENT_ID,
+            defaults={
+                "name": "smarthome mobile app",
+                "client_type": application_model.CLIENT_PUBLIC,
+                "authorization_grant_type": application_model.GRANT_AUTHORIZATION_CODE,
+                "redirect_uris": MOBILE_APP_REDIRECT_URI,
+                "algorithm": "",
+            },
+        )
+        user = get_user_model().objects.get(username="resident1")
+        password = secrets.token_urlsafe(12)
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        return {"username": "resident1", "role": "resident, mobile app login", "password": password}
 
     def _sandbox_partner(self) -> Partner:
         port = int(os.environ.get("SANDBOX_PORT", "8443"))  # as scripts/run_dev.py starts it
@@ -225,6 +251,13 @@ class Command(BaseCommand):
             return
         self.stdout.write("Admin logins (password + TOTP; shown once, keep them):")
         for entry in staff_secrets:
+            if "totp_secret" not in entry:
+                self.stdout.write(
+                    f"Resident login (OAuth2 client '{MOBILE_APP_CLIENT_ID}', PKCE S256, redirect "
+                    f"{MOBILE_APP_REDIRECT_URI}):\n  {entry['username']:<11} password: "
+                    f"{'(hidden)' if self.quiet else entry['password']}"
+                )
+                continue
             if self.quiet:
                 self.stdout.write(f"  {entry['username']:<11} ({entry['role']})")
                 continue
