@@ -82,8 +82,8 @@ def wait_for_http(url: str, *, timeout_s: float = 30, **request_kwargs) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            requests.get(url, timeout=1, **request_kwargs)
+            requests.get(url, timeout=2, **request_kwargs)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, reset, or slow while the server starts
             time.sleep(0.1)
     raise TimeoutError(f"nothing answered at {url} within {timeout_s} s")

@@ -17,8 +17,11 @@ pytestmark = pytest.mark.django_db
 
 
 def event(building, action, outcome, hours_ago: float):
+    """An event in the hour bucket `int(hours_ago)` hours before the current one (never in the future)."""
+    current_hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    occurred_at = current_hour - timedelta(hours=int(hours_ago)) + timedelta(seconds=1)
     return AuditEvent.objects.create(
-        occurred_at=timezone.now() - timedelta(hours=hours_ago), actor_kind=ActorKind.PARTNER, action=action,
+        occurred_at=occurred_at, actor_kind=ActorKind.PARTNER, action=action,
         outcome=outcome, company_id=building.company_id, building_id=building.pk,
     )
 
