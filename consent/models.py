@@ -1,1 +1,164 @@
-"""Models of the consent app."""
+"""Models of the consent app: consent texts, consents, face enrolments, deletion receipts.
+
+Residents are referenced by id (`resident_id`, `company_id`, optional `building_id`), not by a
+foreign key: consent sits below `access` in the import direction, and a consent record is
+evidence that must outlive the resident row it is about (deletion keeps the history).
+Consents are never edited in place: a change is a new row; only `revoked_at` /
+`revoked_reason` are set once.
+"""
+
+import hashlib
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+FACE_PURPOSE = "face_access"
+
+
+class ConsentText(models.Model):
+    """The exact wording shown to the resident, stored once and referenced by its SHA-256."""
+
+    version = models.CharField(max_length=32)
+    language = models.CharField(max_length=8, default="ru")
+    body = models.TextField()
+    sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "language"], name="consent_text_version_language_unique"),
+        ]
+
+    def __str__(self):
+        return f"Consent text {self.version} ({self.language})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("a consent text is immutable: publish a new version")
+        self.sha256 = hashlib.sha256(self.body.encode()).hexdigest()
+        super().save(*args, **kwargs)
+
+
+class ConsentQuerySet(models.QuerySet):
+    def active(self, at=None):
+        at = at or timezone.now()
+        return self.filter(revoked_at__isnull=True, retention_until__gt=at)
+
+
+class Consent(models.Model):
+    class Channel(models.TextChoices):
+        APP = "app", "app"
+        ADMIN = "admin", "admin"
+
+    class Purpose(models.TextChoices):
+        FACE_ACCESS = FACE_PURPOSE, "face recognition for access"
+
+    class RevokedReason(models.TextChoices):
+        RESIDENT = "resident", "revoked by the resident"
+        ADMIN = "admin", "revoked by an administrator"
+        EXPIRED = "expired", "retention period ended"
+        MOVE_OUT = "move_out", "residency ended"
+        DELETED = "deleted", "resident deleted"
+        SUPERSEDED = "superseded", "replaced by a newer consent"
+
+    resident_id = models.PositiveBigIntegerField(db_index=True)
+    company_id = models.PositiveBigIntegerField(db_index=True)
+    building_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="consents")
+    purpose = models.CharField(max_length=32, choices=Purpose.choices, default=Purpose.FACE_ACCESS)
+    text = models.ForeignKey(ConsentText, on_delete=models.PROTECT, related_name="consents")
+    retention_until = models.DateTimeField()
+    granted_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=16, choices=RevokedReason.choices, blank=True)
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.APP)
+    evidence_ip = models.GenericIPAddressField(null=True, blank=True)
+    evidence_user_agent_sha256 = models.CharField(max_length=64, blank=True)
+
+    objects = ConsentQuerySet.as_manager()
+
+    IMMUTABLE_FIELDS = ("resident_id", "company_id", "building_id", "partner_id", "purpose", "text_id",
+                        "retention_until", "granted_at", "channel", "evidence_ip", "evidence_user_agent_sha256")
+
+    class Meta:
+        ordering = ["-granted_at", "-id"]
+        permissions = [("export_consent", "Can export consents (compliance)")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resident_id", "partner", "purpose"], condition=Q(revoked_at__isnull=True),
+                name="consent_one_open_per_resident_partner_purpose",
+                violation_error_message="The resident already has an open consent for this partner and purpose.",
+            ),
+            models.CheckConstraint(
+                condition=Q(retention_until__gt=F("granted_at")), name="consent_retention_after_grant"
+            ),
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True) | ~Q(revoked_reason=""), name="consent_revocation_has_reason"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Consent #{self.pk}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            stored = type(self).objects.filter(pk=self.pk).values(*self.IMMUTABLE_FIELDS, "revoked_at").first()
+            if stored is not None:
+                changed = [f for f in self.IMMUTABLE_FIELDS if stored[f] != getattr(self, f)]
+                if changed or (stored["revoked_at"] is not None and stored["revoked_at"] != self.revoked_at):
+                    raise ValueError("a consent is never edited in place: give a new one")
+        super().save(*args, **kwargs)
+
+    @property
+    def ref(self) -> str:
+        return f"consent:{self.pk}"
+
+    def is_active(self, at=None) -> bool:
+        at = at or timezone.now()
+        return self.revoked_at is None and self.retention_until > at
+
+
+class FaceEnrolment(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        DELIVERED = "delivered", "delivered"
+        ACTIVE = "active", "active"
+        FAILED = "failed", "failed"
+        DELETING = "deleting", "deletion pending"
+        DELETED = "deleted", "deleted"
+
+    consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="enrolments")
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="face_enrolments")
+    resident_id = models.PositiveBigIntegerField(db_index=True)
+    subject_id = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    image_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the JPEG sent (not the image)")
+    outbox_message = models.ForeignKey(
+        "partners.OutboxMessage", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Face enrolment #{self.pk}"
+
+
+class DeletionReceipt(models.Model):
+    """The partner's confirmation that it deleted a subject's face (its deletion id)."""
+
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="deletion_receipts")
+    subject_id = models.CharField(max_length=64, db_index=True)
+    deletion_id = models.CharField(max_length=128)
+    outbox_message_id = models.PositiveBigIntegerField(unique=True)
+    confirmed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-confirmed_at"]
+
+    def __str__(self):
+        return f"Deletion receipt {self.deletion_id}"

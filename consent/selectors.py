@@ -1,11 +1,60 @@
-"""Reads of the consent app (the consent helper fills these in)."""
+"""Reads of the consent app."""
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from consent.models import FACE_PURPOSE, Consent, DeletionReceipt, FaceEnrolment
+from partners.models import OutboxMessage, PartnerCredentials
 
 
 def active_face_consent_exists(*, resident_id: int, partner_id: int) -> bool:
     """True while the resident has an unexpired, unrevoked biometric consent for this partner."""
-    return False
+    return Consent.objects.active().filter(
+        resident_id=resident_id, partner_id=partner_id, purpose=FACE_PURPOSE
+    ).exists()
 
 
 def resident_id_for_subject(*, partner_id: int, subject_id: str) -> int | None:
     """The resident a partner knows by `subject_id` (pairwise pseudonym), or None."""
-    return None
+    return (
+        FaceEnrolment.objects.filter(partner_id=partner_id, subject_id=subject_id)
+        .order_by("-id").values_list("resident_id", flat=True).first()
+    )
+
+
+def face_subject_allowed(*, partner_id: int, subject_id: str) -> bool:
+    """A face-based decision/request for this partner's subject may go ahead (consent active)."""
+    resident_id = resident_id_for_subject(partner_id=partner_id, subject_id=subject_id)
+    return resident_id is not None and active_face_consent_exists(resident_id=resident_id, partner_id=partner_id)
+
+
+def current_credentials(*, partner_id: int) -> PartnerCredentials | None:
+    return PartnerCredentials.objects.current().filter(partner_id=partner_id).first()
+
+
+def consent_list(*, resident_id: int) -> QuerySet[Consent]:
+    return Consent.objects.filter(resident_id=resident_id).select_related("text", "partner")
+
+
+def enrolment_list(*, resident_id: int) -> list[FaceEnrolment]:
+    """The resident's enrolments; a pending one whose outbox message was dead-lettered shows as failed."""
+    enrolments = list(
+        FaceEnrolment.objects.filter(resident_id=resident_id).select_related("outbox_message", "partner")
+    )
+    for enrolment in enrolments:
+        message = enrolment.outbox_message
+        if (enrolment.status == FaceEnrolment.Status.PENDING and message is not None
+                and message.status == OutboxMessage.Status.DEAD):
+            enrolment.status = FaceEnrolment.Status.FAILED
+    return enrolments
+
+
+def deletion_receipts_for(*, resident_id: int) -> QuerySet[DeletionReceipt]:
+    pairs = FaceEnrolment.objects.filter(resident_id=resident_id).values_list("partner_id", "subject_id")
+    subjects = {s for _p, s in pairs}
+    return DeletionReceipt.objects.filter(subject_id__in=subjects)
+
+
+def consents_due_for_expiry(at=None) -> QuerySet[Consent]:
+    at = at or timezone.now()
+    return Consent.objects.filter(revoked_at__isnull=True, retention_until__lte=at)

@@ -1,3 +1,13 @@
 """URLs of the consent app, mounted under its API prefix by smarthome.urls."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from consent.api import ConsentListApi, ConsentReceiptApi, ConsentRevokeApi, DataExportApi, FaceEnrolmentApi
+
+urlpatterns = [
+    path("consents", ConsentListApi.as_view(), name="consents"),
+    path("consents/<int:pk>/revoke", ConsentRevokeApi.as_view(), name="consent-revoke"),
+    path("consents/<int:pk>/receipt", ConsentReceiptApi.as_view(), name="consent-receipt"),
+    path("biometrics/face", FaceEnrolmentApi.as_view(), name="biometrics-face"),
+    path("me/data-export", DataExportApi.as_view(), name="me-data-export"),
+]

@@ -27,6 +27,7 @@ from access.models import (
 from partners import services as partner_services
 from partners.models import Partner, PartnerContract, PartnerCredentials
 from smarthome.roles import COMPLIANCE_OFFICER, PROPERTY_MANAGER, SECURITY_ADMIN
+from tests.consent.world import consent_rows
 
 PASSWORD = "correct horse battery staple 42"
 PLATES = {"a": "А123ВС77", "b": "В456ОР199"}
@@ -74,6 +75,7 @@ def make_company_world(key: str) -> dict:
         Partner: partner,
         PartnerContract: contract,
         PartnerCredentials: credentials,
+        **consent_rows(company=company, building=building, partner=partner, resident=resident),
     }
 
 
