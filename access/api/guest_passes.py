@@ -1,0 +1,84 @@
+"""/api/v1/guest-passes - passes for a guest's car at a barrier of the resident's building (scope `guests:write`)."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+
+from access.api.base import ResidentApi, paginated, problems
+from access.plates import PlateField
+from access.resident_selectors import device_for_resident, guest_pass_for_resident, guest_passes_for_resident
+from access.services.guest_passes import guest_pass_create, guest_pass_revoke
+from smarthome.pagination import StandardPagination
+
+SCOPES = ("guests:write",)
+
+
+class GuestPassOutputSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "GuestPass"
+
+    id = serializers.IntegerField()
+    device_id = serializers.IntegerField()
+    plate = serializers.CharField(help_text="Normalised plate of the guest's car")
+    label = serializers.CharField()
+    valid_from = serializers.DateTimeField()
+    valid_until = serializers.DateTimeField()
+    one_time = serializers.BooleanField()
+    used_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    active = serializers.BooleanField(source="is_active")
+
+
+class GuestPassListCreateApi(ResidentApi):
+    required_scopes = {"GET": SCOPES, "POST": SCOPES}
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "GuestPassCreate"
+
+        device_id = serializers.IntegerField(help_text="A barrier of your building")
+        plate = PlateField()
+        label = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+        valid_from = serializers.DateTimeField(required=False, help_text="Default: now")
+        valid_until = serializers.DateTimeField(required=False, help_text="Default: valid_from + 1 day; max 7 days")
+        one_time = serializers.BooleanField(required=False, default=False, help_text="Lets one car through once")
+
+    @extend_schema(operation_id="guest_passes_list", tags=["guest-passes"],
+                   responses={200: paginated(GuestPassOutputSerializer, "GuestPassPage"),
+                              **problems(401, 403, 404, 429)})
+    def get(self, request):
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(guest_passes_for_resident(resident=self.resident), request, view=self)
+        return paginator.get_paginated_response(GuestPassOutputSerializer(page, many=True).data)
+
+    @extend_schema(operation_id="guest_passes_create", tags=["guest-passes"], request=InputSerializer,
+                   responses={201: GuestPassOutputSerializer, **problems(400, 401, 403, 429)})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        try:
+            device = device_for_resident(resident=self.resident, device_id=data.pop("device_id"))
+        except exceptions.NotFound:  # a device that is not yours is just "unknown" here
+            raise serializers.ValidationError(
+                {"device_id": [serializers.ErrorDetail("Unknown device.", code="does_not_exist")]}
+            ) from None
+        guest_pass = guest_pass_create(resident=self.resident, device=device, actor=request.user, **data)
+        return Response(GuestPassOutputSerializer(guest_pass).data, status=201)
+
+
+class GuestPassDetailApi(ResidentApi):
+    required_scopes = {"GET": SCOPES, "DELETE": SCOPES}
+
+    @extend_schema(operation_id="guest_passes_retrieve", tags=["guest-passes"],
+                   responses={200: GuestPassOutputSerializer, **problems(401, 403, 404, 429)})
+    def get(self, request, pass_id: int):
+        guest_pass = guest_pass_for_resident(resident=self.resident, pass_id=pass_id)
+        return Response(GuestPassOutputSerializer(guest_pass).data)
+
+    @extend_schema(operation_id="guest_passes_revoke", tags=["guest-passes"], summary="Revoke a guest pass",
+                   responses={204: None, **problems(401, 403, 404, 429)})
+    def delete(self, request, pass_id: int):
+        guest_pass = guest_pass_for_resident(resident=self.resident, pass_id=pass_id)
+        guest_pass_revoke(guest_pass=guest_pass, actor=request.user)
+        return Response(status=204)

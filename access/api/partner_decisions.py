@@ -1,0 +1,81 @@
+"""POST /partner/v1/access-decisions — may this car / face pass this device now?"""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from access.anomalies import decision_observe, decision_rate_exceeded
+from access.reasons import Reason
+from access.services.decisions import CREDENTIAL_TYPES, DeviceNotFound, access_decide
+from partners.authentication import IsPartner, PartnerAuthentication
+from smarthome.client_ip import client_ip
+from smarthome.permissions import scope_required
+
+_REF = r"^[A-Za-z0-9:._-]{1,64}$"
+
+
+class UnknownDevice(exceptions.NotFound):
+    problem_code = "unknown-device"
+    default_detail = "No such device."
+
+
+class AccessDecisionApi(APIView):
+    authentication_classes = [PartnerAuthentication]
+    permission_classes = [IsPartner, scope_required("access:decide")]
+
+    class InputSerializer(serializers.Serializer):
+        class CredentialSerializer(serializers.Serializer):
+            class Meta:
+                ref_name = "AccessDecisionCredential"
+
+            type = serializers.ChoiceField(choices=CREDENTIAL_TYPES)
+            token = serializers.RegexField(r"^[A-Za-z0-9_-]{8,128}$", help_text="Plate token or face subject id")
+
+        class Meta:
+            ref_name = "AccessDecisionRequest"
+
+        device_ref = serializers.RegexField(_REF)
+        credential = CredentialSerializer()
+        request_id = serializers.RegexField(_REF)
+        observed_at = serializers.DateTimeField()
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AccessDecision"
+
+        decision = serializers.ChoiceField(choices=["allow", "deny"])
+        reason = serializers.ChoiceField(choices=[reason.value for reason in Reason])
+        decision_id = serializers.CharField()
+        ttl_s = serializers.IntegerField(help_text="How long the partner may cache this decision")
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="access_decision_create",
+                   tags=["partner"])
+    def post(self, request):
+        retry_after = decision_rate_exceeded(partner_id=request.user.partner_id)
+        if retry_after is not None:
+            raise exceptions.Throttled(wait=retry_after)
+        if not isinstance(request.data, dict):
+            raise exceptions.ParseError("The body must be a JSON object.")
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            decision = access_decide(
+                partner=request.user.partner,
+                device_ref=data["device_ref"],
+                credential_type=data["credential"]["type"],
+                credential_token=data["credential"]["token"],
+                request_id=data["request_id"],
+                observed_at=data["observed_at"],
+                source_ip=client_ip(request._request) or None,
+            )
+        except DeviceNotFound:
+            raise UnknownDevice() from None
+        decision_observe(
+            partner_id=request.user.partner_id, device_ref=data["device_ref"], denied=decision.decision == "deny",
+            unknown_credential=data["credential"]["token"] if decision.reason == Reason.UNKNOWN_CREDENTIAL else None,
+        )
+        output = {"decision": decision.decision, "reason": decision.reason.value,
+                  "decision_id": decision.decision_id, "ttl_s": decision.ttl_s}
+        return Response(self.OutputSerializer(output).data)

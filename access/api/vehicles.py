@@ -1,0 +1,98 @@
+"""/api/v1/vehicles - the resident's cars.
+
+Scopes: writes need `vehicles:write`; reads accept `vehicles:write` or `devices:read` (the app
+shows cars next to barriers, and a token that may change cars may see them).
+"""
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from access.api.base import ResidentApi, paginated, problems
+from access.plates import PlateField
+from access.resident_selectors import vehicle_for_resident, vehicles_for_resident
+from access.services.vehicles_api import resident_vehicle_create, resident_vehicle_delete, resident_vehicle_update
+from smarthome.pagination import StandardPagination
+
+READ = ("vehicles:write", "devices:read")
+WRITE = ("vehicles:write",)
+
+
+class VehicleOutputSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "Vehicle"
+
+    id = serializers.IntegerField()
+    plate = serializers.CharField(help_text="Normalised plate (Latin letters), e.g. A123BC77")
+    label = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+
+def _require_resident(view):
+    if view.resident is None:
+        raise serializers.ValidationError({"non_field_errors": ["Only residents have vehicles."]}, code="not_resident")
+    return view.resident
+
+
+class VehicleListCreateApi(ResidentApi):
+    required_scopes = {"GET": READ, "POST": WRITE}
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "VehicleCreate"
+
+        plate = PlateField()
+        label = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+    @extend_schema(operation_id="vehicles_list", tags=["vehicles"],
+                   responses={200: paginated(VehicleOutputSerializer, "VehiclePage"),
+                              **problems(401, 403, 404, 429)})
+    def get(self, request):
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(vehicles_for_resident(resident=self.resident), request, view=self)
+        return paginator.get_paginated_response(VehicleOutputSerializer(page, many=True).data)
+
+    @extend_schema(operation_id="vehicles_create", tags=["vehicles"], request=InputSerializer,
+                   responses={201: VehicleOutputSerializer, **problems(400, 401, 403, 429)})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        vehicle = resident_vehicle_create(user=request.user, resident=_require_resident(self),
+                                          **serializer.validated_data)
+        return Response(VehicleOutputSerializer(vehicle).data, status=201)
+
+
+class VehicleDetailApi(ResidentApi):
+    required_scopes = {"GET": READ, "PATCH": WRITE, "DELETE": WRITE}
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "VehicleUpdate"
+
+        plate = PlateField(required=False)
+        label = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+    @extend_schema(operation_id="vehicles_retrieve", tags=["vehicles"],
+                   responses={200: VehicleOutputSerializer, **problems(401, 403, 404, 429)})
+    def get(self, request, vehicle_id: int):
+        vehicle = vehicle_for_resident(resident=self.resident, vehicle_id=vehicle_id)
+        return Response(VehicleOutputSerializer(vehicle).data)
+
+    @extend_schema(operation_id="vehicles_partial_update", tags=["vehicles"], request=InputSerializer,
+                   responses={200: VehicleOutputSerializer, **problems(400, 401, 403, 404, 429)})
+    def patch(self, request, vehicle_id: int):
+        vehicle = vehicle_for_resident(resident=self.resident, vehicle_id=vehicle_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with transaction.atomic():
+            vehicle = resident_vehicle_update(user=request.user, vehicle=vehicle, **serializer.validated_data)
+        return Response(VehicleOutputSerializer(vehicle).data)
+
+    @extend_schema(operation_id="vehicles_destroy", tags=["vehicles"],
+                   responses={204: None, **problems(401, 403, 404, 429)})
+    def delete(self, request, vehicle_id: int):
+        vehicle = vehicle_for_resident(resident=self.resident, vehicle_id=vehicle_id)
+        resident_vehicle_delete(user=request.user, vehicle=vehicle)
+        return Response(status=204)

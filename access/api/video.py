@@ -1,0 +1,65 @@
+"""POST /api/v1/devices/{id}/video-sessions - a WebRTC session created by the partner."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+
+from access.api.base import ResidentApi, problems
+from access.models import Device
+from access.resident_selectors import device_for_resident
+from access.services.video import video_session_create
+
+VIDEO_KINDS = {Device.Kind.INTERCOM_DOOR, Device.Kind.CAMERA}
+
+
+class NoVideo(exceptions.APIException):
+    status_code = 409
+    default_detail = "This device has no camera."
+    default_code = "no_video"
+    problem_code = "no-video"
+
+
+class VideoSessionCreateApi(ResidentApi):
+    """Video flows between the app and the partner; this service only brokers the session."""
+
+    checks_suspension_itself = True
+
+    required_scopes = {"POST": ("video:view",)}
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "VideoSessionRequest"
+
+        sdp_offer = serializers.CharField(
+            required=False, max_length=20000, help_text="The app's SDP offer (starts with v=0), optional"
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "VideoSession"
+
+        session_id = serializers.CharField()
+        sdp = serializers.CharField(help_text="The partner's SDP answer")
+        ice_servers = serializers.ListField(child=serializers.DictField(), help_text="STUN/TURN servers")
+        expires_at = serializers.CharField(help_text="RFC 3339 time the session ends")
+
+    @extend_schema(
+        operation_id="devices_video_session_create", tags=["devices"], request=InputSerializer,
+        summary="Start a live video session",
+        responses={201: OutputSerializer, **problems(400, 401, 403, 404, 409, 429, 503)},
+    )
+    def post(self, request, device_id: int):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        device = device_for_resident(resident=self.resident, device_id=device_id)
+        if device.kind not in VIDEO_KINDS:
+            raise NoVideo()
+        offer = serializer.validated_data.get("sdp_offer")
+        if offer is not None and not offer.startswith("v=0"):
+            raise exceptions.ValidationError({"sdp_offer": ["An SDP offer starts with v=0."]})
+        session = video_session_create(
+            user=request.user, resident=self.resident, device=device, sdp_offer=offer, source_ip=self.source_ip()
+        )
+        data = {"session_id": session.session_id, "sdp": session.sdp, "ice_servers": session.ice_servers,
+                "expires_at": session.expires_at}
+        return Response(self.OutputSerializer(data).data, status=201)

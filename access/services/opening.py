@@ -1,0 +1,168 @@
+"""Remote opening of a door or barrier by a resident, through the device's partner.
+
+`device_authorise` is the object-rule check every device operation runs (and records);
+`device_open` adds the Idempotency-Key record, the partner call and the audit event.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework import exceptions
+
+from access.models import Device, OpenRequest, Resident
+from access.resident_selectors import device_rule_failure, rule_denied
+from access.services import device_set_online
+from audit.actions import Action, ActorKind, Outcome
+from audit.services import record
+from consent.subjects import pairwise_subject_id
+from partners.client import (
+    PartnerRejected,
+    PartnerUnavailable,
+    PartnerUnavailableProblem,
+    open_device,
+    partner_connection_for,
+)
+from partners.selectors import current_credentials
+from smarthome.identifiers import user_ref
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+_FINAL = {OpenRequest.Result.OPENED, OpenRequest.Result.DENIED, OpenRequest.Result.OFFLINE}
+_OUTCOMES = {
+    OpenRequest.Result.OPENED: Outcome.SUCCESS,
+    OpenRequest.Result.DENIED: Outcome.DENIED,
+    OpenRequest.Result.OFFLINE: Outcome.UNAVAILABLE,
+}
+
+
+class OpenInProgress(exceptions.APIException):
+    status_code = 409
+    default_detail = "An open request with this Idempotency-Key is still in progress."
+    default_code = "open_in_progress"
+    problem_code = "open-in-progress"
+
+
+class IdempotencyKeyReused(exceptions.APIException):
+    status_code = 422
+    default_detail = "This Idempotency-Key was already used for another device."
+    default_code = "idempotency_key_reused"
+    problem_code = "idempotency-key-reused"
+
+
+@dataclass(frozen=True)
+class OpenOutcome:
+    request: OpenRequest
+    replayed: bool
+
+
+def _audit(action, *, user, device: Device, outcome: Outcome, reason: str, source_ip=None):
+    record(
+        action=action, outcome=outcome, actor_kind=ActorKind.RESIDENT, actor_ref=user_ref(user),
+        object_type="device", object_ref=f"device:{device.pk}", partner_id=device.partner_id,
+        company_id=device.building.company_id, building_id=device.building_id,
+        device_ref=device.partner_device_ref, reason=reason.replace("-", "_"), source_ip=source_ip,
+    )
+
+
+def device_authorise(*, user, resident: Resident, device: Device, operation: str, action: Action,
+                     source_ip=None) -> None:
+    """Check the object rules of `operation` on one of the resident's devices (see
+    access.resident_selectors). Records grant.check (success or denied with the reason); on a
+    failure also records `action` denied, then raises ResidentRuleDenied (403)."""
+    reason = device_rule_failure(resident=resident, device=device, operation=operation)
+    _audit(Action.GRANT_CHECK, user=user, device=device, outcome=Outcome.DENIED if reason else Outcome.SUCCESS,
+           reason=reason or operation, source_ip=source_ip)
+    if reason:
+        _audit(action, user=user, device=device, outcome=Outcome.DENIED, reason=reason, source_ip=source_ip)
+        raise rule_denied(reason)
+
+
+def resident_subject(*, resident: Resident, device: Device) -> str:
+    """The resident's pairwise subject id for the device's partner; 503 if it has no credentials."""
+    credentials = current_credentials(partner=device.partner)
+    if credentials is None:
+        raise PartnerUnavailableProblem(detail="The partner platform is not configured.")
+    return pairwise_subject_id(subject_key=credentials.subject_key_bytes(), resident_id=resident.pk)
+
+
+def device_open(*, user, resident: Resident, device: Device, idempotency_key: str, source_ip=None) -> OpenOutcome:
+    """Open a door or barrier remotely, at most once per (user, Idempotency-Key).
+
+    Checks: a stored request with the key is returned as is (another device: 422; still
+    running: 409); then the object rules (403 with a reason). Calls the partner with the
+    resident's pairwise subject id and the request's own partner request id (so a retry after
+    `unavailable` repeats the same request). Records resident.open with the outcome and reason
+    (and grant.check). Raises PartnerUnavailableProblem (503 + Retry-After) when the partner is
+    down, times out or its breaker is open.
+    """
+    existing = OpenRequest.objects.filter(user=user, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        replay = _replay(existing, device)
+        if replay is not None:
+            return replay
+    device_authorise(user=user, resident=resident, device=device, operation="open", action=Action.RESIDENT_OPEN,
+                     source_ip=source_ip)
+    subject = resident_subject(resident=resident, device=device)
+    request = existing
+    if request is None:
+        try:
+            with transaction.atomic():
+                request = OpenRequest.objects.create(
+                    user=user, idempotency_key=idempotency_key, device=device, partner_request_id=str(uuid.uuid4())
+                )
+        except IntegrityError:
+            request = OpenRequest.objects.get(user=user, idempotency_key=idempotency_key)
+            replay = _replay(request, device)
+            if replay is not None:
+                return replay
+    else:
+        # a retry after `unavailable`: claim it again, unless a concurrent retry already did
+        claimed = OpenRequest.objects.filter(pk=request.pk, result=OpenRequest.Result.UNAVAILABLE).update(
+            result=OpenRequest.Result.PENDING
+        )
+        if not claimed:
+            raise OpenInProgress()
+    try:
+        result = open_device(
+            partner_connection_for(device.partner), device_ref=device.partner_device_ref, subject=subject,
+            request_id=request.partner_request_id, company_id=device.building.company_id,
+            building_id=device.building_id,
+        ).result
+        reason = result
+    except PartnerUnavailable as exc:
+        _finish(request, OpenRequest.Result.UNAVAILABLE)
+        _audit(Action.RESIDENT_OPEN, user=user, device=device, outcome=Outcome.UNAVAILABLE,
+               reason=f"partner_{exc.reason}", source_ip=source_ip)
+        raise PartnerUnavailableProblem(exc) from None
+    except PartnerRejected:
+        result, reason = OpenRequest.Result.DENIED, "partner_rejected"
+    if result not in _FINAL:
+        result, reason = OpenRequest.Result.DENIED, "partner_unexpected_result"
+    _finish(request, result)
+    if result == OpenRequest.Result.OFFLINE and device.online:
+        device_set_online(device=device, online=False)
+    elif result == OpenRequest.Result.OPENED and not device.online:
+        device_set_online(device=device, online=True)
+    _audit(Action.RESIDENT_OPEN, user=user, device=device, outcome=_OUTCOMES[result], reason=reason,
+           source_ip=source_ip)
+    return OpenOutcome(request=request, replayed=False)
+
+
+def _replay(request: OpenRequest, device: Device) -> OpenOutcome | None:
+    if request.device_id != device.pk:
+        raise IdempotencyKeyReused()
+    if request.result in _FINAL:
+        return OpenOutcome(request=request, replayed=True)
+    if request.result == OpenRequest.Result.PENDING:
+        raise OpenInProgress()
+    return None  # unavailable: try again
+
+
+def _finish(request: OpenRequest, result: str) -> None:
+    request.result = result
+    request.completed_at = timezone.now()
+    request.save(update_fields=["result", "completed_at"])
