@@ -5,4 +5,7 @@ class AccessConfig(AppConfig):
     name = "access"
 
     def ready(self):
-        from access import receivers  # noqa: F401 - connects the signal receivers
+        from access import (
+            receivers,  # noqa: F401 - connects the signal receivers
+            receivers_partner_events,  # noqa: F401
+        )

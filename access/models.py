@@ -254,3 +254,133 @@ class VehiclePlateToken(models.Model):
 
     def __str__(self):
         return f"Plate token #{self.pk}"
+
+
+# --- resident API (issue 6) ------------------------------------------------------------------
+
+
+class OpenRequest(models.Model):
+    """One remote-open request of a resident, keyed by the app's Idempotency-Key.
+
+    A retry with the same key returns the stored result and never calls the partner again
+    (unless the first attempt ended `unavailable`: then nothing was opened and the same
+    partner request id is sent again). `result`: pending | opened | denied | offline | unavailable.
+    """
+
+    class Result(models.TextChoices):
+        PENDING = "pending", "pending"
+        OPENED = "opened", "opened"
+        DENIED = "denied", "denied"
+        OFFLINE = "offline", "offline"
+        UNAVAILABLE = "unavailable", "unavailable"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    idempotency_key = models.CharField(max_length=64)
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="open_requests")
+    partner_request_id = models.CharField(max_length=64)
+    result = models.CharField(max_length=16, choices=Result.choices, default=Result.PENDING)
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "idempotency_key"], name="open_request_key_unique_per_user"),
+        ]
+
+    def __str__(self):
+        return f"Open request #{self.pk}"
+
+
+class GuestPass(models.Model):
+    """A resident lets a guest car through one barrier of their building for a while (or once).
+
+    The plate is stored normalised and encrypted; `plate_token` is its HMAC under the barrier's
+    partner's plate-token key (what the partner's camera sends).
+    """
+
+    resident = models.ForeignKey(Resident, on_delete=models.CASCADE, related_name="guest_passes")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="guest_passes")
+    plate = EncryptedCharField(max_length=16)
+    plate_token = models.CharField(max_length=64, db_index=True)
+    label = models.CharField(max_length=64, blank=True, help_text="The resident's own note, e.g. \"plumber\"")
+    valid_from = models.DateTimeField()
+    valid_until = models.DateTimeField()
+    one_time = models.BooleanField(default=False)
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_until__gt=F("valid_from")),
+                name="guest_pass_valid_until_after_valid_from",
+                violation_error_message="A guest pass must end after it starts.",
+            ),
+            models.CheckConstraint(
+                condition=Q(used_at__isnull=True) | Q(one_time=True),
+                name="guest_pass_only_one_time_passes_are_used",
+                violation_error_message="Only a one-time pass is consumed.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Guest pass #{self.pk}"
+
+    def is_active(self, at=None) -> bool:
+        at = at or dj_timezone.now()
+        return (
+            self.revoked_at is None and self.used_at is None and self.valid_from <= at < self.valid_until
+        )
+
+
+class Notification(models.Model):
+    """Something a partner reported that concerns a resident (e.g. a guest arrived).
+
+    `data` holds codes and ids only, never personal data.
+    """
+
+    resident = models.ForeignKey(Resident, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=48)
+    device = models.ForeignKey(Device, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    occurred_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["resident", "-occurred_at"], name="notification_resident_time")]
+
+    def __str__(self):
+        return f"Notification #{self.pk}"
+
+
+class SecurityAlert(models.Model):
+    """An anomaly in a partner's decision traffic (access.anomalies): a threshold was exceeded.
+
+    Holds counts and codes only. `partner_suspended` says whether the breach suspended the
+    partner's credentials (a security admin reinstates them).
+    """
+
+    class Kind(models.TextChoices):
+        DECISION_RATE = "decision_rate", "decision rate"
+        DENY_RATIO = "deny_ratio", "deny ratio"
+        UNKNOWN_CREDENTIALS = "unknown_credentials", "distinct unknown credentials (enumeration)"
+
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="security_alerts")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    scope = models.CharField(max_length=80, help_text='"partner" or "device:<ref>"')
+    observed = models.FloatField(help_text="The value that crossed the threshold")
+    threshold = models.FloatField()
+    window_s = models.PositiveIntegerField()
+    partner_suspended = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Security alert #{self.pk} {self.kind}"

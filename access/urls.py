@@ -7,3 +7,25 @@ from access.api.me import MeApi
 urlpatterns = [
     path("me", MeApi.as_view(), name="me"),
 ]
+
+# --- resident API (issue 6) ------------------------------------------------------------------
+from access.api.devices import DeviceListApi  # noqa: E402
+from access.api.guest_passes import GuestPassDetailApi, GuestPassListCreateApi  # noqa: E402
+from access.api.history import HistoryListApi  # noqa: E402
+from access.api.notifications import NotificationListApi, NotificationReadApi  # noqa: E402
+from access.api.opening import DeviceOpenApi  # noqa: E402
+from access.api.vehicles import VehicleDetailApi, VehicleListCreateApi  # noqa: E402
+from access.api.video import VideoSessionCreateApi  # noqa: E402
+
+urlpatterns += [
+    path("devices", DeviceListApi.as_view(), name="devices"),
+    path("devices/<int:device_id>/open", DeviceOpenApi.as_view(), name="device-open"),
+    path("devices/<int:device_id>/video-sessions", VideoSessionCreateApi.as_view(), name="device-video-sessions"),
+    path("vehicles", VehicleListCreateApi.as_view(), name="vehicles"),
+    path("vehicles/<int:vehicle_id>", VehicleDetailApi.as_view(), name="vehicle"),
+    path("guest-passes", GuestPassListCreateApi.as_view(), name="guest-passes"),
+    path("guest-passes/<int:pass_id>", GuestPassDetailApi.as_view(), name="guest-pass"),
+    path("history", HistoryListApi.as_view(), name="history"),
+    path("notifications", NotificationListApi.as_view(), name="notifications"),
+    path("notifications/<int:notification_id>/read", NotificationReadApi.as_view(), name="notification-read"),
+]

@@ -261,3 +261,53 @@ class OutboxMessage(models.Model):
 
     def __str__(self):
         return f"outbox #{self.pk} {self.operation} ({self.status})"
+
+
+# --- partner API (issue 8): OAuth2 client binding, RFC 8705 token binding, inbound webhooks ------
+
+
+class PartnerApplication(models.Model):
+    """Binds a django-oauth-toolkit client-credentials Application to the partner it authenticates."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="oauth_applications")
+    application = models.OneToOneField(
+        "oauth2_provider.Application", on_delete=models.CASCADE, related_name="partner_binding"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self):
+        return f"OAuth2 client of {self.partner}"
+
+
+class PartnerTokenBinding(models.Model):
+    """RFC 8705 certificate binding of an access token: the x5t#S256 of the client certificate
+    that requested it. The token is refused with any other certificate, or none."""
+
+    access_token = models.OneToOneField(
+        "oauth2_provider.AccessToken", on_delete=models.CASCADE, related_name="partner_cert_binding"
+    )
+    x5t_s256 = models.CharField(max_length=64)
+
+    def __str__(self):
+        return f"Token binding #{self.pk}"
+
+
+class InboundWebhook(models.Model):
+    """A verified event a partner sent us; `webhook_id` de-duplicates replays."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="inbound_webhooks")
+    webhook_id = models.CharField(max_length=128)
+    event_type = models.CharField(max_length=64)
+    known = models.BooleanField(default=True, help_text="False: a type we do not handle yet (stored, acknowledged)")
+    payload = models.JSONField(default=dict, blank=True, help_text="The event's data (pseudonymous ids only)")
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "webhook_id"], name="inbound_webhook_unique_per_partner"),
+        ]
+
+    def __str__(self):
+        return f"Inbound webhook #{self.pk} {self.event_type}"

@@ -14,3 +14,10 @@ partner_scope_changed = Signal()
 # face_delete's deletion_id). Sent inside the delivery's transaction, so a receiver that
 # records a receipt commits with the "delivered" status or neither happens.
 outbox_delivered = Signal()
+
+# `partner_event_received(partner_id=, event_type=, data=, occurred_at=, webhook_id=)`: a partner's
+# verified, first-seen event of a known type (partners.webhooks.KNOWN_EVENT_TYPES). `data` holds
+# pseudonymous ids and codes only (device_ref, subject_id, decision_id, reason, ...). Sent inside
+# the transaction that stores the webhook: a receiver that raises rolls it back, and the partner
+# gets a 500 and retries.
+partner_event_received = Signal()

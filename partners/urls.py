@@ -1,3 +1,9 @@
 """URLs of the partners app, mounted under its API prefix by smarthome.urls."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from partners.api import PartnerEventApi
+
+urlpatterns: list = [
+    path("events", PartnerEventApi.as_view(), name="events"),
+]

@@ -28,4 +28,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "partners.tasks.outbox_dispatch_due",
         "schedule": timedelta(seconds=float(os.environ.get("OUTBOX_DISPATCH_INTERVAL_S", "15"))),
     },
+    "consent-expire-due": {
+        "task": "consent.tasks.expire_due_consents",
+        "schedule": timedelta(minutes=5),
+    },
+    "access-allowlist-push-nightly": {
+        "task": "access.tasks.allowlist_push_nightly",
+        "schedule": timedelta(days=1),
+    },
 }

@@ -20,6 +20,7 @@ api_v1 = [
 ]
 partner_v1 = [
     path("", include("partners.urls")),
+    path("", include("access.partner_urls")),
 ]
 
 # Only the protocol endpoints of django-oauth-toolkit: no self-service application management.

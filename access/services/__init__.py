@@ -208,6 +208,13 @@ def residency_end(*, residency: Residency, on=None, actor=None) -> Residency:
         company_id=residency.resident.company_id, building_id=residency.unit.building_id,
     )
     _refresh_resident_tokens(residency.resident)
+    # consent (issue 7): a move-out revokes the resident's face consents for that building in
+    # this same transaction (face paths refused at once, deletion sent to the partner via the outbox).
+    if on <= timezone.localdate():
+        from consent.services import subject_forget
+
+        subject_forget(resident_id=residency.resident_id, reason="move_out", building_id=residency.unit.building_id,
+                       actor=actor)
     return residency
 
 

@@ -184,7 +184,7 @@ OAUTH2_PROVIDER = {
 # Confidential service clients (client id -> scopes), e.g. the gateway introspecting tokens.
 OAUTH_SERVICE_CLIENTS = env.dict("OAUTH_SERVICE_CLIENTS", cast={"value": lambda v: v.split(";")}, default={})
 # Dotted paths of callables application -> list of scopes (partners register theirs).
-OAUTH_SCOPE_RESOLVERS: list[str] = []
+OAUTH_SCOPE_RESOLVERS: list[str] = ["partners.authentication.partner_scopes"]
 TOKEN_RATE_PER_IP = env.str("TOKEN_RATE_PER_IP", default="30/min")
 LOGIN_RATE_PER_IP = env.str("LOGIN_RATE_PER_IP", default="20/min")
 # Proxies whose X-Forwarded-For is believed (nginx in front of gunicorn).
@@ -331,3 +331,15 @@ OUTBOX_DISPATCH_INTERVAL_S = env.float("OUTBOX_DISPATCH_INTERVAL_S", default=15.
 AUDIT_PARTNER_LOG_FETCHER = env.str(
     "AUDIT_PARTNER_LOG_FETCHER", default="partners.client.audit_log.partner_log_fetcher"
 )
+
+# --- resident API
+OPEN_RATE_PER_MIN = env.int("OPEN_RATE_PER_MIN", default=6)  # per user per device
+API_RATE_PER_MIN = env.int("API_RATE_PER_MIN", default=120)  # per user
+GUEST_PASSES_ACTIVE_MAX = env.int("GUEST_PASSES_ACTIVE_MAX", default=5)
+GUEST_PASS_MAX_DAYS = env.int("GUEST_PASS_MAX_DAYS", default=7)
+# django-oauth-toolkit's swappable models, named so migrations that point at them resolve.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"  # noqa: S105
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"  # noqa: S105
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"  # noqa: S105
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"

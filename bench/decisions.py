@@ -1,0 +1,148 @@
+"""Access-decision benchmark: POST /partner/v1/access-decisions vs a bare Django JSON view.
+
+    .venv/bin/python bench/decisions.py [--connections 32] [--duration 10] [--workers 2]
+
+Starts its own PostgreSQL and Redis, migrates, seeds one partner (certificate, OAuth2 client,
+contract, barrier) and one resident with a grant and a car, and serves the project with
+gunicorn in production settings (bench.settings = production + the bare view at /bench/bare).
+The partner's token comes from the real /o/token/ endpoint. wrk then POSTs the same request to
+both URLs with the headers nginx would add (verified certificate, X-Forwarded-For/-Proto: the
+bench stands in for the trusted proxy on 127.0.0.1). Every decision is a full one: mTLS
+certificate lookup (cached), IP allowlist, token + RFC 8705 binding, scope, rate limit, the
+decision queries, its audit event and the anomaly counters. Prints throughput, p50/p99 and
+the ratio decision/bare (target: >= 0.6 on 2 cores, p99 < 50 ms at 32 connections).
+"""
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.harness import PRODUCTION_ENV, base_env, gunicorn, manage, own_servers, wrk  # noqa: E402
+
+PARTNER_IP = "203.0.113.7"
+
+LUA = """
+wrk.method = "POST"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = {authorization}
+wrk.headers["X-Client-Cert"] = {cert}
+wrk.headers["X-Client-Verify"] = "SUCCESS"
+wrk.headers["X-Forwarded-For"] = "{ip}"
+wrk.headers["X-Forwarded-Proto"] = "https"
+"""
+
+
+def lua_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string literal is a valid Lua string literal for ASCII text
+
+
+def seed(pki: dict) -> tuple[dict, str]:
+    """Partner, OAuth2 client, building, barrier, resident, grant, car. Returns (body, client credentials)."""
+    from oauth2_provider.models import get_application_model
+
+    from access.models import VehiclePlateToken
+    from partners.models import PartnerApplication
+    from partners.services import partner_credentials_rotate
+    from tests import factories
+
+    partner = factories.partner(with_credentials=False)
+    partner_credentials_rotate(partner=partner, client_id="smarthome", client_cert_pem=pki["partner-client.pem"]
+                               .read_text(), allowed_cidrs=["203.0.113.0/24"])
+    Application = get_application_model()
+    secret = secrets.token_urlsafe(24)
+    app = Application.objects.create(name="bench partner", client_id="bench-partner", client_secret=secret,
+                                     client_type=Application.CLIENT_CONFIDENTIAL,
+                                     authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS)
+    PartnerApplication.objects.create(partner=partner, application=app)
+    building = factories.building()
+    factories.contract(partner_=partner, company_=building.company, buildings=[building])
+    device = factories.device(building_=building, partner_=partner, kind="barrier", partner_device_ref="gate-1")
+    resident = factories.resident(unit_=factories.unit(building_=building))
+    factories.grant(resident_=resident, building_=building)
+    vehicle = factories.vehicle(resident_=resident)
+    token = VehiclePlateToken.objects.get(vehicle=vehicle, partner=partner).token
+    body = {"device_ref": device.partner_device_ref, "credential": {"type": "plate", "token": token},
+            "request_id": "bench-1", "observed_at": "2026-01-01T00:00:00Z"}
+    return body, f"{app.client_id}:{secret}"
+
+
+def fetch_token(url: str, client: str, cert_header: str) -> str:
+    import requests
+
+    response = requests.post(
+        f"{url}/o/token/", data={"grant_type": "client_credentials"},
+        headers={"Authorization": "Basic " + base64.b64encode(client.encode()).decode(),
+                 "X-Client-Cert": cert_header, "X-Client-Verify": "SUCCESS", "X-Forwarded-For": PARTNER_IP,
+                 "X-Forwarded-Proto": "https"}, timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    from partners.devcerts import generate_dev_pki
+
+    work = Path(tempfile.mkdtemp(prefix="smarthome-bench-decisions-"))
+    pki = generate_dev_pki(work / "pki")
+    with own_servers() as (database_url, redis_url):
+        env = base_env(
+            DATABASE_URL=database_url, REDIS_URL=redis_url, DJANGO_SETTINGS_MODULE="bench.settings",
+            **PRODUCTION_ENV,
+            FIELD_ENCRYPTION_KEYS="bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+            AUDIT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+            TRUSTED_PROXY_CIDRS="127.0.0.1/32", CELERY_TASK_ALWAYS_EAGER="true",
+        )
+        manage("migrate", "--noinput", env=env)
+        os.environ.update(env)
+        import django
+
+        django.setup()
+        body, client = seed(pki)
+        cert_header = quote(pki["partner-client.pem"].read_text())
+        with gunicorn(env, workers=args.workers) as url:
+            token = fetch_token(url, client, cert_header)
+            script = work / "decision.lua"
+            script.write_text(LUA.format(body=lua_string(json.dumps(body)), authorization=lua_string(f"Bearer {token}"),
+                                         cert=lua_string(cert_header), ip=PARTNER_IP))
+            import requests
+
+            check = requests.post(f"{url}/partner/v1/access-decisions", data=json.dumps(body), timeout=10, headers={
+                "Content-Type": "application/json", "Authorization": f"Bearer {token}", "X-Client-Cert": cert_header,
+                "X-Client-Verify": "SUCCESS", "X-Forwarded-For": PARTNER_IP, "X-Forwarded-Proto": "https"})
+            if check.status_code != 200 or check.json()["decision"] != "allow":
+                raise SystemExit(f"the decision endpoint refused the seeded car: {check.status_code} {check.text}")
+            wrk(f"{url}/bench/bare", connections=args.connections, duration_s=2, script=script)  # warm-up
+            bare = wrk(f"{url}/bench/bare", connections=args.connections, duration_s=args.duration, script=script)
+            decision = wrk(f"{url}/partner/v1/access-decisions", connections=args.connections,
+                           duration_s=args.duration, script=script)
+        from audit.models import AuditEvent
+
+        recorded = AuditEvent.objects.filter(action="access.decision").count()
+
+    print(f"access-decision benchmark (gunicorn {args.workers} sync workers, production settings, PostgreSQL + "
+          f"Redis, wrk {args.connections} connections x {args.duration} s, {os.cpu_count()} cores)")
+    print(bare.row("bare Django JSON view"))
+    print(decision.row("POST access-decisions"))
+    print(f"errors / non-2xx: bare {bare.errors}, decisions {decision.errors}; decisions audited: {recorded}")
+    print(f"ratio decision/bare: {decision.requests_per_s / bare.requests_per_s:.2f} (target >= 0.60); "
+          f"decision p99 {decision.p99_ms:.1f} ms (target < 50 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Partner API views of the partners app: POST /partner/v1/events (signed webhooks)."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from partners.authentication import IsPartner, PartnerAuthentication
+from partners.webhooks import WebhookMalformed, WebhookRejected, inbound_webhook_receive
+from smarthome.permissions import scope_required
+
+
+class WebhookSignatureInvalid(exceptions.AuthenticationFailed):
+    problem_code = "webhook-signature-invalid"
+
+    def __init__(self, reason: str):
+        super().__init__(f"The webhook did not verify ({reason}).")
+        self.problem_extra = {"reason": reason}
+
+
+class WebhookInvalid(exceptions.ValidationError):
+    problem_code = "webhook-malformed"
+
+
+class PartnerEventApi(APIView):
+    authentication_classes = [PartnerAuthentication]
+    permission_classes = [IsPartner, scope_required("events:write")]
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PartnerEventAck"
+
+        webhook_id = serializers.CharField()
+        status = serializers.ChoiceField(choices=["processed", "stored", "duplicate"])
+
+    @extend_schema(request=None, responses={200: OutputSerializer, 401: OpenApiResponse(description="bad signature")},
+                   operation_id="partner_event_create", tags=["partner"])
+    def post(self, request):
+        try:
+            received = inbound_webhook_receive(
+                partner=request.user.partner, body=request._request.body, headers=dict(request.headers)
+            )
+        except WebhookRejected as rejected:
+            raise WebhookSignatureInvalid(rejected.code) from None
+        except WebhookMalformed as malformed:
+            raise WebhookInvalid({"body": [str(malformed)]}) from None
+        webhook = received.webhook
+        status = "duplicate" if received.duplicate else ("processed" if webhook.known else "stored")
+        return Response(self.OutputSerializer({"webhook_id": webhook.webhook_id, "status": status}).data)

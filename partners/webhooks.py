@@ -1,0 +1,154 @@
+"""Inbound partner events (`POST /partner/v1/events`), verified per the Standard Webhooks spec.
+
+Verification: HMAC-SHA256 over `webhook-id.webhook-timestamp.body` with the partner's webhook
+secret (`standardwebhooks`), a 5-minute timestamp tolerance, and every signature in the header
+tried against the current secret and, during a rotation, the secrets of credentials revoked
+less than WEBHOOK_PREVIOUS_SECRET_GRACE_S ago. A `webhook-id` is processed once per partner: a
+replay is acknowledged (200) but changes nothing. Unknown event types are stored and
+acknowledged (forward compatible); known ones are dispatched through
+`partners.signals.partner_event_received`, in the same transaction as the stored row.
+"""
+
+import datetime
+import json
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from audit.actions import Action, ActorKind, Outcome
+from audit.services import record
+from partners.models import InboundWebhook, Partner, PartnerCredentials
+from partners.signals import partner_event_received
+
+KNOWN_EVENT_TYPES = frozenset({
+    "door.opened", "barrier.opened", "access.denied", "face.not_recognised", "device.online", "device.offline",
+    "enrolment.completed", "enrolment.failed", "subject.deleted",
+})
+# Only these keys of an event's `data` are kept (pseudonymous ids and codes): never personal data.
+DATA_KEYS = frozenset({
+    "device_ref", "subject_id", "decision_id", "request_id", "reason", "result", "occurred_at", "deletion_id",
+    "enrolment_id", "error", "credential_type", "status",
+})
+_TYPE = re.compile(r"^[a-z0-9_.]{1,64}$")
+_ID = re.compile(r"^[A-Za-z0-9:._-]{1,128}$")
+_VALUE = re.compile(r"^[A-Za-z0-9:._+-]{0,128}$")
+
+
+class WebhookRejected(Exception):
+    """The signature, the timestamp or the headers did not verify (code: a short reason)."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+class WebhookMalformed(Exception):
+    """Verified, but not an event we can read: {type, timestamp?, data?}."""
+
+
+@dataclass(frozen=True)
+class Received:
+    webhook: InboundWebhook
+    duplicate: bool
+
+
+def webhook_secrets(*, partner: Partner, at=None) -> list[str]:
+    """The current webhook secret, then those of credentials revoked within the rotation grace period."""
+    at = at or timezone.now()
+    grace = datetime.timedelta(seconds=getattr(settings, "WEBHOOK_PREVIOUS_SECRET_GRACE_S", 24 * 3600))
+    rows = PartnerCredentials.objects.filter(partner=partner).order_by("-version")[:3]
+    return [
+        row.webhook_secret for row in rows if row.revoked_at is None or row.revoked_at > at - grace
+    ]
+
+
+def webhook_verify(*, secrets: list[str], body: bytes, headers: dict) -> None:
+    """Raise WebhookRejected unless one of `secrets` signed `body` with these headers, recently."""
+    if not secrets:
+        raise WebhookRejected("no_secret")
+    reason = "bad_signature"
+    for secret in secrets:
+        try:
+            Webhook(secret).verify(body, headers, json_parse=False)
+            return
+        except WebhookVerificationError as error:
+            if "timestamp" in str(error).lower():
+                reason = "stale_timestamp"
+            elif "missing" in str(error).lower():
+                reason = "missing_headers"
+        except ValueError:  # a malformed signature list, base64 or encoding
+            reason = "malformed_signature"
+    raise WebhookRejected(reason)
+
+
+def _event(body: bytes) -> tuple[str, dict, datetime.datetime | None]:
+    try:
+        event = json.loads(body)
+    except ValueError:
+        raise WebhookMalformed("The body is not JSON.") from None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str) or not _TYPE.match(event["type"]):
+        raise WebhookMalformed("The event needs a `type` code ([a-z0-9_.]).")
+    data = event.get("data", {})
+    if not isinstance(data, dict):
+        raise WebhookMalformed("`data` must be an object.")
+    kept = {
+        key: value for key, value in data.items()
+        if key in DATA_KEYS and (isinstance(value, bool | int) or (isinstance(value, str) and _VALUE.match(value)))
+    }
+    occurred = parse_datetime(event["timestamp"]) if isinstance(event.get("timestamp"), str) else None
+    return event["type"], kept, occurred
+
+
+def _audit(partner: Partner, action: Action, outcome: Outcome, reason: str, webhook_id: str = "") -> None:
+    record(
+        action=action, outcome=outcome, actor_kind=ActorKind.PARTNER, actor_ref=f"partner:{partner.pk}",
+        object_type="webhook", object_ref=f"webhook:{webhook_id}"[:64] if _ID.match(webhook_id or "") else "",
+        partner_id=partner.pk, reason=reason,
+    )
+
+
+def inbound_webhook_receive(*, partner: Partner, body: bytes, headers: dict) -> Received:
+    """Verify, de-duplicate, store and dispatch one partner event.
+
+    Raises WebhookRejected (recorded as `webhook.rejected`, nothing stored) or WebhookMalformed.
+    Stores an InboundWebhook (only the whitelisted `data` keys), sends `partner_event_received`
+    for known types and records `webhook.received` - all in one transaction. A webhook-id seen
+    before returns the stored row with duplicate=True and changes nothing.
+    """
+    headers = {key.lower(): value for key, value in headers.items()}
+    try:
+        webhook_verify(secrets=webhook_secrets(partner=partner), body=body, headers=headers)
+    except WebhookRejected as rejected:
+        _audit(partner, Action.WEBHOOK_REJECTED, Outcome.DENIED, rejected.code)
+        raise
+    webhook_id = headers["webhook-id"]
+    if not _ID.match(webhook_id):
+        raise WebhookMalformed("webhook-id must be 1-128 characters [A-Za-z0-9:._-].")
+    event_type, data, occurred_at = _event(body)
+    existing = InboundWebhook.objects.filter(partner=partner, webhook_id=webhook_id).first()
+    if existing is not None:
+        return Received(existing, duplicate=True)
+    try:
+        with transaction.atomic():
+            webhook = InboundWebhook.objects.create(
+                partner=partner, webhook_id=webhook_id, event_type=event_type,
+                known=event_type in KNOWN_EVENT_TYPES, payload=data,
+            )
+            if webhook.known:
+                partner_event_received.send(
+                    sender=InboundWebhook, partner_id=partner.pk, event_type=event_type, data=data,
+                    occurred_at=occurred_at or webhook.received_at, webhook_id=webhook_id,
+                )
+                webhook.processed_at = timezone.now()
+                webhook.save(update_fields=["processed_at"])
+            _audit(partner, Action.WEBHOOK_RECEIVED, Outcome.SUCCESS,
+                   event_type if webhook.known else "unknown_type", webhook_id)
+    except IntegrityError:  # the same webhook-id arrived concurrently: the other request handles it
+        return Received(InboundWebhook.objects.get(partner=partner, webhook_id=webhook_id), duplicate=True)
+    return Received(webhook, duplicate=False)
