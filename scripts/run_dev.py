@@ -63,6 +63,35 @@ def main() -> int:
         stop_all(processes)
 
 
+def register_demo_devices_at_sandbox() -> None:
+    """The sandbox knows only devices it is told about: register ours (online) on its control port."""
+    import json
+    import urllib.request
+
+    refs = subprocess.run(
+        [PYTHON, "manage.py", "shell", "-c",
+         "from access.models import Device; print('\\n'.join(Device.objects.filter("
+         "partner__slug='sandbox').values_list('partner_device_ref', flat=True)))"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    control = f"http://127.0.0.1:{SANDBOX_CONTROL_PORT}/_control/devices/"
+    deadline = time.monotonic() + 20
+    for ref in refs:
+        while True:
+            request = urllib.request.Request(  # noqa: S310 - our own loopback port
+                control + ref, data=json.dumps({"online": True}).encode(), method="PUT",
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                urllib.request.urlopen(request, timeout=2).close()  # noqa: S310
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    print("==> the sandbox did not come up; demo devices not registered", flush=True)
+                    return
+                time.sleep(0.3)
+
+
 def stop_all(processes: list[tuple[str, subprocess.Popen]]) -> None:
     for _, process in processes:
         if process.poll() is None:
@@ -97,6 +126,7 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
             server_key=certs_dir / "smarthome-server.key",
             partner_ca=certs_dir / "ca.pem",
         ))))
+    register_demo_devices_at_sandbox()
     if os.environ.get("REDIS_URL"):
         start("worker", [PYTHON, "-m", "celery", "-A", "smarthome", "worker", "-l", "INFO", "-c", "2"])
         start("beat", [PYTHON, "-m", "celery", "-A", "smarthome", "beat", "-l", "INFO"])
