@@ -13,17 +13,15 @@ Prints p50 / p95 / max of both.
 import argparse
 import datetime
 import io
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import base_env, manage, own_servers  # noqa: E402
+from bench.harness import partner_stack  # noqa: E402
 from bench.outbox import Celery, _parse_at, _percentile  # noqa: E402
 
 
@@ -52,25 +50,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
 
-    from partners.devcerts import generate_dev_pki
-    from tests.partners.sandbox_fixtures import launch_sandbox
-
-    work = Path(tempfile.mkdtemp(prefix="smarthome-bench-revocation-"))
-    pki = generate_dev_pki(work / "pki")
-    with own_servers() as (database_url, redis_url), launch_sandbox(pki, work) as sandbox:
-        env = base_env(
-            DATABASE_URL=database_url, REDIS_URL=redis_url, CELERY_TASK_ALWAYS_EAGER="false", LOG_LEVEL="WARNING",
-            PSEUDONYM_KEY="bench-pseudonym-key",
-            PARTNER_CLIENT_CERT_FILE=str(pki["smarthome-client.pem"]),
-            PARTNER_CLIENT_KEY_FILE=str(pki["smarthome-client.key"]), PARTNER_SERVER_CA_FILE=str(pki["ca.pem"]),
-            OUTBOX_DISPATCH_INTERVAL_S="1",
-        )
-        manage("migrate", "--noinput", env=env)
-        os.environ.update(env)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "smarthome.settings"
-        import django
-
-        django.setup()
+    with partner_stack("smarthome-bench-revocation-") as (pki, sandbox, env, work):
         from consent import services
         from consent.models import DeletionReceipt, FaceEnrolment
         from partners.models import Partner
