@@ -1,7 +1,6 @@
 """End to end: the sandbox partner asks for decisions and sends events through nginx (mTLS),
 with a client-credentials token it got from our /o/token/ through the same listener."""
 
-from urllib.parse import urlparse
 
 import pytest
 from oauth2_provider.models import get_application_model
@@ -9,27 +8,9 @@ from oauth2_provider.models import get_application_model
 from access.models import Device, VehiclePlateToken
 from partners import services as partner_services
 from partners.models import InboundWebhook, PartnerApplication, PartnerTokenBinding
-from smarthome import nginx
-from tests import factories, infra
+from tests import factories
 
 pytestmark = [pytest.mark.partner, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def proxy(live_server, dev_pki, tmp_path, settings):
-    settings.TRUSTED_PROXY_CIDRS = ["127.0.0.1/32"]
-    upstream = urlparse(live_server.url)
-    config = nginx.ProxyConfig(
-        prefix=tmp_path / "nginx", upstream=f"127.0.0.1:{upstream.port}",
-        public_port=infra.free_port(), partner_port=infra.free_port(),
-        server_cert=dev_pki["smarthome-server.pem"], server_key=dev_pki["smarthome-server.key"],
-        partner_ca=dev_pki["ca.pem"],
-    )
-    process = nginx.start(config)
-    infra.wait_for_http(f"https://localhost:{config.public_port}/healthz", verify=str(dev_pki["ca.pem"]))
-    yield config
-    process.terminate()
-    process.wait(10)
 
 
 def test_sandbox_gets_a_bound_token_decides_and_sends_events(proxy, clean_sandbox, dev_pki):
