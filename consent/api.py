@@ -101,8 +101,10 @@ class ConsentListApi(APIView):
     """GET: your consents (history included). POST: give a consent (scope consent:write)."""
 
     class ConsentGiveInputSerializer(serializers.Serializer):
-        partner = serializers.IntegerField()
-        text_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$", help_text="SHA-256 of the consent text shown")
+        partner = serializers.PrimaryKeyRelatedField(queryset=Partner.objects.all())
+        text_sha256 = serializers.SlugRelatedField(
+            slug_field="sha256", queryset=ConsentText.objects.all(), help_text="SHA-256 of the consent text shown"
+        )
         building = serializers.IntegerField(required=False, allow_null=True)
         retention_until = serializers.DateTimeField(required=False)
 
@@ -121,13 +123,10 @@ class ConsentListApi(APIView):
         resident = resident_of(request)
         data = self.ConsentGiveInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        partner = Partner.objects.filter(pk=data.validated_data["partner"]).first()
-        text = ConsentText.objects.filter(sha256=data.validated_data["text_sha256"]).first()
-        if partner is None or text is None:
-            raise exceptions.ValidationError({"partner" if partner is None else "text_sha256": ["Unknown."]})
         try:
             consent = services.consent_give(
-                resident_id=resident.pk, company_id=resident.company_id, partner=partner, text=text,
+                resident_id=resident.pk, company_id=resident.company_id,
+                partner=data.validated_data["partner"], text=data.validated_data["text_sha256"],
                 building_id=data.validated_data.get("building"),
                 retention_until=data.validated_data.get("retention_until"), channel=Consent.Channel.APP,
                 evidence_ip=client_ip(request), user_agent=request.headers.get("User-Agent", ""),

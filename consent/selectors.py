@@ -4,7 +4,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from consent.models import FACE_PURPOSE, Consent, DeletionReceipt, FaceEnrolment
-from partners.models import OutboxMessage, PartnerCredentials
+from partners.models import OutboxMessage
 
 
 def active_face_consent_exists(*, resident_id: int, partner_id: int) -> bool:
@@ -26,10 +26,6 @@ def face_subject_allowed(*, partner_id: int, subject_id: str) -> bool:
     """A face-based decision/request for this partner's subject may go ahead (consent active)."""
     resident_id = resident_id_for_subject(partner_id=partner_id, subject_id=subject_id)
     return resident_id is not None and active_face_consent_exists(resident_id=resident_id, partner_id=partner_id)
-
-
-def current_credentials(*, partner_id: int) -> PartnerCredentials | None:
-    return PartnerCredentials.objects.current().filter(partner_id=partner_id).first()
 
 
 def consent_list(*, resident_id: int) -> QuerySet[Consent]:

@@ -20,10 +20,11 @@ from audit.services import record
 from consent.encryption import encrypt_for_partner
 from consent.models import FACE_PURPOSE, Consent, ConsentText, FaceEnrolment
 from consent.photos import clean_face_photo
-from consent.selectors import consents_due_for_expiry, current_credentials
+from consent.selectors import consents_due_for_expiry
 from consent.subjects import pairwise_subject_id
 from partners.models import OutboxMessage, Partner, PartnerContract
 from partners.outbox.services import outbox_enqueue
+from partners.selectors import current_credentials
 from smarthome.identifiers import user_ref
 
 Reason = Consent.RevokedReason
@@ -48,7 +49,7 @@ def face_ordering_key(subject_id: str) -> str:
 
 
 def subject_id_for(*, partner_id: int, resident_id: int) -> str:
-    credentials = current_credentials(partner_id=partner_id)
+    credentials = current_credentials(partner=partner_id)
     if credentials is None:
         raise PartnerKeyMissing("the partner has no current credentials")
     return pairwise_subject_id(subject_key=credentials.subject_key_bytes(), resident_id=resident_id)
@@ -213,7 +214,7 @@ def face_enrol(*, resident_id: int, partner: Partner, photo: bytes, content_type
         )
         if consent is None or not partner.is_usable:
             raise ConsentRequired("an active consent to face processing by this partner is required")
-        credentials = current_credentials(partner_id=partner.pk)
+        credentials = current_credentials(partner=partner)
         if credentials is None or not credentials.partner_public_key_pem:
             raise PartnerKeyMissing("the partner has no public key for face photos")
         subject_id = pairwise_subject_id(subject_key=credentials.subject_key_bytes(), resident_id=resident_id)

@@ -7,8 +7,8 @@ from partners.models import Partner, PartnerContract, PartnerCredentials
 from smarthome.tenancy import company_ids_for_user
 
 
-def current_credentials(*, partner: Partner) -> PartnerCredentials | None:
-    """The partner's current (not revoked) credentials, or None."""
+def current_credentials(*, partner: Partner | int) -> PartnerCredentials | None:
+    """The partner's (object or id) current, not revoked credentials, or None."""
     return PartnerCredentials.objects.current().filter(partner=partner).first()
 
 
