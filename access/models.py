@@ -385,20 +385,3 @@ class SecurityAlert(models.Model):
     def __str__(self):
         return f"Security alert #{self.pk} {self.kind}"
 
-
-class DecisionDataVersion(models.Model):
-    """A counter per scope that changes whenever data an access decision reads has changed.
-
-    Bumped by PostgreSQL triggers (migration 0005) deferred to commit, so the new value
-    becomes visible together with the data: `access` for devices, buildings, residents,
-    residencies, grants, vehicles, plate tokens, guest passes, consents, face enrolments and
-    partner contracts; `tokens` for partners, their OAuth2 applications and the revocation
-    of their access tokens. `access.decision_cache` keeps its per-process copies only while
-    the counter it read them under is unchanged.
-    """
-
-    scope = models.CharField(primary_key=True, max_length=16)
-    value = models.BigIntegerField(default=0)
-
-    def __str__(self):
-        return f"{self.scope}: {self.value}"

@@ -14,6 +14,16 @@ def active_face_consent_exists(*, resident_id: int, partner_id: int) -> bool:
     ).exists()
 
 
+def face_consent_ends(*, resident_id: int, partner_id: int) -> tuple:
+    """When each unrevoked biometric consent of the resident for this partner expires (its
+    `retention_until`); active now iff one of them is in the future. Facts a cache may keep."""
+    return tuple(
+        Consent.objects.filter(
+            resident_id=resident_id, partner_id=partner_id, purpose=FACE_PURPOSE, revoked_at__isnull=True
+        ).values_list("retention_until", flat=True)
+    )
+
+
 def resident_id_for_subject(*, partner_id: int, subject_id: str) -> int | None:
     """The resident a partner knows by `subject_id` (pairwise pseudonym), or None."""
     return (

@@ -29,11 +29,13 @@ from rest_framework.permissions import BasePermission
 from partners.models import Partner, PartnerApplication, PartnerCredentials, PartnerTokenBinding
 from smarthome.client_ip import address_in, client_ip
 from smarthome.oauth_scopes import PARTNER_SCOPES
+from smarthome.versioned_cache import VersionedCache
 
 CERT_CACHE_TTL_S = 60  # shared cache
 LOCAL_CERT_CACHE_TTL_S = 5  # and, in front of it, per process
 _CERT_CACHE_KEY = "partner-api:cert:{}"
 _local_certs: dict[str, tuple[float, dict]] = {}
+partner_tokens = VersionedCache("tokens")
 
 
 class PartnerNotAuthenticated(exceptions.AuthenticationFailed):
@@ -108,6 +110,29 @@ def forget_partner_certificates(sender=None, *, partner_id: int, **kwargs) -> No
         forget_certificate(value)
 
 
+def _load_token(checksum: str):
+    return (
+        get_access_token_model()
+        .objects.select_related("application__partner_binding__partner", "partner_cert_binding")
+        .filter(token_checksum=checksum)
+        .first()
+    )
+
+
+def _token(checksum: str):
+    """The access token with its application, partner binding, partner and certificate binding.
+
+    Known tokens are kept per process while the `tokens` data version is unchanged (a partner's
+    token revoked or expired early, a binding, application or partner changed - suspension
+    included - bumps it); expiry is judged by the caller at each request. Unknown tokens are not
+    kept: a token issued a moment ago must be found."""
+    version = partner_tokens.current_version()
+    token = partner_tokens.get(checksum, version, lambda: _load_token(checksum))
+    if token is None and version is not None:
+        partner_tokens.forget(checksum)
+    return token
+
+
 def _bearer(request) -> str | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = header.partition(" ")
@@ -131,12 +156,7 @@ class PartnerAuthentication(BaseAuthentication):
         raw = _bearer(request._request)
         if raw is None:
             raise PartnerNotAuthenticated("A bearer token is required.")
-        token = (
-            get_access_token_model()
-            .objects.select_related("application__partner_binding__partner", "partner_cert_binding")
-            .filter(token_checksum=hashlib.sha256(raw.encode()).hexdigest())
-            .first()
-        )
+        token = _token(hashlib.sha256(raw.encode()).hexdigest())
         if token is None or token.is_expired() or token.application is None:
             raise PartnerNotAuthenticated("The token is invalid or expired.")
         binding = getattr(token.application, "partner_binding", None)

@@ -8,12 +8,14 @@ from django.conf import settings
 from smarthome.identifiers import user_ref
 from smarthome.problems import problem_response
 from smarthome.request_context import accept_or_generate_request_id, actor_ref_var, request_id_var
+from smarthome.versioned_cache import request_snapshot
 
 access_logger = logging.getLogger("smarthome.request")
 
 
 class RequestIdMiddleware:
-    """Takes X-Request-ID from the caller (if it is a safe token) or makes one; echoes it back."""
+    """Takes X-Request-ID from the caller (if it is a safe token) or makes one; echoes it back.
+    Also scopes one read of the data versions (smarthome.versioned_cache) to the request."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -24,7 +26,8 @@ class RequestIdMiddleware:
         token = request_id_var.set(request_id)
         actor_token = actor_ref_var.set("-")
         try:
-            response = self.get_response(request)
+            with request_snapshot():
+                response = self.get_response(request)
         finally:
             request_id_var.reset(token)
             actor_ref_var.reset(actor_token)

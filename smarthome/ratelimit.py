@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 
+from smarthome.shared_cache import redis_client
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -24,11 +26,18 @@ class Limit:
 
 
 def hit(key: str, limit: Limit) -> int | None:
-    """Count one hit on `key`; None if allowed, else the seconds until the window resets."""
+    """Count one hit on `key`; None if allowed, else the seconds until the window resets.
+    On Redis: one pipelined round trip (SET NX with the expiry, then INCR)."""
     now = int(time.time())
     window_start = now - now % limit.window_s
     cache_key = f"ratelimit:{key}:{window_start}"
-    if cache.add(cache_key, 1, timeout=limit.window_s + 1):
+    client = redis_client()
+    if client is not None:
+        pipe = client.pipeline(transaction=False)
+        pipe.set(cache_key, 0, ex=limit.window_s + 1, nx=True)
+        pipe.incr(cache_key)
+        count = pipe.execute()[1]
+    elif cache.add(cache_key, 1, timeout=limit.window_s + 1):
         count = 1
     else:
         try:

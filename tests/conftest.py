@@ -30,7 +30,31 @@ def postgres_server():
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Rate-limit counters, cached tokens and breaker state never leak from one test to the next."""
+    """Rate-limit counters, cached tokens, breaker state and the processes' decision facts never leak
+    from one test to the next (a rolled-back test leaves the data version where it was)."""
     from django.core.cache import cache
 
+    from smarthome.versioned_cache import clear_all
+
     cache.clear()
+    clear_all()
+
+
+@pytest.fixture(autouse=True)
+def _decision_data_version_per_statement(request):
+    """A rolled-back test never commits, so the deferred triggers that bump DecisionDataVersion at
+    commit (access migration 0005) would never fire and the decision cache would serve facts the
+    test has since changed. Inside such a test they fire per statement instead, which is what
+    another connection sees after a commit. Transactional tests keep the production behaviour."""
+    transactional = "transactional_db" in request.fixturenames or any(
+        marker.kwargs.get("transaction") for marker in request.node.iter_markers("django_db")
+    )
+    wants_db = "db" in request.fixturenames or request.node.get_closest_marker("django_db") is not None
+    if wants_db and not transactional:
+        request.getfixturevalue("db")
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS zz_decision_data_changed IMMEDIATE")
+

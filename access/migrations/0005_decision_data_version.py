@@ -1,13 +1,14 @@
-"""DecisionDataVersion and the PostgreSQL triggers that bump it.
+"""The PostgreSQL triggers that bump smarthome.DataVersion when data a decision reads changes.
 
 The triggers are constraint triggers DEFERRABLE INITIALLY DEFERRED: they run at commit, so
 the counter's row lock is taken last and held only while committing (no lock-order deadlock
 with the writer's other rows), and the new value is visible exactly when the data is. One bump
-per scope and transaction (a transaction-local setting remembers it). On other databases
-nothing is installed and the decision cache stays off (access.decision_cache).
+per scope and firing batch - all of a transaction's rows at its commit, or one statement's rows
+when a test makes the triggers immediate (a transaction-local setting remembers it). On other databases
+nothing is installed and the versioned caches stay off (smarthome.versioned_cache).
 """
 
-from django.db import migrations, models
+from django.db import migrations
 from oauth2_provider.settings import oauth2_settings
 
 SCOPED_TABLES = {
@@ -36,8 +37,9 @@ FUNCTION = """
 CREATE OR REPLACE FUNCTION access_decision_data_changed() RETURNS trigger AS $$
 DECLARE
     flag text := 'smarthome.data_changed_' || TG_ARGV[0];
+    batch text := txid_current()::text || '@' || statement_timestamp()::text;
 BEGIN
-    IF current_setting(flag, true) = txid_current()::text THEN
+    IF current_setting(flag, true) = batch THEN
         RETURN NULL;
     END IF;
     IF TG_TABLE_NAME = 'oauth2_provider_accesstoken' THEN
@@ -45,8 +47,8 @@ BEGIN
             RETURN NULL;  -- a resident's token: partner lookups are not affected
         END IF;
     END IF;
-    UPDATE access_decisiondataversion SET value = value + 1 WHERE scope = TG_ARGV[0];
-    PERFORM set_config(flag, txid_current()::text, true);
+    UPDATE smarthome_dataversion SET value = value + 1 WHERE scope = TG_ARGV[0];
+    PERFORM set_config(flag, batch, true);
     RETURN NULL;
 END
 $$ LANGUAGE plpgsql;
@@ -61,7 +63,7 @@ def _trigger(table: str, events: str, scope: str) -> str:
 
 
 def install(apps, schema_editor):
-    Version = apps.get_model("access", "DecisionDataVersion")
+    Version = apps.get_model("smarthome", "DataVersion")
     Version.objects.bulk_create([Version(scope=scope) for scope in SCOPED_TABLES], ignore_conflicts=True)
     if schema_editor.connection.vendor != "postgresql":
         return
@@ -92,16 +94,10 @@ class Migration(migrations.Migration):
         ("access", "0004_partner_anomalies"),
         ("consent", "0001_consent_biometrics"),
         ("partners", "0003_partner_api"),
+        ("smarthome", "0002_data_version"),
         migrations.swappable_dependency(oauth2_settings.ACCESS_TOKEN_MODEL),
     ]
 
     operations = [
-        migrations.CreateModel(
-            name="DecisionDataVersion",
-            fields=[
-                ("scope", models.CharField(max_length=16, primary_key=True, serialize=False)),
-                ("value", models.BigIntegerField(default=0)),
-            ],
-        ),
         migrations.RunPython(install, uninstall),
     ]

@@ -1,6 +1,10 @@
 """Access decisions for a partner's device: a car at a barrier, a face at a door.
 
-The hot path: decided from our own data alone (never a call out), in a handful of queries.
+The hot path: decided from our own data alone (never a call out). What it reads - device,
+contracts, the credential's owner, consents, grants - comes through a `smarthome.versioned_cache`
+(per process, valid while no such data has changed), so a steady-state decision costs one
+version lookup and the audit insert; verdicts are never cached, only facts judged against
+the clock each time.
 """
 
 import datetime
@@ -18,10 +22,12 @@ from access.reasons import Reason
 from access.schedules import schedule_allows
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
-from consent.selectors import active_face_consent_exists, resident_id_for_subject
+from consent.selectors import face_consent_ends, resident_id_for_subject
 from partners.models import Partner, PartnerContract
+from smarthome.versioned_cache import VersionedCache
 
 CREDENTIAL_TYPES = ("plate", "face")
+access_data = VersionedCache("access")
 # How far each grant check got: a deny names the check the best grant failed at.
 _GRANT_FAILURES = (Reason.GRANT_SUSPENDED, Reason.GRANT_NOT_VALID, Reason.RESIDENCY_ENDED, Reason.OUTSIDE_SCHEDULE)
 
@@ -43,6 +49,20 @@ class Decision:
         return "allow" if self.reason.allows else "deny"
 
 
+@dataclass(frozen=True)
+class _Evaluation:
+    reason: Reason
+    resident_id: int | None = None
+    grant: AccessGrant | None = None
+    guest_pass: GuestPass | None = None
+
+
+@dataclass(frozen=True)
+class _DeviceFacts:
+    device: Device  # with its building
+    contracts: tuple  # (valid_from, valid_until, allows_plate, allows_face) of the partner's contracts here
+
+
 def device_for_partner(*, partner_id: int, device_ref: str) -> Device | None:
     """The partner's own device by its ref (None for unknown refs and other partners' devices)."""
     return (
@@ -52,12 +72,23 @@ def device_for_partner(*, partner_id: int, device_ref: str) -> Device | None:
     )
 
 
-def _contract_reason(partner_id: int, building_id: int, operation: str, now) -> Reason | None:
-    flags = list(
-        PartnerContract.objects.active(now)
-        .filter(partner_id=partner_id, buildings__id=building_id)
-        .values_list(f"allows_{operation}", flat=True)
+def _device_facts(partner_id: int, device_ref: str) -> _DeviceFacts | None:
+    device = device_for_partner(partner_id=partner_id, device_ref=device_ref)
+    if device is None:
+        return None
+    contracts = tuple(
+        PartnerContract.objects.filter(partner_id=partner_id, buildings__id=device.building_id)
+        .values_list("valid_from", "valid_until", "allows_plate", "allows_face")
     )
+    return _DeviceFacts(device, contracts)
+
+
+def _contract_reason(contracts: tuple, operation: str, now) -> Reason | None:
+    flags = [
+        plate if operation == "plate" else face
+        for valid_from, valid_until, plate, face in contracts
+        if valid_from <= now and (valid_until is None or now < valid_until)
+    ]
     if not flags:
         return Reason.CONTRACT_NOT_COVERING
     if not any(flags):
@@ -77,12 +108,15 @@ def _grant_failure(grant: AccessGrant, now, local_now) -> Reason | None:
     return None
 
 
-def _grant_reason(resident_id: int, device: Device, now) -> tuple[Reason, AccessGrant | None]:
-    grants = list(
+def _grants(resident_id: int, device: Device) -> tuple:
+    return tuple(
         AccessGrant.objects.select_related("residency")
         .filter(Q(resident_id=resident_id) | Q(residency__resident_id=resident_id))
         .filter(Q(building_id=device.building_id) | Q(device_id=device.pk))
     )
+
+
+def _grant_reason(grants: tuple, device: Device, now) -> tuple[Reason, AccessGrant | None]:
     if not grants:
         return Reason.NO_GRANT, None
     local_now = now.astimezone(device.building.tz)
@@ -95,21 +129,24 @@ def _grant_reason(resident_id: int, device: Device, now) -> tuple[Reason, Access
     return max(failures, key=_GRANT_FAILURES.index), None
 
 
-def _guest_pass(device: Device, token: str, now) -> GuestPass | None:
-    """An active guest pass for this plate at this device; a one-time pass is consumed (atomically)."""
-    guest_pass = (
-        GuestPass.objects.filter(
-            device=device, plate_token=token, revoked_at__isnull=True, used_at__isnull=True,
-            valid_from__lte=now, valid_until__gt=now,
-        )
-        .order_by("valid_until")
+def _guest_passes(device_id: int, token: str) -> tuple:
+    """Unrevoked, unused guest passes for this plate at this device (validity judged by the caller)."""
+    return tuple(
+        GuestPass.objects.filter(device_id=device_id, plate_token=token, revoked_at__isnull=True,
+                                 used_at__isnull=True).order_by("valid_until")
+    )
+
+
+def _plate_owner(partner_id: int, token: str) -> tuple | None:
+    return (
+        VehiclePlateToken.objects.filter(partner_id=partner_id, token=token)
+        .values_list("vehicle__resident_id", "vehicle__resident__suspended")
         .first()
     )
-    if guest_pass is not None and guest_pass.one_time:
-        consumed = GuestPass.objects.filter(pk=guest_pass.pk, used_at__isnull=True).update(used_at=now)
-        if not consumed:
-            return None
-    return guest_pass
+
+
+def _resident_suspended(resident_id: int) -> bool:
+    return Resident.objects.filter(pk=resident_id, suspended=True).exists()
 
 
 def _ttl(reason: Reason, grant: AccessGrant | None, guest_pass: GuestPass | None, now) -> int:
@@ -124,42 +161,52 @@ def _ttl(reason: Reason, grant: AccessGrant | None, guest_pass: GuestPass | None
     return ttl
 
 
-def _evaluate(partner_id: int, device: Device, credential_type: str, token: str, now):
-    """-> (reason, resident_id, grant, guest_pass)."""
-    operation = "plate" if credential_type == "plate" else "face"
-    refusal = _contract_reason(partner_id, device.building_id, operation, now)
+def _evaluate(partner_id: int, facts: _DeviceFacts, credential_type: str, token: str, now,
+              version: int | None) -> _Evaluation:
+    device = facts.device
+    refusal = _contract_reason(facts.contracts, credential_type, now)
     if refusal is not None:
-        return refusal, None, None, None
+        return _Evaluation(refusal)
     guest_pass = None
     if credential_type == "plate":
-        row = (
-            VehiclePlateToken.objects.filter(partner_id=partner_id, token=token)
-            .values_list("vehicle__resident_id", "vehicle__resident__suspended")
-            .first()
-        )
+        row = access_data.get(("plate", partner_id, token), version, lambda: _plate_owner(partner_id, token))
         if row is None:
-            guest_pass = _guest_pass(device, token, now)
+            passes = access_data.get(("guest", device.pk, token), version, lambda: _guest_passes(device.pk, token))
+            guest_pass = next((p for p in passes if p.valid_from <= now < p.valid_until), None)
             if guest_pass is None:
-                return Reason.UNKNOWN_CREDENTIAL, None, None, None
+                return _Evaluation(Reason.UNKNOWN_CREDENTIAL)
             row = (guest_pass.resident_id, None)
         resident_id, suspended = row
     else:
-        resident_id, suspended = resident_id_for_subject(partner_id=partner_id, subject_id=token), None
+        resident_id = access_data.get(
+            ("face", partner_id, token), version,
+            lambda: resident_id_for_subject(partner_id=partner_id, subject_id=token),
+        )
         if resident_id is None:
-            return Reason.UNKNOWN_CREDENTIAL, None, None, None
-        if not active_face_consent_exists(resident_id=resident_id, partner_id=partner_id):
-            return Reason.NO_CONSENT, resident_id, None, None
+            return _Evaluation(Reason.UNKNOWN_CREDENTIAL)
+        consent_ends = access_data.get(
+            ("consent", partner_id, resident_id), version,
+            lambda: face_consent_ends(resident_id=resident_id, partner_id=partner_id),
+        )
+        if not any(ends > now for ends in consent_ends):
+            return _Evaluation(Reason.NO_CONSENT, resident_id)
+        suspended = None
     if suspended is None:
-        suspended = Resident.objects.filter(pk=resident_id, suspended=True).exists()
+        suspended = access_data.get(("suspended", resident_id), version, lambda: _resident_suspended(resident_id))
     if suspended:
-        return Reason.RESIDENT_SUSPENDED, resident_id, None, None
+        return _Evaluation(Reason.RESIDENT_SUSPENDED, resident_id)
     if guest_pass is not None:
-        return Reason.GUEST_PASS, resident_id, None, guest_pass
-    reason, grant = _grant_reason(resident_id, device, now)
-    return reason, resident_id, grant, None
+        return _Evaluation(Reason.GUEST_PASS, resident_id, guest_pass=guest_pass)
+    grants = access_data.get(("grants", resident_id, device.pk), version, lambda: _grants(resident_id, device))
+    reason, grant = _grant_reason(grants, device, now)
+    return _Evaluation(reason, resident_id, grant)
 
 
-@transaction.atomic
+def _consume(guest_pass: GuestPass, now) -> bool:
+    """Use up a one-time pass; False if another decision got there first."""
+    return bool(GuestPass.objects.filter(pk=guest_pass.pk, used_at__isnull=True).update(used_at=now))
+
+
 def access_decide(
     *,
     partner: Partner,
@@ -184,14 +231,29 @@ def access_decide(
     started = time.perf_counter()
     if credential_type not in CREDENTIAL_TYPES:
         raise ValueError(f"credential_type must be one of {CREDENTIAL_TYPES}")
-    device = device_for_partner(partner_id=partner.pk, device_ref=device_ref)
-    if device is None:
+    version = access_data.current_version()
+    facts = access_data.get(("device", partner.pk, device_ref), version,
+                            lambda: _device_facts(partner.pk, device_ref))
+    if facts is None:
         raise DeviceNotFound(device_ref)
     now = timezone.now()
-    reason, resident_id, grant, guest_pass = _evaluate(partner.pk, device, credential_type, credential_token, now)
+    evaluation = _evaluate(partner.pk, facts, credential_type, credential_token, now, version)
+    audit = {"partner": partner, "device": facts.device, "request_id": request_id, "source_ip": source_ip,
+             "started": started}
+    if evaluation.guest_pass is not None and evaluation.guest_pass.one_time:
+        with transaction.atomic():  # the pass is used up only together with its audited decision
+            if not _consume(evaluation.guest_pass, now):
+                evaluation = _Evaluation(Reason.UNKNOWN_CREDENTIAL)
+            return _decided(evaluation, now, **audit)
+    return _decided(evaluation, now, **audit)
+
+
+def _decided(evaluation: _Evaluation, now, *, partner, device, request_id, source_ip, started) -> Decision:
+    """The Decision, and its `access.decision` audit event (a single INSERT: atomic on its own)."""
+    reason = evaluation.reason
     decision = Decision(
-        decision_id=uuid.uuid4().hex, reason=reason, ttl_s=_ttl(reason, grant, guest_pass, now),
-        device=device, resident_id=resident_id,
+        decision_id=uuid.uuid4().hex, reason=reason, ttl_s=_ttl(reason, evaluation.grant, evaluation.guest_pass, now),
+        device=device, resident_id=evaluation.resident_id,
     )
     record(
         action=Action.ACCESS_DECISION,
@@ -203,7 +265,7 @@ def access_decide(
         partner_id=partner.pk,
         company_id=device.building.company_id,
         building_id=device.building_id,
-        device_ref=device_ref,
+        device_ref=device.partner_device_ref,
         reason=reason.value,
         request_id=request_id or None,
         source_ip=source_ip,

@@ -1,0 +1,22 @@
+"""The raw Redis client behind Django's shared cache, for counters that need one round trip.
+
+Django's cache API costs a round trip per call (`add`, then `incr`); rate limits and anomaly
+counters pipeline their commands on the raw client instead. With another cache backend
+(locmem in `--quick` tests) there is no raw client and callers fall back to the cache API.
+"""
+
+from django.core.cache import cache
+
+
+def redis_client():
+    """The redis-py client of the default cache when it is Django's RedisCache, else None.
+
+    Kept on the cache backend (one per thread, like Django's own connections), so the client
+    object is built once, not per call."""
+    backend = getattr(cache, "_cache", None)
+    if not hasattr(backend, "get_client"):
+        return None
+    client = getattr(backend, "_smarthome_raw_client", None)
+    if client is None:
+        client = backend._smarthome_raw_client = backend.get_client(write=True)
+    return client
