@@ -29,6 +29,7 @@ T = TypeVar("T")
 MAX_ENTRIES = 50_000  # per process and scope; the cache is emptied when it grows past this
 _VERSIONS_SQL = "SELECT scope, value FROM smarthome_dataversion"
 # Inside a request: the counters of every scope, read once by the first cache that asks.
+_READ = "__read__"
 _request_versions: contextvars.ContextVar[dict | None] = contextvars.ContextVar("data_versions", default=None)
 
 
@@ -71,17 +72,18 @@ class VersionedCache:
         _instances.append(self)
 
     def current_version(self) -> int | None:
-        """The scope's counter (one query for all scopes per request), or None when caching is off."""
+        """The scope's counter (one query for all scopes per request), or None when caching is off.
+        A scope without a row has never changed since the triggers were installed: 0."""
         snapshot = _request_versions.get()
-        if snapshot:
-            return snapshot.get(self.scope)
-        db = _database()
-        if db is None:
-            return None
-        if snapshot is None:
-            return _read_versions(db).get(self.scope)
-        snapshot.update(_read_versions(db))
-        return snapshot.get(self.scope)
+        if snapshot is None or _READ not in snapshot:
+            db = _database()
+            if db is None:
+                return None
+            versions = _read_versions(db)
+            if snapshot is None:
+                return versions.get(self.scope, 0)
+            snapshot.update(versions, **{_READ: True})
+        return snapshot.get(self.scope, 0)
 
     def get(self, key, version: int | None, load: Callable[[], T]) -> T:
         """The value of `key` loaded under `version`, loading (and keeping) it on a miss."""

@@ -47,7 +47,8 @@ BEGIN
             RETURN NULL;  -- a resident's token: partner lookups are not affected
         END IF;
     END IF;
-    UPDATE smarthome_dataversion SET value = value + 1 WHERE scope = TG_ARGV[0];
+    INSERT INTO smarthome_dataversion (scope, value) VALUES (TG_ARGV[0], 1)
+        ON CONFLICT (scope) DO UPDATE SET value = smarthome_dataversion.value + 1;
     PERFORM set_config(flag, batch, true);
     RETURN NULL;
 END

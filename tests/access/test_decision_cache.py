@@ -1,0 +1,174 @@
+"""The decision path's per-process caches (smarthome.versioned_cache) against real commits.
+
+These tests commit (transactional database), so the data-version triggers fire at commit as in
+production: a change is seen by the next decision, an uncommitted one is not, telemetry and
+residents' tokens do not empty the caches, and a steady-state decision costs two statements.
+"""
+
+import threading
+import uuid
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_application_model
+
+from access import services as access_services
+from access.anomalies import partner_suspend
+from access.models import Device, Resident, Vehicle, VehiclePlateToken
+from consent.models import Consent, FaceEnrolment
+from consent.services import consent_give, consent_revoke, consent_text_publish
+from partners.models import PartnerContract
+from smarthome.models import DataVersion
+from tests import factories
+from tests.partners import partner_api
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+partner_api_settings = partner_api.partner_api_settings
+partner_caller = partner_api.partner_caller
+
+URL = "/partner/v1/access-decisions"
+
+
+def version(scope: str) -> int:
+    row = DataVersion.objects.filter(scope=scope).first()  # a flush between transactional tests removes rows
+    return row.value if row else 0
+
+
+@pytest.fixture
+def scene(partner_caller):
+    building = factories.building()
+    factories.contract(partner_=partner_caller.partner, company_=building.company, buildings=[building])
+    device = factories.device(building_=building, partner_=partner_caller.partner, kind="barrier")
+    resident = factories.resident(unit_=factories.unit(building_=building))
+    grant = factories.grant(resident_=resident, building_=building)
+    vehicle = factories.vehicle(resident_=resident)
+    token = VehiclePlateToken.objects.get(vehicle=vehicle, partner=partner_caller.partner).token
+    text = consent_text_publish(version=f"v{uuid.uuid4().hex[:6]}", body="Согласие на обработку биометрии")
+    consent = consent_give(resident_id=resident.pk, company_id=building.company_id, partner=partner_caller.partner,
+                           text=text, building_id=building.pk)
+    subject = "subj_" + uuid.uuid4().hex
+    FaceEnrolment.objects.create(consent=consent, partner=partner_caller.partner, resident_id=resident.pk,
+                                 subject_id=subject, status="active")
+    return {"caller": partner_caller, "device": device, "resident": resident, "grant": grant, "vehicle": vehicle,
+            "plate": token, "subject": subject, "consent": consent}
+
+
+def decide(scene, *, kind="plate", device_ref=None) -> tuple[int, str | None]:
+    body = {"device_ref": device_ref or scene["device"].partner_device_ref,
+            "credential": {"type": kind, "token": scene["plate"] if kind == "plate" else scene["subject"]},
+            "request_id": "req-" + uuid.uuid4().hex[:8], "observed_at": timezone.now().isoformat()}
+    response = scene["caller"].post(URL, body)
+    return response.status_code, response.json().get("reason")
+
+
+def test_steady_state_decision_is_two_statements(scene):
+    assert decide(scene) == (200, "granted")  # fills the caches
+    with CaptureQueriesContext(connection) as queries:
+        assert decide(scene) == (200, "granted")
+    statements = [query["sql"].split()[0:4] for query in queries.captured_queries]
+    assert len(statements) == 2, queries.captured_queries
+    assert "smarthome_dataversion" in queries.captured_queries[0]["sql"]
+    assert queries.captured_queries[1]["sql"].startswith('INSERT INTO "audit_event"')
+
+
+def test_without_the_cache_every_fact_is_loaded(scene, settings):
+    settings.VERSIONED_CACHE = False
+    decide(scene)
+    with CaptureQueriesContext(connection) as queries:
+        assert decide(scene) == (200, "granted")
+    assert len(queries.captured_queries) >= 5  # token, device, contracts, plate, grants, audit
+
+
+def _suspend_grant(scene):
+    access_services.grant_suspend(grant=scene["grant"])
+
+
+def _delete_vehicle(scene):
+    access_services.vehicle_delete(vehicle=Vehicle.objects.get(pk=scene["vehicle"].pk))
+
+
+def _suspend_resident(scene):
+    Resident.objects.filter(pk=scene["resident"].pk).update(suspended=True)
+
+
+def _end_contract(scene):
+    PartnerContract.objects.filter(partner=scene["caller"].partner).update(valid_until=timezone.now())
+
+
+def _move_device(scene):
+    Device.objects.filter(pk=scene["device"].pk).update(partner_device_ref="moved-" + uuid.uuid4().hex[:6])
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (_suspend_grant, (200, "grant_suspended")),
+    (_delete_vehicle, (200, "unknown_credential")),
+    (_suspend_resident, (200, "resident_suspended")),
+    (_end_contract, (200, "contract_not_covering")),
+    (_move_device, (404, None)),
+])
+def test_a_committed_change_is_seen_by_the_next_decision(scene, change, expected):
+    assert decide(scene) == (200, "granted")
+    before = version("access")
+    change(scene)
+    assert version("access") == before + 1  # one bump per committed transaction
+    status, reason = decide(scene)
+    assert (status, reason if status == 200 else None) == expected
+
+
+def test_a_revoked_consent_stops_faces_at_once(scene):
+    assert decide(scene, kind="face") == (200, "granted")
+    consent_revoke(consent=Consent.objects.get(pk=scene["consent"].pk))
+    assert decide(scene, kind="face") == (200, "no_consent")
+
+
+def test_an_uncommitted_change_is_not_seen_until_commit(scene):
+    assert decide(scene) == (200, "granted")
+    changed, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def writer():
+        try:
+            with transaction.atomic():
+                access_services.grant_suspend(grant=scene["grant"])
+                changed.set()
+                release.wait(10)
+        finally:
+            connection.close()
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert changed.wait(10)
+    assert decide(scene) == (200, "granted")  # not committed yet: neither data nor version changed
+    release.set()
+    assert done.wait(10)
+    thread.join()
+    assert decide(scene) == (200, "grant_suspended")
+
+
+def test_device_telemetry_keeps_the_caches(scene):
+    before = version("access")
+    access_services.device_set_online(device=Device.objects.get(pk=scene["device"].pk), online=False)
+    assert version("access") == before
+
+
+def test_a_residents_token_churn_keeps_the_partner_token_cache(scene):
+    Application = get_application_model()
+    app = Application.objects.create(name="resident app", client_type=Application.CLIENT_PUBLIC,
+                                     authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+                                     redirect_uris="https://app.example/cb")
+    token = get_access_token_model().objects.create(
+        application=app, token=uuid.uuid4().hex, expires=timezone.now() + timezone.timedelta(hours=1), scope="read",
+    )
+    before = version("tokens")
+    token.delete()
+    assert version("tokens") == before
+
+
+def test_partner_suspension_refuses_the_next_call(scene):
+    assert decide(scene) == (200, "granted")
+    before = version("tokens")
+    partner_suspend(partner_id=scene["caller"].partner.pk, reason="test")
+    assert version("tokens") > before
+    assert decide(scene)[0] in (401, 403)
