@@ -1,8 +1,14 @@
 """The caller's IP address, trusting X-Forwarded-For only from configured proxies."""
 
+import functools
 import ipaddress
 
 from django.conf import settings
+
+
+@functools.lru_cache(maxsize=1024)
+def _network(cidr: str):
+    return ipaddress.ip_network(cidr, strict=False)
 
 
 def address_in(address: str, cidrs) -> bool:
@@ -10,7 +16,7 @@ def address_in(address: str, cidrs) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+    return any(ip in _network(cidr) for cidr in cidrs)
 
 
 def client_ip(request) -> str:
