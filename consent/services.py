@@ -21,8 +21,10 @@ from consent.encryption import encrypt_for_partner
 from consent.models import FACE_PURPOSE, Consent, ConsentText, FaceEnrolment
 from consent.photos import clean_face_photo
 from consent.selectors import consents_due_for_expiry
+from consent.signals import face_subjects_revoked
 from consent.subjects import pairwise_subject_id
 from partners.models import OutboxMessage, Partner, PartnerContract
+from partners.outbound_events import partner_event_enqueue
 from partners.outbox.services import outbox_enqueue
 from partners.selectors import current_credentials
 from smarthome.identifiers import user_ref
@@ -125,8 +127,9 @@ def _cancel_pending_face_puts(*, partner_id: int, subject_id: str) -> int:
     return len(pending)
 
 
-def _forget_face(*, consent: Consent) -> None:
-    """Cancel, mark and enqueue the deletion of `consent`'s subject at its partner (caller's transaction)."""
+def _forget_face(*, consent: Consent) -> list[str]:
+    """Cancel, mark and enqueue the deletion of `consent`'s subject at its partner (caller's transaction).
+    Returns the subject ids."""
     subjects = set(
         FaceEnrolment.objects.filter(resident_id=consent.resident_id, partner_id=consent.partner_id)
         .values_list("subject_id", flat=True)
@@ -143,6 +146,7 @@ def _forget_face(*, consent: Consent) -> None:
             partner_id=consent.partner_id, operation="face_delete", ordering_key=face_ordering_key(subject_id),
             payload={"subject": subject_id},
         )
+    return sorted(subjects)
 
 
 @transaction.atomic
@@ -152,7 +156,9 @@ def consent_revoke(*, consent: Consent, reason: str = Reason.RESIDENT, actor=Non
     Locks the consent row (serialised with `face_enrol`); an already revoked consent is
     returned unchanged. Sets `revoked_at`; cancels the subject's pending face_put messages;
     marks its enrolments `deleting`; enqueues a face_delete (the partner's acknowledgement
-    becomes a DeletionReceipt). Records `consent.revoke` (or `consent.expire`).
+    becomes a DeletionReceipt) and a `subject.revoked` event ``{subject_id, reason}`` per subject
+    (partners.outbound_events); sends `face_subjects_revoked` (the access app patches the
+    partner's offline allowlists). Records `consent.revoke` (or `consent.expire`).
     """
     locked = Consent.objects.select_for_update().get(pk=consent.pk)
     if locked.revoked_at is not None:
@@ -160,7 +166,12 @@ def consent_revoke(*, consent: Consent, reason: str = Reason.RESIDENT, actor=Non
     locked.revoked_at = timezone.now()
     locked.revoked_reason = reason
     locked.save(update_fields=["revoked_at", "revoked_reason"])
-    _forget_face(consent=locked)
+    subjects = _forget_face(consent=locked)
+    for subject_id in subjects:
+        partner_event_enqueue(partner_id=locked.partner_id, event_type="subject.revoked",
+                              data={"subject_id": subject_id, "reason": str(reason)})
+    face_subjects_revoked.send(sender=Consent, partner_id=locked.partner_id, resident_id=locked.resident_id,
+                               subject_ids=subjects, reason=str(reason))
     action = Action.CONSENT_EXPIRE if reason == Reason.EXPIRED else Action.CONSENT_REVOKE
     record(
         action=action, outcome=Outcome.SUCCESS, **_actor(actor, resident=reason == Reason.RESIDENT),

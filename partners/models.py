@@ -127,6 +127,8 @@ class PartnerCredentials(models.Model):
     - plate_token_key: HMAC key of plate tokens (base64, shared with the partner out of band);
     - subject_key: key of the pairwise pseudonymous subject ids (never leaves us);
     - webhook_secret: Standard Webhooks secret (whsec_...) of the partner's signed events;
+    - outbound_webhook_secret: Standard Webhooks secret (whsec_...) our events TO the partner are
+      signed with (partners.outbound_events; shared with the partner out of band);
     - allowed_cidrs: networks the partner may call us from.
     """
 
@@ -140,6 +142,7 @@ class PartnerCredentials(models.Model):
     plate_token_key = EncryptedCharField(max_length=100)
     subject_key = EncryptedCharField(max_length=100)
     webhook_secret = EncryptedCharField(max_length=200)
+    outbound_webhook_secret = EncryptedCharField(max_length=200, blank=True, default="")
     allowed_cidrs = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -188,6 +191,10 @@ class PartnerCredentials(models.Model):
     @property
     def webhook_secret_fingerprint(self) -> str:
         return fingerprint(self.webhook_secret)
+
+    @property
+    def outbound_webhook_secret_fingerprint(self) -> str:
+        return fingerprint(self.outbound_webhook_secret) if self.outbound_webhook_secret else ""
 
     @property
     def partner_public_key_fingerprint(self) -> str:

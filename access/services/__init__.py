@@ -27,6 +27,7 @@ from access.models import (
 )
 from access.plates import InvalidPlate, normalise_plate, plate_token
 from access.selectors import resident_building_ids
+from access.services.allowlist import allowlist_resident_changed, resident_credentials, vehicle_credentials
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from partners.models import PartnerCredentials
@@ -150,7 +151,8 @@ _RESIDENT_FIELDS = ("full_name", "phone", "email", "suspended")
 
 @transaction.atomic
 def resident_update(*, resident: Resident, actor=None, **changes) -> Resident:
-    """Change a resident's name, phone, e-mail or suspension. Records admin.change."""
+    """Change a resident's name, phone, e-mail or suspension. Records admin.change; a change of
+    suspension patches the partners' allowlists (access.services.allowlist)."""
     unknown = set(changes) - set(_RESIDENT_FIELDS)
     if unknown:
         raise TypeError(f"resident_update() cannot change {', '.join(sorted(unknown))}")
@@ -162,6 +164,8 @@ def resident_update(*, resident: Resident, actor=None, **changes) -> Resident:
         actor=actor, object_type="resident", pk=resident.pk, reason=reason, company_id=resident.company_id,
         object_ref=pseudonymous_ref("resident", resident.pk),
     )
+    if "suspended" in changes:
+        allowlist_resident_changed(resident_id=resident.pk)
     return resident
 
 
@@ -191,11 +195,13 @@ def residency_create(
 @transaction.atomic
 def residency_end(*, residency: Residency, on=None, actor=None) -> Residency:
     """Move-out: end the residency on `on` (default today) and end, at the same moment, every
-    grant held through it. Checks: the end is after the start. Records admin.change."""
+    grant held through it. Checks: the end is after the start. Records admin.change; patches the
+    allowlists of the residency's sites."""
     on = on or timezone.localdate()
     residency = Residency.objects.select_for_update().get(pk=residency.pk)
     if residency.valid_until is not None and residency.valid_until <= on:
         return residency  # already ended; move-out is idempotent
+    credentials_before = resident_credentials(resident_id=residency.resident_id)
     residency.valid_until = on
     _save(residency)
     ends_at = timezone.now() if on <= timezone.localdate() else _start_of_day(on)
@@ -208,6 +214,10 @@ def residency_end(*, residency: Residency, on=None, actor=None) -> Residency:
         company_id=residency.resident.company_id, building_id=residency.unit.building_id,
     )
     _refresh_resident_tokens(residency.resident)
+    sites = {residency.unit.building_id} | {
+        b or d for b, d in residency.grants.values_list("building_id", "device__building_id")
+    }
+    allowlist_resident_changed(resident_id=residency.resident_id, removed=credentials_before, building_ids=sites)
     # consent (issue 7): a move-out revokes the resident's face consents for that building in
     # this same transaction (face paths refused at once, deletion sent to the partner via the outbox).
     if on <= timezone.localdate():
@@ -268,7 +278,7 @@ def grant_create(
 
     Checks: exactly one holder and one target (database constraints), dates in order, the
     weekly schedule's shape, and that the target is in the holder's management company.
-    Records admin.change.
+    Records admin.change; patches the target site's allowlists.
     """
     holder = resident if resident is not None else (residency.resident if residency is not None else None)
     target = building if building is not None else (device.building if device is not None else None)
@@ -285,18 +295,20 @@ def grant_create(
         actor=actor, object_type="grant", pk=grant.pk, reason="created",
         company_id=target.company_id, building_id=target.pk,
     )
+    allowlist_resident_changed(resident_id=grant.holder_resident.pk, building_ids={target.pk})
     return grant
 
 
 @transaction.atomic
 def grant_suspend(*, grant: AccessGrant, actor=None) -> AccessGrant:
-    """Suspend a grant (it stays, denies until resumed). Records admin.change."""
+    """Suspend a grant (it stays, denies until resumed). Records admin.change; patches the
+    target site's allowlists."""
     return _grant_set_suspended(grant, True, actor)
 
 
 @transaction.atomic
 def grant_resume(*, grant: AccessGrant, actor=None) -> AccessGrant:
-    """Lift a grant's suspension. Records admin.change."""
+    """Lift a grant's suspension. Records admin.change; patches the target site's allowlists."""
     return _grant_set_suspended(grant, False, actor)
 
 
@@ -308,7 +320,20 @@ def _grant_set_suspended(grant, suspended, actor):
         actor=actor, object_type="grant", pk=grant.pk, reason="suspended" if suspended else "resumed",
         company_id=target.company_id, building_id=target.pk,
     )
+    allowlist_resident_changed(resident_id=grant.holder_resident.pk, building_ids={target.pk})
     return grant
+
+
+@transaction.atomic
+def grant_delete(*, grant: AccessGrant, actor=None) -> None:
+    """Delete a grant. Records admin.change; patches the target site's allowlists."""
+    target, holder_id, pk = grant.target_building, grant.holder_resident.pk, grant.pk
+    grant.delete()
+    _audit(
+        actor=actor, object_type="grant", pk=pk, reason="deleted", company_id=target.company_id,
+        building_id=target.pk,
+    )
+    allowlist_resident_changed(resident_id=holder_id, building_ids={target.pk})
 
 
 # --- vehicles and plate tokens ---------------------------------------------------------------
@@ -332,18 +357,21 @@ def vehicle_create(*, resident: Resident, plate: str, label: str = "", actor=Non
     Checks: a valid Russian plate (ValidationError code from InvalidPlate); no other vehicle
     known to the same partner has the same plate (code "plate_taken"). Computes one plate token
     per partner with an active plate contract covering the resident's buildings. Records
-    resident.vehicle_create.
+    resident.vehicle_create; patches the allowlists of those partners' sites.
     """
     vehicle = _save(Vehicle(resident=resident, plate=_normalised(plate), label=label))
     _refresh_vehicle_tokens(vehicle)
     _audit_vehicle(vehicle, actor, Action.RESIDENT_VEHICLE_CREATE, "created")
+    _vehicle_allowlists_changed(vehicle.resident_id, set(), vehicle_credentials(vehicle_id=vehicle.pk))
     return vehicle
 
 
 @transaction.atomic
 def vehicle_update(*, vehicle: Vehicle, plate: str | None = None, label: str | None = None, actor=None) -> Vehicle:
     """Change a car's plate and/or label; plate tokens are recomputed. Same checks as
-    vehicle_create. Records resident.vehicle_update."""
+    vehicle_create. Records resident.vehicle_update; a new plate patches the allowlists (the old
+    token removed, the new one added)."""
+    before = vehicle_credentials(vehicle_id=vehicle.pk)
     if plate is not None:
         vehicle.plate = _normalised(plate)
     if label is not None:
@@ -351,14 +379,28 @@ def vehicle_update(*, vehicle: Vehicle, plate: str | None = None, label: str | N
     _save(vehicle)
     _refresh_vehicle_tokens(vehicle)
     _audit_vehicle(vehicle, actor, Action.RESIDENT_VEHICLE_UPDATE, "updated")
+    after = vehicle_credentials(vehicle_id=vehicle.pk)
+    if after != before:
+        _vehicle_allowlists_changed(vehicle.resident_id, before, after)
     return vehicle
 
 
 @transaction.atomic
 def vehicle_delete(*, vehicle: Vehicle, actor=None) -> None:
-    """Remove a car and its plate tokens. Records resident.vehicle_delete."""
+    """Remove a car and its plate tokens. Records resident.vehicle_delete; patches the
+    allowlists (its tokens removed)."""
+    before = vehicle_credentials(vehicle_id=vehicle.pk)
     _audit_vehicle(vehicle, actor, Action.RESIDENT_VEHICLE_DELETE, "deleted")
+    resident_id = vehicle.resident_id
     vehicle.delete()
+    _vehicle_allowlists_changed(resident_id, before, set())
+
+
+def _vehicle_allowlists_changed(resident_id: int, before: set, after: set) -> None:
+    # Only the partners that knew or now know the car: others' allowlists are unaffected.
+    partner_ids = {credential.partner_id for credential in before | after}
+    if partner_ids:
+        allowlist_resident_changed(resident_id=resident_id, removed=before, partner_ids=partner_ids)
 
 
 def _audit_vehicle(vehicle, actor, action, reason):

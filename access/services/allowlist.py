@@ -2,27 +2,53 @@
 
 Per site (= building) and partner: one entry per credential - the plate tokens of residents'
 vehicles under this partner's key (if the contract allows plates) and the face subject ids
-of residents with an active enrolment and consent (if it allows faces) - with the partner's
-device refs the resident's grants cover and the validity of the grant. Suspended residents
-and grants, grants of ended residencies and expired grants are left out; weekly schedules are
-not expressible in the partner's format, so a scheduled grant is included for its whole
-validity (the online decision still applies the schedule).
+of residents with a delivered enrolment and an active consent (if it allows faces) - with the
+partner's device refs the resident's grants cover and the validity of the grant. Suspended
+residents and grants, grants of ended residencies and expired grants are left out; weekly
+schedules are not expressible in the partner's format, so a scheduled grant is included for its
+whole validity (the online decision still applies the schedule). Guest passes are never listed.
 
-Pushed in full (`allowlist_put`, nightly by beat and on demand) through the outbox, so it
-reaches the partner at least once and in order per site. Versions are milliseconds since the
-epoch: always newer than the last push.
+Two kinds of outbox message, both with the ordering key ``allowlist:{site_ref}`` so they reach
+the partner in the order they were written:
+
+- ``allowlist_put`` - the full list (`allowlist_push_full`: nightly by beat for every site, and
+  for a partner's sites when its contracts or credentials change);
+- ``allowlist_patch`` ``{upserts, removals}`` - one resident's part of the list after a change
+  (`allowlist_resident_changed`: grants, move-out, suspension, vehicles, consent, enrolment).
+
+Versions are milliseconds since the epoch and strictly increase per (partner, site) - a
+transaction-scoped advisory lock serialises writers, and a change within the same millisecond
+as the previous message gets that version + 1 - so the partner refuses a replayed or older
+message (409, reported as ``superseded``) and never goes back. Every allowlist message is
+followed by an ``allowlist.changed`` event ``{site_ref, version}`` (partners.outbound_events).
 """
 
+import hashlib
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from access.models import AccessGrant, Device, Resident, VehiclePlateToken
 from consent.models import Consent, FaceEnrolment
-from partners.models import PartnerContract
+from partners.models import OutboxMessage, PartnerContract
+from partners.outbound_events import partner_event_enqueue
 from partners.outbox.services import outbox_enqueue
+
+LISTED_ENROLMENTS = (FaceEnrolment.Status.DELIVERED, FaceEnrolment.Status.ACTIVE)
+ALLOWLIST_OPERATIONS = ("allowlist_put", "allowlist_patch")
+
+
+@dataclass(frozen=True, order=True)
+class Credential:
+    """A credential as one partner knows it: a plate token under its key or its face subject id."""
+
+    partner_id: int
+    type: str  # "plate" | "face"
+    token: str
 
 
 def site_ref(building_id: int) -> str:
@@ -40,6 +66,16 @@ def _merge(entries: dict, key: tuple[str, str], device_refs: set[str], grant: Ac
 
 def allowlist_entries(*, partner_id: int, building_id: int, at=None) -> list[dict]:
     """The full allowlist of `partner_id` for one building, as the partner API expects it."""
+    return _entries(partner_id=partner_id, building_id=building_id, at=at)
+
+
+def allowlist_resident_entries(*, partner_id: int, building_id: int, resident_id: int, at=None) -> list[dict]:
+    """The entries of one resident in the allowlist of `partner_id` for one building (the same
+    rules as `allowlist_entries`, restricted to that resident's grants)."""
+    return _entries(partner_id=partner_id, building_id=building_id, at=at, resident_id=resident_id)
+
+
+def _entries(*, partner_id: int, building_id: int, at=None, resident_id: int | None = None) -> list[dict]:
     at = at or timezone.now()
     flags = list(PartnerContract.objects.active(at).filter(partner_id=partner_id, buildings__id=building_id)
                  .values_list("allows_plate", "allows_face"))
@@ -54,32 +90,34 @@ def allowlist_entries(*, partner_id: int, building_id: int, at=None) -> list[dic
         .filter(Q(building_id=building_id) | Q(device_id__in=devices), suspended=False)
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
     )
+    if resident_id is not None:
+        grants = grants.filter(Q(resident_id=resident_id) | Q(residency__resident_id=resident_id))
     by_resident: dict[int, list[tuple[AccessGrant, set[str]]]] = {}
     for grant in grants:
         if grant.residency_id is not None and not grant.residency.is_current(today):
             continue
-        resident_id = grant.resident_id or grant.residency.resident_id
+        holder_id = grant.resident_id or grant.residency.resident_id
         refs = set(devices.values()) if grant.building_id else {devices[grant.device_id]}
-        by_resident.setdefault(resident_id, []).append((grant, refs))
+        by_resident.setdefault(holder_id, []).append((grant, refs))
     suspended = set(Resident.objects.filter(pk__in=by_resident, suspended=True).values_list("pk", flat=True))
-    credentials: dict[int, list[tuple[str, str]]] = {resident_id: [] for resident_id in by_resident}
+    credentials: dict[int, list[tuple[str, str]]] = {holder_id: [] for holder_id in by_resident}
     if plates:
-        for resident_id, token in VehiclePlateToken.objects.filter(
+        for holder_id, token in VehiclePlateToken.objects.filter(
             partner_id=partner_id, vehicle__resident_id__in=by_resident
         ).values_list("vehicle__resident_id", "token"):
-            credentials[resident_id].append(("plate", token))
+            credentials[holder_id].append(("plate", token))
     if faces:
         consenting = set(Consent.objects.active(at).filter(partner_id=partner_id, resident_id__in=by_resident)
                          .values_list("resident_id", flat=True))
-        for resident_id, subject in FaceEnrolment.objects.filter(
-            partner_id=partner_id, resident_id__in=consenting, status__in=["delivered", "active"]
+        for holder_id, subject in FaceEnrolment.objects.filter(
+            partner_id=partner_id, resident_id__in=consenting, status__in=LISTED_ENROLMENTS
         ).values_list("resident_id", "subject_id"):
-            credentials[resident_id].append(("face", subject))
+            credentials[holder_id].append(("face", subject))
     entries: dict = {}
-    for resident_id, held in by_resident.items():
-        if resident_id in suspended:
+    for holder_id, held in by_resident.items():
+        if holder_id in suspended:
             continue
-        for key in credentials[resident_id]:
+        for key in credentials[holder_id]:
             for grant, refs in held:
                 _merge(entries, key, refs, grant)
     return [
@@ -89,17 +127,134 @@ def allowlist_entries(*, partner_id: int, building_id: int, at=None) -> list[dic
     ]
 
 
+def resident_credentials(*, resident_id: int) -> set[Credential]:
+    """Every credential partners may know the resident by now: the plate tokens of their vehicles
+    and the subject ids of their face enrolments that are not deleted or failed. Capture it
+    BEFORE a change that drops credentials (a vehicle deleted or re-plated) and pass it to
+    `allowlist_resident_changed` as `removed`."""
+    plates = {
+        Credential(partner_id, "plate", token)
+        for partner_id, token in VehiclePlateToken.objects.filter(vehicle__resident_id=resident_id)
+        .values_list("partner_id", "token")
+    }
+    faces = {
+        Credential(partner_id, "face", subject)
+        for partner_id, subject in FaceEnrolment.objects.filter(resident_id=resident_id)
+        .exclude(status__in=[FaceEnrolment.Status.DELETED, FaceEnrolment.Status.FAILED])
+        .values_list("partner_id", "subject_id")
+    }
+    return plates | faces
+
+
+def vehicle_credentials(*, vehicle_id: int) -> set[Credential]:
+    """The plate tokens of one vehicle, one per partner (capture before changing its plate)."""
+    return {
+        Credential(partner_id, "plate", token)
+        for partner_id, token in VehiclePlateToken.objects.filter(vehicle_id=vehicle_id).values_list("partner_id",
+                                                                                                     "token")
+    }
+
+
+def _resident_sites(resident_id: int, building_ids, partner_ids, at) -> list[tuple[int, int]]:
+    """(partner, building) pairs to patch: the buildings the resident holds grants for (any state,
+    a suspended or ended one included) or `building_ids`, under active plate/face contracts of
+    active partners (a suspended partner's messages wait for its reinstatement)."""
+    if building_ids is None:
+        grants = AccessGrant.objects.filter(Q(resident_id=resident_id) | Q(residency__resident_id=resident_id))
+        building_ids = {b or d for b, d in grants.values_list("building_id", "device__building_id")}
+    building_ids = {b for b in building_ids if b is not None}
+    if not building_ids:
+        return []
+    contracts = PartnerContract.objects.active(at).filter(
+        Q(allows_plate=True) | Q(allows_face=True), buildings__id__in=building_ids, partner__active=True
+    )
+    if partner_ids is not None:
+        contracts = contracts.filter(partner_id__in=list(partner_ids))
+    pairs = set(contracts.values_list("partner_id", "buildings__id"))
+    return sorted((p, b) for p, b in pairs if b in building_ids)
+
+
+@transaction.atomic
+def allowlist_resident_changed(
+    *,
+    resident_id: int,
+    removed: Iterable[Credential] = (),
+    building_ids: Iterable[int] | None = None,
+    partner_ids: Iterable[int] | None = None,
+) -> int:
+    """Enqueue an `allowlist_patch` for every (partner, site) whose allowlist may hold the
+    resident, after a change to what the resident may pass. Call it in the change's transaction.
+
+    Sites: the buildings of the resident's grants (or `building_ids`), under an active contract
+    allowing plates or faces (restricted to `partner_ids` if given). Per site, ``upserts`` are
+    the resident's entries now (`allowlist_resident_entries`) and ``removals`` every credential
+    of the resident at that partner - held now (`resident_credentials`) or passed in `removed`
+    (captured before the change: a deleted vehicle's token, a revoked subject) - that is not
+    upserted. A site with neither is skipped. Each patch is followed by an ``allowlist.changed``
+    event. Returns the number of patches enqueued.
+    """
+    at = timezone.now()
+    known = set(removed) | resident_credentials(resident_id=resident_id)
+    patched = 0
+    for partner_id, building_id in _resident_sites(resident_id, building_ids, partner_ids, at):
+        upserts = allowlist_resident_entries(partner_id=partner_id, building_id=building_id,
+                                             resident_id=resident_id, at=at)
+        listed = {(entry["type"], entry["token"]) for entry in upserts}
+        removals = sorted({(c.type, c.token) for c in known if c.partner_id == partner_id} - listed)
+        if not upserts and not removals:
+            continue
+        _enqueue(partner_id=partner_id, building_id=building_id, operation="allowlist_patch",
+                 body={"upserts": upserts, "removals": [{"type": t, "token": token} for t, token in removals]})
+        patched += 1
+    return patched
+
+
 @transaction.atomic
 def allowlist_push_full(*, partner_id: int, building_id: int) -> int:
     """Enqueue the full allowlist of one site for the partner (outbox `allowlist_put`, ordered per
-    site). Returns the number of entries. The delivery records the `partner.allowlist_full` call."""
+    site) and its ``allowlist.changed`` event. Returns the number of entries. The delivery
+    records the `partner.allowlist_full` call."""
     entries = allowlist_entries(partner_id=partner_id, building_id=building_id)
-    ref = site_ref(building_id)
-    version = int(time.time() * 1000)
-    outbox_enqueue(partner_id=partner_id, operation="allowlist_put", ordering_key=f"allowlist:{ref}",
-                   payload={"site_ref": ref, "version": version, "entries": entries},
-                   idempotency_key=f"allowlist-{partner_id}-{building_id}-{version}")
+    _enqueue(partner_id=partner_id, building_id=building_id, operation="allowlist_put", body={"entries": entries})
     return len(entries)
+
+
+def allowlist_push_partner_sites(*, partner_id: int) -> int:
+    """Full push of every site where the partner has devices (an empty list where no active
+    contract lets it decide any more), after its contracts or credentials changed. Returns the
+    number of sites pushed."""
+    buildings = sorted(set(Device.objects.filter(partner_id=partner_id).values_list("building_id", flat=True)))
+    for building_id in buildings:
+        allowlist_push_full(partner_id=partner_id, building_id=building_id)
+    return len(buildings)
+
+
+def _enqueue(*, partner_id: int, building_id: int, operation: str, body: dict) -> int:
+    ref = site_ref(building_id)
+    ordering_key = f"allowlist:{ref}"
+    version = _next_version(partner_id, ordering_key)
+    outbox_enqueue(partner_id=partner_id, operation=operation, ordering_key=ordering_key,
+                   payload={"site_ref": ref, "version": version, **body},
+                   idempotency_key=f"allowlist-{partner_id}-{building_id}-{version}")
+    partner_event_enqueue(partner_id=partner_id, event_type="allowlist.changed",
+                          data={"site_ref": ref, "version": version})
+    return version
+
+
+def _next_version(partner_id: int, ordering_key: str) -> int:
+    """Milliseconds since the epoch, above the site's last version (caller's transaction)."""
+    if connection.vendor == "postgresql":
+        # Held until commit: a concurrent writer for the same site waits, then sees our version.
+        lock = int.from_bytes(hashlib.blake2b(f"{partner_id}:{ordering_key}".encode(), digest_size=8).digest(),
+                              "big", signed=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
+    last = (
+        OutboxMessage.objects.filter(partner_id=partner_id, ordering_key=ordering_key,
+                                     operation__in=ALLOWLIST_OPERATIONS)
+        .order_by("-pk").values_list("payload__version", flat=True).first()
+    )
+    return max(int(time.time() * 1000), int(last or 0) + 1)
 
 
 def allowlist_push_all() -> int:

@@ -28,6 +28,7 @@ from partners.client.errors import (
 )
 from partners.client.operations import (
     AllowlistSynced,
+    EventSent,
     FaceDeleted,
     FaceEnrolled,
     OpenResult,
@@ -39,12 +40,14 @@ from partners.client.operations import (
     patch_allowlist,
     put_allowlist,
     put_face,
+    send_event,
 )
 
 __all__ = [
     "AllowlistSynced",
     "CircuitOpen",
     "ClientPolicy",
+    "EventSent",
     "FaceDeleted",
     "FaceEnrolled",
     "OpenResult",
@@ -68,5 +71,6 @@ __all__ = [
     "patch_allowlist",
     "put_allowlist",
     "put_face",
+    "send_event",
     "session_for",
 ]

@@ -94,11 +94,14 @@ def perform(
     idempotency_key: str | None = None,
     context: AuditContext | None = None,
     outcome_of=None,
+    signed_headers=None,
 ) -> Exchange:
     """Make the call; returns the 2xx `Exchange` or raises a `PartnerError` subclass.
 
     `outcome_of(exchange) -> Outcome` refines a 2xx outcome for the audit event (an open that
-    the partner answered "denied"). Records exactly one audit event either way.
+    the partner answered "denied"). `signed_headers(body_bytes) -> dict` adds headers computed
+    over the exact bytes sent (a Standard Webhooks signature). Records exactly one audit event
+    either way.
     """
     context = context or AuditContext()
     request_id = request_id or uuid.uuid4().hex
@@ -112,6 +115,8 @@ def perform(
         # Canonical JSON: a redelivery sends byte-identical bodies, as idempotency keys require.
         payload = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         headers["Content-Type"] = "application/json"
+    if signed_headers is not None:
+        headers.update(signed_headers(payload or b""))
     policy = conn.policy
     max_attempts = 1 + policy.retries if spec.idempotent else 1
     session = session_for(conn)

@@ -14,6 +14,8 @@ delete_face            yes         DELETE is idempotent; confirmed even if nothi
 put_allowlist          yes         full replace of a version: idempotent
 patch_allowlist        yes         versioned: a replay is refused with 409 (reported as
                                    ``superseded``), never applied twice
+send_event             yes         the partner de-duplicates by ``webhook-id`` (a replay is 200,
+                                   processed once)
 fetch_audit_log        yes         a read
 =====================  ==========  ===========================================================
 
@@ -31,6 +33,8 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from standardwebhooks import Webhook
+
 from audit.actions import Action, Outcome
 from partners.client.calls import AuditContext, CallSpec, Exchange, perform
 from partners.client.connection import PartnerConnection
@@ -42,6 +46,7 @@ FACE_ENROL = CallSpec("face_enrol", Action.PARTNER_FACE_ENROL, idempotent=True)
 FACE_DELETE = CallSpec("face_delete", Action.PARTNER_FACE_DELETE, idempotent=True)
 ALLOWLIST_FULL = CallSpec("allowlist_full", Action.PARTNER_ALLOWLIST_FULL, idempotent=True)
 ALLOWLIST_DELTA = CallSpec("allowlist_delta", Action.PARTNER_ALLOWLIST_DELTA, idempotent=True)
+EVENT_OUT = CallSpec("event_out", Action.PARTNER_EVENT_OUT, idempotent=True)
 AUDIT_LOG = CallSpec("audit", None, idempotent=True)
 
 _OPEN_OUTCOMES = {"opened": Outcome.SUCCESS, "denied": Outcome.DENIED, "offline": Outcome.UNAVAILABLE}
@@ -93,6 +98,14 @@ class AllowlistSynced:
     request_id: str
     attempts: int
     superseded: bool = False  # the partner already holds this or a newer version
+
+
+@dataclass(frozen=True)
+class EventSent:
+    webhook_id: str
+    request_id: str
+    attempts: int
+    duplicate: bool  # the partner had already accepted this webhook-id
 
 
 def _replayed(exchange: Exchange) -> bool:
@@ -226,6 +239,41 @@ def _allowlist(conn, spec, method, site_ref, body, version, idempotency_key) -> 
     data = exchange.body or {}
     return AllowlistSynced(site_ref=site_ref, version=int(data.get("version", version)), entries=data.get("entries"),
                            request_id=key, attempts=exchange.attempts)
+
+
+def send_event(
+    conn: PartnerConnection,
+    *,
+    webhook_id: str,
+    event: dict,
+    secrets: list[str],
+    timestamp: datetime.datetime | None = None,
+) -> EventSent:
+    """``POST /v1/events``: `event` (``{type, timestamp, data}``) signed per Standard Webhooks.
+
+    Headers ``webhook-id`` (stable per event: retries are de-duplicated by the partner),
+    ``webhook-timestamp`` (now, unless `timestamp`) and ``webhook-signature``: one ``v1,``
+    signature per secret in `secrets` (the current one first, then those still valid during a
+    rotation), computed over the exact bytes sent. A refused signature is a 401
+    (PartnerAuthError after one token refresh).
+    """
+    if not secrets:
+        raise ValueError("an event needs at least one signing secret")
+    signed_at = timestamp or datetime.datetime.now(datetime.UTC)
+
+    def signed_headers(body: bytes) -> dict[str, str]:
+        text = body.decode()
+        signatures = " ".join(Webhook(secret).sign(webhook_id, signed_at, text) for secret in secrets)
+        return {"webhook-id": webhook_id, "webhook-timestamp": str(int(signed_at.timestamp())),
+                "webhook-signature": signatures}
+
+    exchange = perform(
+        conn, EVENT_OUT, "POST", "/v1/events", body=event, request_id=webhook_id, idempotency_key=webhook_id,
+        context=AuditContext(object_type="event", object_ref=_ref(webhook_id)), signed_headers=signed_headers,
+    )
+    data = exchange.body or {}
+    return EventSent(webhook_id=webhook_id, request_id=webhook_id, attempts=exchange.attempts,
+                     duplicate=bool(data.get("duplicate")))
 
 
 def fetch_audit_log(

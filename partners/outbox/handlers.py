@@ -10,17 +10,23 @@ face_put          ``{subject, jwe, consent_ref, retention_until}``
 face_delete       ``{subject}``
 allowlist_put     ``{site_ref, version, entries}``
 allowlist_patch   ``{site_ref, version, upserts, removals}``
+event_out         ``{type, timestamp, data}`` - the event body (partners.outbound_events);
+                  the message's idempotency key is its ``webhook-id``
 ================  ===================================================================
-
-There is no ``event_out`` handler yet: the partner contract has no endpoint for events we
-send (see DESIGN.md); register one here when it does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from partners.client import PartnerConnection, delete_face, patch_allowlist, put_allowlist, put_face
+from partners.client import (
+    PartnerConnection,
+    delete_face,
+    patch_allowlist,
+    put_allowlist,
+    put_face,
+    send_event,
+)
 
 Handler = Callable[[PartnerConnection, object], dict]
 
@@ -67,3 +73,14 @@ def _allowlist_patch(conn: PartnerConnection, message) -> dict:
     synced = patch_allowlist(conn, site_ref=p["site_ref"], version=p["version"], upserts=p.get("upserts", []),
                              removals=p.get("removals", []), idempotency_key=message.idempotency_key)
     return {"version": synced.version, "entries": synced.entries, "superseded": synced.superseded}
+
+
+@handler("event_out", required=("type", "timestamp", "data"))
+def _event_out(conn: PartnerConnection, message) -> dict:
+    from partners.outbound_events import event_signing_secrets
+
+    secrets = event_signing_secrets(partner_id=message.partner_id)
+    if not secrets:
+        raise LookupError("the partner has no outbound webhook secret")
+    sent = send_event(conn, webhook_id=message.idempotency_key, event=message.payload, secrets=secrets)
+    return {"webhook_id": sent.webhook_id, "duplicate": sent.duplicate}

@@ -4,7 +4,8 @@ A request passes, in order: injected latency and hang (every request), the token
 injected 429/5xx (every /v1 request), bearer-token authentication bound to the connection's
 client certificate, routing, the idempotency store, the operation, and the partner's call
 log. Requests stopped before the operation (faults, 401, unknown path) are not logged; the
-partner "never saw" them. An ``Idempotency-Key`` repeat (same client, method, path and key)
+partner "never saw" them - nor are events refused for their signature (401, unauthenticated
+too). An ``Idempotency-Key`` repeat (same client, method, path and key)
 returns the first reply with ``Idempotent-Replayed: true`` and is not logged again; the
 same key with a different body is 422 ``idempotency_key_reused``.
 """
@@ -41,6 +42,7 @@ class PartnerApp:
                 Route("DELETE", "/v1/subjects/{subject}/face", ops.delete_face, "face.delete"),
                 Route("PUT", "/v1/sites/{site_ref}/allowlist", ops.replace_allowlist, "allowlist.replace"),
                 Route("PATCH", "/v1/sites/{site_ref}/allowlist", ops.patch_allowlist, "allowlist.patch"),
+                Route("POST", "/v1/events", ops.receive_event, "event.receive", idempotency_store=False),
                 Route("GET", "/v1/audit", ops.read_audit),
             ]
         )
@@ -73,7 +75,7 @@ class PartnerApp:
 
     def _perform(self, route: Route, call: Call) -> Reply:
         request = call.request
-        key = request.header("Idempotency-Key")
+        key = request.header("Idempotency-Key") if route.idempotency_store else None
         slot = (call.client_id, request.method, request.path, key) if key else None
         body_sha256 = hashlib.sha256(request.body).hexdigest()
         with self.state.lock:
@@ -86,7 +88,7 @@ class PartnerApp:
                 reply = route.handler(call)
             except ApiError as error:
                 reply = error.reply()
-            if route.operation:
+            if route.operation and reply.status != 401:
                 self.state.calls.append(call_record(call, route.operation, reply))
             if slot and stored is None:
                 self.state.idempotency[slot] = StoredReply(body_sha256, reply)

@@ -66,7 +66,8 @@ class SandboxControl:
 
     def configure_smarthome(self, base_url: str, **settings) -> dict:
         """Point the partner at our service: base_url and optionally token_url, client_id,
-        client_secret, webhook_secret, decision_timeout_s (see `smarthome_link`)."""
+        client_secret, webhook_secret, outbound_webhook_secret (what our events must be signed
+        with), decision_timeout_s (see `smarthome_link`)."""
         return self._call("PUT", "/_control/smarthome", {"base_url": base_url, **settings})
 
     def smarthome(self) -> dict:

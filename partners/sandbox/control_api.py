@@ -6,7 +6,8 @@
 ``DELETE /_control/faults``                clear all faults (and bring the listener back up)
 ``PUT /_control/devices/{device_ref}``     ``{online: bool, lockdown?: bool}`` register/update
 ``GET /_control/state``                    devices, faces, deletions, allowlists, video
-                                           sessions, tokens issued
+                                           sessions, arrivals, events sent and received,
+                                           tokens issued
 ``GET /_control/log``                      ``{entries, idempotency_keys}``: the call log of all
                                            clients (each entry with ``client_id``)
 ``POST /_control/reset``                   clear state, call log, idempotency store, faults

@@ -13,6 +13,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
 from .faces import FaceKeys, Undecryptable
 from .routing import ApiError, Reply, Request
 from .store import (
@@ -22,6 +25,7 @@ from .store import (
     Device,
     FaceRecord,
     PartnerState,
+    ReceivedEvent,
     VideoSession,
     rfc3339,
     utc_now,
@@ -156,6 +160,31 @@ class PartnerOperations:
         self.state.allowlists[site_ref] = allowlist
         return _allowlist_reply(site_ref, allowlist, "patched")
 
+    def receive_event(self, call: Call) -> Reply:
+        """``POST /v1/events`` ``{type, timestamp, data}`` signed per Standard Webhooks -> 200
+        ``{webhook_id, duplicate}``.
+
+        401 ``invalid_signature`` / ``stale_timestamp`` / ``missing_headers`` / ``no_secret``
+        unless one of the configured secrets signed ``webhook-id.webhook-timestamp.body`` within
+        5 minutes; a ``webhook-id`` seen before is acknowledged and not processed again.
+        """
+        request = call.request
+        _verify_signature(self.state.event_secrets, request)
+        webhook_id = request.header("webhook-id")
+        seen = self.state.events_received.get(webhook_id)
+        if seen is not None:
+            seen.deliveries += 1
+            return Reply(200, {"webhook_id": webhook_id, "duplicate": True}, result="duplicate")
+        event_type = _required_str(request, "type")
+        data = request.json.get("data", {})
+        if not isinstance(data, dict):
+            raise ApiError(400, "invalid_request", "data must be an object")
+        self.state.events_received[webhook_id] = ReceivedEvent(
+            webhook_id=webhook_id, type=event_type, timestamp=request.json_str("timestamp"), data=data,
+            received_at=rfc3339(utc_now()),
+        )
+        return Reply(200, {"webhook_id": webhook_id, "duplicate": False}, result="accepted")
+
     def read_audit(self, call: Call) -> Reply:
         """``GET /v1/audit?since=<RFC3339>`` -> the caller's calls at or after `since`, oldest first."""
         since_values = call.request.query.get("since")
@@ -182,6 +211,26 @@ def call_record(call: Call, operation: str, reply: Reply) -> CallRecord:
         http_status=reply.status,
         at=utc_now(),
     )
+
+
+def _verify_signature(secrets: list[str], request: Request) -> None:
+    if not secrets:
+        raise ApiError(401, "no_secret", "no event secret configured (PUT /_control/smarthome)")
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    reason = "invalid_signature"
+    for secret in secrets:
+        try:
+            Webhook(secret).verify(request.body, headers, json_parse=False)
+            return
+        except WebhookVerificationError as error:
+            text = str(error).lower()
+            if "too old" in text or "too new" in text:
+                reason = "stale_timestamp"
+            elif "missing" in text:
+                reason = "missing_headers"
+        except (ValueError, UnicodeDecodeError):
+            pass
+    raise ApiError(401, reason)
 
 
 def _required_str(request: Request, name: str) -> str:

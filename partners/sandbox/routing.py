@@ -83,12 +83,15 @@ class Route:
     (percent-decoded in the parameters).
 
     `operation` names the call in the partner's call log; None means the call is not logged.
+    `idempotency_store`: False for operations that de-duplicate by their own id (events, by
+    ``webhook-id``), so the ``Idempotency-Key`` store never answers for them.
     """
 
     method: str
     pattern: str
     handler: Callable[..., Reply]
     operation: str | None = None
+    idempotency_store: bool = True
 
     @cached_property
     def regex(self) -> re.Pattern[str]:

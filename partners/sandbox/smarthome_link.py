@@ -9,7 +9,9 @@ one is configured.
 
 Our address is usually known only after the sandbox started, so the link is configured at run
 time (control API ``PUT /_control/smarthome``): ``base_url``, and optionally ``token_url``,
-``client_id``, ``client_secret``, ``webhook_secret`` (``whsec_...``) and ``decision_timeout_s``.
+``client_id``, ``client_secret``, ``webhook_secret`` (``whsec_...``, signs the events it sends
+us), ``outbound_webhook_secret`` (``whsec_...`` or a list of them during a rotation: what OUR
+events to ``POST /v1/events`` must be signed with) and ``decision_timeout_s``.
 
 When our service cannot answer a decision (unreachable, timeout, non-2xx, malformed answer)
 the partner decides from its local allowlist, as a real barrier would.
@@ -36,8 +38,11 @@ EVENTS_PATH = "/partner/v1/events"
 CONNECT_TIMEOUT_S = 1.0
 EVENT_TIMEOUT_S = 5.0
 TOKEN_REFRESH_MARGIN_S = 30
-_SETTINGS = ("base_url", "token_url", "client_id", "client_secret", "webhook_secret", "decision_timeout_s")
-_SECRETS = ("client_secret", "webhook_secret")
+_SETTINGS = (
+    "base_url", "token_url", "client_id", "client_secret", "webhook_secret", "outbound_webhook_secret",
+    "decision_timeout_s",
+)
+_SECRETS = ("client_secret", "webhook_secret", "outbound_webhook_secret")
 
 
 @dataclass
@@ -65,9 +70,12 @@ class SmarthomeLink:
         timeout = settings.get("decision_timeout_s", 2.0)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ApiError(400, "invalid_request", "decision_timeout_s must be a positive number")
+        event_secrets = _event_secrets(settings.get("outbound_webhook_secret"))
         with self._lock:
             self._settings = {**settings, "base_url": settings["base_url"].rstrip("/")}
             self._token = None
+        with self.state.lock:
+            self.state.event_secrets = event_secrets
         return self.describe()
 
     def describe(self) -> dict:
@@ -79,6 +87,8 @@ class SmarthomeLink:
         with self._lock:
             self._settings = {}
             self._token = None
+        with self.state.lock:
+            self.state.event_secrets = []
 
     def decide_arrival(self, arrival: dict) -> dict:
         """Ask our service whether ``arrival`` may pass; fall back to the local allowlist.
@@ -215,6 +225,13 @@ class SmarthomeLink:
                         "source": "local_allowlist",
                     }
         return {"decision": "deny", "reason": "not_in_local_allowlist", "source": "local_allowlist"}
+
+
+def _event_secrets(value) -> list[str]:
+    secrets = [value] if isinstance(value, str) else value if value is not None else []
+    if not isinstance(secrets, list) or not all(isinstance(s, str) and s.startswith("whsec_") for s in secrets):
+        raise ApiError(400, "invalid_request", "outbound_webhook_secret must be whsec_... or a list of them")
+    return list(secrets)
 
 
 def _decision_from(answer) -> dict:

@@ -1,5 +1,6 @@
 """The sandbox partner's in-memory state: devices, enrolled faces, deletions, allowlists,
-video sessions, arrivals and events it sent us, its log of our calls and its idempotency store.
+video sessions, arrivals, events it sent us and events it accepted from us (with the secrets it
+verifies them with), its log of our calls and its idempotency store.
 
 One re-entrant lock (`PartnerState.lock`) guards everything; callers hold it for the whole of
 an operation, so an idempotency check, the operation and its log entry are atomic.
@@ -87,6 +88,18 @@ class SentEvent:
 
 
 @dataclass
+class ReceivedEvent:
+    """An event we sent the partner (``POST /v1/events``), accepted after its signature verified."""
+
+    webhook_id: str
+    type: str
+    timestamp: str | None
+    data: dict
+    received_at: str
+    deliveries: int = 1  # how often it arrived; processed once
+
+
+@dataclass
 class CallRecord:
     """One of our calls as the partner saw it (what ``GET /v1/audit`` returns)."""
 
@@ -122,6 +135,10 @@ class PartnerState:
     video_sessions: list[VideoSession] = field(default_factory=list)
     arrivals: list[Arrival] = field(default_factory=list)
     events_sent: list[SentEvent] = field(default_factory=list)
+    # our events, by webhook-id (a repeat is acknowledged, not processed again)
+    events_received: dict[str, ReceivedEvent] = field(default_factory=dict)
+    # Standard Webhooks secrets our events must be signed with (set through the control API)
+    event_secrets: list[str] = field(default_factory=list, repr=False)
     calls: list[CallRecord] = field(default_factory=list)
     # (client_id, method, path, Idempotency-Key) -> the reply first given
     idempotency: dict[tuple[str, str, str, str], StoredReply] = field(default_factory=dict)
@@ -161,5 +178,6 @@ class PartnerState:
                 "video_sessions": [dataclasses.asdict(s) for s in self.video_sessions],
                 "arrivals": [dataclasses.asdict(a) for a in self.arrivals],
                 "events_sent": [dataclasses.asdict(e) for e in self.events_sent],
+                "events_received": [dataclasses.asdict(e) for e in self.events_received.values()],
                 "tokens_issued": self.tokens_issued,
             }

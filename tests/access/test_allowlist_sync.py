@@ -1,17 +1,20 @@
-"""Allowlist sync to the sandbox partner: barriers keep working while our service is unreachable."""
+"""Allowlist sync to the sandbox partner: barriers keep working while our service is unreachable,
+and every change reaches the partner as an incremental patch (in version order, replay-safe)."""
 
 import uuid
 
 import pytest
-from django.utils import timezone
 
 from access import services as access_services
 from access.models import VehiclePlateToken
 from access.services.allowlist import allowlist_entries, allowlist_push_all, allowlist_push_full, site_ref
-from consent.models import Consent, FaceEnrolment
-from consent.services import consent_give, consent_text_publish
+from consent.models import FaceEnrolment
+from consent.services import consent_give, consent_revoke, consent_text_publish, face_enrol
+from partners.client import partner_connection_for, patch_allowlist
 from partners.models import OutboxMessage
+from partners.services import partner_credentials_rotate
 from tests import factories
+from tests.consent.conftest import make_photo
 from tests.infra import free_port
 from tests.partners import outbox_fixtures
 
@@ -23,6 +26,17 @@ pytestmark = [pytest.mark.partner, pytest.mark.redis, pytest.mark.postgres, pyte
 
 @pytest.fixture
 def site(sandbox_partner, clean_sandbox):
+    """A building of the sandbox partner (barrier gate-1, door door-1) and a resident with a car, a
+    grant and a face enrolled through the outbox. Our service is "stopped": nothing listens where
+    the partner would ask, so every arrival is decided from the partner's local allowlist."""
+    issued = partner_credentials_rotate(
+        partner=sandbox_partner, client_id=clean_sandbox.client_id, client_secret=clean_sandbox.client_secret,
+        partner_public_key_pem=clean_sandbox.pki["partner-jwe.pub.pem"].read_text(),
+    )
+    clean_sandbox.control.configure_smarthome(
+        f"https://127.0.0.1:{free_port()}", decision_timeout_s=0.5,
+        outbound_webhook_secret=issued.secrets["outbound_webhook_secret"],
+    )
     building = factories.building()
     factories.contract(partner_=sandbox_partner, company_=building.company, buildings=[building])
     barrier = factories.device(building_=building, partner_=sandbox_partner, kind="barrier",
@@ -35,13 +49,25 @@ def site(sandbox_partner, clean_sandbox):
     text = consent_text_publish(version=f"v{uuid.uuid4().hex[:6]}", body="Согласие")
     consent = consent_give(resident_id=resident.pk, company_id=building.company_id, partner=sandbox_partner,
                            text=text)
-    subject = "sub_" + uuid.uuid4().hex
-    FaceEnrolment.objects.create(consent=consent, partner=sandbox_partner, resident_id=resident.pk,
-                                 subject_id=subject, status="active")
-    # our service is "stopped": nothing listens where the partner would ask
-    clean_sandbox.control.configure_smarthome(f"https://127.0.0.1:{free_port()}", decision_timeout_s=0.5)
+    enrolment = face_enrol(resident_id=resident.pk, partner=sandbox_partner, photo=make_photo())
     return {"building": building, "barrier": barrier, "door": door, "resident": resident, "grant": grant,
-            "plate": plate, "subject": subject, "sandbox": clean_sandbox, "partner": sandbox_partner}
+            "vehicle": vehicle, "plate": plate, "consent": consent, "subject": enrolment.subject_id,
+            "enrolment": enrolment, "sandbox": clean_sandbox, "partner": sandbox_partner}
+
+
+def decide(site, device_ref: str, kind: str) -> str:
+    token = site["plate"] if kind == "plate" else site["subject"]
+    answer = site["sandbox"].control.arrival(device_ref, kind, token)
+    assert answer["source"] == "local_allowlist", answer
+    return answer["decision"]
+
+
+def applied(site) -> list[tuple[str, int]]:
+    """(operation, version) of every allowlist call the partner answered 200, in arrival order."""
+    versions = dict(OutboxMessage.objects.filter(operation__startswith="allowlist")
+                    .values_list("idempotency_key", "payload__version"))
+    return [(e["operation"], versions[e["request_id"]]) for e in site["sandbox"].control.log()["entries"]
+            if e["operation"].startswith("allowlist") and e["http_status"] == 200]
 
 
 def test_entries_hold_tokens_and_device_refs_only(site):
@@ -51,26 +77,55 @@ def test_entries_hold_tokens_and_device_refs_only(site):
     assert set(entries[0]) == {"type", "token", "device_refs", "valid_from", "valid_until"}
 
 
-def test_barrier_opens_from_the_allowlist_while_we_are_down_and_revocation_is_pushed(site):
-    sandbox = site["sandbox"]
-    assert sandbox.control.arrival("gate-1", "plate", site["plate"])["decision"] == "deny"  # nothing pushed yet
-    assert allowlist_push_full(partner_id=site["partner"].pk, building_id=site["building"].pk) == 2
-    message = OutboxMessage.objects.get(operation="allowlist_put")
-    assert message.status == "delivered"
-    assert sandbox.control.state()["allowlists"][site_ref(site["building"].pk)]["version"] == message.payload["version"]
+def test_changes_reach_the_partner_as_patches_and_its_offline_decisions_follow(site):
+    # the car (vehicle_create) and the face (enrolment acknowledged) arrived as patches: no full push
+    assert FaceEnrolment.objects.get(pk=site["enrolment"].pk).status == "delivered"
+    assert not OutboxMessage.objects.filter(operation="allowlist_put").exists()
+    assert decide(site, "gate-1", "plate") == "allow"
+    assert decide(site, "door-1", "face") == "allow"
+    assert site["sandbox"].control.arrival("gate-1", "plate", "x" * 43)["decision"] == "deny"
 
-    car = sandbox.control.arrival("gate-1", "plate", site["plate"])
-    assert (car["decision"], car["source"], car["fallback_reason"]) == ("allow", "local_allowlist", "unreachable")
-    face = sandbox.control.arrival("door-1", "face", site["subject"])
-    assert (face["decision"], face["source"]) == ("allow", "local_allowlist")
-    assert sandbox.control.arrival("gate-1", "plate", "x" * 43)["decision"] == "deny"
-
-    # the subject's consent is revoked and the resident's grant suspended; the next push removes them
-    Consent.objects.update(revoked_at=timezone.now(), revoked_reason="resident")
     access_services.grant_suspend(grant=site["grant"])
-    allowlist_push_full(partner_id=site["partner"].pk, building_id=site["building"].pk)
-    assert sandbox.control.arrival("door-1", "face", site["subject"])["decision"] == "deny"
-    assert sandbox.control.arrival("gate-1", "plate", site["plate"])["decision"] == "deny"
+    assert (decide(site, "gate-1", "plate"), decide(site, "door-1", "face")) == ("deny", "deny")
+    access_services.grant_resume(grant=site["grant"])
+    assert (decide(site, "gate-1", "plate"), decide(site, "door-1", "face")) == ("allow", "allow")
+
+    consent_revoke(consent=site["consent"])  # the revoked subject no longer opens the door
+    assert (decide(site, "gate-1", "plate"), decide(site, "door-1", "face")) == ("allow", "deny")
+    access_services.vehicle_delete(vehicle=site["vehicle"])
+    assert decide(site, "gate-1", "plate") == "deny"
+
+    patches = OutboxMessage.objects.filter(operation="allowlist_patch").order_by("pk")
+    assert set(patches.values_list("status", flat=True)) == {"delivered"}
+    versions = [m.payload["version"] for m in patches]
+    assert versions == sorted(versions)
+    assert len(set(versions)) == len(versions)
+    state = site["sandbox"].control.state()
+    assert state["allowlists"][site_ref(site["building"].pk)] == {"version": versions[-1], "entries": []}
+    changed = sorted(e["data"]["version"] for e in state["events_received"] if e["type"] == "allowlist.changed")
+    assert changed == versions  # each patch was announced by a signed allowlist.changed event
+    revoked = [e["data"] for e in state["events_received"] if e["type"] == "subject.revoked"]
+    assert revoked == [{"subject_id": site["subject"], "reason": "resident"}]
+
+
+def test_full_push_then_patches_apply_in_version_order_and_a_replayed_patch_is_harmless(site):
+    before = len(applied(site))
+    assert allowlist_push_full(partner_id=site["partner"].pk, building_id=site["building"].pk) == 2
+    access_services.grant_suspend(grant=site["grant"])
+    access_services.grant_resume(grant=site["grant"])
+    calls = applied(site)[before:]
+    assert [op for op, _ in calls] == ["allowlist.replace", "allowlist.patch", "allowlist.patch"]
+    assert [v for _, v in calls] == sorted(v for _, v in calls)
+    held = site["sandbox"].control.state()["allowlists"][site_ref(site["building"].pk)]
+    assert held["version"] == calls[-1][1]
+
+    suspend = OutboxMessage.objects.filter(operation="allowlist_patch").order_by("pk").reverse()[1]
+    replay = patch_allowlist(partner_connection_for(site["partner"]), site_ref=suspend.payload["site_ref"],
+                             version=suspend.payload["version"], upserts=suspend.payload["upserts"],
+                             removals=suspend.payload["removals"], idempotency_key=f"replay-{uuid.uuid4().hex}")
+    assert replay.superseded  # 409 version_conflict: the partner keeps the newer list
+    assert site["sandbox"].control.state()["allowlists"][site_ref(site["building"].pk)] == held
+    assert decide(site, "gate-1", "plate") == "allow"
 
 
 def test_nightly_push_covers_every_contracted_site(site):

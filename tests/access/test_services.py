@@ -237,7 +237,8 @@ def test_credentials_rotation_keeps_history_and_returns_secrets_once():
     assert first.credentials.version == 1
     assert first.secrets["client_secret"] == "sandbox-secret"
     assert first.secrets["webhook_secret"].startswith("whsec_")
-    assert set(first.secrets) == {"client_secret", "plate_token_key", "webhook_secret", "subject_key"}
+    assert set(first.secrets) == {"client_secret", "plate_token_key", "webhook_secret", "subject_key",
+                                  "outbound_webhook_secret"}
     assert "sandbox-secret" not in repr(first)
 
     second = partner_services.partner_credentials_rotate(partner=partner)

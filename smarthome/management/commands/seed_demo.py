@@ -23,7 +23,7 @@ from django.utils import timezone
 from access import services as access
 from access.models import AccessGrant, Building, Device, ManagementCompany, Residency, Resident, StaffMembership, Unit
 from partners import services as partners
-from partners.models import Partner, PartnerContract, PartnerCredentials
+from partners.models import OutboxMessage, Partner, PartnerContract, PartnerCredentials
 from smarthome import roles
 
 COMPANY = "УК Северный квартал"
@@ -231,6 +231,7 @@ class Command(BaseCommand):
             company.delete()
         sandbox = Partner.objects.filter(slug=SANDBOX_SLUG).first()
         if sandbox is not None and not sandbox.contracts.exists() and not sandbox.devices.exists():
+            OutboxMessage.objects.filter(partner=sandbox).delete()  # its allowlist patches and events
             PartnerCredentials.objects.filter(partner=sandbox).delete()
             sandbox.delete()
         TOTPDevice.objects.filter(user__username__in=usernames).delete()

@@ -99,8 +99,8 @@ def test_vehicle_crud_normalises_and_encrypts_the_plate(estate):
     assert client.get(f"/api/v1/vehicles/{vehicle_id}").json()["label"] == "Семейная"
     assert client.delete(f"/api/v1/vehicles/{vehicle_id}").status_code == 204
     assert not Vehicle.objects.filter(pk=vehicle_id).exists()
-    # each plate change reached the partner's allowlist of the building through the outbox
-    pushes = OutboxMessage.objects.filter(partner=estate.partner, operation="allowlist_put")
+    # each plate change reached the partner's allowlist of the building through the outbox, as a patch
+    pushes = OutboxMessage.objects.filter(partner=estate.partner, operation="allowlist_patch")
     assert pushes.count() == 3
     assert set(pushes.values_list("status", flat=True)) == {"delivered"}
     assert allowlist(estate) == []  # the partner forgot the deleted car
