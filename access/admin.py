@@ -4,10 +4,14 @@ Every admin is scoped to the caller's management companies (smarthome.admin_isol
 writes through access.services (smarthome.admin_services). Personal data is decrypted for the
 staff who may see it, but the database cannot search or sort it: name, phone and plate search
 decrypts the (company-scoped) candidates in memory.
+
+Security alerts (anomaly detection) are platform security data spanning companies (a partner's
+traffic at every company it serves): only security admins and superusers see them, whatever
+permissions a user holds; property managers and other staff do not see the list at all.
 """
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -21,15 +25,17 @@ from access.models import (
     ManagementCompany,
     Residency,
     Resident,
+    SecurityAlert,
     StaffMembership,
     Unit,
     Vehicle,
 )
 from access.plates import InvalidPlate, normalise_plate
+from partners.services import partner_reinstate
 from smarthome import admin_auditlog
 from smarthome.admin_isolation import CompanyScopedModelAdmin, CompanyScopedTabularInline
 from smarthome.admin_services import ServiceBackedAdminMixin
-from smarthome.roles import SECURITY_ADMIN
+from smarthome.roles import SECURITY_ADMIN, has_role
 
 # Decrypting to search is bounded: a company's residents, not the whole table.
 DECRYPTED_SEARCH_MAX_ROWS = 20_000
@@ -396,6 +402,13 @@ class AccessGrantAdmin(ScopedServiceAdmin):
             count += 1
         self.message_user(request, f"{count} grant(s) resumed.", messages.SUCCESS)
 
+    def delete_model(self, request, obj):
+        services.grant_delete(grant=obj, actor=request.user)  # audited, allowlists patched
+
+    def delete_queryset(self, request, queryset):
+        for grant in queryset:
+            services.grant_delete(grant=grant, actor=request.user)
+
 
 def _plate_key(value: str) -> str:
     try:
@@ -442,6 +455,75 @@ class VehicleAdmin(ScopedServiceAdmin):
     def delete_queryset(self, request, queryset):
         for vehicle in queryset:
             services.vehicle_delete(vehicle=vehicle, actor=request.user)
+
+
+def _is_security_admin(request) -> bool:
+    return request.user.is_superuser or has_role(request.user, SECURITY_ADMIN)
+
+
+@admin.register(SecurityAlert)
+class SecurityAlertAdmin(admin.ModelAdmin):
+    """Read-only list of security alerts; the one action reinstates the selected alerts' partners.
+
+    Visible to security admins and superusers only (see the module docstring). Alerts cannot be
+    added, changed or deleted here: they are evidence. "Reinstate partner" calls
+    `partners.services.partner_reinstate`, which checks the role again, lifts the suspension,
+    resolves the partner's open alerts and records `security.partner_reinstated`.
+    """
+
+    list_display = ("created_at", "partner", "kind", "scope", "observed", "threshold", "window_s",
+                    "partner_suspended", "partner_suspended_now", "reinstated")
+    list_filter = ("kind", "partner", "partner_suspended", ("resolved_at", admin.EmptyFieldListFilter))
+    list_select_related = ("partner",)
+    search_fields = ("=scope",)
+    date_hierarchy = "created_at"
+    fields = ("created_at", "partner", "kind", "scope", "observed", "threshold", "window_s", "partner_suspended",
+              "partner_suspended_now", "resolved_at", "resolved_by")
+    readonly_fields = fields
+    actions = ("reinstate_partners",)
+
+    def has_module_permission(self, request):
+        return _is_security_admin(request)
+
+    def has_view_permission(self, request, obj=None):
+        return _is_security_admin(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_reinstate_permission(self, request):
+        return _is_security_admin(request)
+
+    @admin.display(description="suspended now", boolean=True)
+    def partner_suspended_now(self, obj):
+        return obj.partner.suspended_at is not None
+
+    @admin.display(description="reinstated", ordering="resolved_at")
+    def reinstated(self, obj):
+        return timezone.localtime(obj.resolved_at).strftime("%Y-%m-%d %H:%M") if obj.resolved_at else "—"
+
+    @admin.action(description="Reinstate partner of the selected alerts (lift suspension, resolve alerts)",
+                  permissions=["reinstate"])
+    def reinstate_partners(self, request, queryset):
+        partners = {alert.partner for alert in queryset.select_related("partner")}
+        done = []
+        for partner in sorted(partners, key=lambda p: p.pk):
+            try:
+                partner_reinstate(partner=partner, actor=request.user)
+            except PermissionDenied as error:
+                self.message_user(request, str(error), messages.ERROR)
+                return
+            done.append(str(partner))
+        self.message_user(
+            request, f"{len(done)} partner(s) reinstated: {', '.join(done)}. They may now fetch new tokens.",
+            messages.SUCCESS,
+        )
 
 
 # The admin audit trail (django-auditlog): who changed what, when, with encrypted values masked.

@@ -1,16 +1,18 @@
 """Anomaly detection on partners' decision traffic, and per-partner rate limits.
 
-Sliding-window counters in the shared cache (Redis in production), per partner and per
-device: decisions, denies, and distinct unknown credentials (plate enumeration). A window of
+Sliding-window counters in the shared cache (Redis in production), per partner, per device
+and per resident: decisions, denies, distinct unknown credentials (plate enumeration), a
+resident's allowed decisions and a resident's remote opens (open bursts). A window of
 `window_s` is split into BUCKETS buckets; a count is the sum of the buckets still inside the
 window. Distinct unknown credentials are counted per bucket (a credential seen in two buckets
 counts twice: an over-estimate, which errs on the side of alerting).
 
-Thresholds: settings.ACCESS_ANOMALY (see DEFAULTS). A breach creates one SecurityAlert per
+Thresholds: settings.ACCESS_ANOMALY (see DEFAULTS; every key optional). Residents appear in
+alerts by pseudonymous ref only. A breach creates one SecurityAlert per
 (partner, kind, scope) and window, records `security.alert`, increments the Prometheus counter
 `smarthome_security_alerts_total{kind}`, logs a line, and - when its kind is listed in
 `suspend_on` - suspends the partner and expires its tokens (`security.partner_suspended`)
-until a security admin calls `partner_reinstate`.
+until a security admin calls `partner_reinstate` (which also resolves the partner's alerts).
 """
 
 import hashlib
@@ -19,19 +21,16 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.utils import timezone
 from prometheus_client import Counter
 
 from access.models import SecurityAlert
-from audit.actions import Action, ActorKind, Outcome
+from audit.actions import Action, Outcome
 from audit.services import record
-from partners.authentication import partner_tokens_revoke
-from partners.models import Partner
-from smarthome.identifiers import user_ref
+from partners.services import partner_reinstate, partner_suspend  # noqa: F401 (partner_reinstate: re-exported)
+from smarthome.identifiers import pseudonymous_ref
 from smarthome.ratelimit import Limit, hit
-from smarthome.roles import SECURITY_ADMIN, has_role
+from smarthome.shared_cache import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +42,10 @@ DEFAULTS = {
     "max_deny_ratio": 0.8,
     "min_decisions_for_ratio": 50,
     "max_unknown_credentials": 30,  # distinct unknown plate/face tokens per partner per window
-    "suspend_on": ["unknown_credentials"],
+    "max_decisions_per_resident": 120,  # allowed decisions naming one resident (all partners) per window
+    "max_opens_per_resident": 20,  # remote opens (app) by one resident per window -> open_burst
+    "suspend_on": ["unknown_credentials"],  # kinds that also suspend the partner
+    "notify_partner": False,  # also send the partner a signed `security.alert` event (partners.outbound_events)
 }
 DEFAULT_DECISION_RATE = "200/s"
 
@@ -81,16 +83,12 @@ def _count(name: str, window_s: int, now: float, amount: bool = True) -> int:
     return sum(int(value) for value in cache.get_many(keys).values())
 
 
-def _redis_client():
-    """The raw redis-py client behind Django's RedisCache (None for other cache backends)."""
-    backend = getattr(cache, "_cache", None)
-    return backend.get_client(write=True) if hasattr(backend, "get_client") else None
 
 
 def _totals(increments: dict[str, bool], window_s: int, now: float) -> dict[str, int]:
     """Add one to the current bucket of each name whose flag is true; the window total of every name.
     On Redis: one pipelined round trip (INCR + EXPIRE per bump, one MGET)."""
-    client = _redis_client()
+    client = redis_client()
     if client is None:
         return {name: _count(name, window_s, now, amount=bump) for name, bump in increments.items()}
     current, size = _bucket(window_s, now)
@@ -115,8 +113,13 @@ def _first_seen(name: str, credential: str, window_s: int, now: float) -> bool:
     return cache.add(f"anomaly:{name}:seen:{current}:{digest}", 1, timeout=window_s + size)
 
 
-def decision_observe(*, partner_id: int, device_ref: str, denied: bool, unknown_credential: str | None) -> list:
-    """Count one decision; raise alerts for every threshold it crosses. Returns the new alerts."""
+def decision_observe(*, partner_id: int, device_ref: str, denied: bool, unknown_credential: str | None,
+                     resident_id: int | None = None) -> list:
+    """Count one decision; raise alerts for every threshold it crosses. Returns the new alerts.
+
+    `resident_id` (optional): the resident an allowed decision let through; counted per
+    resident across partners (`max_decisions_per_resident`, scope "resident:<pseudonymous ref>").
+    One Redis round trip for all counters (plus one cache add per breach)."""
     config = anomaly_settings()
     window = int(config["window_s"])
     now = time.time()
@@ -126,6 +129,9 @@ def decision_observe(*, partner_id: int, device_ref: str, denied: bool, unknown_
     increments = {f"{base}:n": True, f"{base}:deny": denied, f"{device}:n": True}
     if unknown_credential is not None:
         increments[f"{base}:unknown"] = _first_seen(f"{base}:unknown", unknown_credential, window, now)
+    resident = f"r{resident_id}:allowed" if resident_id is not None and not denied else None
+    if resident is not None:
+        increments[resident] = True
     totals = _totals(increments, window, now)
     total, denies, per_device = totals[f"{base}:n"], totals[f"{base}:deny"], totals[f"{device}:n"]
     if total > config["max_decisions"]:
@@ -141,6 +147,32 @@ def decision_observe(*, partner_id: int, device_ref: str, denied: bool, unknown_
         if unknown > config["max_unknown_credentials"]:
             breaches.append((SecurityAlert.Kind.UNKNOWN_CREDENTIALS, "partner", unknown,
                              config["max_unknown_credentials"]))
+    if resident is not None and totals[resident] > config["max_decisions_per_resident"]:
+        breaches.append((SecurityAlert.Kind.DECISION_RATE, pseudonymous_ref("resident", resident_id),
+                         totals[resident], config["max_decisions_per_resident"]))
+    return _alerts_raise(partner_id=partner_id, breaches=breaches, window=window, config=config)
+
+
+def resident_open_observe(*, resident_id: int, partner_id: int) -> list:
+    """Count one remote open of a resident (access.services.opening) in the sliding window.
+
+    Over `max_opens_per_resident` per window (all devices and partners together) an `open_burst`
+    alert is raised for the device's partner, scope "resident:<pseudonymous ref>" (never a name);
+    it suspends the partner only if `open_burst` is listed in `suspend_on`. One Redis round trip
+    (plus one cache add per breach). Returns the new alerts."""
+    config = anomaly_settings()
+    window = int(config["window_s"])
+    name = f"r{resident_id}:open"
+    opens = _totals({name: True}, window, time.time())[name]
+    breaches = []
+    if opens > config["max_opens_per_resident"]:
+        breaches.append((SecurityAlert.Kind.OPEN_BURST, pseudonymous_ref("resident", resident_id), opens,
+                         config["max_opens_per_resident"]))
+    return _alerts_raise(partner_id=partner_id, breaches=breaches, window=window, config=config)
+
+
+def _alerts_raise(*, partner_id: int, breaches: list, window: int, config: dict) -> list:
+    base = f"p{partner_id}"
     alerts = []
     for kind, scope, observed, threshold in breaches:
         # one alert per partner, kind and scope per window
@@ -165,36 +197,12 @@ def security_alert_raise(*, partner_id: int, kind: str, scope: str, observed: fl
            object_ref=f"security_alert:{alert.pk}", partner_id=partner_id, reason=kind)
     if suspend:
         partner_suspend(partner_id=partner_id, reason=kind)
+    if anomaly_settings().get("notify_partner"):  # a signed `security.alert` event, through the outbox
+        from partners.outbound_events import partner_event_enqueue
+
+        partner_event_enqueue(partner_id=partner_id, event_type="security.alert",
+                              data={"alert_id": alert.pk, "kind": kind, "partner_suspended": suspend})
     security_alerts_total.labels(kind=kind).inc()
     logger.warning("security alert", extra={"alert_id": alert.pk, "kind": kind, "partner_id": partner_id,
                                             "observed": observed, "threshold": threshold, "suspended": suspend})
     return alert
-
-
-@transaction.atomic
-def partner_suspend(*, partner_id: int, reason: str, actor=None) -> Partner:
-    """Suspend a partner: every call is refused and its access tokens expire now."""
-    partner = Partner.objects.select_for_update().get(pk=partner_id)
-    if partner.suspended_at is None:
-        partner.suspended_at = timezone.now()
-        partner.save(update_fields=["suspended_at"])
-    partner_tokens_revoke(partner_id=partner_id)
-    record(action=Action.SECURITY_PARTNER_SUSPENDED, outcome=Outcome.SUCCESS,
-           actor_kind=ActorKind.STAFF if actor else ActorKind.SYSTEM, actor_ref=user_ref(actor) if actor else "",
-           object_type="partner", object_ref=f"partner:{partner_id}", partner_id=partner_id, reason=reason)
-    return partner
-
-
-@transaction.atomic
-def partner_reinstate(*, partner: Partner, actor) -> Partner:
-    """A security admin lifts a suspension (the partner then fetches new tokens).
-
-    Raises PermissionDenied unless `actor` has the security-admin role (or is a superuser)."""
-    if not (actor.is_superuser or has_role(actor, SECURITY_ADMIN)):
-        raise PermissionDenied("Only a security admin reinstates a partner.")
-    Partner.objects.filter(pk=partner.pk).update(suspended_at=None)
-    partner.suspended_at = None
-    record(action=Action.SECURITY_PARTNER_REINSTATED, outcome=Outcome.SUCCESS, actor_kind=ActorKind.STAFF,
-           actor_ref=user_ref(actor), object_type="partner", object_ref=f"partner:{partner.pk}",
-           partner_id=partner.pk, reason="reinstated")
-    return partner

@@ -359,25 +359,30 @@ class Notification(models.Model):
 
 
 class SecurityAlert(models.Model):
-    """An anomaly in a partner's decision traffic (access.anomalies): a threshold was exceeded.
+    """An anomaly in a partner's decision traffic or residents' remote opens (access.anomalies).
 
-    Holds counts and codes only. `partner_suspended` says whether the breach suspended the
-    partner's credentials (a security admin reinstates them).
+    Holds counts, codes and pseudonymous refs only. `partner_suspended` says whether the breach
+    suspended the partner's credentials; `resolved_at`/`resolved_by` (the security admin's
+    pseudonymous ref) are set when a security admin reinstates the partner (`partner_reinstate`
+    resolves every open alert of the partner).
     """
 
     class Kind(models.TextChoices):
         DECISION_RATE = "decision_rate", "decision rate"
         DENY_RATIO = "deny_ratio", "deny ratio"
         UNKNOWN_CREDENTIALS = "unknown_credentials", "distinct unknown credentials (enumeration)"
+        OPEN_BURST = "open_burst", "burst of remote opens by one resident"
 
     partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="security_alerts")
     kind = models.CharField(max_length=24, choices=Kind.choices)
-    scope = models.CharField(max_length=80, help_text='"partner" or "device:<ref>"')
+    scope = models.CharField(max_length=80, help_text='"partner", "device:<ref>" or "resident:<pseudonymous ref>"')
     observed = models.FloatField(help_text="The value that crossed the threshold")
     threshold = models.FloatField()
     window_s = models.PositiveIntegerField()
     partner_suspended = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When a security admin reinstated the partner")
+    resolved_by = models.CharField(max_length=40, blank=True, help_text="Pseudonymous ref of that security admin")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -4,10 +4,11 @@ A property manager sees the partners their company has contracts with, their own
 and the fingerprints of those partners' credentials; rotation goes through
 partners.services.partner_credentials_rotate. Secrets are never rendered, not even after a
 rotation: the page shows the new version's fingerprints. The security admin sees every partner
-and can suspend one (when the partners app provides `partner_suspend`).
+and can suspend or reinstate one (partners.services.partner_suspend / partner_reinstate).
 """
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
 
@@ -25,6 +26,7 @@ FINGERPRINTS = (
     "webhook_secret_fingerprint",
     "partner_public_key_fingerprint",
     "client_cert_fingerprint",
+    "outbound_webhook_secret_fingerprint",
 )
 
 
@@ -59,26 +61,22 @@ class PartnerAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
     inlines = (CredentialsInline,)
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        # Suspension is the partners app's write; offered once it provides the services.
-        for name in ("partner_suspend", "partner_reinstate"):
-            if not hasattr(services, name):
-                actions.pop(name.replace("partner_", "") + "_partners", None)
-        return actions
-
     actions = ("suspend_partners", "reinstate_partners")
 
     @admin.action(description="Suspend selected partners (every call refused)", permissions=["change"])
     def suspend_partners(self, request, queryset):
         for partner in queryset:
-            services.partner_suspend(partner=partner, actor=request.user)
+            services.partner_suspend(partner=partner, reason="admin", actor=request.user)
         self.message_user(request, f"{queryset.count()} partner(s) suspended.", messages.WARNING)
 
     @admin.action(description="Reinstate selected partners", permissions=["change"])
     def reinstate_partners(self, request, queryset):
-        for partner in queryset:
-            services.partner_reinstate(partner=partner, actor=request.user)
+        try:
+            for partner in queryset:
+                services.partner_reinstate(partner=partner, actor=request.user)
+        except PermissionDenied as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
         self.message_user(request, f"{queryset.count()} partner(s) reinstated.", messages.SUCCESS)
 
     def service_save(self, request, current, data, change):
@@ -172,7 +170,8 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
                 request,
                 f"{partner}: version {new.version} issued {timezone.localtime(new.created_at):%Y-%m-%d %H:%M}; "
                 f"plate-token key {new.plate_token_key_fingerprint}, webhook secret "
-                f"{new.webhook_secret_fingerprint}, client secret {new.client_secret_fingerprint}. "
+                f"{new.webhook_secret_fingerprint}, outbound webhook secret {new.outbound_webhook_secret_fingerprint}, "
+                f"client secret {new.client_secret_fingerprint}. "
                 "The secrets themselves are never shown here; they reach the partner out of band.",
                 messages.SUCCESS,
             )

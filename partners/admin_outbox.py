@@ -1,6 +1,8 @@
 """Admin of the outbox: what waits for a partner, what was delivered, what was dead-lettered.
 
-Read-only rows; the one action, "Retry now", calls `partners.outbox.services.outbox_retry_now`.
+Read-only rows; the one action, "Retry now", calls `partners.outbox.services.outbox_retry_now`;
+messages it refuses (delivered ones, face uploads cancelled on consent revocation) are skipped
+with an error message, and their page says why they cannot be retried.
 Platform operations, not a management company's data: visible to security admins and
 superusers only. The face JWE never shows (only whether the payload still holds one).
 """
@@ -10,7 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from partners.models import OutboxMessage
-from partners.outbox.services import outbox_retry_now
+from partners.outbox.services import outbox_retry_now, retry_refusal
 from smarthome.roles import SECURITY_ADMIN, has_role
 
 
@@ -47,7 +49,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     actions = ["retry_now"]
     fields = ("partner", "operation", "ordering_key", "idempotency_key", "status", "attempts", "next_attempt_at",
               "last_attempt_at", "dispatched_at", "created_at", "delivered_at", "dead_lettered_at", "last_error",
-              "last_http_status", "payload_summary", "result")
+              "last_http_status", "payload_summary", "result", "retry")
     readonly_fields = fields
 
     def has_module_permission(self, request):
@@ -76,14 +78,27 @@ class OutboxMessageAdmin(admin.ModelAdmin):
             rows.append((name, value))
         return format_html_join("", "<div><b>{}</b>: {}</div>", rows)
 
+    @admin.display(description="retry now")
+    def retry(self, obj):
+        return retry_refusal(obj) or "allowed (select it in the list and run \"Retry now\")"
+
     @admin.action(description="Retry now (dead-lettered or waiting messages)")
     def retry_now(self, request, queryset):
         if not _may_operate(request):
             self.message_user(request, "Only security admins may retry outbox messages.", messages.ERROR)
             return
         retried = skipped = 0
-        for message in queryset.exclude(status=OutboxMessage.Status.DELIVERED):
-            outbox_retry_now(message=message, actor=request.user)
+        refused = []
+        for message in queryset:
+            if message.status == OutboxMessage.Status.DELIVERED:
+                skipped += 1
+                continue
+            try:
+                outbox_retry_now(message=message, actor=request.user)
+            except ValueError as error:
+                refused.append(f"#{message.pk}: {error}")
+                continue
             retried += 1
-        skipped = queryset.filter(status=OutboxMessage.Status.DELIVERED).count()
         self.message_user(request, f"{retried} message(s) queued for delivery; {skipped} delivered one(s) skipped.")
+        if refused:
+            self.message_user(request, "Not retried: " + "; ".join(refused), messages.ERROR)

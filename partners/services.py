@@ -7,15 +7,17 @@ import base64
 import secrets
 from dataclasses import dataclass, field
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
+from partners.authentication import partner_tokens_revoke
 from partners.models import Partner, PartnerContract, PartnerCredentials
-from partners.signals import partner_scope_changed
+from partners.signals import partner_reinstated, partner_scope_changed
 from smarthome.identifiers import user_ref
+from smarthome.roles import SECURITY_ADMIN, has_role
 
 PLATE_KEY_BYTES = 32
 SUBJECT_KEY_BYTES = 32
@@ -150,12 +152,15 @@ def partner_credentials_rotate(
     client_cert_pem: str | None = None,
     partner_public_key_pem: str | None = None,
     allowed_cidrs: list[str] | None = None,
+    outbound_webhook_secret: str | None = None,
     rotate_subject_key: bool = False,
     actor=None,
 ) -> IssuedCredentials:
     """Issue a new credentials version for `partner` and revoke the current one (kept as history).
 
-    Generated: a client secret (unless given), a plate-token key and a webhook secret. The
+    Generated: a client secret (unless given), a plate-token key, a webhook secret (the partner's
+    events to us) and an outbound webhook secret (our events to the partner; unless given, a
+    ``whsec_...`` value - ValidationError if not one). The
     subject key is kept from the previous version unless `rotate_subject_key` (a new one
     changes every pairwise subject id, so the partner's face enrolments must be redone); the
     first version always gets one. Unspecified client id, certificate, public key and CIDRs are
@@ -171,6 +176,7 @@ def partner_credentials_rotate(
         "client_secret": client_secret or secrets.token_urlsafe(32),
         "plate_token_key": _b64_key(PLATE_KEY_BYTES),
         "webhook_secret": "whsec_" + _b64_key(WEBHOOK_SECRET_BYTES),
+        "outbound_webhook_secret": outbound_webhook_secret or "whsec_" + _b64_key(WEBHOOK_SECRET_BYTES),
     }
     if previous is None or rotate_subject_key:
         issued["subject_key"] = _b64_key(SUBJECT_KEY_BYTES)
@@ -193,6 +199,7 @@ def partner_credentials_rotate(
         plate_token_key=issued["plate_token_key"],
         subject_key=subject_key,
         webhook_secret=issued["webhook_secret"],
+        outbound_webhook_secret=issued["outbound_webhook_secret"],
         allowed_cidrs=list(carried(allowed_cidrs, "allowed_cidrs", [])),
     )
     _validate_credentials(credentials)
@@ -228,6 +235,8 @@ def _validate_credentials(credentials: PartnerCredentials) -> None:
 
     if not credentials.client_id:
         raise ValidationError({"client_id": "A client id is required."})
+    if not _is_webhook_secret(credentials.outbound_webhook_secret):
+        raise ValidationError({"outbound_webhook_secret": "Not a Standard Webhooks secret (whsec_<base64>)."})
     if credentials.partner_public_key_pem:
         try:
             public_key_fingerprint(credentials.partner_public_key_pem)
@@ -238,3 +247,53 @@ def _validate_credentials(credentials: PartnerCredentials) -> None:
             ipaddress.ip_network(cidr, strict=False)
         except (TypeError, ValueError):
             raise ValidationError({"allowed_cidrs": f"{cidr!r} is not an IP network."}) from None
+
+
+def _is_webhook_secret(value: str) -> bool:
+    if not value.startswith("whsec_"):
+        return False
+    try:
+        return len(base64.b64decode(value.removeprefix("whsec_"), validate=True)) >= 16
+    except ValueError:
+        return False
+
+
+# --- suspension ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def partner_suspend(*, partner: Partner | None = None, partner_id: int | None = None, reason: str,
+                    actor=None) -> Partner:
+    """Suspend a partner: every call is refused and its access tokens expire now.
+
+    By anomaly detection (`access.anomalies`, no actor) or a security admin from the admin.
+    Idempotent. Records `security.partner_suspended`."""
+    partner_id = partner.pk if partner is not None else partner_id
+    locked = Partner.objects.select_for_update().get(pk=partner_id)
+    if locked.suspended_at is None:
+        locked.suspended_at = timezone.now()
+        locked.save(update_fields=["suspended_at"])
+    partner_tokens_revoke(partner_id=partner_id)
+    record(action=Action.SECURITY_PARTNER_SUSPENDED, outcome=Outcome.SUCCESS,
+           actor_kind=ActorKind.STAFF if actor else ActorKind.SYSTEM, actor_ref=user_ref(actor) if actor else "",
+           object_type="partner", object_ref=f"partner:{partner_id}", partner_id=partner_id, reason=reason)
+    return locked
+
+
+@transaction.atomic
+def partner_reinstate(*, partner: Partner, actor) -> Partner:
+    """A security admin lifts a suspension (the partner then fetches new tokens).
+
+    Raises PermissionDenied unless `actor` has the security-admin role (or is a superuser);
+    nothing changes then. Records `security.partner_reinstated` and sends `partner_reinstated`
+    (the access app resolves the partner's open security alerts: resolved_at, resolved_by =
+    the admin's pseudonymous ref)."""
+    if not (actor.is_superuser or has_role(actor, SECURITY_ADMIN)):
+        raise PermissionDenied("Only a security admin reinstates a partner.")
+    Partner.objects.filter(pk=partner.pk).update(suspended_at=None)
+    partner.suspended_at = None
+    partner_reinstated.send(sender=Partner, partner_id=partner.pk, actor_ref=user_ref(actor))
+    record(action=Action.SECURITY_PARTNER_REINSTATED, outcome=Outcome.SUCCESS, actor_kind=ActorKind.STAFF,
+           actor_ref=user_ref(actor), object_type="partner", object_ref=f"partner:{partner.pk}",
+           partner_id=partner.pk, reason="reinstated")
+    return partner

@@ -21,3 +21,7 @@ outbox_delivered = Signal()
 # the transaction that stores the webhook: a receiver that raises rolls it back, and the partner
 # gets a 500 and retries.
 partner_event_received = Signal()
+
+# `partner_reinstated(partner_id=, actor_ref=)`: a security admin lifted the partner's suspension
+# (partners.services.partner_reinstate), inside its transaction.
+partner_reinstated = Signal()

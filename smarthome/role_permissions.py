@@ -56,6 +56,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "otp_static.delete_staticdevice",
         "partners.view_partner",
         "partners.change_partner",
+        "access.view_securityalert",
         "auditlog.view_logentry",
         "audit.view_auditevent",
     ),

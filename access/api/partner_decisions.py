@@ -76,6 +76,7 @@ class AccessDecisionApi(APIView):
         decision_observe(
             partner_id=request.user.partner_id, device_ref=data["device_ref"], denied=decision.decision == "deny",
             unknown_credential=data["credential"]["token"] if decision.reason == Reason.UNKNOWN_CREDENTIAL else None,
+            resident_id=decision.resident_id,
         )
         # the OutputSerializer documents this shape; the values are already plain (no copy on the hot path)
         return Response({"decision": decision.decision, "reason": decision.reason.value,

@@ -2,18 +2,30 @@
 
 `device_authorise` is the object-rule check every device operation runs (and records);
 `device_open` adds the Idempotency-Key record, the partner call and the audit event.
+
+A request left `pending` by a process that died mid-call would block its key (409) forever:
+after settings.OPEN_REQUEST_STALE_S (default 30 s; the open's whole budget - connect, token and
+open read timeouts, no retries - is 12 s by default) a retry with the same key takes it over and
+sends the same partner request id again, as a retry after `unavailable` does. While a request
+is pending, `completed_at` holds when a retry last claimed it (None for the first attempt), so
+the stale clock restarts with every claim.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework import exceptions
 
+from access.anomalies import resident_open_observe
 from access.models import Device, OpenRequest, Resident
 from access.resident_selectors import device_rule_failure, rule_denied
 from access.services import device_set_online
@@ -30,6 +42,9 @@ from partners.client import (
 from partners.selectors import current_credentials
 from smarthome.identifiers import user_ref
 
+logger = logging.getLogger(__name__)
+
+DEFAULT_STALE_S = 30
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 _FINAL = {OpenRequest.Result.OPENED, OpenRequest.Result.DENIED, OpenRequest.Result.OFFLINE}
 _OUTCOMES = {
@@ -93,7 +108,9 @@ def device_open(*, user, resident: Resident, device: Device, idempotency_key: st
     """Open a door or barrier remotely, at most once per (user, Idempotency-Key).
 
     Checks: a stored request with the key is returned as is (another device: 422; still
-    running: 409); then the object rules (403 with a reason). Calls the partner with the
+    running: 409, unless pending for longer than OPEN_REQUEST_STALE_S: then this call takes it
+    over); then the object rules (403 with a reason). Counts the open per resident for anomaly
+    detection (`resident_open_observe`: an `open_burst` alert). Calls the partner with the
     resident's pairwise subject id and the request's own partner request id (so a retry after
     `unavailable` repeats the same request). Records resident.open with the outcome and reason
     (and grant.check). Raises PartnerUnavailableProblem (503 + Retry-After) when the partner is
@@ -119,13 +136,10 @@ def device_open(*, user, resident: Resident, device: Device, idempotency_key: st
             replay = _replay(request, device)
             if replay is not None:
                 return replay
+            _claim(request)
     else:
-        # a retry after `unavailable`: claim it again, unless a concurrent retry already did
-        claimed = OpenRequest.objects.filter(pk=request.pk, result=OpenRequest.Result.UNAVAILABLE).update(
-            result=OpenRequest.Result.PENDING
-        )
-        if not claimed:
-            raise OpenInProgress()
+        _claim(request)
+    resident_open_observe(resident_id=resident.pk, partner_id=device.partner_id)
     try:
         result = open_device(
             partner_connection_for(device.partner), device_ref=device.partner_device_ref, subject=subject,
@@ -157,9 +171,35 @@ def _replay(request: OpenRequest, device: Device) -> OpenOutcome | None:
         raise IdempotencyKeyReused()
     if request.result in _FINAL:
         return OpenOutcome(request=request, replayed=True)
-    if request.result == OpenRequest.Result.PENDING:
+    if request.result == OpenRequest.Result.PENDING and not _is_stale(request):
         raise OpenInProgress()
-    return None  # unavailable: try again
+    return None  # unavailable, or pending but abandoned: try again
+
+
+def _stale_s() -> float:
+    return float(getattr(settings, "OPEN_REQUEST_STALE_S", DEFAULT_STALE_S))
+
+
+def _is_stale(request: OpenRequest) -> bool:
+    started = request.completed_at or request.created_at
+    return started < timezone.now() - timedelta(seconds=_stale_s())
+
+
+def _claim(request: OpenRequest) -> None:
+    """Claim a request for this attempt: one left `unavailable`, or one `pending` past the stale
+    timeout (its process died). A single conditional UPDATE, so of concurrent retries exactly one
+    wins; the others get 409. The claim time goes to `completed_at` (see the module docstring)."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=_stale_s())
+    abandoned = Q(result=OpenRequest.Result.PENDING) & (
+        Q(completed_at__lt=cutoff) | Q(completed_at__isnull=True, created_at__lt=cutoff)
+    )
+    claimed = OpenRequest.objects.filter(Q(pk=request.pk) & (Q(result=OpenRequest.Result.UNAVAILABLE) | abandoned))
+    if not claimed.update(result=OpenRequest.Result.PENDING, completed_at=now):
+        raise OpenInProgress()
+    if request.result == OpenRequest.Result.PENDING:
+        logger.warning("stale open request taken over", extra={"open_request_id": request.pk})
+    request.result, request.completed_at = OpenRequest.Result.PENDING, now
 
 
 def _finish(request: OpenRequest, result: str) -> None:

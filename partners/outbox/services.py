@@ -248,16 +248,32 @@ def outbox_update_gauges() -> dict:
     return {"backlog": backlog, "oldest_age_s": age}
 
 
+CANCELLED_REASON = "consent_revoked"
+
+
+def retry_refusal(message: OutboxMessage) -> str:
+    """Why `message` must not be retried ("" if it may): it was delivered, or it is a face_put
+    cancelled on consent revocation (its photo was emptied: sending it would upload nothing, or,
+    worse, a photo of a subject without consent)."""
+    if message.status == Status.DELIVERED:
+        return "a delivered message cannot be retried"
+    if message.operation == "face_put" and (message.last_error == CANCELLED_REASON or not message.payload.get("jwe")):
+        return "a face upload cancelled because its consent was revoked cannot be retried"
+    return ""
+
+
 @transaction.atomic
 def outbox_retry_now(*, message: OutboxMessage, actor=None) -> OutboxMessage:
     """Put a dead-lettered or waiting message back in line now, with a fresh attempt budget.
 
-    Delivered messages are left alone (ValueError). Records admin.change; the delivery task is
-    sent after commit. The idempotency key is kept, so the partner still deduplicates.
+    Delivered messages are left alone (ValueError), and so is a face_put cancelled because its
+    consent was revoked (ValueError; see `retry_refusal`). Records admin.change; the delivery
+    task is sent after commit. The idempotency key is kept, so the partner still deduplicates.
     """
     locked = OutboxMessage.objects.select_for_update().get(pk=message.pk)
-    if locked.status == Status.DELIVERED:
-        raise ValueError("a delivered message cannot be retried")
+    refusal = retry_refusal(locked)
+    if refusal:
+        raise ValueError(refusal)
     now = timezone.now()
     locked.status = Status.PENDING
     locked.attempts = 0

@@ -298,6 +298,11 @@ AUDITLOG_MASK_CALLABLE = "smarthome.admin_auditlog.mask_value"
 FIELD_ENCRYPTION_KEYS = env.str("FIELD_ENCRYPTION_KEYS", default="")
 FIELD_ENCRYPTION_KEY_FILE = env.str("FIELD_ENCRYPTION_KEY_FILE", default=str(VAR_DIR / "field-keys"))
 
+# --- partner API hot path
+# Per-process caches of what decisions and partner token checks read, kept while the PostgreSQL
+# data-version counters are unchanged (smarthome.versioned_cache). Off: every decision loads.
+VERSIONED_CACHE = env.bool("VERSIONED_CACHE", default=True)
+
 # --- partner client and outbox
 # Outbound calls to partner platforms (partners/client) and the transactional outbox
 # (partners/outbox). Our client certificate for mTLS towards partners; each partner's server
@@ -334,6 +339,7 @@ AUDIT_PARTNER_LOG_FETCHER = env.str(
 
 # --- resident API
 OPEN_RATE_PER_MIN = env.int("OPEN_RATE_PER_MIN", default=6)  # per user per device
+OPEN_REQUEST_STALE_S = env.int("OPEN_REQUEST_STALE_S", default=30)  # a pending open a retry may take over
 API_RATE_PER_MIN = env.int("API_RATE_PER_MIN", default=120)  # per user
 GUEST_PASSES_ACTIVE_MAX = env.int("GUEST_PASSES_ACTIVE_MAX", default=5)
 GUEST_PASS_MAX_DAYS = env.int("GUEST_PASS_MAX_DAYS", default=7)

@@ -8,10 +8,11 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 from prometheus_client import REGISTRY
 
-from access.anomalies import partner_reinstate
+from access.anomalies import decision_observe, partner_reinstate, resident_open_observe, security_alert_raise
 from access.models import SecurityAlert
 from audit.models import AuditEvent
 from partners.models import Partner
+from smarthome.identifiers import pseudonymous_ref, user_ref
 from smarthome.roles import SECURITY_ADMIN
 from tests import factories
 from tests.partners import partner_api
@@ -122,3 +123,104 @@ def test_only_a_security_admin_reinstates(partner_caller, device, settings):
     assert Partner.objects.get(pk=partner.pk).suspended_at is None
     partner_caller.login()
     assert ask(partner_caller, device).status_code == 200
+
+
+# --- per-resident counters --------------------------------------------------------------------
+
+
+@pytest.fixture
+def sends(monkeypatch):
+    """Every request sent to Redis (a pipeline is one)."""
+    from redis.connection import AbstractConnection
+
+    calls = []
+    original = AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        calls.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return calls
+
+
+def fresh_resident_id() -> int:
+    return uuid.uuid4().int % 10**12  # counters live in the session's Redis: never reuse a resident
+
+
+@pytest.mark.redis
+def test_allowed_decisions_per_resident_raise_one_alert_with_a_pseudonymous_scope(settings, sends):
+    settings.ACCESS_ANOMALY = {"max_decisions_per_resident": 3, "suspend_on": []}
+    partner, resident_id = factories.partner(), fresh_resident_id()
+    for _ in range(3):
+        assert decision_observe(partner_id=partner.pk, device_ref="gate-1", denied=False, unknown_credential=None,
+                                resident_id=resident_id) == []
+    assert len(sends) == 3  # one pipelined round trip per decision
+    # denied decisions naming the resident do not count towards it
+    assert decision_observe(partner_id=partner.pk, device_ref="gate-1", denied=True, unknown_credential=None,
+                            resident_id=resident_id) == []
+    [alert] = decision_observe(partner_id=partner.pk, device_ref="gate-1", denied=False, unknown_credential=None,
+                               resident_id=resident_id)
+    assert (alert.kind, alert.scope, alert.observed, alert.threshold, alert.partner_suspended) == (
+        "decision_rate", pseudonymous_ref("resident", resident_id), 4, 3, False)
+    assert alert.scope.startswith("resident:")
+    assert str(resident_id) not in alert.scope
+    decision_observe(partner_id=partner.pk, device_ref="gate-1", denied=False, unknown_credential=None,
+                     resident_id=resident_id)
+    assert SecurityAlert.objects.count() == 1  # one alert per window
+    assert Partner.objects.get(pk=partner.pk).suspended_at is None
+
+
+@pytest.mark.redis
+def test_decision_observe_without_a_resident_counts_no_resident(settings):
+    settings.ACCESS_ANOMALY = {"max_decisions_per_resident": 1}
+    partner = factories.partner()
+    for _ in range(3):
+        assert decision_observe(partner_id=partner.pk, device_ref="gate-1", denied=False,
+                                unknown_credential=None) == []
+
+
+@pytest.mark.redis
+def test_open_burst_of_one_resident_raises_an_alert_without_suspending(settings, sends):
+    settings.ACCESS_ANOMALY = {"max_opens_per_resident": 2}
+    partner, resident_id, other_id = factories.partner(), fresh_resident_id(), fresh_resident_id()
+    before = alerts_counted("open_burst")
+    assert resident_open_observe(resident_id=resident_id, partner_id=partner.pk) == []
+    assert resident_open_observe(resident_id=resident_id, partner_id=partner.pk) == []
+    assert len(sends) == 2  # one round trip per open
+    assert resident_open_observe(resident_id=other_id, partner_id=partner.pk) == []  # another resident's budget
+    [alert] = resident_open_observe(resident_id=resident_id, partner_id=partner.pk)
+    assert (alert.kind, alert.scope, alert.observed, alert.threshold, alert.partner_suspended) == (
+        "open_burst", pseudonymous_ref("resident", resident_id), 3, 2, False)
+    assert alerts_counted("open_burst") == before + 1
+    assert AuditEvent.objects.filter(action="security.alert", reason="open_burst").count() == 1
+    assert resident_open_observe(resident_id=resident_id, partner_id=partner.pk) == []  # once per window
+    assert Partner.objects.get(pk=partner.pk).suspended_at is None
+
+
+@pytest.mark.redis
+def test_open_burst_suspends_when_configured(settings):
+    settings.ACCESS_ANOMALY = {"max_opens_per_resident": 1, "suspend_on": ["open_burst"]}
+    partner, resident_id = factories.partner(), fresh_resident_id()
+    resident_open_observe(resident_id=resident_id, partner_id=partner.pk)
+    [alert] = resident_open_observe(resident_id=resident_id, partner_id=partner.pk)
+    assert alert.partner_suspended is True
+    assert Partner.objects.get(pk=partner.pk).suspended_at is not None
+
+
+def test_reinstate_resolves_the_partners_open_alerts(settings):
+    partner, other = factories.partner(), factories.partner()
+    first = security_alert_raise(partner_id=partner.pk, kind="unknown_credentials", scope="partner", observed=31,
+                                 threshold=30, window_s=60, suspend=True)
+    foreign = security_alert_raise(partner_id=other.pk, kind="deny_ratio", scope="partner", observed=0.9,
+                                   threshold=0.8, window_s=60)
+    with pytest.raises(PermissionDenied):
+        partner_reinstate(partner=partner, actor=factories.staff_user())
+    assert SecurityAlert.objects.filter(resolved_at__isnull=False).count() == 0
+    admin = factories.staff_user(role=SECURITY_ADMIN)
+    partner_reinstate(partner=partner, actor=admin)
+    first.refresh_from_db()
+    foreign.refresh_from_db()
+    assert first.resolved_at is not None
+    assert first.resolved_by == user_ref(admin)
+    assert foreign.resolved_at is None

@@ -41,6 +41,7 @@ ALL_SCOPED = [ids(m) for m in scoped_models()]
 # Registered models of our apps that hold no company's data, and why.
 NOT_COMPANY_DATA = {
     "partners.OutboxMessage": "the delivery queue to partners; operators only (no role holds it)",
+    "access.SecurityAlert": "platform security data across companies; security admins and superusers only",
 }
 
 

@@ -242,3 +242,75 @@ def test_overall_rate_limit_per_user(estate, settings):
     client = api(estate.resident.user)
     assert [client.get("/api/v1/devices").status_code for _ in range(3)] == [200, 200, 429]
     assert api(estate.other.user).get("/api/v1/devices").status_code == 200
+
+
+# --- a pending request abandoned by a crashed process -------------------------------------------
+
+
+def abandoned_request(estate, key: str, age_s: float) -> OpenRequest:
+    """A pending row as a process that died during the partner call leaves it."""
+    return OpenRequest.objects.create(
+        user=estate.resident.user, idempotency_key=key, device=estate.door, partner_request_id=str(uuid.uuid4()),
+        created_at=timezone.now() - datetime.timedelta(seconds=age_s),
+    )
+
+
+def test_a_stale_pending_request_is_taken_over_by_a_retry(estate, settings):
+    settings.OPEN_REQUEST_STALE_S = 30
+    stale = abandoned_request(estate, "crashed-key-0001", age_s=31)
+    response = post_open(api(estate.resident.user), estate.door, "crashed-key-0001")
+    assert response.status_code == 200, response.json()
+    assert (response.json()["result"], response.json()["replayed"]) == ("opened", False)
+    [entry] = opens(estate)
+    assert entry["request_id"] == stale.partner_request_id  # the same partner request, sent again
+    stale.refresh_from_db()
+    assert stale.result == OpenRequest.Result.OPENED
+    assert OpenRequest.objects.count() == 1
+    # and from now on it is an ordinary replay
+    again = post_open(api(estate.resident.user), estate.door, "crashed-key-0001")
+    assert (again.json()["result"], again.json()["replayed"]) == ("opened", True)
+    assert len(opens(estate)) == 1
+
+
+def test_a_pending_request_within_the_stale_timeout_is_409(estate, settings):
+    settings.OPEN_REQUEST_STALE_S = 30
+    running = abandoned_request(estate, "running-key-0001", age_s=25)
+    response = post_open(api(estate.resident.user), estate.door, "running-key-0001")
+    assert response.status_code == 409
+    assert response.json()["type"] == "/problems/open-in-progress"
+    assert opens(estate) == []
+    running.refresh_from_db()
+    assert (running.result, running.completed_at) == (OpenRequest.Result.PENDING, None)
+    assert not AuditEvent.objects.filter(action=Action.RESIDENT_OPEN).exists()
+
+
+def test_a_taken_over_request_restarts_the_stale_clock(estate, settings):
+    """Once a retry has claimed a stale request, a second retry right after it is 409, not a second takeover."""
+    settings.OPEN_REQUEST_STALE_S = 30
+    stale = abandoned_request(estate, "crashed-key-0002", age_s=120)
+    OpenRequest.objects.filter(pk=stale.pk).update(completed_at=timezone.now() - datetime.timedelta(seconds=5))
+    response = post_open(api(estate.resident.user), estate.door, "crashed-key-0002")
+    assert response.status_code == 409
+    assert opens(estate) == []
+
+
+# --- open bursts (anomaly detection) -------------------------------------------------------------
+
+
+def test_a_burst_of_opens_by_one_resident_raises_an_open_burst_alert(estate, settings):
+    from access.models import SecurityAlert
+    from smarthome.identifiers import pseudonymous_ref
+
+    settings.ACCESS_ANOMALY = {"max_opens_per_resident": 2}
+    client = api(estate.resident.user)
+    for _ in range(3):
+        assert post_open(client, estate.door).json()["result"] == "opened"  # alerting does not block the resident
+    alert = SecurityAlert.objects.get()
+    assert (alert.kind, alert.partner_id, alert.scope, alert.observed, alert.partner_suspended) == (
+        "open_burst", estate.partner.pk, pseudonymous_ref("resident", estate.resident.pk), 3, False)
+    # a replay is not an open
+    key = "replayed-key-0001"
+    post_open(api(estate.other.user), estate.door, key)
+    post_open(api(estate.other.user), estate.door, key)
+    post_open(api(estate.other.user), estate.door, key)
+    assert SecurityAlert.objects.count() == 1

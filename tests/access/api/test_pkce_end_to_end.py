@@ -59,3 +59,30 @@ def test_concurrent_retries_with_one_key_open_once(live_server, estate):
     assert all(r.json()["result"] == "opened" for r in responses if r.status_code == 200)
     entries = [e for e in estate.sandbox.control.log()["entries"] if e["operation"] == "device.open"]
     assert len(entries) == 1
+
+
+def test_concurrent_retries_of_an_abandoned_request_take_it_over_once(live_server, estate, settings):
+    import datetime
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.utils import timezone
+
+    from access.models import OpenRequest
+    from tests.access.api.conftest import make_token
+
+    settings.OPEN_REQUEST_STALE_S = 30
+    key = str(uuid.uuid4())
+    OpenRequest.objects.create(  # left pending by a process that died during the partner call
+        user=estate.resident.user, idempotency_key=key, device=estate.door, partner_request_id=str(uuid.uuid4()),
+        created_at=timezone.now() - datetime.timedelta(seconds=60),
+    )
+    auth = {"Authorization": f"Bearer {make_token(estate.resident.user)}", "Idempotency-Key": key}
+    url = f"{live_server.url}/api/v1/devices/{estate.door.pk}/open"
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        responses = list(pool.map(lambda _: requests.post(url, headers=auth, timeout=15), range(5)))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 409}
+    assert [r.json()["replayed"] for r in responses if r.status_code == 200].count(False) == 1
+    entries = [e for e in estate.sandbox.control.log()["entries"] if e["operation"] == "device.open"]
+    assert len(entries) == 1
+    assert OpenRequest.objects.get().result == OpenRequest.Result.OPENED
