@@ -32,6 +32,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "consent.tasks.expire_due_consents",
         "schedule": timedelta(minutes=5),
     },
+    "access-move-outs-due": {
+        "task": "access.tasks.move_outs_due_daily",
+        "schedule": timedelta(hours=1),  # hourly: a move-out takes effect within the hour of its day
+    },
     "access-allowlist-push-nightly": {
         "task": "access.tasks.allowlist_push_nightly",
         "schedule": timedelta(days=1),
