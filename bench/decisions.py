@@ -106,7 +106,7 @@ def main() -> None:
             **PRODUCTION_ENV,
             FIELD_ENCRYPTION_KEYS="bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
             AUDIT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-            TRUSTED_PROXY_CIDRS="127.0.0.1/32", CELERY_TASK_ALWAYS_EAGER="true",
+            TRUSTED_PROXY_CIDRS="127.0.0.1/32", CELERY_TASK_ALWAYS_EAGER="false",  # seeding queues patches: not sent
         )
         manage("migrate", "--noinput", env=env)
         os.environ.update(env)

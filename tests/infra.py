@@ -24,6 +24,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (held open together while chosen: two free_port() calls in a row
+    may return the same port)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def _dir_for_postgres(prefix: str) -> Path:
     """A temp directory the postgres user may write (when we are root)."""
     path = Path(tempfile.mkdtemp(prefix=prefix))

@@ -13,9 +13,10 @@ def proxy(live_server, dev_pki, tmp_path, settings):
     """nginx terminating TLS for `live_server`; the service trusts its X-Client-Cert header."""
     settings.TRUSTED_PROXY_CIDRS = ["127.0.0.1/32"]
     upstream = urlparse(live_server.url)
+    public_port, partner_port = infra.free_ports(2)
     config = nginx.ProxyConfig(
         prefix=tmp_path / "nginx", upstream=f"127.0.0.1:{upstream.port}",
-        public_port=infra.free_port(), partner_port=infra.free_port(),
+        public_port=public_port, partner_port=partner_port,
         server_cert=dev_pki["smarthome-server.pem"], server_key=dev_pki["smarthome-server.key"],
         partner_ca=dev_pki["ca.pem"],
     )

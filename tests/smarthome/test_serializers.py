@@ -30,6 +30,8 @@ def test_each_instance_keeps_its_own_result_and_errors():
     assert not bad.is_valid()
     assert good.is_valid(), good.errors
     assert not other_bad.is_valid()
-    assert set(bad.errors) == {"ref", "inner"} and bad.errors["inner"]["kind"]
+    assert set(bad.errors) == {"ref", "inner"}
+    assert bad.errors["inner"]["kind"]
     assert set(other_bad.errors) == {"at"}
-    assert good.validated_data["inner"] == {"kind": "a"} and good.validated_data["ref"] == "gate"
+    assert good.validated_data["inner"] == {"kind": "a"}
+    assert good.validated_data["ref"] == "gate"
