@@ -34,6 +34,7 @@ from access.plates import InvalidPlate, normalise_plate
 from partners.services import partner_reinstate
 from smarthome import admin_auditlog
 from smarthome.admin_isolation import CompanyScopedModelAdmin, CompanyScopedTabularInline
+from smarthome.admin_readonly import ReadOnlyAdminMixin
 from smarthome.admin_services import ServiceBackedAdminMixin
 from smarthome.roles import SECURITY_ADMIN, has_role
 
@@ -462,7 +463,7 @@ def _is_security_admin(request) -> bool:
 
 
 @admin.register(SecurityAlert)
-class SecurityAlertAdmin(admin.ModelAdmin):
+class SecurityAlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only list of security alerts; the one action reinstates the selected alerts' partners.
 
     Visible to security admins and superusers only (see the module docstring). Alerts cannot be
@@ -487,15 +488,6 @@ class SecurityAlertAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return _is_security_admin(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_reinstate_permission(self, request):
         return _is_security_admin(request)

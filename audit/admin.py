@@ -17,6 +17,7 @@ from audit.models import AuditCheckpoint, AuditEvent
 from audit.reconcile import audit_reconcile, partner_entries_from_text
 from audit.selectors import checkpoint_latest_verified, event_list, unsealed_count
 from audit.services import audit_export_start
+from smarthome.admin_readonly import ReadOnlyAdminMixin
 from smarthome.identifiers import user_ref
 from smarthome.roles import COMPLIANCE_OFFICER, has_role
 
@@ -25,16 +26,7 @@ def _is_compliance(request) -> bool:
     return has_role(request.user, COMPLIANCE_OFFICER)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         return _is_compliance(request) or super().has_view_permission(request, obj)
 

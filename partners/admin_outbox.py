@@ -13,6 +13,7 @@ from django.utils.html import format_html_join
 
 from partners.models import OutboxMessage
 from partners.outbox.services import outbox_retry_now, retry_refusal
+from smarthome.admin_readonly import ReadOnlyAdminMixin
 from smarthome.roles import SECURITY_ADMIN, has_role
 
 
@@ -39,7 +40,7 @@ class DueFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "partner", "operation", "ordering_key", "status", "attempts", "next_attempt_at",
                     "last_error", "last_http_status", "created_at", "delivered_at")
     list_filter = ("status", DueFilter, "operation", "partner")
@@ -57,15 +58,6 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return _may_operate(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="payload")
     def payload_summary(self, obj):

@@ -16,12 +16,12 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 
 from access import services as access_services
 from access.anomalies import partner_suspend
-from access.models import Device, Resident, Vehicle, VehiclePlateToken
-from consent.models import Consent, FaceEnrolment
-from consent.services import consent_give, consent_revoke, consent_text_publish
+from access.models import Device, Resident, Vehicle
+from consent.models import Consent
+from consent.services import consent_revoke
 from partners.models import PartnerContract
 from smarthome.models import DataVersion
-from tests import factories
+from tests.access.decision_scene import build_scene
 from tests.partners import partner_api
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
@@ -38,28 +38,14 @@ def version(scope: str) -> int:
 
 @pytest.fixture
 def scene(partner_caller):
-    building = factories.building()
-    factories.contract(partner_=partner_caller.partner, company_=building.company, buildings=[building])
-    device = factories.device(building_=building, partner_=partner_caller.partner, kind="barrier")
-    resident = factories.resident(unit_=factories.unit(building_=building))
-    grant = factories.grant(resident_=resident, building_=building)
-    vehicle = factories.vehicle(resident_=resident)
-    token = VehiclePlateToken.objects.get(vehicle=vehicle, partner=partner_caller.partner).token
-    text = consent_text_publish(version=f"v{uuid.uuid4().hex[:6]}", body="Согласие на обработку биометрии")
-    consent = consent_give(resident_id=resident.pk, company_id=building.company_id, partner=partner_caller.partner,
-                           text=text, building_id=building.pk)
-    subject = "subj_" + uuid.uuid4().hex
-    FaceEnrolment.objects.create(consent=consent, partner=partner_caller.partner, resident_id=resident.pk,
-                                 subject_id=subject, status="active")
-    return {"caller": partner_caller, "device": device, "resident": resident, "grant": grant, "vehicle": vehicle,
-            "plate": token, "subject": subject, "consent": consent}
+    return build_scene(partner_caller)
 
 
 def decide(scene, *, kind="plate", device_ref=None) -> tuple[int, str | None]:
-    body = {"device_ref": device_ref or scene["device"].partner_device_ref,
-            "credential": {"type": kind, "token": scene["plate"] if kind == "plate" else scene["subject"]},
+    body = {"device_ref": device_ref or scene.device.partner_device_ref,
+            "credential": {"type": kind, "token": scene.plate_token if kind == "plate" else scene.subject_id},
             "request_id": "req-" + uuid.uuid4().hex[:8], "observed_at": timezone.now().isoformat()}
-    response = scene["caller"].post(URL, body)
+    response = scene.caller.post(URL, body)
     return response.status_code, response.json().get("reason")
 
 
@@ -82,23 +68,23 @@ def test_without_the_cache_every_fact_is_loaded(scene, settings):
 
 
 def _suspend_grant(scene):
-    access_services.grant_suspend(grant=scene["grant"])
+    access_services.grant_suspend(grant=scene.grant)
 
 
 def _delete_vehicle(scene):
-    access_services.vehicle_delete(vehicle=Vehicle.objects.get(pk=scene["vehicle"].pk))
+    access_services.vehicle_delete(vehicle=Vehicle.objects.get(pk=scene.vehicle.pk))
 
 
 def _suspend_resident(scene):
-    Resident.objects.filter(pk=scene["resident"].pk).update(suspended=True)
+    Resident.objects.filter(pk=scene.resident.pk).update(suspended=True)
 
 
 def _end_contract(scene):
-    PartnerContract.objects.filter(partner=scene["caller"].partner).update(valid_until=timezone.now())
+    PartnerContract.objects.filter(partner=scene.caller.partner).update(valid_until=timezone.now())
 
 
 def _move_device(scene):
-    Device.objects.filter(pk=scene["device"].pk).update(partner_device_ref="moved-" + uuid.uuid4().hex[:6])
+    Device.objects.filter(pk=scene.device.pk).update(partner_device_ref="moved-" + uuid.uuid4().hex[:6])
 
 
 @pytest.mark.parametrize(("change", "expected"), [
@@ -119,7 +105,7 @@ def test_a_committed_change_is_seen_by_the_next_decision(scene, change, expected
 
 def test_a_revoked_consent_stops_faces_at_once(scene):
     assert decide(scene, kind="face") == (200, "granted")
-    consent_revoke(consent=Consent.objects.get(pk=scene["consent"].pk))
+    consent_revoke(consent=Consent.objects.get(pk=scene.consent.pk))
     assert decide(scene, kind="face") == (200, "no_consent")
 
 
@@ -130,7 +116,7 @@ def test_an_uncommitted_change_is_not_seen_until_commit(scene):
     def writer():
         try:
             with transaction.atomic():
-                access_services.grant_suspend(grant=scene["grant"])
+                access_services.grant_suspend(grant=scene.grant)
                 changed.set()
                 release.wait(10)
         finally:
@@ -149,7 +135,7 @@ def test_an_uncommitted_change_is_not_seen_until_commit(scene):
 
 def test_device_telemetry_keeps_the_caches(scene):
     before = version("access")
-    access_services.device_set_online(device=Device.objects.get(pk=scene["device"].pk), online=False)
+    access_services.device_set_online(device=Device.objects.get(pk=scene.device.pk), online=False)
     assert version("access") == before
 
 
@@ -169,6 +155,6 @@ def test_a_residents_token_churn_keeps_the_partner_token_cache(scene):
 def test_partner_suspension_refuses_the_next_call(scene):
     assert decide(scene) == (200, "granted")
     before = version("tokens")
-    partner_suspend(partner_id=scene["caller"].partner.pk, reason="test")
+    partner_suspend(partner_id=scene.caller.partner.pk, reason="test")
     assert version("tokens") > before
     assert decide(scene)[0] in (401, 403)

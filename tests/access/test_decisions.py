@@ -2,20 +2,19 @@
 
 import datetime
 import uuid
-from dataclasses import dataclass
 
 import pytest
 from django.utils import timezone
 
 from access import services as access_services
-from access.models import AccessGrant, Device, GuestPass, Residency, Resident, VehiclePlateToken
+from access.models import AccessGrant, GuestPass, Residency, Resident, VehiclePlateToken
 from access.reasons import DENY_REASONS, Reason
 from access.schedules import DAYS
 from audit.models import AuditEvent
-from consent.models import Consent, FaceEnrolment
-from consent.services import consent_give, consent_text_publish
+from consent.models import Consent
 from partners.models import PartnerContract
 from tests import factories
+from tests.access.decision_scene import Scene, build_scene
 from tests.partners import partner_api
 from tests.partners.partner_api import make_partner_caller
 
@@ -26,32 +25,9 @@ partner_caller = partner_api.partner_caller
 URL = "/partner/v1/access-decisions"
 
 
-@dataclass
-class Scene:
-    caller: object
-    device: Device
-    resident: Resident
-    grant: AccessGrant
-    plate_token: str
-    subject_id: str
-
-
 @pytest.fixture
 def scene(partner_caller) -> Scene:
-    building = factories.building()
-    factories.contract(partner_=partner_caller.partner, company_=building.company, buildings=[building])
-    device = factories.device(building_=building, partner_=partner_caller.partner, kind="barrier")
-    resident = factories.resident(unit_=factories.unit(building_=building))
-    grant = factories.grant(resident_=resident, building_=building)
-    vehicle = factories.vehicle(resident_=resident)
-    token = VehiclePlateToken.objects.get(vehicle=vehicle, partner=partner_caller.partner).token
-    text = consent_text_publish(version=f"v{uuid.uuid4().hex[:6]}", body="Согласие на обработку биометрии")
-    consent = consent_give(resident_id=resident.pk, company_id=building.company_id, partner=partner_caller.partner,
-                           text=text, building_id=building.pk)
-    subject_id = "subj_" + uuid.uuid4().hex
-    FaceEnrolment.objects.create(consent=consent, partner=partner_caller.partner, resident_id=resident.pk,
-                                 subject_id=subject_id, status="active")
-    return Scene(partner_caller, device, resident, grant, token, subject_id)
+    return build_scene(partner_caller)
 
 
 def ask(scene: Scene, *, kind="plate", token=None, device_ref=None, **kwargs):
