@@ -16,20 +16,14 @@ from django.utils import timezone
 from consent.models import Consent, ConsentText, DeletionReceipt, FaceEnrolment
 from consent.services import consent_revoke, consent_text_publish
 from smarthome.admin_isolation import CompanyScopedAdminMixin
+from smarthome.admin_readonly import ReadOnlyAdminMixin
 
 EXPORT_FIELDS = ("id", "resident_id", "company_id", "building_id", "partner_id", "purpose", "text_sha256",
                  "channel", "granted_at", "retention_until", "revoked_at", "revoked_reason")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    pass
 
 
 class StateFilter(admin.SimpleListFilter):
