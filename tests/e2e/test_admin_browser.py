@@ -38,14 +38,22 @@ def seed_building():
                                         partner_device_ref=f"dev-{i}")
         services.device_set_online(device=device, online=online)
     now = timezone.now()
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+
+    def inside(hour: int, n: int, of: int):
+        """The n-th of `of` moments inside the clock hour `hour` hours ago, none in the future
+        (the dashboard counts per clock hour, so minutes before `now` could spill into another)."""
+        return this_hour - timedelta(hours=hour) + (now - this_hour) * (n + 1) / (of + 1)
+
     for hour in range(24):
-        for n in range((hour * 7) % 11 + 1):
+        decisions = (hour * 7) % 11 + 1
+        for n in range(decisions):
             outcome = Outcome.DENIED if n % 5 == 4 else Outcome.SUCCESS
-            AuditEvent.objects.create(occurred_at=now - timedelta(hours=hour, minutes=n), actor_kind=ActorKind.PARTNER,
+            AuditEvent.objects.create(occurred_at=inside(hour, n, decisions), actor_kind=ActorKind.PARTNER,
                                       action=Action.ACCESS_DECISION, outcome=outcome, company_id=company.pk,
                                       building_id=building.pk)
         for n in range(hour % 4):
-            AuditEvent.objects.create(occurred_at=now - timedelta(hours=hour, minutes=n), actor_kind=ActorKind.RESIDENT,
+            AuditEvent.objects.create(occurred_at=inside(hour, n, hour % 4), actor_kind=ActorKind.RESIDENT,
                                       action=Action.RESIDENT_OPEN, outcome=Outcome.SUCCESS, company_id=company.pk,
                                       building_id=building.pk)
     user = User.objects.create_user(username="manager", password=PASSWORD, is_staff=True, is_superuser=True)
