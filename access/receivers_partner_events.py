@@ -4,7 +4,7 @@
 - door.opened / barrier.opened / access.denied / face.not_recognised with a `subject_id`: a
   notification for the resident the partner knows by it.
 Events for devices the partner does not own are ignored (a partner acts on its own devices only).
-Enrolment and deletion events are the consent app's.
+Enrolment and deletion events are the consent app's (consent.receivers.on_partner_event).
 """
 
 from django.dispatch import receiver

@@ -5,7 +5,8 @@ class ConsentConfig(AppConfig):
     name = "consent"
 
     def ready(self):
-        from consent.receivers import on_outbox_delivered
-        from partners.signals import outbox_delivered
+        from consent.receivers import on_outbox_delivered, on_partner_event
+        from partners.signals import outbox_delivered, partner_event_received
 
         outbox_delivered.connect(on_outbox_delivered, dispatch_uid="consent.on_outbox_delivered")
+        partner_event_received.connect(on_partner_event, dispatch_uid="consent.on_partner_event")

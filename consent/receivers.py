@@ -1,6 +1,11 @@
-"""Receivers of the partners app's `outbox_delivered`: enrolment acks and deletion receipts.
+"""Receivers of the partners app's signals: enrolment acks and deletion receipts.
 
-They run inside the delivery's transaction, so the receipt commits with the "delivered" status.
+- `outbox_delivered` (face_put / face_delete acknowledged): inside the delivery's transaction,
+  so the receipt commits with the "delivered" status;
+- `partner_event_received` (the partner's signed events): `enrolment.completed` makes a
+  pending/delivered enrolment `active`, `enrolment.failed` makes it `failed`, `subject.deleted`
+  marks the subject's enrolments `deleted` and stores a deletion receipt for our face_delete if
+  the acknowledgement has not already done so. Inside the webhook's transaction.
 """
 
 from django.utils import timezone
@@ -33,3 +38,39 @@ def on_outbox_delivered(sender, *, operation, partner_id, ordering_key, message_
                 object_type="deletion_receipt", object_ref=f"deletion_receipt:{receipt.pk}",
                 reason="partner_confirmed",
             )
+
+
+def on_partner_event(sender, *, partner_id, event_type, data, **kwargs):
+    subject_id = data.get("subject_id")
+    if not isinstance(subject_id, str):
+        return
+    enrolments = FaceEnrolment.objects.filter(partner_id=partner_id, subject_id=subject_id)
+    waiting = [FaceEnrolment.Status.PENDING, FaceEnrolment.Status.DELIVERED]
+    now = timezone.now()
+    if event_type == "enrolment.completed":
+        enrolments.filter(status__in=waiting).update(status=FaceEnrolment.Status.ACTIVE, updated_at=now)
+    elif event_type == "enrolment.failed":
+        enrolments.filter(status__in=waiting).update(status=FaceEnrolment.Status.FAILED, updated_at=now)
+    elif event_type == "subject.deleted":
+        enrolments.exclude(status__in=[FaceEnrolment.Status.DELETED, FaceEnrolment.Status.FAILED]).update(
+            status=FaceEnrolment.Status.DELETED, updated_at=now
+        )
+        _receipt_from_event(partner_id, subject_id, str(data.get("deletion_id", "")))
+
+
+def _receipt_from_event(partner_id: int, subject_id: str, deletion_id: str) -> None:
+    from partners.models import OutboxMessage
+
+    if DeletionReceipt.objects.filter(partner_id=partner_id, subject_id=subject_id).exists():
+        return
+    request = (
+        OutboxMessage.objects.filter(partner_id=partner_id, operation="face_delete",
+                                     ordering_key=f"{FACE_KEY_PREFIX}{subject_id}")
+        .order_by("-id").values_list("id", flat=True).first()
+    )
+    if request is None:
+        return  # a deletion we did not ask for: the enrolments say so, there is nothing to confirm
+    receipt = DeletionReceipt.objects.create(partner_id=partner_id, subject_id=subject_id, deletion_id=deletion_id,
+                                             outbox_message_id=request)
+    record(action=Action.BIOMETRIC_DELETE_RECEIPT, outcome=Outcome.SUCCESS, partner_id=partner_id,
+           object_type="deletion_receipt", object_ref=f"deletion_receipt:{receipt.pk}", reason="partner_event")
