@@ -20,6 +20,8 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from partners.client.errors import PartnerTLSError
+
 # Operations whose read timeout falls back to another setting key.
 _TIMEOUT_KEYS = {"allowlist_full": "allowlist", "allowlist_delta": "allowlist"}
 
@@ -87,7 +89,11 @@ class PartnerConnection:
     def ca_bytes(self) -> bytes:
         value = self.ca_pem
         if isinstance(value, Path) or (isinstance(value, str) and "-----BEGIN" not in value):
-            return Path(value).read_bytes()
+            try:
+                return Path(value).read_bytes()
+            except OSError as error:  # misconfigured CA file: a typed, retried failure, not a crash
+                raise PartnerTLSError(operation="connect", partner=str(self.partner_id),
+                                      reason="ca_unreadable") from error
         return value.encode() if isinstance(value, str) else value
 
     @cached_property
