@@ -127,6 +127,12 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
             partner_ca=certs_dir / "ca.pem",
         ))))
     register_demo_devices_at_sandbox()
+    link = subprocess.run(  # the sandbox asks us for decisions and sends events through nginx's mTLS port
+        [PYTHON, "manage.py", "link_sandbox", "--control-url", f"http://127.0.0.1:{SANDBOX_CONTROL_PORT}",
+         "--partner-url", f"https://localhost:{PARTNER_TLS_PORT}"], cwd=ROOT, check=False,
+    )
+    if link.returncode != 0:
+        print("==> the sandbox is not linked to the service; its decisions use its allowlist only", flush=True)
     if os.environ.get("REDIS_URL"):
         start("worker", [PYTHON, "-m", "celery", "-A", "smarthome", "worker", "-l", "INFO", "-c", "2"])
         start("beat", [PYTHON, "-m", "celery", "-A", "smarthome", "beat", "-l", "INFO"])
