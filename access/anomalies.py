@@ -30,6 +30,7 @@ from audit.services import record
 from partners.services import partner_reinstate, partner_suspend  # noqa: F401 (partner_reinstate: re-exported)
 from smarthome.identifiers import pseudonymous_ref
 from smarthome.ratelimit import Limit, hit
+from smarthome.shared_cache import count as shared_count
 from smarthome.shared_cache import redis_client
 
 logger = logging.getLogger(__name__)
@@ -74,15 +75,10 @@ def _count(name: str, window_s: int, now: float, amount: bool = True) -> int:
     """Add one to the current bucket of `name` (if `amount`) and return the window's total."""
     current, size = _bucket(window_s, now)
     key = f"anomaly:{name}:{current}"
-    if amount and not cache.add(key, 1, timeout=window_s + size):
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.add(key, 1, timeout=window_s + size)
+    if amount:
+        shared_count(key, timeout_s=window_s + size)
     keys = [f"anomaly:{name}:{current - offset}" for offset in range(BUCKETS)]
     return sum(int(value) for value in cache.get_many(keys).values())
-
-
 
 
 def _totals(increments: dict[str, bool], window_s: int, now: float) -> dict[str, int]:

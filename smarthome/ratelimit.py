@@ -3,9 +3,7 @@
 import time
 from dataclasses import dataclass
 
-from django.core.cache import cache
-
-from smarthome.shared_cache import redis_client
+from smarthome.shared_cache import count as shared_count
 
 
 @dataclass(frozen=True)
@@ -31,20 +29,7 @@ def hit(key: str, limit: Limit) -> int | None:
     now = int(time.time())
     window_start = now - now % limit.window_s
     cache_key = f"ratelimit:{key}:{window_start}"
-    client = redis_client()
-    if client is not None:
-        pipe = client.pipeline(transaction=False)
-        pipe.set(cache_key, 0, ex=limit.window_s + 1, nx=True)
-        pipe.incr(cache_key)
-        count = pipe.execute()[1]
-    elif cache.add(cache_key, 1, timeout=limit.window_s + 1):
-        count = 1
-    else:
-        try:
-            count = cache.incr(cache_key)
-        except ValueError:  # expired between add and incr
-            cache.add(cache_key, 1, timeout=limit.window_s + 1)
-            count = 1
+    count = shared_count(cache_key, timeout_s=limit.window_s + 1)
     if count > limit.count:
         return max(window_start + limit.window_s - now, 1)
     return None

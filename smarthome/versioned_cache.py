@@ -68,7 +68,6 @@ class VersionedCache:
         self.max_entries = max_entries
         self._entries: dict = {}
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
         _instances.append(self)
 
     def current_version(self) -> int | None:
@@ -91,9 +90,7 @@ class VersionedCache:
             return load()
         entry = self._entries.get(key)
         if entry is not None and entry[0] == version:
-            self.hits += 1
             return entry[1]
-        self.misses += 1
         value = load()
         with self._lock:
             if len(self._entries) >= self.max_entries:
