@@ -14,7 +14,7 @@ from django.utils import timezone
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from partners.authentication import partner_tokens_revoke
-from partners.models import Partner, PartnerContract, PartnerCredentials
+from partners.models import Partner, PartnerApplication, PartnerContract, PartnerCredentials
 from partners.signals import partner_reinstated, partner_scope_changed
 from smarthome.identifiers import user_ref
 from smarthome.roles import SECURITY_ADMIN, has_role
@@ -297,3 +297,25 @@ def partner_reinstate(*, partner: Partner, actor) -> Partner:
            actor_ref=user_ref(actor), object_type="partner", object_ref=f"partner:{partner.pk}",
            partner_id=partner.pk, reason="reinstated")
     return partner
+
+
+@transaction.atomic
+def partner_api_client_issue(*, partner: Partner, client_id: str) -> str:
+    """Ensure the OAuth2 client-credentials application `client_id` exists and is bound to `partner`
+    (the partner API's callers), give it a fresh secret and return that secret (stored hashed,
+    shown only here). Raises ValidationError if the application is bound to another partner."""
+    from oauth2_provider.models import get_application_model
+
+    Application = get_application_model()
+    application, _ = Application.objects.get_or_create(
+        client_id=client_id,
+        defaults={"name": f"{partner.slug} partner API", "client_type": Application.CLIENT_CONFIDENTIAL,
+                  "authorization_grant_type": Application.GRANT_CLIENT_CREDENTIALS},
+    )
+    binding, _ = PartnerApplication.objects.get_or_create(application=application, defaults={"partner": partner})
+    if binding.partner_id != partner.pk:
+        raise ValidationError({"client_id": "This OAuth2 client belongs to another partner."})
+    secret = secrets.token_urlsafe(32)
+    application.client_secret = secret
+    application.save()
+    return secret

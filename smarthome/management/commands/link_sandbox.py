@@ -6,14 +6,12 @@ through its control port, our partner-API address (nginx's mTLS listener), the t
 client and the partner's current webhook secrets. Prints no secret.
 """
 
-import secrets
-
 from django.core.management.base import BaseCommand, CommandError
-from oauth2_provider.models import get_application_model
 
-from partners.models import Partner, PartnerApplication
+from partners.models import Partner
 from partners.sandbox.control import SandboxControl, SandboxControlError
 from partners.selectors import current_credentials
+from partners.services import partner_api_client_issue
 
 SANDBOX_SLUG = "sandbox"
 CLIENT_ID = "sandbox-partner"
@@ -34,16 +32,7 @@ class Command(BaseCommand):
         credentials = current_credentials(partner=partner)
         if credentials is None:
             raise CommandError("the sandbox partner has no current credentials")
-        Application = get_application_model()
-        client_secret = secrets.token_urlsafe(32)
-        application, _ = Application.objects.get_or_create(
-            client_id=CLIENT_ID,
-            defaults={"name": "sandbox partner", "client_type": Application.CLIENT_CONFIDENTIAL,
-                      "authorization_grant_type": Application.GRANT_CLIENT_CREDENTIALS},
-        )
-        application.client_secret = client_secret
-        application.save()
-        PartnerApplication.objects.get_or_create(application=application, defaults={"partner": partner})
+        client_secret = partner_api_client_issue(partner=partner, client_id=CLIENT_ID)
         base = partner_url.rstrip("/")
         try:
             SandboxControl(control_url).configure_smarthome(
