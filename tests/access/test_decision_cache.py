@@ -6,10 +6,11 @@ residents' tokens do not empty the caches, and a steady-state decision costs two
 """
 
 import threading
+import time
 import uuid
 
 import pytest
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
@@ -17,6 +18,7 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 from access import services as access_services
 from access.anomalies import partner_suspend
 from access.models import Device, Resident, Vehicle
+from audit.models import AuditEvent
 from consent.models import Consent
 from consent.services import consent_revoke
 from partners.models import PartnerContract
@@ -158,3 +160,52 @@ def test_partner_suspension_refuses_the_next_call(scene):
     partner_suspend(partner_id=scene.caller.partner.pk, reason="test")
     assert version("tokens") > before
     assert decide(scene)[0] in (401, 403)
+
+
+# --- the version read doubles as the connection health check --------------------------------
+
+
+def _new_request(db) -> None:
+    """What close_old_connections does when a request starts (the test client leaves it out)."""
+    db.health_check_done = False
+
+
+def _count_probes(monkeypatch, db) -> list:
+    probes = []
+    real = db.is_usable
+    monkeypatch.setattr(db, "is_usable", lambda: probes.append(1) or real())
+    return probes
+
+
+def test_a_decision_runs_no_separate_health_check(scene, monkeypatch):
+    assert connection.settings_dict["CONN_HEALTH_CHECKS"]
+    assert decide(scene) == (200, "granted")
+    probes = _count_probes(monkeypatch, connection)
+    _new_request(connection)
+    assert decide(scene) == (200, "granted")
+    assert probes == []  # the version read was the probe
+    assert connection.health_check_done
+    _new_request(connection)
+    scene.caller.client.get("/readyz")  # another endpoint's first query is not a version read
+    assert probes == [1]
+
+
+def test_a_connection_that_died_between_requests_is_replaced(scene):
+    assert decide(scene) == (200, "granted")
+    dead = connection.connection.info.backend_pid
+    audited = AuditEvent.objects.filter(action="access.decision").count()
+    killer = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with killer.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [dead])
+            for _ in range(100):  # the backend exits asynchronously
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [dead])
+                if cursor.fetchone()[0] == 0:
+                    break
+                time.sleep(0.02)
+    finally:
+        killer.close()
+    _new_request(connection)
+    assert decide(scene) == (200, "granted")  # not a 500: the version read reconnected
+    assert connection.connection.info.backend_pid != dead
+    assert AuditEvent.objects.filter(action="access.decision").count() == audited + 1
