@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "smarthome.middleware.BodySizeLimitMiddleware",
     "smarthome.mtls.ClientCertificateMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Below this line: the partner API (MACHINE_LANE_PREFIXES) takes MACHINE_LANE_MIDDLEWARE instead.
+    "smarthome.lanes.MachineLaneMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -65,6 +67,14 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+# Server-to-server paths: mTLS + bearer token, no cookies, so no sessions, CSRF, login, OTP,
+# messages, framing headers, auditlog actor or axes lockout (smarthome/lanes.py).
+MACHINE_LANE_PREFIXES = ["/partner/"]
+MACHINE_LANE_MIDDLEWARE = [
+    "django.middleware.common.CommonMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
