@@ -8,6 +8,7 @@ they are discarded, so a caller cannot claim a certificate by sending a header.
 """
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -30,7 +31,10 @@ class ClientCertificate:
     subject: str
 
 
+@functools.lru_cache(maxsize=256)
 def parse_forwarded_certificate(escaped_pem: str) -> ClientCertificate | None:
+    """The certificate in nginx's escaped PEM, or None if it does not parse. Partners call with the
+    same certificate again and again: the parsed, immutable result is kept per header value."""
     try:
         cert = x509.load_pem_x509_certificate(unquote(escaped_pem).encode())
     except ValueError:

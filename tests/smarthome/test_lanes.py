@@ -59,8 +59,9 @@ def test_lane_errors_are_problem_documents(partner_caller):
     unknown = partner_caller.client.get("/partner/v1/no-such-thing", secure=True, **partner_caller.headers())
     assert unknown.status_code == 404
     assert unknown["Content-Type"].startswith("application/problem+json")
-    too_big = partner_caller.client.post(URL, json.dumps({"pad": "x" * settings.REQUEST_BODY_MAX_BYTES}), content_type="application/json",
-                                         secure=True, **partner_caller.headers())
+    body = json.dumps({"pad": "x" * settings.REQUEST_BODY_MAX_BYTES})
+    too_big = partner_caller.client.post(URL, body, content_type="application/json", secure=True,
+                                         **partner_caller.headers())
     assert too_big.status_code == 413
 
 

@@ -66,3 +66,17 @@ def test_headers_from_an_untrusted_peer_are_dropped(live_server, dev_pki, settin
     body = json.loads(connection.getresponse().read())
     assert body["x5t_s256"] is None
     assert body["client_ip"] == "127.0.0.2"
+
+
+def test_a_forwarded_certificate_is_parsed_once_per_header_value(dev_pki):
+    from urllib.parse import quote
+
+    from smarthome.mtls import parse_forwarded_certificate
+
+    partner = quote(Path(dev_pki["partner-client.pem"]).read_text())
+    first = parse_forwarded_certificate(partner)
+    assert parse_forwarded_certificate(partner) is first  # kept, not parsed again
+    assert first.x5t_s256 == x5t_s256(Path(dev_pki["partner-client.pem"]).read_bytes())
+    other = parse_forwarded_certificate(quote(Path(dev_pki["rogue-client.pem"]).read_text()))
+    assert other.fingerprint_sha256 != first.fingerprint_sha256
+    assert parse_forwarded_certificate(quote("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----")) is None
