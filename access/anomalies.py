@@ -18,6 +18,7 @@ until a security admin calls `partner_reinstate` (which also resolves the partne
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
@@ -29,7 +30,8 @@ from audit.actions import Action, Outcome
 from audit.services import record
 from partners.services import partner_reinstate, partner_suspend  # noqa: F401 (partner_reinstate: re-exported)
 from smarthome.identifiers import pseudonymous_ref
-from smarthome.ratelimit import Limit, hit
+from smarthome.ratelimit import Limit, hit, retry_after
+from smarthome.ratelimit import window as rate_window
 from smarthome.shared_cache import count as shared_count
 from smarthome.shared_cache import redis_client
 
@@ -59,11 +61,16 @@ def anomaly_settings() -> dict:
     return {**DEFAULTS, **getattr(settings, "ACCESS_ANOMALY", {})}
 
 
+def _decision_rate() -> Limit:
+    return Limit.parse(getattr(settings, "PARTNER_DECISION_RATE", DEFAULT_DECISION_RATE))
+
+
 def decision_rate_exceeded(*, partner_id: int) -> int | None:
-    """Per-partner rate limit of access decisions (settings.PARTNER_DECISION_RATE, e.g. "200/s").
-    None if allowed, else the seconds to wait (Retry-After). Other partners are not affected."""
-    rate = getattr(settings, "PARTNER_DECISION_RATE", DEFAULT_DECISION_RATE)
-    return hit(f"partner-decisions:{partner_id}", Limit.parse(rate))
+    """Count one request against the partner's decision rate limit (settings.PARTNER_DECISION_RATE,
+    e.g. "200/s") without deciding: None if allowed, else the seconds to wait (Retry-After). Other
+    partners are not affected. For requests refused before a decision (malformed input);
+    decisions themselves are counted by `decision_admit`."""
+    return hit(f"partner-decisions:{partner_id}", _decision_rate())
 
 
 def _bucket(window_s: int, now: float) -> tuple[int, int]:
@@ -81,14 +88,22 @@ def _count(name: str, window_s: int, now: float, amount: bool = True) -> int:
     return sum(int(value) for value in cache.get_many(keys).values())
 
 
-def _totals(increments: dict[str, bool], window_s: int, now: float) -> dict[str, int]:
+def _totals(increments: dict[str, bool], window_s: int, now: float,
+            counter: tuple[str, int] | None = None) -> dict[str, int]:
     """Add one to the current bucket of each name whose flag is true; the window total of every name.
-    On Redis: one pipelined round trip (INCR + EXPIRE per bump, one MGET)."""
+    `counter` (key, expiry): one more plain counter (a rate limit) bumped alongside, its new value
+    returned under its key. On Redis: one pipelined round trip (INCR + EXPIRE per bump, one MGET)."""
     client = redis_client()
     if client is None:
-        return {name: _count(name, window_s, now, amount=bump) for name, bump in increments.items()}
+        totals = {name: _count(name, window_s, now, amount=bump) for name, bump in increments.items()}
+        if counter is not None:
+            totals[counter[0]] = shared_count(counter[0], timeout_s=counter[1])
+        return totals
     current, size = _bucket(window_s, now)
     pipe = client.pipeline(transaction=False)
+    if counter is not None:
+        pipe.set(counter[0], 0, ex=counter[1], nx=True)
+        pipe.incr(counter[0])
     for name, bump in increments.items():
         if bump:
             key = f"anomaly:{name}:{current}"
@@ -96,11 +111,15 @@ def _totals(increments: dict[str, bool], window_s: int, now: float) -> dict[str,
             pipe.expire(key, window_s + size)
     names = list(increments)
     pipe.mget([f"anomaly:{name}:{current - offset}" for name in names for offset in range(BUCKETS)])
-    values = pipe.execute()[-1]
-    return {
+    results = pipe.execute()
+    values = results[-1]
+    totals = {
         name: sum(int(v) for v in values[i * BUCKETS:(i + 1) * BUCKETS] if v is not None)
         for i, name in enumerate(names)
     }
+    if counter is not None:
+        totals[counter[0]] = results[1]
+    return totals
 
 
 def _first_seen(name: str, credential: str, window_s: int, now: float) -> bool:
@@ -109,16 +128,30 @@ def _first_seen(name: str, credential: str, window_s: int, now: float) -> bool:
     return cache.add(f"anomaly:{name}:seen:{current}:{digest}", 1, timeout=window_s + size)
 
 
-def decision_observe(*, partner_id: int, device_ref: str, denied: bool, unknown_credential: str | None,
-                     resident_id: int | None = None) -> list:
-    """Count one decision; raise alerts for every threshold it crosses. Returns the new alerts.
+@dataclass(frozen=True)
+class Admission:
+    """What counting one decision found: `retry_after` (None: answer it; else seconds to wait) and
+    the alerts it raised."""
+
+    retry_after: int | None
+    alerts: list
+
+
+def decision_admit(*, partner_id: int, device_ref: str, denied: bool, unknown_credential: str | None = None,
+                   resident_id: int | None = None) -> Admission:
+    """Count one decision against the partner's rate limit and in the anomaly windows, and raise
+    alerts for every threshold it crosses: one Redis round trip for all counters (plus one cache
+    add per breach, and one per unknown credential to tell distinct ones).
 
     `resident_id` (optional): the resident an allowed decision let through; counted per
     resident across partners (`max_decisions_per_resident`, scope "resident:<pseudonymous ref>").
-    One Redis round trip for all counters (plus one cache add per breach)."""
+    A decision refused by the rate limit is still counted in the anomaly windows: a flood past
+    the limit still shows up as the anomaly it is."""
     config = anomaly_settings()
     window = int(config["window_s"])
     now = time.time()
+    limit = _decision_rate()
+    rate_key, window_start = rate_window(f"partner-decisions:{partner_id}", limit, int(now))
     base = f"p{partner_id}"
     device = f"{base}:d:{hashlib.sha256(device_ref.encode()).hexdigest()[:16]}"
     breaches = []
@@ -128,7 +161,7 @@ def decision_observe(*, partner_id: int, device_ref: str, denied: bool, unknown_
     resident = f"r{resident_id}:allowed" if resident_id is not None and not denied else None
     if resident is not None:
         increments[resident] = True
-    totals = _totals(increments, window, now)
+    totals = _totals(increments, window, now, counter=(rate_key, limit.window_s + 1))
     total, denies, per_device = totals[f"{base}:n"], totals[f"{base}:deny"], totals[f"{device}:n"]
     if total > config["max_decisions"]:
         breaches.append((SecurityAlert.Kind.DECISION_RATE, "partner", total, config["max_decisions"]))
@@ -146,7 +179,8 @@ def decision_observe(*, partner_id: int, device_ref: str, denied: bool, unknown_
     if resident is not None and totals[resident] > config["max_decisions_per_resident"]:
         breaches.append((SecurityAlert.Kind.DECISION_RATE, pseudonymous_ref("resident", resident_id),
                          totals[resident], config["max_decisions_per_resident"]))
-    return _alerts_raise(partner_id=partner_id, breaches=breaches, window=window, config=config)
+    alerts = _alerts_raise(partner_id=partner_id, breaches=breaches, window=window, config=config)
+    return Admission(retry_after(totals[rate_key], limit, window_start, int(now)), alerts)
 
 
 def resident_open_observe(*, resident_id: int, partner_id: int) -> list:

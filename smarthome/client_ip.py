@@ -12,6 +12,12 @@ def _network(cidr: str):
 
 
 def address_in(address: str, cidrs) -> bool:
+    """Whether `address` lies in one of `cidrs` (False for anything that is not an IP address)."""
+    return _address_in(address, tuple(cidrs))
+
+
+@functools.lru_cache(maxsize=4096)  # a request asks about the same few addresses several times
+def _address_in(address: str, cidrs: tuple) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -23,13 +23,22 @@ class Limit:
         return cls(count=int(count), window_s=int(digits or 1) * units[unit])
 
 
+def window(key: str, limit: Limit, now: int) -> tuple[str, int]:
+    """The cache key of `key`'s current window and the window's start (epoch seconds)."""
+    window_start = now - now % limit.window_s
+    return f"ratelimit:{key}:{window_start}", window_start
+
+
+def retry_after(count: int, limit: Limit, window_start: int, now: int) -> int | None:
+    """None while `count` is within the limit, else the seconds until the window resets."""
+    if count > limit.count:
+        return max(window_start + limit.window_s - now, 1)
+    return None
+
+
 def hit(key: str, limit: Limit) -> int | None:
     """Count one hit on `key`; None if allowed, else the seconds until the window resets.
     On Redis: one pipelined round trip (SET NX with the expiry, then INCR)."""
     now = int(time.time())
-    window_start = now - now % limit.window_s
-    cache_key = f"ratelimit:{key}:{window_start}"
-    count = shared_count(cache_key, timeout_s=limit.window_s + 1)
-    if count > limit.count:
-        return max(window_start + limit.window_s - now, 1)
-    return None
+    cache_key, window_start = window(key, limit, now)
+    return retry_after(shared_count(cache_key, timeout_s=limit.window_s + 1), limit, window_start, now)

@@ -19,8 +19,8 @@ api_v1 = [
     path("", include("audit.urls")),
 ]
 partner_v1 = [
-    path("", include("partners.urls")),
     path("", include("access.partner_urls")),
+    path("", include("partners.urls")),
 ]
 
 # Only the protocol endpoints of django-oauth-toolkit: no self-service application management.
@@ -32,6 +32,8 @@ oauth_endpoints = [
 ]
 
 urlpatterns = [
+    # first: the access-decision hot path resolves without trying the patterns below
+    path("partner/v1/", include((partner_v1, "partner"), namespace="partner-v1")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
@@ -42,5 +44,4 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
-    path("partner/v1/", include((partner_v1, "partner"), namespace="partner-v1")),
 ]

@@ -5,9 +5,9 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.anomalies import decision_observe, decision_rate_exceeded
+from access.anomalies import decision_rate_exceeded
 from access.reasons import Reason
-from access.services.decisions import CREDENTIAL_TYPES, DeviceNotFound, access_decide
+from access.services.decisions import CREDENTIAL_TYPES, DecisionRateExceeded, DeviceNotFound, access_decide
 from partners.authentication import IsPartner, PartnerAuthentication
 from smarthome.client_ip import client_ip
 from smarthome.permissions import scope_required
@@ -50,16 +50,26 @@ class AccessDecisionApi(APIView):
         decision_id = serializers.CharField()
         ttl_s = serializers.IntegerField(help_text="How long the partner may cache this decision")
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="access_decision_create",
-                   tags=["partner"])
-    def post(self, request):
+    @staticmethod
+    def refuse(request, error: exceptions.APIException):
+        """Malformed input: still counted against the rate limit (decisions count in access_decide)."""
         retry_after = decision_rate_exceeded(partner_id=request.user.partner_id)
         if retry_after is not None:
             raise exceptions.Throttled(wait=retry_after)
-        if not isinstance(request.data, dict):
-            raise exceptions.ParseError("The body must be a JSON object.")
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        raise error
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="access_decision_create",
+                   tags=["partner"])
+    def post(self, request):
+        try:
+            body = request.data
+        except exceptions.ParseError as error:
+            self.refuse(request, error)
+        if not isinstance(body, dict):
+            self.refuse(request, exceptions.ParseError("The body must be a JSON object."))
+        serializer = self.InputSerializer(data=body)
+        if not serializer.is_valid():
+            self.refuse(request, exceptions.ValidationError(serializer.errors))
         data = serializer.validated_data
         try:
             decision = access_decide(
@@ -73,11 +83,8 @@ class AccessDecisionApi(APIView):
             )
         except DeviceNotFound:
             raise UnknownDevice() from None
-        decision_observe(
-            partner_id=request.user.partner_id, device_ref=data["device_ref"], denied=decision.decision == "deny",
-            unknown_credential=data["credential"]["token"] if decision.reason == Reason.UNKNOWN_CREDENTIAL else None,
-            resident_id=decision.resident_id,
-        )
+        except DecisionRateExceeded as exceeded:
+            raise exceptions.Throttled(wait=exceeded.retry_after) from None
         # the OutputSerializer documents this shape; the values are already plain (no copy on the hot path)
         return Response({"decision": decision.decision, "reason": decision.reason.value,
                          "decision_id": decision.decision_id, "ttl_s": decision.ttl_s})

@@ -4,7 +4,8 @@ The hot path: decided from our own data alone (never a call out). What it reads 
 contracts, the credential's owner, consents, grants - comes through a `smarthome.versioned_cache`
 (per process, valid while no such data has changed), so a steady-state decision costs one
 version lookup and the audit insert; verdicts are never cached, only facts judged against
-the clock each time.
+the clock each time. The partner's rate limit and the anomaly counters are one Redis round
+trip (access.anomalies.decision_admit) between the verdict and its audit event.
 """
 
 import datetime
@@ -17,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from access.anomalies import decision_admit
 from access.models import AccessGrant, Device, GuestPass, Resident, VehiclePlateToken
 from access.reasons import Reason
 from access.schedules import schedule_allows
@@ -34,6 +36,14 @@ _GRANT_FAILURES = (Reason.GRANT_SUSPENDED, Reason.GRANT_NOT_VALID, Reason.RESIDE
 
 class DeviceNotFound(Exception):
     """The device is unknown or belongs to another partner (the API answers 404 either way)."""
+
+
+class DecisionRateExceeded(Exception):
+    """The partner is over its decision rate limit: nothing was decided, used up or audited."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(retry_after)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -225,6 +235,9 @@ def access_decide(
     pass is consumed; face subject -> enrolment, plus an active face consent); the resident is
     not suspended; one of their grants covers the device, is not suspended, is valid, its
     residency is current and its schedule (building time zone) allows now.
+    Before anything is used up or recorded, the decision is counted against the partner's rate
+    limit and in the anomaly windows (access.anomalies.decision_admit; an unknown device too):
+    over the limit, DecisionRateExceeded and nothing else happens.
     Records one `access.decision` audit event (no personal data). `observed_at` is the
     partner's clock, kept for its own logs; validity is judged on ours.
     """
@@ -235,9 +248,14 @@ def access_decide(
     facts = access_data.get(("device", partner.pk, device_ref), version,
                             lambda: _device_facts(partner.pk, device_ref))
     if facts is None:
+        _admit(partner.pk, device_ref, denied=True)  # unknown devices count too (and may be throttled)
         raise DeviceNotFound(device_ref)
     now = timezone.now()
     evaluation = _evaluate(partner.pk, facts, credential_type, credential_token, now, version)
+    reason = evaluation.reason
+    _admit(partner.pk, device_ref, denied=not reason.allows,
+           unknown_credential=credential_token if reason == Reason.UNKNOWN_CREDENTIAL else None,
+           resident_id=evaluation.resident_id)
     audit = {"partner": partner, "device": facts.device, "request_id": request_id, "source_ip": source_ip,
              "started": started}
     if evaluation.guest_pass is not None and evaluation.guest_pass.one_time:
@@ -246,6 +264,13 @@ def access_decide(
                 evaluation = _Evaluation(Reason.UNKNOWN_CREDENTIAL)
             return _decided(evaluation, now, **audit)
     return _decided(evaluation, now, **audit)
+
+
+def _admit(partner_id: int, device_ref: str, **observed) -> None:
+    """Count the decision (rate limit, anomaly windows); raise DecisionRateExceeded over the limit."""
+    admission = decision_admit(partner_id=partner_id, device_ref=device_ref, **observed)
+    if admission.retry_after is not None:
+        raise DecisionRateExceeded(admission.retry_after)
 
 
 def _decided(evaluation: _Evaluation, now, *, partner, device, request_id, source_ip, started) -> Decision:

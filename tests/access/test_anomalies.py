@@ -8,13 +8,14 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 from prometheus_client import REGISTRY
 
-from access.anomalies import decision_observe, partner_reinstate, resident_open_observe, security_alert_raise
+from access.anomalies import decision_admit, partner_reinstate, resident_open_observe, security_alert_raise
 from access.models import SecurityAlert
 from audit.models import AuditEvent
 from partners.models import Partner
 from smarthome.identifiers import pseudonymous_ref, user_ref
 from smarthome.roles import SECURITY_ADMIN
 from tests import factories
+from tests.access.decision_scene import build_scene
 from tests.partners import partner_api
 from tests.partners.partner_api import make_partner_caller
 
@@ -110,6 +111,28 @@ def test_rate_limit_is_per_partner(partner_caller, device, settings, dev_pki):
         assert ask(other, other_device).status_code == 200
 
 
+def test_requests_refused_before_a_decision_count_against_the_rate_limit(partner_caller, device, settings):
+    settings.PARTNER_DECISION_RATE = "2/min"
+    assert partner_caller.post(URL, {"device_ref": "x"}).status_code == 400  # malformed
+    assert ask(partner_caller, type("D", (), {"partner_device_ref": "no-such-gate"})).status_code == 404
+    decisions = AuditEvent.objects.filter(action="access.decision").count()
+    limited = ask(partner_caller, device)
+    assert limited.status_code == 429
+    assert AuditEvent.objects.filter(action="access.decision").count() == decisions  # nothing decided
+    assert partner_caller.post(URL, [1, 2]).status_code == 429  # a refused body is throttled too
+
+
+@pytest.mark.redis
+def test_a_decision_is_one_redis_round_trip(partner_caller, sends):
+    scene = build_scene(partner_caller)
+    body = {"device_ref": scene.device.partner_device_ref, "credential": {"type": "plate", "token": scene.plate_token},
+            "request_id": "req-1", "observed_at": timezone.now().isoformat()}
+    assert partner_caller.post(URL, body).json()["reason"] == "granted"
+    sends.clear()
+    assert partner_caller.post(URL, body).json()["reason"] == "granted"
+    assert len(sends) == 1  # rate limit and every anomaly counter in one pipeline
+
+
 def test_only_a_security_admin_reinstates(partner_caller, device, settings):
     settings.ACCESS_ANOMALY = {"max_unknown_credentials": 1}
     ask(partner_caller, device)
@@ -153,31 +176,31 @@ def test_allowed_decisions_per_resident_raise_one_alert_with_a_pseudonymous_scop
     settings.ACCESS_ANOMALY = {"max_decisions_per_resident": 3, "suspend_on": []}
     partner, resident_id = factories.partner(), fresh_resident_id()
     for _ in range(3):
-        assert decision_observe(partner_id=partner.pk, device_ref="gate-1", denied=False, unknown_credential=None,
-                                resident_id=resident_id) == []
+        assert decision_admit(partner_id=partner.pk, device_ref="gate-1", denied=False, unknown_credential=None,
+                              resident_id=resident_id).alerts == []
     assert len(sends) == 3  # one pipelined round trip per decision
     # denied decisions naming the resident do not count towards it
-    assert decision_observe(partner_id=partner.pk, device_ref="gate-1", denied=True, unknown_credential=None,
-                            resident_id=resident_id) == []
-    [alert] = decision_observe(partner_id=partner.pk, device_ref="gate-1", denied=False, unknown_credential=None,
-                               resident_id=resident_id)
+    assert decision_admit(partner_id=partner.pk, device_ref="gate-1", denied=True, unknown_credential=None,
+                          resident_id=resident_id).alerts == []
+    [alert] = decision_admit(partner_id=partner.pk, device_ref="gate-1", denied=False, unknown_credential=None,
+                             resident_id=resident_id).alerts
     assert (alert.kind, alert.scope, alert.observed, alert.threshold, alert.partner_suspended) == (
         "decision_rate", pseudonymous_ref("resident", resident_id), 4, 3, False)
     assert alert.scope.startswith("resident:")
     assert str(resident_id) not in alert.scope
-    decision_observe(partner_id=partner.pk, device_ref="gate-1", denied=False, unknown_credential=None,
-                     resident_id=resident_id)
+    decision_admit(partner_id=partner.pk, device_ref="gate-1", denied=False, unknown_credential=None,
+                   resident_id=resident_id)
     assert SecurityAlert.objects.count() == 1  # one alert per window
     assert Partner.objects.get(pk=partner.pk).suspended_at is None
 
 
 @pytest.mark.redis
-def test_decision_observe_without_a_resident_counts_no_resident(settings):
+def test_decision_admit_without_a_resident_counts_no_resident(settings):
     settings.ACCESS_ANOMALY = {"max_decisions_per_resident": 1}
     partner = factories.partner()
     for _ in range(3):
-        assert decision_observe(partner_id=partner.pk, device_ref="gate-1", denied=False,
-                                unknown_credential=None) == []
+        assert decision_admit(partner_id=partner.pk, device_ref="gate-1", denied=False,
+                              unknown_credential=None).alerts == []
 
 
 @pytest.mark.redis
