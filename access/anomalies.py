@@ -33,7 +33,7 @@ from smarthome.identifiers import pseudonymous_ref
 from smarthome.ratelimit import Limit, hit, retry_after
 from smarthome.ratelimit import window as rate_window
 from smarthome.shared_cache import count as shared_count
-from smarthome.shared_cache import redis_client
+from smarthome.shared_cache import queue_count, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,7 @@ def _totals(increments: dict[str, bool], window_s: int, now: float,
     current, size = _bucket(window_s, now)
     pipe = client.pipeline(transaction=False)
     if counter is not None:
-        pipe.set(counter[0], 0, ex=counter[1], nx=True)
-        pipe.incr(counter[0])
+        queue_count(pipe, counter[0], timeout_s=counter[1])
     for name, bump in increments.items():
         if bump:
             key = f"anomaly:{name}:{current}"

@@ -1,5 +1,6 @@
 """Fixed-window rate limits in the shared cache (Redis in production: atomic across processes)."""
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ class Limit:
     window_s: int
 
     @classmethod
+    @functools.lru_cache(maxsize=64)  # parsed on every rate-limited request: the same few strings
     def parse(cls, text: str) -> "Limit":
         """"6/min", "100/hour", "10/s" or "20/30s"."""
         count, _, period = text.partition("/")
