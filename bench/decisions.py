@@ -11,6 +11,10 @@ bench stands in for the trusted proxy on 127.0.0.1). Every decision is a full on
 certificate lookup (cached), IP allowlist, token + RFC 8705 binding, scope, rate limit, the
 decision queries, its audit event and the anomaly counters. Prints throughput, p50/p99 and
 the ratio decision/bare (target: >= 0.6 on 2 cores, p99 < 50 ms at 32 connections).
+
+Between the two it measures the floor: the bare view plus the round trips a decision makes to
+keep its promises, one at a time and all three (bench/urls.py, `bench/floor?steps=`), with the
+same functions and no decision logic - where the time goes, and the most a decision can reach.
 """
 
 import argparse
@@ -29,6 +33,13 @@ sys.path.insert(0, str(ROOT))
 from bench.harness import PRODUCTION_ENV, base_env, gunicorn, manage, own_servers, wrk  # noqa: E402
 
 PARTNER_IP = "203.0.113.7"
+# bench/floor?steps=...: the bare view plus round trips every decision makes (see bench/urls.py)
+FLOORS = [
+    ("version", "bare + data-version read"),
+    ("counters", "bare + Redis counters"),
+    ("audit", "bare + audit INSERT"),
+    ("version,counters,audit", "bare + all three (floor)"),
+]
 
 LUA = """
 wrk.method = "POST"
@@ -127,21 +138,30 @@ def main() -> None:
                 "X-Client-Verify": "SUCCESS", "X-Forwarded-For": PARTNER_IP, "X-Forwarded-Proto": "https"})
             if check.status_code != 200 or check.json()["decision"] != "allow":
                 raise SystemExit(f"the decision endpoint refused the seeded car: {check.status_code} {check.text}")
+            for steps, _ in FLOORS:
+                floor_check = requests.post(f"{url}/bench/floor?steps={steps}", timeout=10)
+                if floor_check.status_code != 200:
+                    raise SystemExit(f"the floor view failed: {floor_check.status_code} {floor_check.text}")
             wrk(f"{url}/bench/bare", connections=args.connections, duration_s=2, script=script)  # warm-up
             bare = wrk(f"{url}/bench/bare", connections=args.connections, duration_s=args.duration, script=script)
+            floors = [(label, wrk(f"{url}/bench/floor?steps={steps}", connections=args.connections,
+                                  duration_s=args.duration, script=script)) for steps, label in FLOORS]
             decision = wrk(f"{url}/partner/v1/access-decisions", connections=args.connections,
                            duration_s=args.duration, script=script)
         from audit.models import AuditEvent
 
-        recorded = AuditEvent.objects.filter(action="access.decision").count()
+        recorded = AuditEvent.objects.filter(action="access.decision").exclude(actor_ref="bench:floor").count()
 
     print(f"access-decision benchmark (gunicorn {args.workers} sync workers, production settings, PostgreSQL + "
           f"Redis, wrk {args.connections} connections x {args.duration} s, {os.cpu_count()} cores)")
-    print(bare.row("bare Django JSON view"))
-    print(decision.row("POST access-decisions"))
+    for label, result in [("bare Django JSON view", bare), *floors, ("POST access-decisions", decision)]:
+        print(f"{result.row(label)}   ratio {result.requests_per_s / bare.requests_per_s:.2f}")
     print(f"errors / non-2xx: bare {bare.errors}, decisions {decision.errors}; decisions audited: {recorded}")
     print(f"ratio decision/bare: {decision.requests_per_s / bare.requests_per_s:.2f} (target >= 0.60); "
           f"decision p99 {decision.p99_ms:.1f} ms (target < 50 ms)")
+    print(f"the floor (bare + all three round trips, no logic) is the most a decision that keeps its promises can "
+          f"reach here: {floors[-1][1].requests_per_s / bare.requests_per_s:.2f}; the decision gets "
+          f"{decision.requests_per_s / floors[-1][1].requests_per_s:.0%} of it")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,15 @@
-"""The project's URLs plus a bare Django JSON view: the baseline the decision endpoint is compared to."""
+"""The project's URLs plus the baselines the decision endpoint is compared to.
+
+- `bench/bare`: a bare Django JSON view.
+- `bench/floor`: the same view plus the round trips every decision makes to keep its promises,
+  made by the very functions the decision uses: `version` - the data-version read (caches that
+  are never stale), `audit` - the audit INSERT (audited before answered), `counters` - the Redis
+  pipeline of the rate limit and anomaly counters (shared by every worker). `?steps=` picks some
+  (default: all three). No validation and no decision logic: the most a decision that keeps those
+  promises could reach on this machine.
+"""
+
+import uuid
 
 from django.http import JsonResponse
 from django.urls import path
@@ -6,10 +17,35 @@ from django.views.decorators.csrf import csrf_exempt
 
 from smarthome.urls import urlpatterns as project_urlpatterns
 
+ANSWER = {"decision": "allow", "reason": "granted", "decision_id": "0" * 32, "ttl_s": 60}
+STEPS = ("version", "counters", "audit")  # the decision's order
+
 
 @csrf_exempt
 def bare(request):
-    return JsonResponse({"decision": "allow", "reason": "granted", "decision_id": "0" * 32, "ttl_s": 60})
+    return JsonResponse(ANSWER)
 
 
-urlpatterns = [path("bench/bare", bare), *project_urlpatterns]
+@csrf_exempt
+def floor(request):
+    from access.anomalies import decision_admit
+    from access.services.decisions import access_data
+    from audit.actions import Action, ActorKind, Outcome
+    from audit.services import record
+
+    steps = request.GET.get("steps", ",".join(STEPS)).split(",")
+    if unknown := set(steps) - set(STEPS):
+        return JsonResponse({"steps": f"unknown: {sorted(unknown)}; known: {list(STEPS)}"}, status=400)
+    if "version" in steps:
+        access_data.current_version()
+    if "counters" in steps:
+        decision_admit(partner_id=1, device_ref="gate-1", denied=False, resident_id=1)
+    if "audit" in steps:
+        record(action=Action.ACCESS_DECISION, outcome=Outcome.SUCCESS, actor_kind=ActorKind.PARTNER,
+               actor_ref="bench:floor", object_type="access_decision", object_ref=f"decision:{uuid.uuid4().hex}",
+               partner_id=1, company_id=1, building_id=1, device_ref="gate-1", reason="granted",
+               source_ip="203.0.113.7", latency_ms=1.0)
+    return JsonResponse(ANSWER)
+
+
+urlpatterns = [path("bench/bare", bare), path("bench/floor", floor), *project_urlpatterns]
