@@ -2,8 +2,8 @@
 
 The one exception is DELETE on audit_event inside a transaction that ran
 `SET LOCAL audit.allow_prune = 'on'` (retention pruning, audit.services.audit_prune).
-SQLite has no such guard; there the model and queryset refusals apply. TRUNCATE is not
-trapped (Django's test flush uses it): production should REVOKE TRUNCATE from the app's role.
+SQLite has no such guard; there the model and queryset refusals apply. TRUNCATE is trapped by
+a statement trigger since 0003_truncate_guard.
 """
 
 from django.db import migrations

@@ -116,3 +116,21 @@ def test_postgresql_trigger_rejects_update_and_delete(sql):
     assert AuditEvent.objects.get(pk=e.pk).reason == ""
     assert AuditLeaf.objects.filter(event_id=e.pk).exists()
     assert AuditCheckpoint.objects.exclude(root_hash="forged").count() == AuditCheckpoint.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("table", ["audit_event", "audit_leaf", "audit_checkpoint", "audit_prune"])
+def test_postgresql_trigger_rejects_truncate(table):
+    """TRUNCATE bypasses row triggers; a statement trigger refuses it unless the session says
+    audit.allow_truncate (the test server does, for Django's flush: switched off here)."""
+    assert connection.vendor == "postgresql"
+    e = event()
+    audit_seal()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL audit.allow_truncate = 'off'")
+        with pytest.raises(DatabaseError, match="append-only: TRUNCATE"), transaction.atomic():
+            cursor.execute(f"TRUNCATE {table} CASCADE")
+    assert AuditEvent.objects.filter(pk=e.pk).exists()
+    assert AuditLeaf.objects.filter(event_id=e.pk).exists()
+    assert AuditCheckpoint.objects.count() == 1
+
