@@ -13,7 +13,9 @@ permissions a user holds; property managers and other staff do not see the list 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
-from django.urls import reverse
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -464,7 +466,8 @@ def _is_security_admin(request) -> bool:
 
 @admin.register(SecurityAlert)
 class SecurityAlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Read-only list of security alerts; the one action reinstates the selected alerts' partners.
+    """Read-only list of security alerts; the one action reinstates the selected alerts' partners, and
+    so does the "Reinstate partner" button on an alert's detail page (POST to <id>/reinstate/).
 
     Visible to security admins and superusers only (see the module docstring). Alerts cannot be
     added, changed or deleted here: they are evidence. "Reinstate partner" calls
@@ -503,7 +506,9 @@ class SecurityAlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description="Reinstate partner of the selected alerts (lift suspension, resolve alerts)",
                   permissions=["reinstate"])
     def reinstate_partners(self, request, queryset):
-        partners = {alert.partner for alert in queryset.select_related("partner")}
+        self._reinstate(request, {alert.partner for alert in queryset.select_related("partner")})
+
+    def _reinstate(self, request, partners) -> None:
         done = []
         for partner in sorted(partners, key=lambda p: p.pk):
             try:
@@ -516,6 +521,28 @@ class SecurityAlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             request, f"{len(done)} partner(s) reinstated: {', '.join(done)}. They may now fetch new tokens.",
             messages.SUCCESS,
         )
+
+    def get_urls(self):
+        reinstate = self.admin_site.admin_view(self.reinstate_view)
+        return [path("<int:object_id>/reinstate/", reinstate, name="access_securityalert_reinstate"),
+                *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The detail page offers "Reinstate partner" while the alert is open or its partner suspended."""
+        alert = self.get_object(request, object_id)
+        offer = (alert is not None and self.has_reinstate_permission(request)
+                 and (alert.resolved_at is None or alert.partner.suspended_at is not None))
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "offer_reinstate": offer})
+
+    def reinstate_view(self, request, object_id):
+        """POST from the alert's detail page: reinstate that alert's partner (same service as the action)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_reinstate_permission(request):
+            raise PermissionDenied
+        alert = get_object_or_404(SecurityAlert.objects.select_related("partner"), pk=object_id)
+        self._reinstate(request, {alert.partner})
+        return redirect("admin:access_securityalert_change", alert.pk)
 
 
 # The admin audit trail (django-auditlog): who changed what, when, with encrypted values masked.

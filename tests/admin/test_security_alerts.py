@@ -195,3 +195,34 @@ def test_other_staff_cannot_suspend_a_partner(client, users, world, who):
     assert "suspend_partners" not in response.content.decode()
     assert not suspended(partner)
     assert not AuditEvent.objects.filter(action="security.partner_suspended").exists()
+
+
+def test_the_detail_page_reinstates_the_alerts_partner(client, users, alerts, world):
+    partner, alert = world["a"][Partner], alerts["a"]
+    login_verified(client, users.security)
+    detail = f"{CHANGELIST}{alert.pk}/change/"
+    page = client.get(detail).content.decode()
+    assert f'action="{CHANGELIST}{alert.pk}/reinstate/"' in page
+    assert "Reinstate partner</button>" in page
+    response = client.post(f"{CHANGELIST}{alert.pk}/reinstate/")
+    assert (response.status_code, response["Location"]) == (302, detail)
+    assert not suspended(partner)
+    assert SecurityAlert.objects.get(pk=alert.pk).resolved_by == user_ref(users.security)
+    assert SecurityAlert.objects.get(pk=alerts["b"].pk).resolved_at is None  # another partner's alert
+    assert AuditEvent.objects.filter(action="security.partner_reinstated", partner_id=partner.pk).count() == 1
+    page = client.get(detail).content.decode()
+    assert "1 partner(s) reinstated" in page
+    assert "Reinstate partner</button>" not in page  # resolved, partner active: nothing left to reinstate
+
+
+def test_the_reinstate_button_is_post_only_and_for_security_admins(client, users, alerts, world):
+    partner, alert = world["a"][Partner], alerts["a"]
+    login_verified(client, users.security)
+    assert client.get(f"{CHANGELIST}{alert.pk}/reinstate/").status_code == 405
+    assert client.post(f"{CHANGELIST}999999/reinstate/").status_code == 404
+    client.logout()
+    login_verified(client, users.scoped)  # every permission, not the role
+    assert client.post(f"{CHANGELIST}{alert.pk}/reinstate/").status_code == 403
+    assert suspended(partner)
+    assert SecurityAlert.objects.get(pk=alert.pk).resolved_at is None
+    assert not AuditEvent.objects.filter(action="security.partner_reinstated").exists()
