@@ -156,7 +156,8 @@ def main() -> None:
           f"Redis, wrk {args.connections} connections x {args.duration} s, {os.cpu_count()} cores)")
     for label, result in [("bare Django JSON view", bare), *floors, ("POST access-decisions", decision)]:
         print(f"{result.row(label)}   ratio {result.requests_per_s / bare.requests_per_s:.2f}")
-    print(f"errors / non-2xx: bare {bare.errors}, decisions {decision.errors}; decisions audited: {recorded}")
+    print(f"errors / non-2xx: bare {bare.errors}, floors {sum(result.errors for _, result in floors)}, "
+          f"decisions {decision.errors}; decisions audited: {recorded}")
     print(f"ratio decision/bare: {decision.requests_per_s / bare.requests_per_s:.2f} (target >= 0.60); "
           f"decision p99 {decision.p99_ms:.1f} ms (target < 50 ms)")
     print(f"the floor (bare + all three round trips, no logic) is the most a decision that keeps its promises can "
