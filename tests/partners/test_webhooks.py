@@ -67,6 +67,15 @@ def test_signed_event_updates_the_device(partner_caller, device):
     assert AuditEvent.objects.filter(action="webhook.received", reason="device.online").count() == 1
 
 
+def test_the_admin_trail_of_a_device_changed_by_an_event_names_the_partners_address(partner_caller, device):
+    from auditlog.models import LogEntry
+
+    assert send(partner_caller, *online(partner_caller, device)).status_code == 200
+    entry = LogEntry.objects.get_for_object(device).latest("timestamp")
+    assert "online" in entry.changes_dict
+    assert (entry.actor, entry.remote_addr) == (None, partner_api.PARTNER_IP)
+
+
 def test_device_offline(partner_caller, device):
     Device.objects.filter(pk=device.pk).update(online=True)
     payload, headers = signed(partner_caller.webhook_secret, "device.offline",
