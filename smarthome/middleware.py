@@ -1,10 +1,13 @@
-"""Cross-cutting request middleware: request id, one access-log line per request, body limit."""
+"""Cross-cutting request middleware: request id, one access-log line per request, body limit,
+auditlog's context with the trusted client address."""
 
 import logging
 import time
 
+from auditlog.middleware import AuditlogMiddleware as _AuditlogMiddleware
 from django.conf import settings
 
+from smarthome.client_ip import client_ip
 from smarthome.identifiers import user_ref
 from smarthome.problems import problem_response
 from smarthome.request_context import accept_or_generate_request_id, actor_ref_var, request_id_var
@@ -84,3 +87,13 @@ class BodySizeLimitMiddleware:
                 413, f"The request body is {length} bytes; the limit is {limit} bytes.", request=request
             )
         return self.get_response(request)
+
+
+class AuditlogMiddleware(_AuditlogMiddleware):
+    """django-auditlog's middleware with the client address taken the way the rest of the service
+    takes it (smarthome.client_ip): auditlog's own reads the first X-Forwarded-For hop, which any
+    client can write, so an admin could otherwise put a made-up address into the change history."""
+
+    @staticmethod
+    def _get_remote_addr(request):
+        return None if settings.AUDITLOG_DISABLE_REMOTE_ADDR else (client_ip(request) or None)

@@ -129,3 +129,20 @@ def test_admin_changes_are_in_the_audit_trail_with_encrypted_fields_masked(clien
     every_log = " ".join(str(e.changes) + e.object_repr for e in LogEntry.objects.all())
     for plaintext in ("Иванова Анна Павловна", NAMES["a"], "+79169998877", "9998877", PLATES["a"]):
         assert plaintext not in every_log
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "recorded"), [
+    ("198.51.100.20", "203.0.113.99", "198.51.100.20"),  # not our proxy: its header is ignored
+    ("127.0.0.1", "203.0.113.99, 198.51.100.20", "198.51.100.20"),  # our proxy: the hop it saw
+])
+def test_the_change_history_records_the_trusted_client_address(client, world, users, settings, peer, forwarded,
+                                                               recorded):
+    """auditlog's own middleware would record the first X-Forwarded-For hop, which the client writes."""
+    settings.TRUSTED_PROXY_CIDRS = ["127.0.0.1/32"]
+    login_verified(client, users.manager)
+    grant = world["a"][AccessGrant]
+    response = client.post("/admin/access/accessgrant/", {"action": "suspend_grants", "_selected_action": [grant.pk]},
+                           REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=forwarded)
+    assert response.status_code == 302
+    entry = LogEntry.objects.get_for_object(grant).filter(action=LogEntry.Action.UPDATE).latest("timestamp")
+    assert (entry.actor, entry.remote_addr) == (users.manager, recorded)
