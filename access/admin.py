@@ -228,6 +228,13 @@ class ResidentAdmin(ScopedServiceAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("company").prefetch_related("residencies__unit__building")
 
+    def delete_model(self, request, obj):
+        services.resident_delete(resident=obj, actor=request.user)  # consents revoked, allowlists patched
+
+    def delete_queryset(self, request, queryset):
+        for resident in queryset:
+            services.resident_delete(resident=resident, actor=request.user)
+
     def get_fields(self, request, obj=None):
         fields = ["company", "full_name", "phone", "email", "suspended"]
         return fields if obj is None else [*fields, "app_user", "grant_link"]

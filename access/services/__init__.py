@@ -27,7 +27,12 @@ from access.models import (
 )
 from access.plates import InvalidPlate, normalise_plate, plate_token
 from access.selectors import resident_building_ids
-from access.services.allowlist import allowlist_resident_changed, resident_credentials, vehicle_credentials
+from access.services.allowlist import (
+    allowlist_resident_changed,
+    resident_credentials,
+    resident_grant_building_ids,
+    vehicle_credentials,
+)
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from partners.models import PartnerCredentials
@@ -167,6 +172,35 @@ def resident_update(*, resident: Resident, actor=None, **changes) -> Resident:
     if "suspended" in changes:
         allowlist_resident_changed(resident_id=resident.pk)
     return resident
+
+
+@transaction.atomic
+def resident_delete(*, resident: Resident, actor=None) -> None:
+    """Erase a resident (the admin's delete): their row and, with it, their flats, grants, cars and
+    plate tokens, guest passes and notifications; their app account and its OAuth2 tokens (unless
+    it is also a staff account: then only the link goes). Before the rows go, in the same
+    transaction: every open consent is revoked with reason "deleted" (face deletions queued to the
+    partners, consent.subject_forget) and every site whose allowlist may list them gets a patch
+    removing all their plate tokens and face subjects. Consents, deletion receipts and audit events
+    stay: they are evidence and name the resident by id or pseudonymous ref only. Records
+    admin.change "deleted"."""
+    from consent.services import subject_forget
+
+    resident = Resident.objects.select_for_update().select_related("user").get(pk=resident.pk)
+    resident_id, user = resident.pk, resident.user
+    credentials = resident_credentials(resident_id=resident_id)
+    sites = resident_grant_building_ids(resident_id=resident_id) | set(
+        resident.residencies.values_list("unit__building_id", flat=True)
+    )
+    subject_forget(resident_id=resident_id, reason="deleted", actor=actor)
+    _audit(
+        actor=actor, object_type="resident", pk=resident_id, reason="deleted", company_id=resident.company_id,
+        object_ref=pseudonymous_ref("resident", resident_id),
+    )
+    resident.delete()
+    allowlist_resident_changed(resident_id=resident_id, removed=credentials, building_ids=sites)
+    if not user.is_staff:
+        user.delete()
 
 
 @transaction.atomic

@@ -155,13 +155,19 @@ def vehicle_credentials(*, vehicle_id: int) -> set[Credential]:
     }
 
 
+def resident_grant_building_ids(*, resident_id: int) -> set[int]:
+    """The buildings the resident holds grants for, in any state (suspended or ended included):
+    where partners' allowlists may list them. Capture it before deleting the grants."""
+    grants = AccessGrant.objects.filter(Q(resident_id=resident_id) | Q(residency__resident_id=resident_id))
+    return {b or d for b, d in grants.values_list("building_id", "device__building_id")} - {None}
+
+
 def _resident_sites(resident_id: int, building_ids, partner_ids, at) -> list[tuple[int, int]]:
-    """(partner, building) pairs to patch: the buildings the resident holds grants for (any state,
-    a suspended or ended one included) or `building_ids`, under active plate/face contracts of
+    """(partner, building) pairs to patch: the buildings the resident holds grants for
+    (`resident_grant_building_ids`) or `building_ids`, under active plate/face contracts of
     active partners (a suspended partner's messages wait for its reinstatement)."""
     if building_ids is None:
-        grants = AccessGrant.objects.filter(Q(resident_id=resident_id) | Q(residency__resident_id=resident_id))
-        building_ids = {b or d for b, d in grants.values_list("building_id", "device__building_id")}
+        building_ids = resident_grant_building_ids(resident_id=resident_id)
     building_ids = {b for b in building_ids if b is not None}
     if not building_ids:
         return []
