@@ -5,6 +5,7 @@ plates are unique per call so tests can create many.
 """
 
 import itertools
+import uuid
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -139,3 +140,17 @@ def unique_plate() -> str:
     n = _n()
     letters = PLATE_LETTERS[n % 12] + PLATE_LETTERS[(n // 12) % 12] + PLATE_LETTERS[(n // 144) % 12]
     return f"{letters[0]}{(n % 999) + 1:03d}{letters[1:]}{77 + (n // 1728) % 20}"
+
+
+def face_enrolment(*, resident_: Resident, partner_: Partner, subject_id: str | None = None,
+                   status: str = "delivered", building_id: int | None = None):
+    """A face consent of `resident_` for `partner_` (through consent_give) and an enrolment of it;
+    `subject_id` defaults to a random one. Returns the enrolment (its consent: `.consent`)."""
+    from consent.models import FaceEnrolment
+    from consent.services import consent_give, consent_text_publish
+
+    text = consent_text_publish(version=f"v{_n()}-{uuid.uuid4().hex[:6]}", body="Согласие на обработку биометрии")
+    consent = consent_give(resident_id=resident_.pk, company_id=resident_.company_id, partner=partner_, text=text,
+                           building_id=building_id)
+    return FaceEnrolment.objects.create(consent=consent, partner=partner_, resident_id=resident_.pk,
+                                        subject_id=subject_id or f"subj_{uuid.uuid4().hex}", status=status)

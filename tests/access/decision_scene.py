@@ -1,12 +1,10 @@
 """The world an access decision is asked about: a partner's barrier, a resident with a grant, a car
 and a consented face enrolment (shared by the decision tests)."""
 
-import uuid
 from dataclasses import dataclass
 
 from access.models import AccessGrant, Device, Resident, Vehicle, VehiclePlateToken
-from consent.models import Consent, FaceEnrolment
-from consent.services import consent_give, consent_text_publish
+from consent.models import Consent
 from tests import factories
 
 
@@ -30,10 +28,7 @@ def build_scene(caller) -> Scene:
     grant = factories.grant(resident_=resident, building_=building)
     vehicle = factories.vehicle(resident_=resident)
     token = VehiclePlateToken.objects.get(vehicle=vehicle, partner=caller.partner).token
-    text = consent_text_publish(version=f"v{uuid.uuid4().hex[:6]}", body="Согласие на обработку биометрии")
-    consent = consent_give(resident_id=resident.pk, company_id=building.company_id, partner=caller.partner,
-                           text=text, building_id=building.pk)
-    subject_id = "subj_" + uuid.uuid4().hex
-    FaceEnrolment.objects.create(consent=consent, partner=caller.partner, resident_id=resident.pk,
-                                 subject_id=subject_id, status="active")
+    enrolment = factories.face_enrolment(resident_=resident, partner_=caller.partner, status="active",
+                                         building_id=building.pk)
+    consent, subject_id = enrolment.consent, enrolment.subject_id
     return Scene(caller, device, resident, grant, token, subject_id, vehicle, consent)

@@ -21,8 +21,7 @@ from access.services.allowlist import (
     site_ref,
 )
 from access.services.guest_passes import guest_pass_create
-from consent.models import FaceEnrolment
-from consent.services import consent_give, consent_revoke, consent_text_publish, subject_id_for
+from consent.services import consent_revoke, subject_id_for
 from partners.models import OutboxMessage
 from partners.outbound_events import DATA_KEYS
 from tests import factories
@@ -49,11 +48,8 @@ def world():
     resident = factories.resident(unit_=factories.unit(building_=a))
     grant = factories.grant(resident_=resident, building_=a)
     car = factories.vehicle(resident_=resident)
-    text = consent_text_publish(version=f"v{uuid.uuid4().hex[:6]}", body="Согласие")
-    consent = consent_give(resident_id=resident.pk, company_id=company.pk, partner=p, text=text)
     subject = subject_id_for(partner_id=p.pk, resident_id=resident.pk)
-    FaceEnrolment.objects.create(consent=consent, partner=p, resident_id=resident.pk, subject_id=subject,
-                                 status="delivered")
+    consent = factories.face_enrolment(resident_=resident, partner_=p, subject_id=subject).consent
     neighbour = factories.resident(unit_=factories.unit(building_=b))
     factories.grant(resident_=neighbour, building_=b)
     factories.vehicle(resident_=neighbour)

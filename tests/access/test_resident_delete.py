@@ -2,7 +2,6 @@
 go, the partner is told to forget every credential, consents are revoked, the evidence stays."""
 
 import datetime
-import uuid
 
 import pytest
 from auditlog.models import LogEntry
@@ -15,7 +14,7 @@ from access.reasons import Reason
 from access.services.decisions import access_decide
 from audit.models import AuditEvent
 from consent.models import Consent, FaceEnrolment
-from consent.services import consent_give, consent_text_publish, subject_id_for
+from consent.services import subject_id_for
 from partners.models import OutboxMessage
 from smarthome.identifiers import pseudonymous_ref
 from smarthome.roles import PROPERTY_MANAGER
@@ -41,11 +40,8 @@ def estate():
     now = timezone.now()
     GuestPass.objects.create(resident=resident, device=gate, plate="А123ВС77", plate_token="guest-token-1",
                              valid_from=now, valid_until=now + datetime.timedelta(days=1))
-    text = consent_text_publish(version=f"v{uuid.uuid4().hex[:6]}", body="Согласие")
-    consent = consent_give(resident_id=resident.pk, company_id=building.company_id, partner=partner, text=text)
     subject = subject_id_for(partner_id=partner.pk, resident_id=resident.pk)
-    FaceEnrolment.objects.create(consent=consent, partner=partner, resident_id=resident.pk, subject_id=subject,
-                                 status="delivered")
+    consent = factories.face_enrolment(resident_=resident, partner_=partner, subject_id=subject).consent
     neighbour = factories.resident(unit_=factories.unit(building_=building))
     factories.grant(resident_=neighbour, building_=building)
     neighbours_car = factories.vehicle(resident_=neighbour)

@@ -1,12 +1,11 @@
 """The partner's signed enrolment and deletion events update enrolments and deletion receipts."""
 
-import uuid
 
 import pytest
 
 from audit.models import AuditEvent
 from consent.models import DeletionReceipt, FaceEnrolment
-from consent.services import consent_give, consent_text_publish, face_ordering_key
+from consent.services import face_ordering_key
 from partners.outbox.services import outbox_enqueue
 from tests import factories
 from tests.partners import partner_api
@@ -22,11 +21,7 @@ def enrolment(partner_caller):
     building = factories.building()
     factories.contract(partner_=partner_caller.partner, company_=building.company, buildings=[building])
     resident = factories.resident(unit_=factories.unit(building_=building))
-    text = consent_text_publish(version=f"v{uuid.uuid4().hex[:6]}", body="Согласие на обработку биометрии")
-    consent = consent_give(resident_id=resident.pk, company_id=building.company_id, partner=partner_caller.partner,
-                           text=text, building_id=building.pk)
-    return FaceEnrolment.objects.create(consent=consent, partner=partner_caller.partner, resident_id=resident.pk,
-                                        subject_id="subj_" + uuid.uuid4().hex, status="delivered")
+    return factories.face_enrolment(resident_=resident, partner_=partner_caller.partner, building_id=building.pk)
 
 
 def event(caller, event_type, data):

@@ -10,7 +10,6 @@ from standardwebhooks import Webhook
 
 from access.models import Device, Notification
 from audit.models import AuditEvent
-from consent.models import FaceEnrolment
 from partners.authentication import forget_certificate
 from partners.models import InboundWebhook, PartnerCredentials
 from partners.services import partner_credentials_rotate
@@ -206,13 +205,8 @@ def test_signed_but_malformed_event_is_400(partner_caller, device):
 
 def test_door_opened_notifies_the_resident(partner_caller, device):
     resident = factories.resident(unit_=factories.unit(building_=device.building))
-    from consent.services import consent_give, consent_text_publish
-
-    text = consent_text_publish(version=f"v{uuid.uuid4().hex[:6]}", body="Согласие")
-    consent = consent_give(resident_id=resident.pk, company_id=device.building.company_id,
-                           partner=partner_caller.partner, text=text)
-    FaceEnrolment.objects.create(consent=consent, partner=partner_caller.partner, resident_id=resident.pk,
-                                 subject_id="subj_abc", status="active")
+    factories.face_enrolment(resident_=resident, partner_=partner_caller.partner, subject_id="subj_abc",
+                             status="active")
     payload, headers = signed(partner_caller.webhook_secret, "door.opened",
                               {"device_ref": device.partner_device_ref, "subject_id": "subj_abc"})
     assert send(partner_caller, payload, headers).status_code == 200
