@@ -29,6 +29,7 @@ from access.plates import InvalidPlate, normalise_plate, plate_token
 from access.selectors import resident_building_ids
 from access.services.allowlist import (
     allowlist_resident_changed,
+    grant_building_ids,
     resident_credentials,
     resident_grant_building_ids,
     vehicle_credentials,
@@ -192,12 +193,14 @@ def resident_delete(*, resident: Resident, actor=None) -> None:
     sites = resident_grant_building_ids(resident_id=resident_id) | set(
         resident.residencies.values_list("unit__building_id", flat=True)
     )
-    subject_forget(resident_id=resident_id, reason="deleted", actor=actor)
     _audit(
         actor=actor, object_type="resident", pk=resident_id, reason="deleted", company_id=resident.company_id,
         object_ref=pseudonymous_ref("resident", resident_id),
     )
     resident.delete()
+    # after the rows: each revocation's own allowlist patch then finds no site of theirs, and the one
+    # patch below removes every credential captured above
+    subject_forget(resident_id=resident_id, reason="deleted", actor=actor)
     allowlist_resident_changed(resident_id=resident_id, removed=credentials, building_ids=sites)
     if not user.is_staff:
         user.delete()
@@ -248,9 +251,7 @@ def residency_end(*, residency: Residency, on=None, actor=None) -> Residency:
         company_id=residency.resident.company_id, building_id=residency.unit.building_id,
     )
     _refresh_resident_tokens(residency.resident)
-    sites = {residency.unit.building_id} | {
-        b or d for b, d in residency.grants.values_list("building_id", "device__building_id")
-    }
+    sites = {residency.unit.building_id} | grant_building_ids(residency.grants.all())
     allowlist_resident_changed(resident_id=residency.resident_id, removed=credentials_before, building_ids=sites)
     # consent (issue 7): a move-out revokes the resident's face consents for that building in
     # this same transaction (face paths refused at once, deletion sent to the partner via the outbox).

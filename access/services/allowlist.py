@@ -155,11 +155,16 @@ def vehicle_credentials(*, vehicle_id: int) -> set[Credential]:
     }
 
 
+def grant_building_ids(grants) -> set[int]:
+    """The buildings a queryset of grants targets (a building, or a device's building)."""
+    return {b or d for b, d in grants.values_list("building_id", "device__building_id")} - {None}
+
+
 def resident_grant_building_ids(*, resident_id: int) -> set[int]:
     """The buildings the resident holds grants for, in any state (suspended or ended included):
     where partners' allowlists may list them. Capture it before deleting the grants."""
-    grants = AccessGrant.objects.filter(Q(resident_id=resident_id) | Q(residency__resident_id=resident_id))
-    return {b or d for b, d in grants.values_list("building_id", "device__building_id")} - {None}
+    return grant_building_ids(AccessGrant.objects.filter(Q(resident_id=resident_id)
+                                                         | Q(residency__resident_id=resident_id)))
 
 
 def _resident_sites(resident_id: int, building_ids, partner_ids, at) -> list[tuple[int, int]]:
