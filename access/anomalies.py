@@ -28,7 +28,7 @@ from prometheus_client import Counter
 from access.models import SecurityAlert
 from audit.actions import Action, Outcome
 from audit.services import record
-from partners.services import partner_reinstate, partner_suspend  # noqa: F401 (partner_reinstate: re-exported)
+from partners.services import partner_suspend
 from smarthome.identifiers import pseudonymous_ref
 from smarthome.ratelimit import Limit, hit, retry_after
 from smarthome.ratelimit import window as rate_window

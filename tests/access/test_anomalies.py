@@ -8,10 +8,11 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 from prometheus_client import REGISTRY
 
-from access.anomalies import decision_admit, partner_reinstate, resident_open_observe, security_alert_raise
+from access.anomalies import decision_admit, resident_open_observe, security_alert_raise
 from access.models import SecurityAlert
 from audit.models import AuditEvent
 from partners.models import Partner
+from partners.services import partner_reinstate
 from smarthome.identifiers import pseudonymous_ref, user_ref
 from smarthome.roles import SECURITY_ADMIN
 from tests import factories

@@ -16,12 +16,12 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
 
 from access import services as access_services
-from access.anomalies import partner_suspend
 from access.models import Device, Resident, Vehicle
 from audit.models import AuditEvent
 from consent.models import Consent
 from consent.services import consent_revoke
 from partners.models import PartnerContract
+from partners.services import partner_suspend
 from smarthome.models import DataVersion
 from tests.access.decision_scene import build_scene
 from tests.partners import partner_api
