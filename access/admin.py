@@ -1,7 +1,7 @@
 """Admin of the access app: companies, buildings, flats, residents, devices, grants, vehicles.
 
-Every admin is scoped to the caller's management companies (smarthome.admin_isolation) and
-writes through access.services (smarthome.admin_services). Personal data is decrypted for the
+Every admin is scoped to the caller's management companies (core.portal.isolation) and
+writes through access.services (core.portal.service_forms). Personal data is decrypted for the
 staff who may see it, but the database cannot search or sort it: name, phone and plate search
 decrypts the (company-scoped) candidates in memory.
 
@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from access import services
+from access import dashboard, services
 from access.models import (
     AccessGrant,
     Building,
@@ -33,12 +33,13 @@ from access.models import (
     Vehicle,
 )
 from access.plates import InvalidPlate, normalise_plate
+from core.portal import auditlog_mask as admin_auditlog
+from core.portal import site as admin_site
+from core.portal.isolation import CompanyScopedModelAdmin, CompanyScopedTabularInline
+from core.portal.readonly import ReadOnlyAdminMixin
+from core.portal.service_forms import ServiceBackedAdminMixin
+from core.security.roles import SECURITY_ADMIN, has_role
 from partners.services import partner_reinstate
-from smarthome import admin_auditlog
-from smarthome.admin_isolation import CompanyScopedModelAdmin, CompanyScopedTabularInline
-from smarthome.admin_readonly import ReadOnlyAdminMixin
-from smarthome.admin_services import ServiceBackedAdminMixin
-from smarthome.roles import SECURITY_ADMIN, has_role
 
 # Decrypting to search is bounded: a company's residents, not the whole table.
 DECRYPTED_SEARCH_MAX_ROWS = 20_000
@@ -60,6 +61,10 @@ def _decrypted_matches(queryset, term: str, fields: tuple[str, ...], normalise=N
 
 class ScopedServiceAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
     """A company-scoped admin whose saves go through services."""
+
+
+admin_site.add_view("dashboard/", dashboard.building_list, "dashboard")
+admin_site.add_view("dashboard/<int:building_id>/", dashboard.building_dashboard, "building-dashboard")
 
 
 @admin.register(ManagementCompany)

@@ -28,12 +28,12 @@ from prometheus_client import Counter
 from access.models import SecurityAlert
 from audit.actions import Action, Outcome
 from audit.services import record
+from core.cache.shared import count as shared_count
+from core.cache.shared import queue_count, redis_client
+from core.ratelimit import Limit, hit, retry_after
+from core.ratelimit import window as rate_window
+from core.security.identifiers import pseudonymous_ref
 from partners.services import partner_suspend
-from smarthome.identifiers import pseudonymous_ref
-from smarthome.ratelimit import Limit, hit, retry_after
-from smarthome.ratelimit import window as rate_window
-from smarthome.shared_cache import count as shared_count
-from smarthome.shared_cache import queue_count, redis_client
 
 logger = logging.getLogger(__name__)
 

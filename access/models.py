@@ -1,7 +1,7 @@
 """Buildings, the people who live in them, their devices, vehicles and access grants.
 
 Personal data (a resident's name, phone, e-mail; a vehicle's plate) is encrypted at rest with
-AES-256-GCM (smarthome.crypto). `__str__` never prints it: a resident is "Resident #12".
+AES-256-GCM (core.crypto). `__str__` never prints it: a resident is "Resident #12".
 """
 
 import zoneinfo
@@ -13,7 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone as dj_timezone
 
 from access.schedules import validate_weekly_schedule
-from smarthome.crypto.fields import EncryptedCharField
+from core.crypto.fields import EncryptedCharField
 
 
 def validate_timezone(value: str) -> None:

@@ -26,8 +26,8 @@ from access.models import AccessGrant, Device, GuestPass, Notification, Resident
 from access.schedules import schedule_allows
 from audit.actions import Action
 from audit.models import AuditEvent
+from core.security.identifiers import user_ref
 from partners.selectors import contract_covering
-from smarthome.identifiers import user_ref
 
 
 class ResidentRuleDenied(exceptions.PermissionDenied):

@@ -4,13 +4,13 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from access.models import AccessGrant, Building, Device, Resident, StaffMembership, Vehicle, VehiclePlateToken
-from smarthome.tenancy import company_ids_for_user as _visible_company_ids
+from core.security.tenancy import company_ids_for_user as _visible_company_ids
 
 
 def company_ids_for_user(user) -> set[int]:
     """Management companies a staff user belongs to (through StaffMembership).
 
-    This is the COMPANY_RESOLVER behind smarthome.tenancy.company_ids_for_user, which adds the
+    This is the COMPANY_RESOLVER behind core.security.tenancy.company_ids_for_user, which adds the
     superuser rule; call that one, not this, when scoping.
     """
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:

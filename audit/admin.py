@@ -1,6 +1,6 @@
 """Admin of the audit log: read-only events and checkpoints, export and reconciliation pages.
 
-Everything is scoped by management company through `smarthome.tenancy`; the export and the
+Everything is scoped by management company through `core.security.tenancy`; the export and the
 reconciliation pages are for compliance officers only and call the same services as the API.
 """
 
@@ -17,9 +17,9 @@ from audit.models import AuditCheckpoint, AuditEvent
 from audit.reconcile import audit_reconcile, partner_entries_from_text
 from audit.selectors import checkpoint_latest_verified, event_list, unsealed_count
 from audit.services import audit_export_start
-from smarthome.admin_readonly import ReadOnlyAdminMixin
-from smarthome.identifiers import user_ref
-from smarthome.roles import COMPLIANCE_OFFICER, has_role
+from core.portal.readonly import ReadOnlyAdminMixin
+from core.security.identifiers import user_ref
+from core.security.roles import COMPLIANCE_OFFICER, has_role
 
 
 def _is_compliance(request) -> bool:

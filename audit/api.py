@@ -13,9 +13,9 @@ from rest_framework.views import APIView
 from audit import signing
 from audit.actions import Action, Outcome
 from audit.services import audit_export_start
-from smarthome.identifiers import user_ref
-from smarthome.permissions import MissingScope
-from smarthome.roles import COMPLIANCE_OFFICER, has_role
+from core.api.permissions import MissingScope
+from core.security.identifiers import user_ref
+from core.security.roles import COMPLIANCE_OFFICER, has_role
 
 EXPORT_SCOPE = "audit:export"
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}

@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 from audit.actions import Action, Outcome
 from audit.canonical import FIELDS, sql_columns, strings_from_values
 from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditPrune
-from smarthome.tenancy import company_ids_for_user
+from core.security.tenancy import company_ids_for_user
 
 _CHUNK = 5000
 

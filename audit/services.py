@@ -18,7 +18,7 @@ from django.utils import timezone
 from audit.actions import Action, ActorKind, Outcome
 from audit.canonical import LATENCY_QUANTUM
 from audit.models import REASON_PATTERN, REF_PATTERN, AuditCheckpoint, AuditEvent, AuditLeaf, AuditPrune
-from smarthome.request_context import current_request_id
+from core.http.request_context import current_request_id
 
 logger = logging.getLogger(__name__)
 

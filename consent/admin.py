@@ -1,7 +1,7 @@
 """Admin of the consent app: compliance officers see consents, enrolments and deletion receipts
 of their companies (read-only), filter them by building, partner and state, and export CSV.
 
-Rows are scoped with `smarthome.admin_isolation` (company_id on the consent). Nothing is edited
+Rows are scoped with `core.portal.isolation` (company_id on the consent). Nothing is edited
 here: a revocation by staff goes through `consent.services.consent_revoke` (action, needs the
 change permission, which no role but a superuser holds). No personal data is shown: residents
 appear by id and pseudonymous subject only.
@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from consent.models import Consent, ConsentText, DeletionReceipt, FaceEnrolment
 from consent.services import consent_revoke, consent_text_publish
-from smarthome.admin_isolation import CompanyScopedAdminMixin
-from smarthome.admin_readonly import ReadOnlyAdminMixin
+from core.portal.isolation import CompanyScopedAdminMixin
+from core.portal.readonly import ReadOnlyAdminMixin
 
 EXPORT_FIELDS = ("id", "resident_id", "company_id", "building_id", "partner_id", "purpose", "text_sha256",
                  "channel", "granted_at", "retention_until", "revoked_at", "revoked_reason")

@@ -19,10 +19,10 @@ from consent.models import Consent, ConsentText
 from consent.photos import PhotoRejected
 from consent.receipts import consent_receipt
 from consent.uploads import InMemoryOnlyUploadHandler
+from core.api.permissions import MissingScope, scope_required
+from core.http.client_ip import client_ip
+from core.security.identifiers import user_ref
 from partners.models import Partner
-from smarthome.client_ip import client_ip
-from smarthome.identifiers import user_ref
-from smarthome.permissions import MissingScope, scope_required
 
 
 class NotAResident(exceptions.PermissionDenied):

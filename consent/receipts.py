@@ -10,7 +10,7 @@ import json
 from audit import signing
 from audit.canonical import format_time
 from consent.models import Consent
-from smarthome.identifiers import pseudonymous_ref
+from core.security.identifiers import pseudonymous_ref
 
 RECEIPT_TYPE = "smarthome-consent-receipt/v1"
 

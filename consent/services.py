@@ -23,11 +23,11 @@ from consent.photos import clean_face_photo
 from consent.selectors import consents_due_for_expiry
 from consent.signals import face_subjects_revoked
 from consent.subjects import pairwise_subject_id
+from core.security.identifiers import user_ref
 from partners.models import OutboxMessage, Partner, PartnerContract
 from partners.outbound_events import partner_event_enqueue
 from partners.outbox.services import outbox_enqueue
 from partners.selectors import current_credentials
-from smarthome.identifiers import user_ref
 
 Reason = Consent.RevokedReason
 

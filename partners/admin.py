@@ -12,12 +12,12 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
 
+from core.portal import auditlog_mask as admin_auditlog
+from core.portal.isolation import CompanyScopedModelAdmin, CompanyScopedTabularInline
+from core.portal.service_forms import ServiceBackedAdminMixin
+from core.security.roles import SECURITY_ADMIN
 from partners import services
 from partners.models import Partner, PartnerContract, PartnerCredentials
-from smarthome import admin_auditlog
-from smarthome.admin_isolation import CompanyScopedModelAdmin, CompanyScopedTabularInline
-from smarthome.admin_services import ServiceBackedAdminMixin
-from smarthome.roles import SECURITY_ADMIN
 
 FINGERPRINTS = (
     "client_secret_fingerprint",

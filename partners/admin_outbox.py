@@ -11,10 +11,10 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html_join
 
+from core.portal.readonly import ReadOnlyAdminMixin
+from core.security.roles import SECURITY_ADMIN, has_role
 from partners.models import OutboxMessage
 from partners.outbox.services import outbox_retry_now, retry_refusal
-from smarthome.admin_readonly import ReadOnlyAdminMixin
-from smarthome.roles import SECURITY_ADMIN, has_role
 
 
 def _may_operate(request) -> bool:

@@ -6,10 +6,10 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.permissions import scope_required
+from core.http.client_ip import client_ip
 from partners.authentication import IsPartner, PartnerAuthentication
 from partners.webhooks import WebhookMalformed, WebhookRejected, inbound_webhook_receive
-from smarthome.client_ip import client_ip
-from smarthome.permissions import scope_required
 
 
 class WebhookSignatureInvalid(exceptions.AuthenticationFailed):

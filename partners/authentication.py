@@ -1,7 +1,7 @@
 """Who may call the partner API: mTLS certificate, IP allowlist, certificate-bound OAuth2 token.
 
 A partner call is accepted only when, in this order:
-1. the TLS terminator forwarded a verified client certificate (smarthome.mtls) - else 401;
+1. the TLS terminator forwarded a verified client certificate (core.http.mtls) - else 401;
 2. that certificate is the one registered in the partner's current credentials (fingerprint) -
    else 401; the lookup is cached per certificate, so step 3 needs no database work;
 3. the caller's IP is in the partner's `allowed_cidrs` - else 403, before any further work;
@@ -11,7 +11,7 @@ A partner call is accepted only when, in this order:
    recorded by `token_issued` when /o/token/ was called through the mTLS listener) - else 401;
 6. the partner is active and not suspended - else 403.
 
-Scopes are checked by the views (smarthome.permissions.scope_required).
+Scopes are checked by the views (core.api.permissions.scope_required).
 """
 
 import hashlib
@@ -26,10 +26,10 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
+from core.auth.oauth_scopes import PARTNER_SCOPES
+from core.cache.versioned import VersionedCache
+from core.http.client_ip import address_in, client_ip
 from partners.models import Partner, PartnerApplication, PartnerCredentials, PartnerTokenBinding
-from smarthome.client_ip import address_in, client_ip
-from smarthome.oauth_scopes import PARTNER_SCOPES
-from smarthome.versioned_cache import VersionedCache
 
 CERT_CACHE_TTL_S = 60  # shared cache
 LOCAL_CERT_CACHE_TTL_S = 5  # and, in front of it, per process

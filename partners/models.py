@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from smarthome.crypto.fields import EncryptedCharField
+from core.crypto.fields import EncryptedCharField
 
 
 def fingerprint(value: str | bytes) -> str:

@@ -3,8 +3,8 @@
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.security.tenancy import company_ids_for_user
 from partners.models import Partner, PartnerContract, PartnerCredentials
-from smarthome.tenancy import company_ids_for_user
 
 
 def current_credentials(*, partner: Partner | int) -> PartnerCredentials | None:

@@ -13,11 +13,11 @@ from django.utils import timezone
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
+from core.security.identifiers import user_ref
+from core.security.roles import SECURITY_ADMIN, has_role
 from partners.authentication import partner_tokens_revoke
 from partners.models import Partner, PartnerApplication, PartnerContract, PartnerCredentials
 from partners.signals import partner_reinstated, partner_scope_changed
-from smarthome.identifiers import user_ref
-from smarthome.roles import SECURITY_ADMIN, has_role
 
 PLATE_KEY_BYTES = 32
 SUBJECT_KEY_BYTES = 32

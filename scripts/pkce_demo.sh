@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's PKCE walkthrough as a script: ./scripts/pkce_demo.sh RESIDENT1_PASSWORD [BASE_URL]
+# The PKCE walkthrough of docs/api.md as a script: ./scripts/pkce_demo.sh RESIDENT1_PASSWORD [BASE_URL]
 # Prints the token response and GET /api/v1/me made with the access token.
 set -euo pipefail
 PW="$1"; B="${2:-https://localhost:9443}"

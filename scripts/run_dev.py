@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from smarthome import nginx  # noqa: E402  (Django-free; needs the project root on sys.path)
+from core import nginx  # noqa: E402  (Django-free; needs the project root on sys.path)
 
 PYTHON = sys.executable
 WEB_PORT = int(os.environ.get("SMARTHOME_WEB_PORT", "8000"))
@@ -36,7 +36,7 @@ def manage(*args: str) -> None:
 def has_command(name: str) -> bool:
     return any(
         (ROOT / app / "management" / "commands" / f"{name}.py").exists()
-        for app in ("smarthome", "access", "consent", "partners", "audit")
+        for app in ("core", "access", "consent", "partners", "audit")
     )
 
 

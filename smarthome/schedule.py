@@ -9,7 +9,7 @@ from datetime import timedelta
 
 BEAT_SCHEDULE: dict[str, dict] = {
     "smarthome-heartbeat": {
-        "task": "smarthome.tasks.heartbeat",
+        "task": "core.tasks.heartbeat",
         "schedule": timedelta(minutes=1),
     },
     "audit-seal": {

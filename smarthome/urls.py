@@ -5,13 +5,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from oauth2_provider import views as oauth_views
 from two_factor.urls import urlpatterns as two_factor_patterns
 
-from smarthome import auth_views, health, metrics
-from smarthome.admin_site import admin_site  # the OTP-required admin (+ building dashboard)
+from core.auth import views as auth_views
+from core.observability import health, metrics
+from core.portal.site import admin_site  # the OTP-required admin (+ building dashboard)
 
-handler400 = "smarthome.problems.handler400"
-handler403 = "smarthome.problems.handler403"
-handler404 = "smarthome.problems.handler404"
-handler500 = "smarthome.problems.handler500"
+handler400 = "core.http.problems.handler400"
+handler403 = "core.http.problems.handler403"
+handler404 = "core.http.problems.handler404"
+handler500 = "core.http.problems.handler500"
 
 api_v1 = [
     path("", include("access.urls")),

@@ -34,7 +34,7 @@ def _fresh_cache():
     from one test to the next (a rolled-back test leaves the data version where it was)."""
     from django.core.cache import cache
 
-    from smarthome.versioned_cache import clear_all
+    from core.cache.versioned import clear_all
 
     cache.clear()
     clear_all()

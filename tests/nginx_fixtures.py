@@ -4,7 +4,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from smarthome import nginx
+from core import nginx
 from tests import infra
 
 

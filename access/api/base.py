@@ -16,9 +16,9 @@ from rest_framework import exceptions, serializers
 from rest_framework.views import APIView
 
 from access.resident_selectors import resident_of, rule_denied
-from smarthome.client_ip import client_ip
-from smarthome.permissions import MissingScope
-from smarthome.ratelimit import Limit, hit
+from core.api.permissions import MissingScope
+from core.http.client_ip import client_ip
+from core.ratelimit import Limit, hit
 
 
 class RateLimited(exceptions.Throttled):

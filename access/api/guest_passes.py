@@ -8,7 +8,7 @@ from access.api.base import ResidentApi, paginated, problems
 from access.plates import PlateField
 from access.resident_selectors import device_for_resident, guest_pass_for_resident, guest_passes_for_resident
 from access.services.guest_passes import guest_pass_create, guest_pass_revoke
-from smarthome.pagination import StandardPagination
+from core.api.pagination import StandardPagination
 
 SCOPES = ("guests:write",)
 

@@ -7,7 +7,7 @@ from rest_framework import exceptions, serializers
 
 from access.api.base import ResidentApi, paginated, problems
 from access.resident_selectors import device_for_resident, history_for_resident
-from smarthome.pagination import StandardPagination
+from core.api.pagination import StandardPagination
 
 
 class HistoryListApi(ResidentApi):

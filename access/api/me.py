@@ -5,7 +5,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from smarthome.identifiers import user_ref
+from core.security.identifiers import user_ref
 
 
 class MeApi(APIView):

@@ -9,7 +9,7 @@ from access.api.base import ResidentApi, problems, rate_limit
 from access.models import Device
 from access.resident_selectors import device_for_resident
 from access.services.opening import IDEMPOTENCY_KEY, device_open
-from smarthome.permissions import MissingScope
+from core.api.permissions import MissingScope
 
 OPEN_SCOPES = {Device.Kind.INTERCOM_DOOR: "doors:open", Device.Kind.BARRIER: "barriers:open"}
 

@@ -8,10 +8,10 @@ from rest_framework.views import APIView
 from access.anomalies import decision_rate_exceeded
 from access.reasons import Reason
 from access.services.decisions import CREDENTIAL_TYPES, DecisionRateExceeded, DeviceNotFound, access_decide
+from core.api.permissions import scope_required
+from core.api.serializers import FieldsBuiltOnceSerializer
+from core.http.client_ip import client_ip
 from partners.authentication import IsPartner, PartnerAuthentication
-from smarthome.client_ip import client_ip
-from smarthome.permissions import scope_required
-from smarthome.serializers import FieldsBuiltOnceSerializer
 
 _REF = r"^[A-Za-z0-9:._-]{1,64}$"
 

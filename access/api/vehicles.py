@@ -13,7 +13,7 @@ from access.api.base import ResidentApi, paginated, problems
 from access.plates import PlateField
 from access.resident_selectors import vehicle_for_resident, vehicles_for_resident
 from access.services.vehicles_api import resident_vehicle_create, resident_vehicle_delete, resident_vehicle_update
-from smarthome.pagination import StandardPagination
+from core.api.pagination import StandardPagination
 
 READ = ("vehicles:write", "devices:read")
 WRITE = ("vehicles:write",)

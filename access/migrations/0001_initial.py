@@ -4,7 +4,7 @@ import access.models
 import access.schedules
 import django.db.models.deletion
 import django.utils.timezone
-import smarthome.crypto.fields
+import core.crypto.fields
 from django.conf import settings
 from django.db import migrations, models
 
@@ -60,9 +60,9 @@ class Migration(migrations.Migration):
             name='Resident',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('full_name', smarthome.crypto.fields.EncryptedCharField(max_length=200)),
-                ('phone', smarthome.crypto.fields.EncryptedCharField(blank=True, max_length=32)),
-                ('email', smarthome.crypto.fields.EncryptedCharField(blank=True, max_length=254)),
+                ('full_name', core.crypto.fields.EncryptedCharField(max_length=200)),
+                ('phone', core.crypto.fields.EncryptedCharField(blank=True, max_length=32)),
+                ('email', core.crypto.fields.EncryptedCharField(blank=True, max_length=254)),
                 ('suspended', models.BooleanField(default=False, help_text='Suspended residents are denied everywhere')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
             ],
@@ -91,7 +91,7 @@ class Migration(migrations.Migration):
             name='Vehicle',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('plate', smarthome.crypto.fields.EncryptedCharField(max_length=16)),
+                ('plate', core.crypto.fields.EncryptedCharField(max_length=16)),
                 ('label', models.CharField(blank=True, help_text="The resident's own name for the car", max_length=64)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
             ],

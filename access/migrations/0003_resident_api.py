@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import smarthome.crypto.fields
+import core.crypto.fields
 from django.conf import settings
 from django.db import migrations, models
 
@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
             name='GuestPass',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('plate', smarthome.crypto.fields.EncryptedCharField(max_length=16)),
+                ('plate', core.crypto.fields.EncryptedCharField(max_length=16)),
                 ('plate_token', models.CharField(db_index=True, max_length=64)),
                 ('label', models.CharField(blank=True, help_text='The resident\'s own note, e.g. "plumber"', max_length=64)),
                 ('valid_from', models.DateTimeField()),

@@ -5,7 +5,7 @@ the counter's row lock is taken last and held only while committing (no lock-ord
 with the writer's other rows), and the new value is visible exactly when the data is. One bump
 per scope and firing batch - all of a transaction's rows at its commit, or one statement's rows
 when a test makes the triggers immediate (a transaction-local setting remembers it). On other databases
-nothing is installed and the versioned caches stay off (smarthome.versioned_cache).
+nothing is installed and the versioned caches stay off (core.cache.versioned).
 """
 
 from django.db import migrations
@@ -47,8 +47,8 @@ BEGIN
             RETURN NULL;  -- a resident's token: partner lookups are not affected
         END IF;
     END IF;
-    INSERT INTO smarthome_dataversion (scope, value) VALUES (TG_ARGV[0], 1)
-        ON CONFLICT (scope) DO UPDATE SET value = smarthome_dataversion.value + 1;
+    INSERT INTO core_dataversion (scope, value) VALUES (TG_ARGV[0], 1)
+        ON CONFLICT (scope) DO UPDATE SET value = core_dataversion.value + 1;
     PERFORM set_config(flag, batch, true);
     RETURN NULL;
 END
@@ -64,7 +64,7 @@ def _trigger(table: str, events: str, scope: str) -> str:
 
 
 def install(apps, schema_editor):
-    Version = apps.get_model("smarthome", "DataVersion")
+    Version = apps.get_model("core", "DataVersion")
     Version.objects.bulk_create([Version(scope=scope) for scope in SCOPED_TABLES], ignore_conflicts=True)
     if schema_editor.connection.vendor != "postgresql":
         return
@@ -95,7 +95,7 @@ class Migration(migrations.Migration):
         ("access", "0004_partner_anomalies"),
         ("consent", "0001_consent_biometrics"),
         ("partners", "0003_partner_api"),
-        ("smarthome", "0002_data_version"),
+        ("core", "0002_data_version"),
         migrations.swappable_dependency(oauth2_settings.ACCESS_TOKEN_MODEL),
     ]
 

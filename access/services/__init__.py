@@ -36,9 +36,9 @@ from access.services.allowlist import (
 )
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
+from core.security.identifiers import pseudonymous_ref, user_ref
 from partners.models import PartnerCredentials
 from partners.selectors import partners_covering_building_ids
-from smarthome.identifiers import pseudonymous_ref, user_ref
 
 
 def _actor(actor) -> dict:

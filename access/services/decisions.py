@@ -1,7 +1,7 @@
 """Access decisions for a partner's device: a car at a barrier, a face at a door.
 
 The hot path: decided from our own data alone (never a call out). What it reads - device,
-contracts, the credential's owner, consents, grants - comes through a `smarthome.versioned_cache`
+contracts, the credential's owner, consents, grants - comes through a `core.cache.versioned`
 (per process, valid while no such data has changed), so a steady-state decision costs one
 version lookup and the audit insert; verdicts are never cached, only facts judged against
 the clock each time. The partner's rate limit and the anomaly counters are one Redis round
@@ -25,8 +25,8 @@ from access.schedules import schedule_allows
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from consent.selectors import face_consent_ends, resident_id_for_subject
+from core.cache.versioned import VersionedCache
 from partners.models import Partner, PartnerContract
-from smarthome.versioned_cache import VersionedCache
 
 CREDENTIAL_TYPES = ("plate", "face")
 access_data = VersionedCache("access")

@@ -18,8 +18,8 @@ from access.plates import InvalidPlate, normalise_plate, plate_token
 from access.resident_selectors import device_rule_failure, guest_passes_active_count, rule_denied
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
+from core.security.identifiers import user_ref
 from partners.selectors import current_credentials
-from smarthome.identifiers import user_ref
 
 CLOCK_SKEW = datetime.timedelta(minutes=5)
 

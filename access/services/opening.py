@@ -32,6 +32,7 @@ from access.services import device_set_online
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from consent.subjects import pairwise_subject_id
+from core.security.identifiers import user_ref
 from partners.client import (
     PartnerRejected,
     PartnerUnavailable,
@@ -40,7 +41,6 @@ from partners.client import (
     partner_connection_for,
 )
 from partners.selectors import current_credentials
-from smarthome.identifiers import user_ref
 
 logger = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from rest_framework import exceptions
 from access.models import Device, Resident
 from access.services.opening import _audit, device_authorise, resident_subject
 from audit.actions import Action, Outcome
+from core.http.request_context import current_request_id
 from partners.client import (
     PartnerRejected,
     PartnerUnavailable,
@@ -17,7 +18,6 @@ from partners.client import (
     create_webrtc_session,
     partner_connection_for,
 )
-from smarthome.request_context import current_request_id
 
 
 class DeviceOffline(exceptions.APIException):

@@ -12,7 +12,7 @@
         └── PartnerAuthError          401 even after one token refresh, or our client refused
 
 `PartnerUnavailableProblem` is what a DRF view raises for any `PartnerUnavailable`: 503 with
-``Retry-After`` and problem code ``partner-unavailable`` (see smarthome.problems).
+``Retry-After`` and problem code ``partner-unavailable`` (see core.http.problems).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import smarthome.crypto.fields
+import core.crypto.fields
 from django.db import migrations, models
 
 
@@ -61,13 +61,13 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('version', models.PositiveIntegerField()),
                 ('client_id', models.CharField(max_length=100)),
-                ('client_secret', smarthome.crypto.fields.EncryptedCharField(max_length=200)),
+                ('client_secret', core.crypto.fields.EncryptedCharField(max_length=200)),
                 ('client_cert_pem', models.TextField(blank=True)),
                 ('client_cert_fingerprint', models.CharField(blank=True, help_text='SHA-256 of the DER, hex', max_length=64)),
                 ('partner_public_key_pem', models.TextField(blank=True)),
-                ('plate_token_key', smarthome.crypto.fields.EncryptedCharField(max_length=100)),
-                ('subject_key', smarthome.crypto.fields.EncryptedCharField(max_length=100)),
-                ('webhook_secret', smarthome.crypto.fields.EncryptedCharField(max_length=200)),
+                ('plate_token_key', core.crypto.fields.EncryptedCharField(max_length=100)),
+                ('subject_key', core.crypto.fields.EncryptedCharField(max_length=100)),
+                ('webhook_secret', core.crypto.fields.EncryptedCharField(max_length=200)),
                 ('allowed_cidrs', models.JSONField(blank=True, default=list)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
                 ('revoked_at', models.DateTimeField(blank=True, null=True)),

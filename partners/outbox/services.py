@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
+from core.security.identifiers import user_ref
 from partners.client import (
     CircuitOpen,
     PartnerAuthError,
@@ -38,7 +39,6 @@ from partners.client import (
 from partners.models import OutboxMessage
 from partners.outbox.handlers import HANDLERS, PURGED_AFTER_ACK, REQUIRED_FIELDS
 from partners.signals import outbox_delivered
-from smarthome.identifiers import user_ref
 
 logger = logging.getLogger(__name__)
 

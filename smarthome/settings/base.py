@@ -2,7 +2,7 @@
 
 Defaults are for a developer's single machine (SQLite, no broker, tasks run in-process after
 commit). `smarthome.settings.production` removes the defaults of every secret and refuses to
-start without them. Every variable is listed with its default in README.md.
+start without them. Every variable is listed with its default in docs/configuration.md.
 """
 
 from pathlib import Path
@@ -46,18 +46,18 @@ INSTALLED_APPS = [
     "partners",
     "consent",
     "access",
-    "smarthome",
+    "core",
 ]
 
 MIDDLEWARE = [
-    "smarthome.middleware.RequestIdMiddleware",
+    "core.http.middleware.RequestIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "smarthome.middleware.AccessLogMiddleware",
-    "smarthome.middleware.BodySizeLimitMiddleware",
-    "smarthome.mtls.ClientCertificateMiddleware",
+    "core.http.middleware.AccessLogMiddleware",
+    "core.http.middleware.BodySizeLimitMiddleware",
+    "core.http.mtls.ClientCertificateMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Below this line: the partner API (MACHINE_LANE_PREFIXES) takes MACHINE_LANE_MIDDLEWARE instead.
-    "smarthome.lanes.MachineLaneMiddleware",
+    "core.http.lanes.MachineLaneMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -65,13 +65,13 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "smarthome.middleware.AuditlogMiddleware",  # auditlog's, with the trusted client address
+    "core.http.middleware.AuditlogMiddleware",  # auditlog's, with the trusted client address
     "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 # Server-to-server paths: mTLS + bearer token, no cookies, so no sessions, CSRF, login, OTP,
-# messages, framing headers, auditlog actor or axes lockout (smarthome/lanes.py).
+# messages, framing headers, auditlog actor or axes lockout (core/http/lanes.py).
 MACHINE_LANE_PREFIXES = ["/partner/"]
 MACHINE_LANE_MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
@@ -160,7 +160,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-CSRF_FAILURE_VIEW = "smarthome.problems.csrf_failure"
+CSRF_FAILURE_VIEW = "core.http.problems.csrf_failure"
 LOGIN_URL = "two_factor:login"
 LOGIN_REDIRECT_URL = "admin:index"
 
@@ -189,7 +189,7 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
-    "SCOPES_BACKEND_CLASS": "smarthome.oauth_scopes.ApplicationScopes",
+    "SCOPES_BACKEND_CLASS": "core.auth.oauth_scopes.ApplicationScopes",
 }
 # Confidential service clients (client id -> scopes), e.g. the gateway introspecting tokens.
 OAUTH_SERVICE_CLIENTS = env.dict("OAUTH_SERVICE_CLIENTS", cast={"value": lambda v: v.split(";")}, default={})
@@ -218,10 +218,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "smarthome.pagination.StandardPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "smarthome.problems.exception_handler",
+    "EXCEPTION_HANDLER": "core.http.problems.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -253,11 +253,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "smarthome.logging.RequestIdFilter"},
-        "redact": {"()": "smarthome.logging.RedactingFilter"},
+        "request_id": {"()": "core.observability.logging.RequestIdFilter"},
+        "redact": {"()": "core.observability.logging.RedactingFilter"},
     },
     "formatters": {
-        "json": {"()": "smarthome.logging.JsonFormatter"},
+        "json": {"()": "core.observability.logging.JsonFormatter"},
     },
     "handlers": {
         "stdout": {
@@ -276,7 +276,7 @@ LOGGING = {
     },
 }
 
-# Answers "which management companies may this staff user see" (see smarthome/tenancy.py).
+# Answers "which management companies may this staff user see" (see core/security/tenancy.py).
 COMPANY_RESOLVER = "access.selectors.company_ids_for_user"
 
 # --- biometrics
@@ -286,7 +286,7 @@ FACE_PHOTO_MAX_SIDE_PX = env.int("FACE_PHOTO_MAX_SIDE_PX", default=4096)
 
 # --- admin portal ---------------------------------------------------------------------------
 # 2FA (django-two-factor-auth over django-otp), lockout page (django-axes), audit-trail masking
-# (django-auditlog). The admin site itself is smarthome.admin_site.SmarthomeAdminSite.
+# (django-auditlog). The admin site itself is core.portal.site.SmarthomeAdminSite.
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="smarthome admin")
 OTP_TOTP_THROTTLE_FACTOR = 1  # django-otp: each failed token doubles the wait (1 s, 2 s, 4 s, ...)
 OTP_STATIC_THROTTLE_FACTOR = 1
@@ -298,10 +298,10 @@ TWO_FACTOR_LOGIN_TIMEOUT = env.int("TWO_FACTOR_LOGIN_TIMEOUT_S", default=600)
 AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 # Encrypted fields are registered with mask_fields; their values never reach the audit trail.
-AUDITLOG_MASK_CALLABLE = "smarthome.admin_auditlog.mask_value"
+AUDITLOG_MASK_CALLABLE = "core.portal.auditlog_mask.mask_value"
 
 # --- encryption at rest ---------------------------------------------------------------------
-# AES-256-GCM field encryption (smarthome/crypto). "kid:base64(32 bytes),kid2:..." - the FIRST
+# AES-256-GCM field encryption (core/crypto). "kid:base64(32 bytes),kid2:..." - the FIRST
 # key encrypts, all keys decrypt. Required in production; elsewhere, when unset, a keyring file
 # is generated once at FIELD_ENCRYPTION_KEY_FILE (0600). New key: put it first, then run
 # `manage.py rotate_encryption_keys`, then drop the old one.
@@ -310,7 +310,7 @@ FIELD_ENCRYPTION_KEY_FILE = env.str("FIELD_ENCRYPTION_KEY_FILE", default=str(VAR
 
 # --- partner API hot path
 # Per-process caches of what decisions and partner token checks read, kept while the PostgreSQL
-# data-version counters are unchanged (smarthome.versioned_cache). Off: every decision loads.
+# data-version counters are unchanged (core.cache.versioned). Off: every decision loads.
 VERSIONED_CACHE = env.bool("VERSIONED_CACHE", default=True)
 
 # --- partner client and outbox

@@ -11,10 +11,10 @@ from prometheus_client import REGISTRY
 from access.anomalies import decision_admit, resident_open_observe, security_alert_raise
 from access.models import SecurityAlert
 from audit.models import AuditEvent
+from core.security.identifiers import pseudonymous_ref, user_ref
+from core.security.roles import SECURITY_ADMIN
 from partners.models import Partner
 from partners.services import partner_reinstate
-from smarthome.identifiers import pseudonymous_ref, user_ref
-from smarthome.roles import SECURITY_ADMIN
 from tests import factories
 from tests.access.decision_scene import build_scene
 from tests.partners import partner_api

@@ -1,4 +1,4 @@
-"""The decision path's per-process caches (smarthome.versioned_cache) against real commits.
+"""The decision path's per-process caches (core.cache.versioned) against real commits.
 
 These tests commit (transactional database), so the data-version triggers fire at commit as in
 production: a change is seen by the next decision, an uncommitted one is not, telemetry and
@@ -20,9 +20,9 @@ from access.models import Device, Resident, Vehicle
 from audit.models import AuditEvent
 from consent.models import Consent
 from consent.services import consent_revoke
+from core.models import DataVersion
 from partners.models import PartnerContract
 from partners.services import partner_suspend
-from smarthome.models import DataVersion
 from tests.access.decision_scene import build_scene
 from tests.partners import partner_api
 
@@ -57,7 +57,7 @@ def test_steady_state_decision_is_two_statements(scene):
         assert decide(scene) == (200, "granted")
     statements = [query["sql"].split()[0:4] for query in queries.captured_queries]
     assert len(statements) == 2, queries.captured_queries
-    assert "smarthome_dataversion" in queries.captured_queries[0]["sql"]
+    assert "core_dataversion" in queries.captured_queries[0]["sql"]
     assert queries.captured_queries[1]["sql"].startswith('INSERT INTO "audit_event"')
 
 

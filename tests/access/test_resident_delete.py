@@ -15,9 +15,9 @@ from access.services.decisions import access_decide
 from audit.models import AuditEvent
 from consent.models import Consent, FaceEnrolment
 from consent.services import subject_id_for
+from core.security.identifiers import pseudonymous_ref
+from core.security.roles import PROPERTY_MANAGER
 from partners.models import OutboxMessage
-from smarthome.identifiers import pseudonymous_ref
-from smarthome.roles import PROPERTY_MANAGER
 from tests import factories
 from tests.access.api.conftest import api
 from tests.admin.conftest import login_verified

@@ -12,9 +12,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from access.models import AccessGrant, Building, Device, ManagementCompany, Resident, Vehicle, VehiclePlateToken
 from access.plates import plate_formats
+from core.security import roles
+from core.security.tenancy import company_ids_for_user
 from partners.models import Partner, PartnerContract, PartnerCredentials
-from smarthome import roles
-from smarthome.tenancy import company_ids_for_user
 
 pytestmark = pytest.mark.django_db
 

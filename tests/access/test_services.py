@@ -10,11 +10,11 @@ from access import selectors, services
 from access.models import AccessGrant, Resident, Vehicle, VehiclePlateToken
 from access.plates import plate_token
 from audit.models import AuditEvent
+from core.security import roles
+from core.security.tenancy import company_ids_for_user
 from partners import selectors as partner_selectors
 from partners import services as partner_services
 from partners.models import PartnerCredentials
-from smarthome import roles
-from smarthome.tenancy import company_ids_for_user
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -24,9 +24,9 @@ from access.models import (
     Unit,
     Vehicle,
 )
+from core.security.roles import COMPLIANCE_OFFICER, PROPERTY_MANAGER, SECURITY_ADMIN
 from partners import services as partner_services
 from partners.models import Partner, PartnerContract, PartnerCredentials
-from smarthome.roles import COMPLIANCE_OFFICER, PROPERTY_MANAGER, SECURITY_ADMIN
 from tests.consent.world import consent_rows
 
 PASSWORD = "correct horse battery staple 42"

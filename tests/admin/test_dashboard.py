@@ -6,11 +6,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from access.dashboard import WINDOW_HOURS, hourly_counts
 from access.models import Building, Device
 from access.services import device_set_online
 from audit.actions import Action, ActorKind, Outcome
 from audit.models import AuditEvent
-from smarthome.dashboard import WINDOW_HOURS, hourly_counts
 from tests.admin.conftest import login_verified
 
 pytestmark = pytest.mark.django_db

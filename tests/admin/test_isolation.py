@@ -13,8 +13,8 @@ from django.contrib.admin.filters import RelatedFieldListFilter
 from django.urls import reverse
 
 from access.models import AccessGrant, Building, Device, Residency, Resident, StaffMembership, Unit, Vehicle
+from core.portal.isolation import CompanyScopedAdminMixin
 from partners.models import PartnerContract, PartnerCredentials
-from smarthome.admin_isolation import CompanyScopedAdminMixin
 from tests.admin.conftest import login_verified
 
 pytestmark = pytest.mark.django_db

@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth.models import Group
 
 from access.models import Device
-from smarthome.role_permissions import ROLE_PERMISSIONS, sync_role_groups
-from smarthome.roles import ALL_ROLES, COMPLIANCE_OFFICER, PROPERTY_MANAGER, SECURITY_ADMIN
+from core.security.role_permissions import ROLE_PERMISSIONS, sync_role_groups
+from core.security.roles import ALL_ROLES, COMPLIANCE_OFFICER, PROPERTY_MANAGER, SECURITY_ADMIN
 from tests.admin.conftest import login_verified
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from django.utils import timezone
 from access.anomalies import security_alert_raise
 from access.models import SecurityAlert
 from audit.models import AuditEvent
+from core.security.identifiers import user_ref
 from partners.models import Partner
-from smarthome.identifiers import user_ref
 from tests import factories
 from tests.admin.conftest import login_verified
 from tests.partners import partner_api

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
 
-from smarthome.roles import COMPLIANCE_OFFICER
+from core.security.roles import COMPLIANCE_OFFICER
 
 # username -> management company ids, read by the resolver below (COMPANY_RESOLVER in tests)
 COMPANIES: dict[str, set[int]] = {}

@@ -8,7 +8,7 @@ from audit.actions import Action, ActorKind, Outcome
 from audit.models import AppendOnlyViolation, AuditCheckpoint, AuditEvent, AuditLeaf
 from audit.sealing import audit_seal
 from audit.services import record
-from smarthome.request_context import request_id_var
+from core.http.request_context import request_id_var
 
 pytestmark = pytest.mark.django_db
 

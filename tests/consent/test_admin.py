@@ -3,7 +3,7 @@
 import pytest
 
 from consent.models import Consent
-from smarthome.roles import COMPLIANCE_OFFICER, PROPERTY_MANAGER
+from core.security.roles import COMPLIANCE_OFFICER, PROPERTY_MANAGER
 from tests import factories
 from tests.admin.conftest import login_verified, staff_user
 from tests.consent.conftest import give

@@ -21,9 +21,9 @@ from audit.models import AuditEvent
 from consent import selectors, services
 from consent.models import Consent, DeletionReceipt, FaceEnrolment
 from consent.receipts import receipt_verifies
+from core.security.identifiers import pseudonymous_ref
 from partners.models import OutboxMessage
 from partners.outbox.services import outbox_deliver
-from smarthome.identifiers import pseudonymous_ref
 from tests import factories
 from tests.consent.conftest import api_for, give, make_photo
 

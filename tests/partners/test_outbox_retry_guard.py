@@ -5,9 +5,9 @@ from django.utils import timezone
 
 from audit.actions import Action
 from audit.models import AuditEvent
+from core.security.roles import SECURITY_ADMIN
 from partners.models import OutboxMessage
 from partners.outbox.services import outbox_retry_now
-from smarthome.roles import SECURITY_ADMIN
 from tests import factories
 from tests.admin.conftest import login_verified
 

@@ -14,9 +14,9 @@ from access.schedules import DAYS
 from audit.actions import Action, Outcome
 from audit.models import AuditEvent
 from consent.subjects import pairwise_subject_id
+from core.security.identifiers import user_ref
 from partners.models import PartnerContract
 from partners.selectors import current_credentials
-from smarthome.identifiers import user_ref
 from tests import factories
 from tests.access.api.conftest import api
 
@@ -299,7 +299,7 @@ def test_a_taken_over_request_restarts_the_stale_clock(estate, settings):
 
 def test_a_burst_of_opens_by_one_resident_raises_an_open_burst_alert(estate, settings):
     from access.models import SecurityAlert
-    from smarthome.identifiers import pseudonymous_ref
+    from core.security.identifiers import pseudonymous_ref
 
     settings.ACCESS_ANOMALY = {"max_opens_per_resident": 2}
     client = api(estate.resident.user)

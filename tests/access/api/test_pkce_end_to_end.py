@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from tests import factories
-from tests.smarthome.test_oauth_flow import PASSWORD, full_pkce_flow, mobile_app  # noqa: F401 - fixture
+from tests.core.test_oauth_flow import PASSWORD, full_pkce_flow, mobile_app  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.partner, pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

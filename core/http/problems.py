@@ -1,0 +1,159 @@
+"""RFC 9457 problem details: the one error shape of /api/ and /partner/.
+
+Body: `{"type", "title", "status", "detail", "instance", "request_id"}` plus, for validation
+errors, `"errors": [{"field": "credential.type", "code": "invalid_choice", "detail": "..."}]`.
+Content type `application/problem+json`. DRF errors go through `exception_handler`; Django's
+own 400/403/404/500 (unknown URL, CSRF, crash) go through the `handler*` views below, which
+keep Django's HTML pages for the admin and other browser pages.
+"""
+
+import logging
+from http import HTTPStatus
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.http.request_context import current_request_id
+
+logger = logging.getLogger(__name__)
+
+API_PREFIXES = ("/api/", "/partner/", "/o/")
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# status -> stable problem type slug (documented in docs/api.md)
+PROBLEM_TYPES = {
+    400: "validation-error",
+    401: "not-authenticated",
+    403: "permission-denied",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "unprocessable",
+    429: "rate-limited",
+    500: "server-error",
+    502: "bad-gateway",
+    503: "service-unavailable",
+    504: "gateway-timeout",
+}
+
+
+def problem_type(status: int, code: str | None = None) -> str:
+    return f"/problems/{code or PROBLEM_TYPES.get(status, 'error')}"
+
+
+def problem_body(status: int, detail: str, *, request=None, code=None, errors=None, **extra) -> dict:
+    body = {
+        "type": problem_type(status, code),
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.path
+    body["request_id"] = current_request_id()
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return body
+
+
+def problem_response(status: int, detail: str, *, request=None, code=None, errors=None, headers=None, **extra):
+    """A Django JsonResponse carrying a problem document."""
+    response = JsonResponse(
+        problem_body(status, detail, request=request, code=code, errors=errors, **extra),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+        json_dumps_params={"ensure_ascii": False},
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def flatten_errors(data, prefix: str = "") -> list[dict]:
+    """DRF's nested error structure -> a flat list of {field, code, detail}."""
+    out: list[dict] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            field = key if key != "non_field_errors" else ""
+            out.extend(flatten_errors(value, f"{prefix}.{field}" if prefix and field else prefix or field))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            if isinstance(value, (dict, list)) and not isinstance(value, exceptions.ErrorDetail):
+                out.extend(flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)))
+            else:
+                out.extend(flatten_errors(value, prefix))
+    else:
+        out.append({"field": prefix, "code": getattr(data, "code", "invalid"), "detail": str(data)})
+    return out
+
+
+def exception_handler(exc, context):
+    """DRF EXCEPTION_HANDLER: every API error becomes a problem document."""
+    request = context.get("request")
+    if isinstance(exc, RequestDataTooBig):
+        return problem_response(413, "The request body is too large.", request=request)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # unexpected error: Django logs it and handler500 answers
+    status = response.status_code
+    errors = None
+    code = getattr(exc, "problem_code", None)
+    if isinstance(exc, exceptions.ValidationError):
+        errors = flatten_errors(exc.detail)
+        detail = "The request is not valid; see errors."
+    else:
+        raw = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        detail = str(raw.get("detail", raw)) if isinstance(raw, dict) else str(raw)
+    extra = getattr(exc, "problem_extra", None) or {}
+    problem = problem_response(status, detail, request=request, code=code, errors=errors, **extra)
+    for header in ("WWW-Authenticate", "Retry-After", "Allow"):
+        if header in response:
+            problem[header] = response[header]
+    return problem
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith(API_PREFIXES)
+
+
+def handler400(request, exception=None):
+    if _is_api(request):
+        return problem_response(400, "Bad request.", request=request)
+    return defaults.bad_request(request, exception)
+
+
+def handler403(request, exception=None):
+    if _is_api(request):
+        return problem_response(403, "Permission denied.", request=request)
+    return defaults.permission_denied(request, exception)
+
+
+def handler404(request, exception=None):
+    if _is_api(request):
+        return problem_response(404, "Not found.", request=request)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if _is_api(request):
+        return problem_response(500, "Internal error; the request id identifies it in our logs.", request=request)
+    return defaults.server_error(request)
+
+
+def csrf_failure(request, reason=""):
+    if _is_api(request):
+        return problem_response(403, "CSRF verification failed.", request=request, code="csrf-failed")
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason)

@@ -1,0 +1,23 @@
+"""Prometheus /metrics, answered only to allowlisted networks or a bearer token."""
+
+import hmac
+
+from django.conf import settings
+from django_prometheus.exports import ExportToDjangoView
+
+from core.http.client_ip import address_in
+from core.http.problems import problem_response
+
+
+def client_may_scrape(request) -> bool:
+    token = settings.METRICS_BEARER_TOKEN
+    header = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
+        return True
+    return address_in(request.META.get("REMOTE_ADDR", ""), settings.METRICS_ALLOWED_CIDRS)
+
+
+def metrics(request):
+    if not client_may_scrape(request):
+        return problem_response(403, "Metrics are restricted.", request=request)
+    return ExportToDjangoView(request)

@@ -1,0 +1,46 @@
+"""Fixed-window rate limits in the shared cache (Redis in production: atomic across processes)."""
+
+import functools
+import time
+from dataclasses import dataclass
+
+from core.cache.shared import count as shared_count
+
+
+@dataclass(frozen=True)
+class Limit:
+    """`count` hits per `window_s` seconds."""
+
+    count: int
+    window_s: int
+
+    @classmethod
+    @functools.lru_cache(maxsize=64)  # parsed on every rate-limited request: the same few strings
+    def parse(cls, text: str) -> "Limit":
+        """"6/min", "100/hour", "10/s" or "20/30s"."""
+        count, _, period = text.partition("/")
+        units = {"s": 1, "sec": 1, "min": 60, "m": 60, "hour": 3600, "h": 3600, "day": 86400, "d": 86400}
+        digits = "".join(ch for ch in period if ch.isdigit())
+        unit = period[len(digits):]
+        return cls(count=int(count), window_s=int(digits or 1) * units[unit])
+
+
+def window(key: str, limit: Limit, now: int) -> tuple[str, int]:
+    """The cache key of `key`'s current window and the window's start (epoch seconds)."""
+    window_start = now - now % limit.window_s
+    return f"ratelimit:{key}:{window_start}", window_start
+
+
+def retry_after(count: int, limit: Limit, window_start: int, now: int) -> int | None:
+    """None while `count` is within the limit, else the seconds until the window resets."""
+    if count > limit.count:
+        return max(window_start + limit.window_s - now, 1)
+    return None
+
+
+def hit(key: str, limit: Limit) -> int | None:
+    """Count one hit on `key`; None if allowed, else the seconds until the window resets.
+    On Redis: one pipelined round trip (SET NX with the expiry, then INCR)."""
+    now = int(time.time())
+    cache_key, window_start = window(key, limit, now)
+    return retry_after(shared_count(cache_key, timeout_s=limit.window_s + 1), limit, window_start, now)

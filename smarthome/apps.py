@@ -1,6 +1,0 @@
-from django.apps import AppConfig
-
-
-class SmarthomeConfig(AppConfig):
-    name = "smarthome"
-    verbose_name = "smarthome infrastructure"
