@@ -14,6 +14,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.crypto.fields import EncryptedCharField
+from core.crypto.models import EncryptedModel
 
 
 def fingerprint(value: str | bytes) -> str:
@@ -118,7 +119,7 @@ class PartnerCredentialsQuerySet(models.QuerySet):
         return self.filter(revoked_at__isnull=True)
 
 
-class PartnerCredentials(models.Model):
+class PartnerCredentials(EncryptedModel):
     """One version of everything that connects us to a partner.
 
     - client_id / client_secret: what WE present at the partner's token endpoint;
