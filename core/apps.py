@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class CoreConfig(AppConfig):
@@ -6,3 +7,9 @@ class CoreConfig(AppConfig):
 
     name = "core"
     verbose_name = "smarthome core"
+
+    def ready(self):
+        if settings.PRODUCTION:
+            from core.crypto.keyring import get_keyring
+
+            get_keyring()  # a missing or malformed keyring stops the process now, not at the first read

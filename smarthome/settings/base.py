@@ -8,6 +8,7 @@ start without them. Every variable is listed with its default in docs/configurat
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from smarthome.schedule import BEAT_SCHEDULE
 
@@ -16,6 +17,34 @@ env = environ.Env()
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Local state of a developer machine: SQLite file, dev certificates, keys.
 VAR_DIR = Path(env.str("SMARTHOME_VAR_DIR", default=str(BASE_DIR / "var")))
+
+# The deployment mode, said explicitly and never guessed from the settings module's name. In
+# production every development fallback (a generated key file, a dev-only secret) is refused:
+# a missing key stops the process instead of being made up. smarthome.settings.production sets it.
+SMARTHOME_ENV = env.str("SMARTHOME_ENV", default="development")
+if SMARTHOME_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"SMARTHOME_ENV must be 'development' or 'production', not {SMARTHOME_ENV!r}")
+PRODUCTION = SMARTHOME_ENV == "production"
+# What production refuses to start without (smarthome.settings.production checks it too).
+PRODUCTION_REQUIRED = [
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "PSEUDONYM_KEY",
+    "FIELD_ENCRYPTION_KEYS",
+    "AUDIT_SIGNING_KEY",
+    "CONSENT_RECEIPT_SIGNING_KEY",
+]
+
+
+def refuse_missing_production_variables():
+    missing = [name for name in PRODUCTION_REQUIRED if not env.str(name, default="")]
+    if missing:
+        raise ImproperlyConfigured("production settings refuse to start without: " + ", ".join(missing))
+
+
+if PRODUCTION:
+    refuse_missing_production_variables()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # A development-only key; production.py requires DJANGO_SECRET_KEY.
@@ -307,6 +336,13 @@ AUDITLOG_MASK_CALLABLE = "core.portal.auditlog_mask.mask_value"
 # `manage.py rotate_encryption_keys`, then drop the old one.
 FIELD_ENCRYPTION_KEYS = env.str("FIELD_ENCRYPTION_KEYS", default="")
 FIELD_ENCRYPTION_KEY_FILE = env.str("FIELD_ENCRYPTION_KEY_FILE", default=str(VAR_DIR / "field-keys"))
+
+# --- signing keys
+# Consent receipts' Ed25519 key (core.crypto.signing): PEM or base64 of the 32-byte seed; when
+# unset outside production, generated once into $SMARTHOME_VAR_DIR/consent-receipt-ed25519.pem.
+# Rotation: the new private key here, the old PUBLIC key (base64 raw) added to ..._RETIRED.
+CONSENT_RECEIPT_SIGNING_KEY = env.str("CONSENT_RECEIPT_SIGNING_KEY", default="")
+CONSENT_RECEIPT_SIGNING_KEY_RETIRED = env.str("CONSENT_RECEIPT_SIGNING_KEY_RETIRED", default="")
 
 # --- partner API hot path
 # Per-process caches of what decisions and partner token checks read, kept while the PostgreSQL

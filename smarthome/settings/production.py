@@ -1,27 +1,24 @@
 """Production mode: no defaults for secrets, HTTPS everywhere, `check --deploy` clean.
 
-Select it with DJANGO_SETTINGS_MODULE=smarthome.settings.production. Every required variable
-missing makes the process refuse to start with ImproperlyConfigured naming it.
+Select it with DJANGO_SETTINGS_MODULE=smarthome.settings.production. It sets PRODUCTION
+(SMARTHOME_ENV=production) explicitly, so a settings module of a deployment that imports this one
+stays in production whatever its name. Every required variable missing makes the process refuse
+to start with ImproperlyConfigured naming it.
 """
 
 from django.core.exceptions import ImproperlyConfigured
 
 from smarthome.settings.base import *  # noqa: F403
-from smarthome.settings.base import env
+from smarthome.settings.base import env, refuse_missing_production_variables
 
-REQUIRED = [
-    "DJANGO_SECRET_KEY",
-    "DJANGO_ALLOWED_HOSTS",
-    "DATABASE_URL",
-    "PSEUDONYM_KEY",
-    "FIELD_ENCRYPTION_KEYS",
-    "AUDIT_SIGNING_KEY",
-]
-_missing = [name for name in REQUIRED if not env.str(name, default="")]
-if _missing:
+if env.str("SMARTHOME_ENV", default="production") != "production":
     raise ImproperlyConfigured(
-        "production settings refuse to start without: " + ", ".join(_missing)
+        "smarthome.settings.production with SMARTHOME_ENV=" + env.str("SMARTHOME_ENV") + ": unset it or say production"
     )
+SMARTHOME_ENV = "production"
+PRODUCTION = True
+
+refuse_missing_production_variables()
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
