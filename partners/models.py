@@ -7,8 +7,10 @@ shows their fingerprints only.
 """
 
 import base64
+import datetime
 import hashlib
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -118,6 +120,16 @@ class PartnerCredentialsQuerySet(models.QuerySet):
     def current(self):
         return self.filter(revoked_at__isnull=True)
 
+    def secrets_in_use(self, *, partner_id: int, at=None):
+        """The partner's current credentials, then those revoked less than
+        WEBHOOK_PREVIOUS_SECRET_GRACE_S before `at` by a normal rotation (newest first): whose
+        webhook secrets still verify and sign. An emergency rotation leaves no grace."""
+        at = at or timezone.now()
+        grace = datetime.timedelta(seconds=settings.WEBHOOK_PREVIOUS_SECRET_GRACE_S)
+        return self.filter(partner_id=partner_id).filter(
+            Q(revoked_at__isnull=True) | Q(revoked_at__gt=at - grace, revoked_without_grace=False)
+        ).order_by("-version")
+
 
 class PartnerCredentials(EncryptedModel):
     """One version of everything that connects us to a partner.
@@ -147,6 +159,9 @@ class PartnerCredentials(EncryptedModel):
     allowed_cidrs = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_without_grace = models.BooleanField(
+        default=False, help_text="Revoked by an emergency rotation: its secrets stopped working at once"
+    )
 
     objects = PartnerCredentialsQuerySet.as_manager()
 

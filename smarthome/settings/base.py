@@ -378,6 +378,9 @@ OUTBOX_DISPATCH_BATCH = env.int("OUTBOX_DISPATCH_BATCH", default=500)
 OUTBOX_REDISPATCH_AFTER_S = env.float("OUTBOX_REDISPATCH_AFTER_S", default=120.0)
 # How often beat re-dispatches due outbox messages (the table itself is in smarthome/schedule.py).
 OUTBOX_DISPATCH_INTERVAL_S = env.float("OUTBOX_DISPATCH_INTERVAL_S", default=15.0)
+# After a normal credentials rotation the previous webhook secrets still verify (inbound) and
+# sign (outbound) this long; an emergency rotation drops them at once.
+WEBHOOK_PREVIOUS_SECRET_GRACE_S = env.int("WEBHOOK_PREVIOUS_SECRET_GRACE_S", default=24 * 3600)
 # The partner-log fetcher the audit app's reconciliation uses (GET /v1/audit of each partner).
 AUDIT_PARTNER_LOG_FETCHER = env.str(
     "AUDIT_PARTNER_LOG_FETCHER", default="partners.client.audit_log.partner_log_fetcher"
