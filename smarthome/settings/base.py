@@ -11,6 +11,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from smarthome.schedule import BEAT_SCHEDULE
+from smarthome.settings.datastores import redis_ssl_options
 
 env = environ.Env()
 
@@ -138,6 +139,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"].setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT_S", default=3)
     )
+    # TLS (libpq options): DATABASE_URL's ?sslmode=...&sslrootcert=... works too; these win.
+    # Production refuses a server off loopback without sslmode=verify-full (settings/datastores.py).
+    for _option, _variable in (
+        ("sslmode", "DATABASE_SSL_MODE"),
+        ("sslrootcert", "DATABASE_SSL_ROOT_CERT"),
+        ("sslcert", "DATABASE_SSL_CERT"),
+        ("sslkey", "DATABASE_SSL_KEY"),
+    ):
+        if env.str(_variable, default=""):
+            DATABASES["default"]["OPTIONS"][_option] = env.str(_variable)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache and broker -----------------------------------------------------------------------
@@ -145,6 +156,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # the database (shared by every local process) and tasks run in-process after commit.
 # CACHE_URL (django-environ syntax, e.g. locmemcache://) overrides the cache alone.
 REDIS_URL = env.str("REDIS_URL", default="")
+# TLS: a rediss:// URL; the server certificate is always verified (host name included) against
+# REDIS_SSL_CA_FILE (empty: the system's CAs); REDIS_SSL_CERT_FILE/KEY_FILE: a client certificate.
+# REDIS_SSL_OPTIONS go to every Redis client: the cache, the circuit breaker, /readyz, Celery.
+REDIS_SSL_CA_FILE = env.str("REDIS_SSL_CA_FILE", default="")
+REDIS_SSL_CERT_FILE = env.str("REDIS_SSL_CERT_FILE", default="")
+REDIS_SSL_KEY_FILE = env.str("REDIS_SSL_KEY_FILE", default="")
+REDIS_SSL_OPTIONS = redis_ssl_options(
+    REDIS_URL, ca_file=REDIS_SSL_CA_FILE, cert_file=REDIS_SSL_CERT_FILE, key_file=REDIS_SSL_KEY_FILE
+)
 if env.str("CACHE_URL", default=""):
     CACHES = {"default": env.cache("CACHE_URL")}
 elif REDIS_URL:
@@ -153,7 +173,7 @@ elif REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "smarthome",
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1, **REDIS_SSL_OPTIONS},
         }
     }
 else:
@@ -165,6 +185,8 @@ else:
     }
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+# kombu would take a rediss:// broker without verifying the server; these options make it verify.
+CELERY_BROKER_USE_SSL = REDIS_SSL_OPTIONS or None
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False

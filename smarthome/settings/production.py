@@ -9,7 +9,15 @@ to start with ImproperlyConfigured naming it.
 from django.core.exceptions import ImproperlyConfigured
 
 from smarthome.settings.base import *  # noqa: F403
-from smarthome.settings.base import env, refuse_missing_production_variables
+from smarthome.settings.base import (
+    CACHES,
+    CELERY_BROKER_URL,
+    DATABASES,
+    REDIS_URL,
+    env,
+    refuse_missing_production_variables,
+)
+from smarthome.settings.datastores import database_tls_problem, redis_tls_problem
 
 if env.str("SMARTHOME_ENV", default="production") != "production":
     raise ImproperlyConfigured(
@@ -19,6 +27,21 @@ SMARTHOME_ENV = "production"
 PRODUCTION = True
 
 refuse_missing_production_variables()
+
+# The data stores are reached over TLS unless they are on this machine (settings/datastores.py).
+_tls_problems = [
+    problem
+    for problem in (
+        *(database_tls_problem(database) for database in DATABASES.values()),
+        redis_tls_problem("REDIS_URL", REDIS_URL),
+        redis_tls_problem("CELERY_BROKER_URL", CELERY_BROKER_URL),
+        *(redis_tls_problem(f"CACHES[{name!r}]", str(cache.get("LOCATION", ""))) for name, cache in CACHES.items()
+          if cache.get("BACKEND", "").endswith("RedisCache")),
+    )
+    if problem
+]
+if _tls_problems:
+    raise ImproperlyConfigured("production refuses unencrypted data stores: " + "; ".join(_tls_problems))
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")

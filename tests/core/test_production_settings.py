@@ -104,7 +104,11 @@ def test_contradictory_or_unknown_modes_are_refused():
     result = run_manage("check", env={**PRODUCTION_ENV, "DJANGO_SETTINGS_MODULE": "smarthome.settings",
                                       "SMARTHOME_ENV": "production"})
     assert result.returncode != 0
+    assert "not hardened" in result.stderr
     assert "use DJANGO_SETTINGS_MODULE=smarthome.settings.production" in result.stderr
+    result = run_manage("shell", "--no-imports", "-c", SHOW_MODE, env={**PRODUCTION_ENV, "SMARTHOME_ENV": "production"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["production", "True", "True"]
     result = run_manage("check", env={**PRODUCTION_ENV, "SMARTHOME_ENV": "staging"})
     assert result.returncode != 0
     assert "SMARTHOME_ENV must be 'development' or 'production'" in result.stderr
