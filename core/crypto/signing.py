@@ -124,7 +124,7 @@ def _load(name: str, dev_file: str) -> SigningKeyring:
     if not text:
         if getattr(settings, "PRODUCTION", False):
             raise ImproperlyConfigured(f"production requires {name} (no development key is generated)")
-        text = _dev_key_text(Path(settings.VAR_DIR) / dev_file)
+        text = dev_key_text(Path(settings.VAR_DIR) / dev_file)
     private_key = private_key_from_text(text, name=name)
     retired_name = f"{name}_RETIRED"
     retired = {}
@@ -135,7 +135,7 @@ def _load(name: str, dev_file: str) -> SigningKeyring:
     return SigningKeyring(private_key=private_key, retired=retired)
 
 
-def _dev_key_text(path: Path) -> str:
+def dev_key_text(path: Path) -> str:
     """The development key in `path`, generated once (0600; O_EXCL, so racing processes agree)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -112,19 +112,6 @@ SECRETS = {"client_secret": "client-secret", "plate_token_key": "cGxhdGU=", "sub
            "webhook_secret": "whsec_d2ViaG9vaw=="}
 
 
-@pytest.fixture
-def scratch_database(postgres_server):
-    name = f"row_binding_{secrets.token_hex(4)}"
-    dsn = f"host={postgres_server.host} port={postgres_server.port} user=postgres dbname=postgres"
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"host={postgres_server.host} port={postgres_server.port} user=postgres dbname={name}", (
-        f"postgres://postgres@{postgres_server.host}:{postgres_server.port}/{name}"
-    )
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def manage(database_url: str, tmp_path: Path, *args: str) -> str:
     env = {
         **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
@@ -234,7 +221,7 @@ def decrypt_all(values: dict[tuple, str], *, bound: bool) -> dict[tuple, str]:
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_the_migrations_bind_old_values_to_their_rows_and_resume_after_an_interruption(scratch_database, tmp_path):
-    dsn, url = scratch_database
+    dsn = url = scratch_database  # libpq takes the URL as it is
     manage(url, tmp_path, "migrate", "access", "0006_security_alert_resolution", "--no-input", "-v", "0")
     seed_old_rows(dsn)
     before_0004 = {**ENCRYPTED, "partners_partnercredentials": list(SECRETS)}
