@@ -14,6 +14,7 @@ from django.utils import timezone as dj_timezone
 
 from access.schedules import validate_weekly_schedule
 from core.crypto.fields import EncryptedCharField
+from core.crypto.models import EncryptedModel
 
 
 def validate_timezone(value: str) -> None:
@@ -82,7 +83,7 @@ class Unit(models.Model):
         return f"{self.building} / {self.number}"
 
 
-class Resident(models.Model):
+class Resident(EncryptedModel):
     """A person who lives in (or owns) a flat; signs in to the app as `user`.
 
     `company` is the management company that registered the resident: the admin scope for a
@@ -221,7 +222,7 @@ class AccessGrant(models.Model):
         return self.resident if self.resident_id else self.residency.resident
 
 
-class Vehicle(models.Model):
+class Vehicle(EncryptedModel):
     """A resident's car; the plate is stored normalised (access.plates) and encrypted."""
 
     resident = models.ForeignKey(Resident, on_delete=models.CASCADE, related_name="vehicles")
@@ -292,7 +293,7 @@ class OpenRequest(models.Model):
         return f"Open request #{self.pk}"
 
 
-class GuestPass(models.Model):
+class GuestPass(EncryptedModel):
     """A resident lets a guest car through one barrier of their building for a while (or once).
 
     The plate is stored normalised and encrypted; `plate_token` is its HMAC under the barrier's

@@ -39,5 +39,5 @@ def partner_log_fetcher() -> str:
 
 
 def is_production() -> bool:
-    module = getattr(settings, "SETTINGS_MODULE", None) or os.environ.get("DJANGO_SETTINGS_MODULE", "")
-    return module.endswith(".production")
+    """settings.PRODUCTION (SMARTHOME_ENV=production): said explicitly, not read from a module name."""
+    return bool(getattr(settings, "PRODUCTION", False))

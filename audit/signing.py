@@ -10,7 +10,6 @@ import binascii
 import datetime
 import functools
 import hashlib
-import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -21,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from audit import conf
 from audit.canonical import format_time
+from core.crypto.signing import dev_key_text
 
 MESSAGE_PREFIX = "smarthome-audit-checkpoint/v1"
 DEV_KEY_FILE = "audit-ed25519.pem"
@@ -49,21 +49,7 @@ def parse_private_key(text: str) -> Ed25519PrivateKey:
 
 
 def _dev_key() -> Ed25519PrivateKey:
-    path = Path(getattr(settings, "VAR_DIR", ".")) / DEV_KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        # O_EXCL: two processes starting at once keep the first key
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
-    return parse_private_key(path.read_text())
+    return parse_private_key(dev_key_text(Path(getattr(settings, "VAR_DIR", ".")) / DEV_KEY_FILE))
 
 
 @functools.cache

@@ -5,10 +5,10 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from django.utils.module_loading import import_string
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,9 +17,10 @@ from audit.services import record
 from consent import selectors, services
 from consent.models import Consent, ConsentText
 from consent.photos import PhotoRejected
-from consent.receipts import consent_receipt
+from consent.receipts import consent_receipt, receipt_keyring
 from consent.uploads import InMemoryOnlyUploadHandler
 from core.api.permissions import MissingScope, scope_required
+from core.crypto.signing import public_key_pem
 from core.http.client_ip import client_ip
 from core.security.identifiers import user_ref
 from partners.models import Partner
@@ -162,6 +163,36 @@ class ConsentReceiptApi(APIView):
         response = Response(consent_receipt(consent=consent))
         response["Content-Disposition"] = f'attachment; filename="consent-{consent.pk}-receipt.json"'
         return response
+
+
+@extend_schema_serializer(component_name="ReceiptPublicKey")
+class ReceiptPublicKeyOutput(serializers.Serializer):
+    algorithm = serializers.CharField()
+    key_id = serializers.CharField()
+    public_key_pem = serializers.CharField()
+    status = serializers.ChoiceField(choices=["current", "retired"])
+
+
+class ReceiptKeysApi(APIView):
+    """`GET /api/v1/consents/receipt-keys`: the public keys consent receipts are verified with -
+    the current one and the retired ones (no auth: they are public, like the audit key)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema_serializer(component_name="ReceiptPublicKeys")
+    class OutputSerializer(serializers.Serializer):
+        keys = ReceiptPublicKeyOutput(many=True)
+
+    @extend_schema(responses=OutputSerializer, operation_id="consents_receipt_keys", tags=["consent"])
+    def get(self, request):
+        keyring = receipt_keyring()
+        keys = [
+            {"algorithm": "Ed25519", "key_id": kid, "public_key_pem": public_key_pem(key),
+             "status": "current" if kid == keyring.current_key_id else "retired"}
+            for kid, key in keyring.public_keys().items()
+        ]
+        return Response(self.OutputSerializer({"keys": keys}).data)
 
 
 class EnrolmentOutput(serializers.Serializer):

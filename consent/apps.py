@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class ConsentConfig(AppConfig):
@@ -10,3 +11,8 @@ class ConsentConfig(AppConfig):
 
         outbox_delivered.connect(on_outbox_delivered, dispatch_uid="consent.on_outbox_delivered")
         partner_event_received.connect(on_partner_event, dispatch_uid="consent.on_partner_event")
+        if settings.PRODUCTION:
+            from consent.receipts import receipt_keyring
+
+            receipt_keyring()  # a missing or malformed receipt key stops the process now
+

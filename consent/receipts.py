@@ -1,18 +1,29 @@
-"""Signed consent receipts: canonical JSON signed with the service's Ed25519 (audit) key.
+"""Signed consent receipts: canonical JSON signed with the receipts' own Ed25519 key.
 
-The receipt holds pseudonymous references only. Verify: remove `signature`, serialise the rest
-with sorted keys and no whitespace (UTF-8), and check the Ed25519 signature against the key
-published by the audit app (`key_id` = SHA-256 of the raw public key).
+The receipt holds pseudonymous references only. Its key is not the audit key: a keyring of its
+own (core.crypto.signing; settings CONSENT_RECEIPT_SIGNING_KEY and
+CONSENT_RECEIPT_SIGNING_KEY_RETIRED), so the two rotate independently and a leaked receipt key
+cannot sign audit checkpoints. Each receipt names its key (`signature.key_id` = SHA-256 of the raw
+public key); verification looks that key up among the current and retired public keys, so a
+rotation does not break receipts issued before it. Verify offline: remove `signature`, serialise
+the rest with sorted keys and no whitespace (UTF-8), and check the Ed25519 signature against the
+key with that id published at `GET /api/v1/consents/receipt-keys`.
 """
 
 import json
 
-from audit import signing
 from audit.canonical import format_time
 from consent.models import Consent
+from core.crypto.signing import SigningKeyring, key_id, signature_verifies, signing_keyring
 from core.security.identifiers import pseudonymous_ref
 
 RECEIPT_TYPE = "smarthome-consent-receipt/v1"
+KEY_SETTING = "CONSENT_RECEIPT_SIGNING_KEY"
+DEV_KEY_FILE = "consent-receipt-ed25519.pem"
+
+
+def receipt_keyring() -> SigningKeyring:
+    return signing_keyring(KEY_SETTING, dev_file=DEV_KEY_FILE)
 
 
 def _time(value) -> str | None:
@@ -39,10 +50,19 @@ def consent_receipt(*, consent: Consent) -> dict:
         "revoked_at": _time(consent.revoked_at),
         "revoked_reason": consent.revoked_reason or None,
     }
-    key_id, signature = signing.sign(canonical(body))
-    return {**body, "signature": {"alg": "Ed25519", "key_id": key_id, "value": signature}}
+    signed_by, signature = receipt_keyring().sign(canonical(body))
+    return {**body, "signature": {"alg": "Ed25519", "key_id": signed_by, "value": signature}}
 
 
 def receipt_verifies(receipt: dict, public_key=None) -> bool:
-    body = {k: v for k, v in receipt.items() if k != "signature"}
-    return signing.verify(canonical(body), receipt.get("signature", {}).get("value", ""), public_key)
+    """True when the receipt's signature verifies under the key it names - one of the receipt
+    keyring's (current or retired), or `public_key` when given (an auditor's own copy)."""
+    signature = receipt.get("signature")
+    if not isinstance(signature, dict) or signature.get("alg") != "Ed25519":
+        return False
+    body = canonical({k: v for k, v in receipt.items() if k != "signature"})
+    if public_key is not None:
+        return signature.get("key_id") == key_id(public_key) and signature_verifies(
+            public_key, body, signature.get("value")
+        )
+    return receipt_keyring().verify(body, signature.get("value"), key_id=signature.get("key_id"))

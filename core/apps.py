@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 class CoreConfig(AppConfig):
@@ -6,3 +8,15 @@ class CoreConfig(AppConfig):
 
     name = "core"
     verbose_name = "smarthome core"
+
+    def ready(self):
+        if not settings.PRODUCTION:
+            return
+        if settings.DEBUG or not (settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE):
+            raise ImproperlyConfigured(
+                "SMARTHOME_ENV=production with settings that are not hardened (DEBUG or insecure cookies): "
+                "use DJANGO_SETTINGS_MODULE=smarthome.settings.production or a module that imports it"
+            )
+        from core.crypto.keyring import get_keyring
+
+        get_keyring()  # a missing or malformed keyring stops the process now, not at the first read

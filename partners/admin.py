@@ -138,9 +138,10 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
                     "plate_token_key_fingerprint", "webhook_secret_fingerprint")
     search_fields = ("partner__name", "client_id")
     list_filter = ("partner", "revoked_at", "created_at")
-    fields = ("partner", "version", "client_id", "created_at", "revoked_at", "allowed_cidrs", *FINGERPRINTS)
+    fields = ("partner", "version", "client_id", "created_at", "revoked_at", "revoked_without_grace", "allowed_cidrs",
+              *FINGERPRINTS)
     readonly_fields = fields
-    actions = ("rotate_credentials",)
+    actions = ("rotate_credentials", "rotate_credentials_emergency")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("partner")
@@ -162,18 +163,32 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
     @admin.action(description="Rotate credentials of the selected partners (new version, old one revoked)",
                   permissions=["change"])
     def rotate_credentials(self, request, queryset):
+        self._rotate(request, queryset, emergency=False)
+
+    @admin.action(
+        description="Emergency rotation: rotate now and revoke the previous secrets at once (no grace period)",
+        permissions=["change"],
+    )
+    def rotate_credentials_emergency(self, request, queryset):
+        self._rotate(request, queryset, emergency=True)
+
+    def _rotate(self, request, queryset, *, emergency: bool):
         partners = {credentials.partner for credentials in queryset.select_related("partner")}
         for partner in sorted(partners, key=lambda p: p.pk):
-            issued = services.partner_credentials_rotate(partner=partner, actor=request.user)
+            issued = services.partner_credentials_rotate(partner=partner, emergency=emergency, actor=request.user)
             new = issued.credentials
+            previous = (
+                "Previous secrets revoked at once: the partner's events fail until it has the new webhook secret. "
+                if emergency else ""
+            )
             self.message_user(
                 request,
                 f"{partner}: version {new.version} issued {timezone.localtime(new.created_at):%Y-%m-%d %H:%M}; "
                 f"plate-token key {new.plate_token_key_fingerprint}, webhook secret "
                 f"{new.webhook_secret_fingerprint}, outbound webhook secret {new.outbound_webhook_secret_fingerprint}, "
-                f"client secret {new.client_secret_fingerprint}. "
+                f"client secret {new.client_secret_fingerprint}. {previous}"
                 "The secrets themselves are never shown here; they reach the partner out of band.",
-                messages.SUCCESS,
+                messages.WARNING if emergency else messages.SUCCESS,
             )
 
 

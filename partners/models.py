@@ -7,13 +7,16 @@ shows their fingerprints only.
 """
 
 import base64
+import datetime
 import hashlib
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
 from core.crypto.fields import EncryptedCharField
+from core.crypto.models import EncryptedModel
 
 
 def fingerprint(value: str | bytes) -> str:
@@ -117,8 +120,18 @@ class PartnerCredentialsQuerySet(models.QuerySet):
     def current(self):
         return self.filter(revoked_at__isnull=True)
 
+    def secrets_in_use(self, *, partner_id: int, at=None):
+        """The partner's current credentials, then those revoked less than
+        WEBHOOK_PREVIOUS_SECRET_GRACE_S before `at` by a normal rotation (newest first): whose
+        webhook secrets still verify and sign. An emergency rotation leaves no grace."""
+        at = at or timezone.now()
+        grace = datetime.timedelta(seconds=settings.WEBHOOK_PREVIOUS_SECRET_GRACE_S)
+        return self.filter(partner_id=partner_id).filter(
+            Q(revoked_at__isnull=True) | Q(revoked_at__gt=at - grace, revoked_without_grace=False)
+        ).order_by("-version")
 
-class PartnerCredentials(models.Model):
+
+class PartnerCredentials(EncryptedModel):
     """One version of everything that connects us to a partner.
 
     - client_id / client_secret: what WE present at the partner's token endpoint;
@@ -146,6 +159,9 @@ class PartnerCredentials(models.Model):
     allowed_cidrs = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_without_grace = models.BooleanField(
+        default=False, help_text="Revoked by an emergency rotation: its secrets stopped working at once"
+    )
 
     objects = PartnerCredentialsQuerySet.as_manager()
 

@@ -154,6 +154,7 @@ def partner_credentials_rotate(
     allowed_cidrs: list[str] | None = None,
     outbound_webhook_secret: str | None = None,
     rotate_subject_key: bool = False,
+    emergency: bool = False,
     actor=None,
 ) -> IssuedCredentials:
     """Issue a new credentials version for `partner` and revoke the current one (kept as history).
@@ -167,6 +168,11 @@ def partner_credentials_rotate(
     carried over. Checks the model's validation; the partner row is locked so two rotations
     cannot race (and the one-current constraint would refuse it anyway). Records admin.change
     and sends partner_scope_changed (plate tokens are recomputed with the new key).
+
+    `emergency` (a secret leaked): every earlier version is marked `revoked_without_grace`, so
+    its webhook secrets stop verifying and signing at once instead of after
+    WEBHOOK_PREVIOUS_SECRET_GRACE_S - the partner's events fail until it has the new secret.
+    Recorded with reason `rotated_emergency`.
     Returns the new secrets once, in plain text; afterwards only fingerprints are shown.
     """
     Partner.objects.select_for_update().get(pk=partner.pk)
@@ -206,10 +212,15 @@ def partner_credentials_rotate(
     if previous is not None:
         previous.revoked_at = timezone.now()
         previous.save(update_fields=["revoked_at"])
+    if emergency:
+        PartnerCredentials.objects.filter(partner=partner, revoked_without_grace=False).update(
+            revoked_without_grace=True
+        )
     credentials.full_clean()
     credentials.save()
     _audit(
-        actor=actor, object_type="partner_credentials", pk=credentials.pk, reason="rotated", partner_id=partner.pk
+        actor=actor, object_type="partner_credentials", pk=credentials.pk,
+        reason="rotated_emergency" if emergency else "rotated", partner_id=partner.pk,
     )
     partner_scope_changed.send(sender=PartnerCredentials, partner_id=partner.pk)
     return IssuedCredentials(credentials=credentials, secrets=issued)

@@ -3,7 +3,8 @@
 Verification: HMAC-SHA256 over `webhook-id.webhook-timestamp.body` with the partner's webhook
 secret (`standardwebhooks`), a 5-minute timestamp tolerance, and every signature in the header
 tried against the current secret and, during a rotation, the secrets of credentials revoked
-less than WEBHOOK_PREVIOUS_SECRET_GRACE_S ago. A `webhook-id` is processed once per partner: a
+less than WEBHOOK_PREVIOUS_SECRET_GRACE_S ago (not after an emergency rotation, which drops them
+at once). A `webhook-id` is processed once per partner: a
 replay is acknowledged (200) but changes nothing. Unknown event types are stored and
 acknowledged (forward compatible); known ones are dispatched through
 `partners.signals.partner_event_received`, in the same transaction as the stored row.
@@ -14,7 +15,6 @@ import json
 import re
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -59,13 +59,9 @@ class Received:
 
 
 def webhook_secrets(*, partner: Partner, at=None) -> list[str]:
-    """The current webhook secret, then those of credentials revoked within the rotation grace period."""
-    at = at or timezone.now()
-    grace = datetime.timedelta(seconds=getattr(settings, "WEBHOOK_PREVIOUS_SECRET_GRACE_S", 24 * 3600))
-    rows = PartnerCredentials.objects.filter(partner=partner).order_by("-version")[:3]
-    return [
-        row.webhook_secret for row in rows if row.revoked_at is None or row.revoked_at > at - grace
-    ]
+    """The current webhook secret, then those of credentials revoked within the rotation grace
+    period (none after an emergency rotation)."""
+    return [row.webhook_secret for row in PartnerCredentials.objects.secrets_in_use(partner_id=partner.pk, at=at)[:3]]
 
 
 def webhook_verify(*, secrets: list[str], body: bytes, headers: dict) -> None:

@@ -3,7 +3,7 @@
 Keys come from FIELD_ENCRYPTION_KEYS = "kid:base64(32 bytes),kid2:..."; the FIRST key encrypts,
 every key decrypts (so a new key goes first and the old one stays until
 `manage.py rotate_encryption_keys` has re-encrypted every row). Without the variable, outside
-production, a keyring file is generated once in $SMARTHOME_VAR_DIR/field-keys (mode 0600) so
+production (settings.PRODUCTION), a keyring file is generated once in $SMARTHOME_VAR_DIR/field-keys (mode 0600) so
 a developer's data survives restarts; there is never a key constant in the code.
 
 A stored value is text: ``v1:<kid>:<base64url(nonce[12] || ciphertext || tag[16])>``. The
@@ -136,7 +136,7 @@ def reset_keyring() -> None:
 
 
 def _on_setting_changed(setting, **kwargs):
-    if setting in ("FIELD_ENCRYPTION_KEYS", "FIELD_ENCRYPTION_KEY_FILE"):
+    if setting in ("FIELD_ENCRYPTION_KEYS", "FIELD_ENCRYPTION_KEY_FILE", "PRODUCTION"):
         reset_keyring()
 
 
@@ -147,6 +147,8 @@ def _load() -> Keyring:
     spec = getattr(settings, "FIELD_ENCRYPTION_KEYS", "")
     if spec:
         return Keyring.parse(spec)
+    if getattr(settings, "PRODUCTION", False):
+        raise KeyringError("production requires FIELD_ENCRYPTION_KEYS (no development key file is used)")
     key_file = getattr(settings, "FIELD_ENCRYPTION_KEY_FILE", None)
     if not key_file:
         raise KeyringError("FIELD_ENCRYPTION_KEYS is not set (and no development key file is allowed)")

@@ -32,7 +32,9 @@ def check_broker() -> None:
         return  # embedded mode: tasks run in-process, there is no broker to reach
     import redis
 
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    client = redis.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1, **settings.REDIS_SSL_OPTIONS
+    )
     try:
         client.ping()
     finally:

@@ -57,7 +57,8 @@ def _redis_client():
 
         # CircuitRedisStorage decodes bytes itself: the client must not.
         _redis = redis.Redis.from_url(
-            settings.REDIS_URL, decode_responses=False, socket_timeout=1, socket_connect_timeout=1
+            settings.REDIS_URL, decode_responses=False, socket_timeout=1, socket_connect_timeout=1,
+            **settings.REDIS_SSL_OPTIONS,
         )
     return _redis
 

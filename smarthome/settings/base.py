@@ -8,14 +8,44 @@ start without them. Every variable is listed with its default in docs/configurat
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from smarthome.schedule import BEAT_SCHEDULE
+from smarthome.settings.datastores import redis_ssl_options
 
 env = environ.Env()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Local state of a developer machine: SQLite file, dev certificates, keys.
 VAR_DIR = Path(env.str("SMARTHOME_VAR_DIR", default=str(BASE_DIR / "var")))
+
+# The deployment mode, said explicitly and never guessed from the settings module's name. In
+# production every development fallback (a generated key file, a dev-only secret) is refused:
+# a missing key stops the process instead of being made up. smarthome.settings.production sets it.
+SMARTHOME_ENV = env.str("SMARTHOME_ENV", default="development")
+if SMARTHOME_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"SMARTHOME_ENV must be 'development' or 'production', not {SMARTHOME_ENV!r}")
+PRODUCTION = SMARTHOME_ENV == "production"
+# What production refuses to start without (smarthome.settings.production checks it too).
+PRODUCTION_REQUIRED = [
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "PSEUDONYM_KEY",
+    "FIELD_ENCRYPTION_KEYS",
+    "AUDIT_SIGNING_KEY",
+    "CONSENT_RECEIPT_SIGNING_KEY",
+]
+
+
+def refuse_missing_production_variables():
+    missing = [name for name in PRODUCTION_REQUIRED if not env.str(name, default="")]
+    if missing:
+        raise ImproperlyConfigured("production settings refuse to start without: " + ", ".join(missing))
+
+
+if PRODUCTION:
+    refuse_missing_production_variables()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # A development-only key; production.py requires DJANGO_SECRET_KEY.
@@ -109,6 +139,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"].setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT_S", default=3)
     )
+    # TLS (libpq options): DATABASE_URL's ?sslmode=...&sslrootcert=... works too; these win.
+    # Production refuses a server off loopback without sslmode=verify-full (settings/datastores.py).
+    for _option, _variable in (
+        ("sslmode", "DATABASE_SSL_MODE"),
+        ("sslrootcert", "DATABASE_SSL_ROOT_CERT"),
+        ("sslcert", "DATABASE_SSL_CERT"),
+        ("sslkey", "DATABASE_SSL_KEY"),
+    ):
+        if env.str(_variable, default=""):
+            DATABASES["default"]["OPTIONS"][_option] = env.str(_variable)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache and broker -----------------------------------------------------------------------
@@ -116,6 +156,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # the database (shared by every local process) and tasks run in-process after commit.
 # CACHE_URL (django-environ syntax, e.g. locmemcache://) overrides the cache alone.
 REDIS_URL = env.str("REDIS_URL", default="")
+# TLS: a rediss:// URL; the server certificate is always verified (host name included) against
+# REDIS_SSL_CA_FILE (empty: the system's CAs); REDIS_SSL_CERT_FILE/KEY_FILE: a client certificate.
+# REDIS_SSL_OPTIONS go to every Redis client: the cache, the circuit breaker, /readyz, Celery.
+REDIS_SSL_CA_FILE = env.str("REDIS_SSL_CA_FILE", default="")
+REDIS_SSL_CERT_FILE = env.str("REDIS_SSL_CERT_FILE", default="")
+REDIS_SSL_KEY_FILE = env.str("REDIS_SSL_KEY_FILE", default="")
+REDIS_SSL_OPTIONS = redis_ssl_options(
+    REDIS_URL, ca_file=REDIS_SSL_CA_FILE, cert_file=REDIS_SSL_CERT_FILE, key_file=REDIS_SSL_KEY_FILE
+)
 if env.str("CACHE_URL", default=""):
     CACHES = {"default": env.cache("CACHE_URL")}
 elif REDIS_URL:
@@ -124,7 +173,7 @@ elif REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "smarthome",
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1, **REDIS_SSL_OPTIONS},
         }
     }
 else:
@@ -136,6 +185,8 @@ else:
     }
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+# kombu would take a rediss:// broker without verifying the server; these options make it verify.
+CELERY_BROKER_USE_SSL = REDIS_SSL_OPTIONS or None
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
@@ -308,6 +359,13 @@ AUDITLOG_MASK_CALLABLE = "core.portal.auditlog_mask.mask_value"
 FIELD_ENCRYPTION_KEYS = env.str("FIELD_ENCRYPTION_KEYS", default="")
 FIELD_ENCRYPTION_KEY_FILE = env.str("FIELD_ENCRYPTION_KEY_FILE", default=str(VAR_DIR / "field-keys"))
 
+# --- signing keys
+# Consent receipts' Ed25519 key (core.crypto.signing): PEM or base64 of the 32-byte seed; when
+# unset outside production, generated once into $SMARTHOME_VAR_DIR/consent-receipt-ed25519.pem.
+# Rotation: the new private key here, the old PUBLIC key (base64 raw) added to ..._RETIRED.
+CONSENT_RECEIPT_SIGNING_KEY = env.str("CONSENT_RECEIPT_SIGNING_KEY", default="")
+CONSENT_RECEIPT_SIGNING_KEY_RETIRED = env.str("CONSENT_RECEIPT_SIGNING_KEY_RETIRED", default="")
+
 # --- partner API hot path
 # Per-process caches of what decisions and partner token checks read, kept while the PostgreSQL
 # data-version counters are unchanged (core.cache.versioned). Off: every decision loads.
@@ -342,6 +400,9 @@ OUTBOX_DISPATCH_BATCH = env.int("OUTBOX_DISPATCH_BATCH", default=500)
 OUTBOX_REDISPATCH_AFTER_S = env.float("OUTBOX_REDISPATCH_AFTER_S", default=120.0)
 # How often beat re-dispatches due outbox messages (the table itself is in smarthome/schedule.py).
 OUTBOX_DISPATCH_INTERVAL_S = env.float("OUTBOX_DISPATCH_INTERVAL_S", default=15.0)
+# After a normal credentials rotation the previous webhook secrets still verify (inbound) and
+# sign (outbound) this long; an emergency rotation drops them at once.
+WEBHOOK_PREVIOUS_SECRET_GRACE_S = env.int("WEBHOOK_PREVIOUS_SECRET_GRACE_S", default=24 * 3600)
 # The partner-log fetcher the audit app's reconciliation uses (GET /v1/audit of each partner).
 AUDIT_PARTNER_LOG_FETCHER = env.str(
     "AUDIT_PARTNER_LOG_FETCHER", default="partners.client.audit_log.partner_log_fetcher"

@@ -1,27 +1,47 @@
 """Production mode: no defaults for secrets, HTTPS everywhere, `check --deploy` clean.
 
-Select it with DJANGO_SETTINGS_MODULE=smarthome.settings.production. Every required variable
-missing makes the process refuse to start with ImproperlyConfigured naming it.
+Select it with DJANGO_SETTINGS_MODULE=smarthome.settings.production. It sets PRODUCTION
+(SMARTHOME_ENV=production) explicitly, so a settings module of a deployment that imports this one
+stays in production whatever its name. Every required variable missing makes the process refuse
+to start with ImproperlyConfigured naming it.
 """
 
 from django.core.exceptions import ImproperlyConfigured
 
 from smarthome.settings.base import *  # noqa: F403
-from smarthome.settings.base import env
+from smarthome.settings.base import (
+    CACHES,
+    CELERY_BROKER_URL,
+    DATABASES,
+    REDIS_URL,
+    env,
+    refuse_missing_production_variables,
+)
+from smarthome.settings.datastores import database_tls_problem, redis_tls_problem
 
-REQUIRED = [
-    "DJANGO_SECRET_KEY",
-    "DJANGO_ALLOWED_HOSTS",
-    "DATABASE_URL",
-    "PSEUDONYM_KEY",
-    "FIELD_ENCRYPTION_KEYS",
-    "AUDIT_SIGNING_KEY",
-]
-_missing = [name for name in REQUIRED if not env.str(name, default="")]
-if _missing:
+if env.str("SMARTHOME_ENV", default="production") != "production":
     raise ImproperlyConfigured(
-        "production settings refuse to start without: " + ", ".join(_missing)
+        "smarthome.settings.production with SMARTHOME_ENV=" + env.str("SMARTHOME_ENV") + ": unset it or say production"
     )
+SMARTHOME_ENV = "production"
+PRODUCTION = True
+
+refuse_missing_production_variables()
+
+# The data stores are reached over TLS unless they are on this machine (settings/datastores.py).
+_tls_problems = [
+    problem
+    for problem in (
+        *(database_tls_problem(database) for database in DATABASES.values()),
+        redis_tls_problem("REDIS_URL", REDIS_URL),
+        redis_tls_problem("CELERY_BROKER_URL", CELERY_BROKER_URL),
+        *(redis_tls_problem(f"CACHES[{name!r}]", str(cache.get("LOCATION", ""))) for name, cache in CACHES.items()
+          if cache.get("BACKEND", "").endswith("RedisCache")),
+    )
+    if problem
+]
+if _tls_problems:
+    raise ImproperlyConfigured("production refuses unencrypted data stores: " + "; ".join(_tls_problems))
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")

@@ -68,6 +68,25 @@ def test_rotation_issues_a_new_version_and_shows_fingerprints_only(client, world
     assert PartnerCredentials.objects.current().get(partner=foreign.partner).pk == foreign.pk
 
 
+def test_emergency_rotation_revokes_the_previous_secrets_at_once_and_is_audited(client, world, users):
+    login_verified(client, users.manager)
+    old = world["a"][PartnerCredentials]
+    response = run_action(client, "/admin/partners/partnercredentials/", "rotate_credentials_emergency", [old.pk])
+    assert response.status_code == 302
+    new = PartnerCredentials.objects.current().get(partner=old.partner)
+    old.refresh_from_db()
+    assert (new.version, old.revoked_without_grace, new.revoked_without_grace) == (old.version + 1, True, False)
+    assert old.revoked_at is not None
+    assert AuditEvent.objects.filter(object_ref=f"partner_credentials:{new.pk}", reason="rotated_emergency").exists()
+    page = client.get(response["Location"]).content.decode()
+    assert "Previous secrets revoked at once" in page
+    assert new.webhook_secret not in page
+    foreign = world["b"][PartnerCredentials]  # another company's partner: untouched
+    run_action(client, "/admin/partners/partnercredentials/", "rotate_credentials_emergency", [foreign.pk])
+    foreign.refresh_from_db()
+    assert (foreign.revoked_at, foreign.revoked_without_grace) == (None, False)
+
+
 def test_adding_a_resident_goes_through_the_service(client, world, users):
     login_verified(client, users.manager)
     company = world["a"][Building].company

@@ -5,10 +5,10 @@ import os
 import stat
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from access.models import Resident, Vehicle
-from core.crypto.fields import EncryptedFieldLookupError
+from core.crypto.fields import EncryptedFieldLookupError, EncryptedFieldWriteError
 from core.crypto.keyring import DecryptionError, Keyring, KeyringError, envelope_kid, get_keyring
 from tests import factories
 
@@ -236,3 +236,123 @@ def test_max_length_applies_to_the_plain_value():
     with pytest.raises(ValidationError) as caught:
         factories.resident(phone="9" * 33)
     assert "phone" in caught.value.message_dict
+
+
+# --- bound to the row ------------------------------------------------------------------------
+
+
+def row_key(model, pk):
+    return raw_column(model, pk, "row_key")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("column", ["full_name", "phone", "email"])
+def test_ciphertext_copied_to_another_row_of_the_same_column_raises(column):
+    victim, attacker = factories.resident(), factories.resident(phone="+7 999 000-11-22")
+    factories.vehicle(resident_=victim)
+    before = raw_column(Resident, victim.pk, column)
+    set_raw_column(Resident, victim.pk, column, raw_column(Resident, attacker.pk, column))
+    with pytest.raises(DecryptionError, match=rf"access_resident\.{column}@"):
+        Resident.objects.get(pk=victim.pk)
+    with pytest.raises(DecryptionError):
+        list(Resident.objects.filter(pk=victim.pk).values_list(column, flat=True))
+    with pytest.raises(DecryptionError):
+        list(Vehicle.objects.filter(resident=victim).values_list(f"resident__{column}", flat=True))
+    # the source row still reads, and the victim's own value comes back when put back
+    assert Resident.objects.get(pk=attacker.pk).phone == "+7 999 000-11-22"
+    set_raw_column(Resident, victim.pk, column, before)
+    assert getattr(Resident.objects.get(pk=victim.pk), column) == getattr(victim, column)
+
+
+@pytest.mark.django_db
+def test_plates_and_partner_secrets_are_bound_to_their_rows_too():
+    first, second = factories.vehicle(plate="А111АА77"), factories.vehicle(plate="В222ВВ77")
+    set_raw_column(Vehicle, second.pk, "plate", raw_column(Vehicle, first.pk, "plate"))
+    with pytest.raises(DecryptionError, match=r"access_vehicle\.plate@"):
+        Vehicle.objects.get(pk=second.pk)
+    a, b = factories.partner(), factories.partner()
+    credentials_a, credentials_b = a.credentials.get(), b.credentials.get()
+    set_raw_column(type(credentials_b), credentials_b.pk, "webhook_secret",
+                   raw_column(type(credentials_a), credentials_a.pk, "webhook_secret"))
+    with pytest.raises(DecryptionError, match=r"partners_partnercredentials\.webhook_secret@"):
+        type(credentials_b).objects.get(pk=credentials_b.pk)
+
+
+@pytest.mark.django_db
+def test_the_row_key_is_set_at_construction_and_differs_per_row():
+    unsaved = Resident(full_name="x")
+    assert unsaved.row_key is not None  # known before the INSERT (an auto-increment pk is not)
+    one, two = factories.resident(), factories.resident()
+    assert one.row_key != two.row_key
+    assert str(Resident.objects.get(pk=one.pk).row_key) == str(one.row_key)
+
+
+@pytest.mark.django_db
+def test_reads_through_joins_values_and_deferred_fields_decrypt():
+    person = factories.resident(full_name="Петров Пётр", phone="+7 916 555-44-33")
+    car = factories.vehicle(resident_=person, plate="Е777КХ116")
+    assert Vehicle.objects.select_related("resident").get(pk=car.pk).resident.phone == "+7 916 555-44-33"
+    assert list(Vehicle.objects.filter(pk=car.pk).values("plate", "resident__full_name")) == [
+        {"plate": "E777KX116", "resident__full_name": "Петров Пётр"}
+    ]
+    deferred = Resident.objects.only("id").get(pk=person.pk)
+    assert deferred.email == person.email
+    lean = Resident.objects.defer("row_key").get(pk=person.pk)
+    assert lean.phone == "+7 916 555-44-33"
+    lean.phone = "+7 916 555-44-34"
+    lean.save(update_fields=["phone"])
+    assert Resident.objects.get(pk=person.pk).phone == "+7 916 555-44-34"
+
+
+@pytest.mark.django_db
+def test_writes_without_the_row_are_refused_and_change_nothing():
+    person = factories.resident(phone="+7 916 123-45-67")
+    stored = raw_column(Resident, person.pk, "phone")
+    with pytest.raises(EncryptedFieldWriteError, match="bound to its row"), transaction.atomic():
+        Resident.objects.filter(pk=person.pk).update(phone="+7 000")
+    person.phone = "+7 000"
+    with pytest.raises(EncryptedFieldWriteError, match="bound to its row"), transaction.atomic():
+        Resident.objects.bulk_update([person], ["phone"])
+    assert raw_column(Resident, person.pk, "phone") == stored
+
+
+@pytest.mark.django_db
+def test_a_raw_query_without_the_row_key_is_refused():
+    person = factories.resident()
+    with pytest.raises(DecryptionError, match="without its row key"):
+        [r.phone for r in Resident.objects.raw("SELECT id, phone FROM access_resident WHERE id = %s", [person.pk])]
+
+
+def test_a_model_with_an_encrypted_field_and_no_row_key_fails_the_system_check():
+    from django.db import models
+    from django.test.utils import isolate_apps
+
+    from core.crypto.fields import EncryptedTextField
+    from core.crypto.models import EncryptedModel
+
+    with isolate_apps("core"):
+        class Loose(models.Model):  # noqa: DJ008
+            secret = EncryptedTextField()
+
+            class Meta:
+                app_label = "core"
+
+        class Bound(EncryptedModel):
+            secret = EncryptedTextField()
+
+            class Meta:
+                app_label = "core"
+
+        errors = Loose._meta.get_field("secret").check()
+        assert [error.id for error in errors] == ["crypto.E001"]
+        assert "EncryptedModel" in errors[0].hint
+        assert Bound._meta.get_field("secret").check() == []
+
+
+def test_every_encrypted_model_of_the_project_passes_the_row_key_check():
+    from core.crypto.fields import encrypted_fields
+
+    found = {model._meta.label for model, _ in encrypted_fields()}
+    assert {"access.Resident", "access.Vehicle", "access.GuestPass", "partners.PartnerCredentials"} <= found
+    for _, field in encrypted_fields():
+        assert field.check() == []

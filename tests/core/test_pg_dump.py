@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from access.management.commands.seed_demo import RESIDENTS, _phone
@@ -41,17 +40,6 @@ def personal_data() -> set[str]:
         if typed_plate:
             found |= variants(typed_plate) | {normalise_plate(typed_plate)}
     return found
-
-
-@pytest.fixture
-def scratch_database(postgres_server):
-    name = f"pii_dump_{secrets.token_hex(4)}"
-    dsn = f"host={postgres_server.host} port={postgres_server.port} user=postgres dbname=postgres"
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgres://postgres@{postgres_server.host}:{postgres_server.port}/{name}"
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.postgres

@@ -12,7 +12,9 @@ from access.models import Device, Notification
 from audit.models import AuditEvent
 from partners.authentication import forget_certificate
 from partners.models import InboundWebhook, PartnerCredentials
+from partners.outbound_events import event_signing_secrets
 from partners.services import partner_credentials_rotate
+from partners.webhooks import webhook_secrets
 from tests import factories
 from tests.partners import partner_api
 from tests.partners.partner_api import make_partner_caller
@@ -168,6 +170,42 @@ def test_previous_secret_expires_after_the_grace_period(partner_caller, device, 
         revoked_at=timezone.now() - datetime.timedelta(minutes=2)
     )
     assert_rejected(send(partner_caller, *online(partner_caller, device, secret=old_secret)), device, "bad_signature")
+
+
+def test_an_emergency_rotation_refuses_the_previous_secret_at_once(partner_caller, device):
+    old_secret = partner_caller.webhook_secret
+    issued = partner_credentials_rotate(partner=partner_caller.partner, emergency=True)
+    forget_certificate(issued.credentials.client_cert_fingerprint)
+    assert_rejected(send(partner_caller, *online(partner_caller, device, secret=old_secret)), device, "bad_signature")
+    assert AuditEvent.objects.filter(
+        action="admin.change", object_ref=f"partner_credentials:{issued.credentials.pk}", reason="rotated_emergency"
+    ).count() == 1
+    new = online(partner_caller, device, secret=issued.secrets["webhook_secret"])
+    assert send(partner_caller, *new).status_code == 200
+
+
+def test_an_emergency_rotation_also_ends_the_grace_of_earlier_rotations(partner_caller, device):
+    first_secret = partner_caller.webhook_secret
+    second = partner_credentials_rotate(partner=partner_caller.partner)  # normal: first_secret in grace
+    third = partner_credentials_rotate(partner=partner_caller.partner, emergency=True)
+    forget_certificate(third.credentials.client_cert_fingerprint)
+    assert webhook_secrets(partner=partner_caller.partner) == [third.secrets["webhook_secret"]]
+    assert event_signing_secrets(partner_id=partner_caller.partner.pk) == [third.secrets["outbound_webhook_secret"]]
+    for stale in (first_secret, second.secrets["webhook_secret"]):
+        payload, headers = online(partner_caller, device, secret=stale)
+        assert send(partner_caller, payload, headers).status_code == 401
+    assert not InboundWebhook.objects.exists()
+
+
+def test_after_a_normal_rotation_both_sides_keep_the_previous_secrets_for_the_grace(partner_caller, device):
+    before = partner_caller.partner.credentials.get()
+    issued = partner_credentials_rotate(partner=partner_caller.partner)
+    assert webhook_secrets(partner=partner_caller.partner) == [
+        issued.secrets["webhook_secret"], before.webhook_secret,
+    ]
+    assert event_signing_secrets(partner_id=partner_caller.partner.pk) == [
+        issued.secrets["outbound_webhook_secret"], before.outbound_webhook_secret,
+    ]
 
 
 def test_unknown_event_type_is_stored_and_acknowledged(partner_caller, device):

@@ -75,7 +75,7 @@ class Command(BaseCommand):
         parser.add_argument("--quiet-secrets", action="store_true", help="do not print passwords and TOTP secrets")
 
     def handle(self, *args, reset, allow_production, quiet_secrets, **options):
-        if not settings.DEBUG and not allow_production and "production" in settings.SETTINGS_MODULE:
+        if not settings.DEBUG and not allow_production and settings.PRODUCTION:
             raise CommandError("seed_demo creates users with printed passwords; refusing in production")
         self.quiet = quiet_secrets
         if reset:

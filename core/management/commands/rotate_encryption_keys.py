@@ -2,8 +2,9 @@
 
 Walks each encrypted field of each model (core.crypto.fields.encrypted_fields), selects
 rows whose value does not start with "v1:<primary kid>:", ordered by primary key, and rewrites
-them in batches; each batch is its own transaction with the rows locked, so the command can be
-interrupted at any moment and re-run: rows already carrying the primary kid are skipped. Once
+them in batches (core.crypto.row_binding.rewrite_in_batches), each value still bound to its row;
+each batch is its own transaction with the rows locked, so the command can be interrupted at any
+moment and re-run: rows already carrying the primary kid are skipped. Once
 it reports nothing left, the old key can be removed from the keyring.
 """
 
@@ -11,10 +12,11 @@ import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import connection
 
-from core.crypto.fields import encrypted_fields
+from core.crypto.fields import ROW_KEY_FIELD, encrypted_fields
 from core.crypto.keyring import DecryptionError, get_keyring
+from core.crypto.row_binding import rewrite_in_batches
 
 
 class ProgressBar:
@@ -79,8 +81,8 @@ class Command(BaseCommand):
         batches = rotated = remaining_total = 0
         started = time.monotonic()
         for model, field in encrypted_fields():
-            table, column, pk = model._meta.db_table, field.column, model._meta.pk.column
-            aad = field.associated_data
+            table, column = model._meta.db_table, field.column
+            row_key = model._meta.get_field(ROW_KEY_FIELD).column
             where = f"{quote(column)} IS NOT NULL AND {quote(column)} NOT LIKE %s ESCAPE '\\'"
             with connection.cursor() as cursor:
                 cursor.execute(f"SELECT COUNT(*) FROM {quote(table)} WHERE {where}", [prefix + "%"])  # noqa: S608
@@ -91,41 +93,25 @@ class Command(BaseCommand):
                 self.stdout.write(f"{label}: {todo} value(s) to rotate")
                 continue
             bar = ProgressBar(todo, label, stream=_Raw(self.stderr))
-            last_pk = None
-            while True:
-                if max_batches is not None and batches >= max_batches:
-                    remaining_total += todo - bar.done
-                    break
-                with transaction.atomic():
-                    params = [prefix + "%"]
-                    after = ""
-                    if last_pk is not None:
-                        after = f" AND {quote(pk)} > %s"
-                        params.append(last_pk)
-                    select = (
-                        f"SELECT {quote(pk)}, {quote(column)} FROM {quote(table)} WHERE {where}{after} "  # noqa: S608
-                        f"ORDER BY {quote(pk)} LIMIT {int(batch_size)}"
-                    )
-                    if connection.features.has_select_for_update:
-                        select += " FOR UPDATE"
-                    with connection.cursor() as cursor:
-                        cursor.execute(select, params)
-                        rows = cursor.fetchall()
-                        for row_pk, envelope in rows:
-                            try:
-                                plaintext = keyring.decrypt(envelope, aad=aad)
-                            except DecryptionError as exc:
-                                raise CommandError(f"{label} row {row_pk}: {exc}") from None
-                            cursor.execute(
-                                f"UPDATE {quote(table)} SET {quote(column)} = %s WHERE {quote(pk)} = %s",  # noqa: S608
-                                [keyring.encrypt(plaintext, aad=aad), row_pk],
-                            )
-                if not rows:
-                    break
-                batches += 1
-                rotated += len(rows)
-                last_pk = rows[-1][0]
-                bar.advance(len(rows))
+
+            def rewrite(row, field=field, label=label):
+                row_pk, key, envelope = row
+                aad = field.associated_data_for(key)
+                try:
+                    plaintext = keyring.decrypt(envelope, aad=aad)
+                except DecryptionError as exc:
+                    raise CommandError(f"{label} row {row_pk}: {exc}") from None
+                return {field.column: keyring.encrypt(plaintext, aad=aad)}
+
+            done, changed, finished = rewrite_in_batches(
+                connection, table=table, pk=model._meta.pk.column, columns=[row_key, column], rewrite=rewrite,
+                where=where, params=[prefix + "%"], batch_size=batch_size,
+                max_batches=None if max_batches is None else max_batches - batches, progress=bar.advance,
+            )
+            batches += done
+            rotated += changed
+            if not finished:
+                remaining_total += todo - bar.done
         elapsed = time.monotonic() - started
         if dry_run:
             self.stdout.write(f"dry run: {remaining_total} value(s) not under primary key {keyring.primary_kid!r}")
