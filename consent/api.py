@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
@@ -15,14 +16,17 @@ from rest_framework.views import APIView
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from consent import selectors, services
-from consent.models import Consent, ConsentText
+from consent.models import FACE_PURPOSE, Consent, ConsentText
 from consent.photos import PhotoRejected
 from consent.receipts import consent_receipt
 from consent.uploads import InMemoryOnlyUploadHandler
 from core.api.permissions import MissingScope, scope_required
+from core.api.schema import problems
 from core.http.client_ip import client_ip
 from core.security.identifiers import user_ref
 from partners.models import Partner
+
+DEFAULT_TEXT_LANGUAGE = "ru"  # the residents' language
 
 
 class NotAResident(exceptions.PermissionDenied):
@@ -74,8 +78,92 @@ def resident_of(request):
         raise NotAResident() from None
 
 
+# Codes of consent.services' ValidationErrors that concern one input field.
+_ERROR_FIELDS = {"text_not_applicable": "text_sha256"}
+
+
 def _validation(error: DjangoValidationError):
-    return exceptions.ValidationError({"non_field_errors": [error.messages[0]]}, code=error.code)
+    field = _ERROR_FIELDS.get(error.code, "non_field_errors")
+    return exceptions.ValidationError({field: [serializers.ErrorDetail(error.messages[0], code=error.code)]})
+
+
+class ConsentTextNotFound(exceptions.NotFound):
+    problem_code = "consent-text-not-found"
+    default_detail = "There is no consent text for this partner, purpose and language."
+
+
+def accepted_languages(header: str) -> list[str]:
+    """Primary language subtags of an Accept-Language header, most preferred first (q=0 dropped)."""
+    ranked = []
+    for position, item in enumerate(header.split(",")):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        primary = tag.strip().split("-")[0].lower()
+        if primary and primary != "*" and quality > 0:
+            ranked.append((-quality, position, primary))
+    return [primary for _q, _p, primary in sorted(ranked)]
+
+
+class ConsentTextApi(APIView):
+    """The consent text the app shows before `POST consents`, and its SHA-256 to send back.
+
+    One text per partner and purpose (optionally per management company), in Russian and
+    English: `?language=` picks one (404 if the text has no such translation), else the first
+    language of `Accept-Language` it has, else Russian. A partner that does not process faces
+    for your management company is 404 like an unknown one."""
+
+    permission_classes = [ReadScope]
+
+    class FilterSerializer(serializers.Serializer):
+        partner = serializers.IntegerField(min_value=1, help_text="The partner that will process your face")
+        purpose = serializers.CharField(max_length=32, default=FACE_PURPOSE,
+                                        help_text=f"What the consent is for (default {FACE_PURPOSE})")
+        language = serializers.ChoiceField(choices=[code for code, _name in settings.LANGUAGES], required=False,
+                                           help_text="Overrides Accept-Language")
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ConsentText"
+
+        partner = serializers.IntegerField()
+        partner_name = serializers.CharField()
+        purpose = serializers.CharField()
+        version = serializers.CharField(source="text.version")
+        language = serializers.CharField(source="text.language")
+        body = serializers.CharField(source="text.body", help_text="Show exactly this text")
+        sha256 = serializers.CharField(source="text.sha256", help_text="Send it as `text_sha256` to POST consents")
+        published_at = serializers.DateTimeField(source="text.created_at")
+        languages = serializers.ListField(child=serializers.CharField(), help_text="Translations of this text")
+
+    @extend_schema(
+        operation_id="consent_texts_retrieve", tags=["consent"], parameters=[FilterSerializer],
+        responses={200: OutputSerializer, **problems(400, 401, 403, 404, s404="No text for this partner, purpose "
+                                                      "and language, or the partner does not process your faces")},
+    )
+    def get(self, request):
+        resident = resident_of(request)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        params = filters.validated_data
+        wanted = [params["language"]] if "language" in params else [
+            *accepted_languages(request.headers.get("Accept-Language", "")), DEFAULT_TEXT_LANGUAGE]
+        current = selectors.consent_text_current(partner_id=params["partner"], company_id=resident.company_id,
+                                                 purpose=params["purpose"], languages=wanted)
+        if current is None or ("language" in params and current.text.language != params["language"]):
+            raise ConsentTextNotFound()
+        data = {"partner": current.partner.pk, "partner_name": current.partner.name, "purpose": params["purpose"],
+                "text": current.text, "languages": list(current.languages)}
+        response = Response(self.OutputSerializer(data).data)
+        response["Content-Language"] = current.text.language
+        patch_vary_headers(response, ["Accept-Language"])
+        return response
 
 
 class ConsentOutput(serializers.Serializer):

@@ -2,9 +2,17 @@
 
 from django.urls import path
 
-from consent.api import ConsentListApi, ConsentReceiptApi, ConsentRevokeApi, DataExportApi, FaceEnrolmentApi
+from consent.api import (
+    ConsentListApi,
+    ConsentReceiptApi,
+    ConsentRevokeApi,
+    ConsentTextApi,
+    DataExportApi,
+    FaceEnrolmentApi,
+)
 
 urlpatterns = [
+    path("consent-texts", ConsentTextApi.as_view(), name="consent-texts"),
     path("consents", ConsentListApi.as_view(), name="consents"),
     path("consents/<int:pk>/revoke", ConsentRevokeApi.as_view(), name="consent-revoke"),
     path("consents/<int:pk>/receipt", ConsentReceiptApi.as_view(), name="consent-receipt"),
