@@ -5,7 +5,6 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from django.utils.cache import patch_vary_headers
-from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -16,6 +15,7 @@ from rest_framework.views import APIView
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from consent import selectors, services
+from consent.data_export import data_export_build, data_export_sections
 from consent.models import FACE_PURPOSE, Consent, ConsentText
 from consent.photos import PhotoRejected
 from consent.receipts import consent_receipt
@@ -310,32 +310,32 @@ class FaceEnrolmentApi(APIView):
         return Response(EnrolmentOutput(enrolment).data, status=status.HTTP_202_ACCEPTED)
 
 
+class DataExportOutput(serializers.Serializer):
+    """The export's schema: one property per registered section (consent.data_export)."""
+
+    class Meta:
+        ref_name = "DataExport"
+
+    def get_fields(self):
+        return {section.name: serializers.JSONField(help_text=section.description, read_only=True)
+                for section in data_export_sections()}
+
+
 class DataExportApi(APIView):
-    """Right of access: everything this service holds about you, readable (JSON)."""
+    """Right of access: everything this service holds about you, readable (JSON).
+
+    One property per section that the apps register (consent.data_export): your profile,
+    residencies, grants, cars, guest passes, notifications, remote opens, history, consents and
+    the texts agreed to, face enrolments and deletion receipts. Personal data in clear, never a
+    secret, token or ciphertext. Recorded as `resident.data_export`."""
 
     permission_classes = [ReadScope]
 
-    @extend_schema(responses=dict, operation_id="me_data_export", tags=["me"])
+    @extend_schema(responses={200: DataExportOutput, **problems(401, 403)}, operation_id="me_data_export",
+                   tags=["me"])
     def get(self, request):
         resident = resident_of(request)
-        consents = selectors.consent_list(resident_id=resident.pk)
-        receipts = selectors.deletion_receipts_for(resident_id=resident.pk)
-        data = {
-            "resident": {
-                "ref": user_ref(request.user), "full_name": resident.full_name, "phone": resident.phone,
-                "email": resident.email, "company": resident.company_id, "created_at": resident.created_at,
-            },
-            "consents": ConsentOutput(consents, many=True).data,
-            "consent_texts": {c.text.sha256: {"version": c.text.version, "language": c.text.language,
-                                              "body": c.text.body} for c in consents},
-            "face_enrolments": EnrolmentOutput(selectors.enrolment_list(resident_id=resident.pk), many=True).data,
-            "deletion_receipts": [
-                {"partner": r.partner_id, "deletion_id": r.deletion_id, "confirmed_at": r.confirmed_at}
-                for r in receipts
-            ],
-        }
-        for name, path in getattr(settings, "DATA_EXPORT_SECTIONS", {}).items():
-            data[name] = import_string(path)(resident=resident)
+        data = data_export_build(resident_id=resident.pk)
         record(
             action=Action.RESIDENT_DATA_EXPORT, outcome=Outcome.SUCCESS, actor_kind=ActorKind.RESIDENT,
             actor_ref=user_ref(request.user), object_type="resident", company_id=resident.company_id,
