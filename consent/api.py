@@ -205,8 +205,10 @@ class ConsentListApi(APIView):
         consents = selectors.consent_list(resident_id=resident.pk)
         return Response(ConsentOutput(consents, many=True).data)
 
-    @extend_schema(request=ConsentGiveInputSerializer, responses={201: ConsentOutput}, operation_id="consents_give",
-                   tags=["consent"])
+    @extend_schema(request=ConsentGiveInputSerializer, operation_id="consents_give", tags=["consent"],
+                   responses={201: ConsentOutput, **problems(
+                       400, 401, 403, s400="Invalid request; `text_sha256` unknown (`does_not_exist`) or not a "
+                                           "text for this partner and purpose (`text_not_applicable`)")})
     def post(self, request):
         resident = resident_of(request)
         data = self.ConsentGiveInputSerializer(data=request.data)
@@ -282,8 +284,10 @@ class FaceEnrolmentApi(APIView):
         resident = resident_of(request)
         return Response(EnrolmentOutput(selectors.enrolment_list(resident_id=resident.pk), many=True).data)
 
-    @extend_schema(request=None, responses={202: EnrolmentOutput}, operation_id="biometrics_face_enrol",
-                   tags=["consent"])
+    @extend_schema(request=None, operation_id="biometrics_face_enrol", tags=["consent"],
+                   responses={202: EnrolmentOutput, **problems(
+                       400, 401, 403, 409, 413, 415,
+                       s413="The photo is larger than FACE_PHOTO_MAX_BYTES (`/problems/photo-too-large`)")})
     def post(self, request):
         resident = resident_of(request)
         photo = request.data.get("photo")  # parses the body (if authentication has not already)
