@@ -9,3 +9,6 @@ class AccessConfig(AppConfig):
             receivers,  # noqa: F401 - connects the signal receivers
             receivers_partner_events,  # noqa: F401
         )
+        from access.data_export import register_access_sections
+
+        register_access_sections()

@@ -330,11 +330,29 @@ class GuestPass(EncryptedModel):
     def __str__(self):
         return f"Guest pass #{self.pk}"
 
+    class State(models.TextChoices):
+        SCHEDULED = "scheduled", "not started yet"
+        ACTIVE = "active", "active"
+        USED = "used", "used (one-time pass)"
+        EXPIRED = "expired", "expired"
+        REVOKED = "revoked", "revoked"
+
     def is_active(self, at=None) -> bool:
         at = at or dj_timezone.now()
         return (
             self.revoked_at is None and self.used_at is None and self.valid_from <= at < self.valid_until
         )
+
+    def state(self, at=None) -> "GuestPass.State":
+        """Where the pass stands at `at`: revoked, used and expired are final."""
+        at = at or dj_timezone.now()
+        if self.revoked_at is not None:
+            return self.State.REVOKED
+        if self.used_at is not None:
+            return self.State.USED
+        if at >= self.valid_until:
+            return self.State.EXPIRED
+        return self.State.SCHEDULED if at < self.valid_from else self.State.ACTIVE
 
 
 class Notification(models.Model):

@@ -26,7 +26,7 @@ from access.models import AccessGrant, Device, GuestPass, Notification, Resident
 from access.schedules import schedule_allows
 from audit.actions import Action
 from audit.models import AuditEvent
-from core.security.identifiers import user_ref
+from core.security.identifiers import pseudonymous_ref, user_ref
 from partners.selectors import contract_covering
 
 
@@ -178,14 +178,11 @@ def history_for_resident(
     *, user, resident: Resident | None, since=None, until=None, device: Device | None = None
 ) -> QuerySet[AuditEvent]:
     """The resident's own access events, newest first: what they did (actor = their pseudonymous
-    ref) and access decisions about their cars (object = one of their vehicles). Never other
-    residents' events."""
+    ref) and partners' access decisions about them - their cars, their face, their guests' passes
+    (subject = their pseudonymous resident ref). Never other residents' events."""
     mine = Q(actor_ref=user_ref(user), action__in=HISTORY_ACTIONS)
     if resident is not None:
-        vehicle_ids = Vehicle.objects.filter(resident=resident).values_list("pk", flat=True)
-        vehicle_refs = [f"vehicle:{pk}" for pk in vehicle_ids]
-        if vehicle_refs:
-            mine |= Q(action=Action.ACCESS_DECISION, object_ref__in=vehicle_refs)
+        mine |= Q(subject_ref=pseudonymous_ref("resident", resident.pk), action=Action.ACCESS_DECISION)
     queryset = AuditEvent.objects.filter(mine)
     if since is not None:
         queryset = queryset.filter(occurred_at__gte=since)

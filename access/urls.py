@@ -10,7 +10,7 @@ urlpatterns = [
 
 # --- resident API (issue 6) ------------------------------------------------------------------
 from access.api.devices import DeviceListApi  # noqa: E402
-from access.api.guest_passes import GuestPassDetailApi, GuestPassListCreateApi  # noqa: E402
+from access.api.guest_passes import GuestPassDetailApi, GuestPassListCreateApi, GuestPassRevokeApi  # noqa: E402
 from access.api.history import HistoryListApi  # noqa: E402
 from access.api.notifications import NotificationListApi, NotificationReadApi  # noqa: E402
 from access.api.opening import DeviceOpenApi  # noqa: E402
@@ -25,6 +25,7 @@ urlpatterns += [
     path("vehicles/<int:vehicle_id>", VehicleDetailApi.as_view(), name="vehicle"),
     path("guest-passes", GuestPassListCreateApi.as_view(), name="guest-passes"),
     path("guest-passes/<int:pass_id>", GuestPassDetailApi.as_view(), name="guest-pass"),
+    path("guest-passes/<int:pass_id>/revoke", GuestPassRevokeApi.as_view(), name="guest-pass-revoke"),
     path("history", HistoryListApi.as_view(), name="history"),
     path("notifications", NotificationListApi.as_view(), name="notifications"),
     path("notifications/<int:notification_id>/read", NotificationReadApi.as_view(), name="notification-read"),

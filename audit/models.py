@@ -74,6 +74,10 @@ class AuditEvent(AppendOnlyModel):
     source_ip = models.CharField(max_length=45, blank=True)
     latency_ms = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The person an event is about when they are not its actor (a partner's decision about a
+    # resident's car or face): their pseudonymous ref, so their own history can find it. An
+    # index for that lookup, not part of the sealed leaf (audit.canonical.FIELDS).
+    subject_ref = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         db_table = "audit_event"
@@ -81,6 +85,8 @@ class AuditEvent(AppendOnlyModel):
             models.Index(fields=["company_id", "occurred_at"], name="audit_event_company_time"),
             models.Index(fields=["request_id"], name="audit_event_request_id"),
             models.Index(fields=["action", "occurred_at"], name="audit_event_action_time"),
+            models.Index(fields=["subject_ref", "occurred_at"], condition=~Q(subject_ref=""),
+                          name="audit_event_subject_time"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(actor_kind__in=ActorKind.values), name="audit_event_actor_kind"),
@@ -90,6 +96,7 @@ class AuditEvent(AppendOnlyModel):
             models.CheckConstraint(condition=Q(object_type__regex=REASON_PATTERN), name="audit_event_object_type"),
             models.CheckConstraint(condition=Q(object_ref__regex=REF_PATTERN), name="audit_event_object_ref"),
             models.CheckConstraint(condition=Q(device_ref__regex=REF_PATTERN), name="audit_event_device_ref"),
+            models.CheckConstraint(condition=Q(subject_ref__regex=REF_PATTERN), name="audit_event_subject_ref"),
             models.CheckConstraint(condition=Q(request_id__regex=REF_PATTERN), name="audit_event_request_id"),
             models.CheckConstraint(condition=Q(reason__regex=REASON_PATTERN), name="audit_event_reason"),
             models.CheckConstraint(condition=Q(source_ip__regex=IP_PATTERN), name="audit_event_source_ip"),

@@ -130,11 +130,14 @@ def record(
     source_ip: str | None = None,
     latency_ms: float | None = None,
     http_status: int | None = None,
+    subject_ref: str = "",
 ) -> AuditEvent:
     """Append one audit event, inside the caller's transaction (it rolls back with it).
 
+    `subject_ref`: the pseudonymous ref of the person the event is about when they are not the
+    actor (kept for their own history; not part of the sealed leaf).
     Checks: action/outcome/actor_kind from the fixed vocabulary; refs (`actor_ref`,
-    `object_ref`, `device_ref`, `request_id`) match `[A-Za-z0-9:._-]{0,64}`; `reason` and
+    `object_ref`, `device_ref`, `request_id`, `subject_ref`) match `[A-Za-z0-9:._-]{0,64}`; `reason` and
     `object_type` are codes `[a-z0-9_.]{0,64}`; ids are non-negative integers; `source_ip`
     parses as an IP; `latency_ms` is finite and >= 0 (kept to the microsecond);
     `http_status` is 100..599. Anything else raises ValueError, so free text (names, phones,
@@ -161,6 +164,7 @@ def record(
         source_ip=_ip(source_ip),
         latency_ms=_latency(latency_ms),
         http_status=_status(http_status),
+        subject_ref=_ref(subject_ref, "subject_ref"),
     ))
 
 

@@ -17,6 +17,7 @@ from consent.models import Consent, ConsentText, DeletionReceipt, FaceEnrolment
 from consent.services import consent_revoke, consent_text_publish
 from core.portal.isolation import CompanyScopedAdminMixin
 from core.portal.readonly import ReadOnlyAdminMixin
+from core.portal.service_forms import ServiceBackedAdminMixin
 
 EXPORT_FIELDS = ("id", "resident_id", "company_id", "building_id", "partner_id", "purpose", "text_sha256",
                  "channel", "granted_at", "retention_until", "revoked_at", "revoked_reason")
@@ -106,17 +107,24 @@ class DeletionReceiptAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ConsentText)
-class ConsentTextAdmin(ReadOnlyAdmin):
-    """Consent wordings: published once (add), never changed; the hash is what consents reference."""
+class ConsentTextAdmin(ServiceBackedAdminMixin, ReadOnlyAdmin):
+    """Consent wordings: published once (add), never changed; the hash is what consents reference.
+    A text names its partner (the processor) and, optionally, one management company (the operator)."""
 
-    list_display = ("version", "language", "sha256", "created_at")
+    list_display = ("version", "language", "purpose", "partner", "company_id", "sha256", "created_at")
+    list_filter = ("partner", "purpose", "language")
+    FIELDS = ("partner", "company_id", "purpose", "version", "language", "body")
+
+    def get_fields(self, request, obj=None):
+        return (*self.FIELDS, "sha256", "created_at")
 
     def get_readonly_fields(self, request, obj=None):
-        return ("version", "language", "body", "sha256", "created_at") if obj else ("sha256", "created_at")
+        return (*self.FIELDS, "sha256", "created_at") if obj else ("sha256", "created_at")
 
     def has_add_permission(self, request, obj=None):
         return request.user.has_perm("consent.add_consenttext")
 
-    def save_model(self, request, obj, form, change):
-        published = consent_text_publish(version=obj.version, body=obj.body, language=obj.language)
-        obj.pk, obj.sha256, obj.created_at = published.pk, published.sha256, published.created_at
+    def service_save(self, request, current, data: dict, change: bool):
+        return consent_text_publish(version=data["version"], body=data["body"], language=data["language"],
+                                    partner=data.get("partner"), company_id=data.get("company_id"),
+                                    purpose=data["purpose"])

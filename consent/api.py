@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
-from django.utils.module_loading import import_string
+from django.utils.cache import patch_vary_headers
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -15,15 +15,19 @@ from rest_framework.views import APIView
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from consent import selectors, services
-from consent.models import Consent, ConsentText
+from consent.data_export import data_export_build, data_export_sections
+from consent.models import FACE_PURPOSE, Consent, ConsentText
 from consent.photos import PhotoRejected
 from consent.receipts import consent_receipt, receipt_keyring
 from consent.uploads import InMemoryOnlyUploadHandler
 from core.api.permissions import MissingScope, scope_required
+from core.api.schema import problems
 from core.crypto.signing import public_key_pem
 from core.http.client_ip import client_ip
 from core.security.identifiers import user_ref
 from partners.models import Partner
+
+DEFAULT_TEXT_LANGUAGE = "ru"  # the residents' language
 
 
 class NotAResident(exceptions.PermissionDenied):
@@ -75,8 +79,92 @@ def resident_of(request):
         raise NotAResident() from None
 
 
+# Codes of consent.services' ValidationErrors that concern one input field.
+_ERROR_FIELDS = {"text_not_applicable": "text_sha256"}
+
+
 def _validation(error: DjangoValidationError):
-    return exceptions.ValidationError({"non_field_errors": [error.messages[0]]}, code=error.code)
+    field = _ERROR_FIELDS.get(error.code, "non_field_errors")
+    return exceptions.ValidationError({field: [serializers.ErrorDetail(error.messages[0], code=error.code)]})
+
+
+class ConsentTextNotFound(exceptions.NotFound):
+    problem_code = "consent-text-not-found"
+    default_detail = "There is no consent text for this partner, purpose and language."
+
+
+def accepted_languages(header: str) -> list[str]:
+    """Primary language subtags of an Accept-Language header, most preferred first (q=0 dropped)."""
+    ranked = []
+    for position, item in enumerate(header.split(",")):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        primary = tag.strip().split("-")[0].lower()
+        if primary and primary != "*" and quality > 0:
+            ranked.append((-quality, position, primary))
+    return [primary for _q, _p, primary in sorted(ranked)]
+
+
+class ConsentTextApi(APIView):
+    """The consent text the app shows before `POST consents`, and its SHA-256 to send back.
+
+    One text per partner and purpose (optionally per management company), in Russian and
+    English: `?language=` picks one (404 if the text has no such translation), else the first
+    language of `Accept-Language` it has, else Russian. A partner that does not process faces
+    for your management company is 404 like an unknown one."""
+
+    permission_classes = [ReadScope]
+
+    class FilterSerializer(serializers.Serializer):
+        partner = serializers.IntegerField(min_value=1, help_text="The partner that will process your face")
+        purpose = serializers.CharField(max_length=32, default=FACE_PURPOSE,
+                                        help_text=f"What the consent is for (default {FACE_PURPOSE})")
+        language = serializers.ChoiceField(choices=[code for code, _name in settings.LANGUAGES], required=False,
+                                           help_text="Overrides Accept-Language")
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ConsentText"
+
+        partner = serializers.IntegerField()
+        partner_name = serializers.CharField()
+        purpose = serializers.CharField()
+        version = serializers.CharField(source="text.version")
+        language = serializers.CharField(source="text.language")
+        body = serializers.CharField(source="text.body", help_text="Show exactly this text")
+        sha256 = serializers.CharField(source="text.sha256", help_text="Send it as `text_sha256` to POST consents")
+        published_at = serializers.DateTimeField(source="text.created_at")
+        languages = serializers.ListField(child=serializers.CharField(), help_text="Translations of this text")
+
+    @extend_schema(
+        operation_id="consent_texts_retrieve", tags=["consent"], parameters=[FilterSerializer],
+        responses={200: OutputSerializer, **problems(400, 401, 403, 404, s404="No text for this partner, purpose "
+                                                      "and language, or the partner does not process your faces")},
+    )
+    def get(self, request):
+        resident = resident_of(request)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        params = filters.validated_data
+        wanted = [params["language"]] if "language" in params else [
+            *accepted_languages(request.headers.get("Accept-Language", "")), DEFAULT_TEXT_LANGUAGE]
+        current = selectors.consent_text_current(partner_id=params["partner"], company_id=resident.company_id,
+                                                 purpose=params["purpose"], languages=wanted)
+        if current is None or ("language" in params and current.text.language != params["language"]):
+            raise ConsentTextNotFound()
+        data = {"partner": current.partner.pk, "partner_name": current.partner.name, "purpose": params["purpose"],
+                "text": current.text, "languages": list(current.languages)}
+        response = Response(self.OutputSerializer(data).data)
+        response["Content-Language"] = current.text.language
+        patch_vary_headers(response, ["Accept-Language"])
+        return response
 
 
 class ConsentOutput(serializers.Serializer):
@@ -118,8 +206,10 @@ class ConsentListApi(APIView):
         consents = selectors.consent_list(resident_id=resident.pk)
         return Response(ConsentOutput(consents, many=True).data)
 
-    @extend_schema(request=ConsentGiveInputSerializer, responses={201: ConsentOutput}, operation_id="consents_give",
-                   tags=["consent"])
+    @extend_schema(request=ConsentGiveInputSerializer, operation_id="consents_give", tags=["consent"],
+                   responses={201: ConsentOutput, **problems(
+                       400, 401, 403, s400="Invalid request; `text_sha256` unknown (`does_not_exist`) or not a "
+                                           "text for this partner and purpose (`text_not_applicable`)")})
     def post(self, request):
         resident = resident_of(request)
         data = self.ConsentGiveInputSerializer(data=request.data)
@@ -225,8 +315,10 @@ class FaceEnrolmentApi(APIView):
         resident = resident_of(request)
         return Response(EnrolmentOutput(selectors.enrolment_list(resident_id=resident.pk), many=True).data)
 
-    @extend_schema(request=None, responses={202: EnrolmentOutput}, operation_id="biometrics_face_enrol",
-                   tags=["consent"])
+    @extend_schema(request=None, operation_id="biometrics_face_enrol", tags=["consent"],
+                   responses={202: EnrolmentOutput, **problems(
+                       400, 401, 403, 409, 413, 415,
+                       s413="The photo is larger than FACE_PHOTO_MAX_BYTES (`/problems/photo-too-large`)")})
     def post(self, request):
         resident = resident_of(request)
         photo = request.data.get("photo")  # parses the body (if authentication has not already)
@@ -253,32 +345,32 @@ class FaceEnrolmentApi(APIView):
         return Response(EnrolmentOutput(enrolment).data, status=status.HTTP_202_ACCEPTED)
 
 
+class DataExportOutput(serializers.Serializer):
+    """The export's schema: one property per registered section (consent.data_export)."""
+
+    class Meta:
+        ref_name = "DataExport"
+
+    def get_fields(self):
+        return {section.name: serializers.JSONField(help_text=section.description, read_only=True)
+                for section in data_export_sections()}
+
+
 class DataExportApi(APIView):
-    """Right of access: everything this service holds about you, readable (JSON)."""
+    """Right of access: everything this service holds about you, readable (JSON).
+
+    One property per section that the apps register (consent.data_export): your profile,
+    residencies, grants, cars, guest passes, notifications, remote opens, history, consents and
+    the texts agreed to, face enrolments and deletion receipts. Personal data in clear, never a
+    secret, token or ciphertext. Recorded as `resident.data_export`."""
 
     permission_classes = [ReadScope]
 
-    @extend_schema(responses=dict, operation_id="me_data_export", tags=["me"])
+    @extend_schema(responses={200: DataExportOutput, **problems(401, 403)}, operation_id="me_data_export",
+                   tags=["me"])
     def get(self, request):
         resident = resident_of(request)
-        consents = selectors.consent_list(resident_id=resident.pk)
-        receipts = selectors.deletion_receipts_for(resident_id=resident.pk)
-        data = {
-            "resident": {
-                "ref": user_ref(request.user), "full_name": resident.full_name, "phone": resident.phone,
-                "email": resident.email, "company": resident.company_id, "created_at": resident.created_at,
-            },
-            "consents": ConsentOutput(consents, many=True).data,
-            "consent_texts": {c.text.sha256: {"version": c.text.version, "language": c.text.language,
-                                              "body": c.text.body} for c in consents},
-            "face_enrolments": EnrolmentOutput(selectors.enrolment_list(resident_id=resident.pk), many=True).data,
-            "deletion_receipts": [
-                {"partner": r.partner_id, "deletion_id": r.deletion_id, "confirmed_at": r.confirmed_at}
-                for r in receipts
-            ],
-        }
-        for name, path in getattr(settings, "DATA_EXPORT_SECTIONS", {}).items():
-            data[name] = import_string(path)(resident=resident)
+        data = data_export_build(resident_id=resident.pk)
         record(
             action=Action.RESIDENT_DATA_EXPORT, outcome=Outcome.SUCCESS, actor_kind=ActorKind.RESIDENT,
             actor_ref=user_ref(request.user), object_type="resident", company_id=resident.company_id,

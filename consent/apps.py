@@ -6,8 +6,11 @@ class ConsentConfig(AppConfig):
     name = "consent"
 
     def ready(self):
+        from consent.data_export import register_consent_sections
         from consent.receivers import on_outbox_delivered, on_partner_event
         from partners.signals import outbox_delivered, partner_event_received
+
+        register_consent_sections()
 
         outbox_delivered.connect(on_outbox_delivered, dispatch_uid="consent.on_outbox_delivered")
         partner_event_received.connect(on_partner_event, dispatch_uid="consent.on_partner_event")

@@ -16,11 +16,32 @@ from django.utils import timezone
 FACE_PURPOSE = "face_access"
 
 
+class ConsentPurpose(models.TextChoices):
+    FACE_ACCESS = FACE_PURPOSE, "face recognition for access"
+
+
 class ConsentText(models.Model):
-    """The exact wording shown to the resident, stored once and referenced by its SHA-256."""
+    """The exact wording shown to the resident, stored once and referenced by its SHA-256.
+
+    A text is for one purpose and, normally, one partner (152-FZ: the consent names the
+    processor) - optionally for one management company too (it names the operator). A text
+    without a partner applies to every partner (kept for wordings published before texts
+    were per partner). The current text for a (partner, company, purpose, language) is the
+    newest of the most specific scope that has any: partner and company, else partner, else
+    none (consent.selectors.consent_text_current).
+    """
 
     version = models.CharField(max_length=32)
     language = models.CharField(max_length=8, default="ru")
+    purpose = models.CharField(max_length=32, choices=ConsentPurpose.choices, default=ConsentPurpose.FACE_ACCESS)
+    partner = models.ForeignKey(
+        "partners.Partner", on_delete=models.PROTECT, null=True, blank=True, related_name="consent_texts",
+        help_text="The partner (processor) the text names; empty: any partner",
+    )
+    company_id = models.PositiveBigIntegerField(
+        null=True, blank=True, db_index=True,
+        help_text="The management company (operator) the text names; empty: any company of the partner",
+    )
     body = models.TextField()
     sha256 = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -28,7 +49,25 @@ class ConsentText(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["version", "language"], name="consent_text_version_language_unique"),
+            models.UniqueConstraint(
+                fields=["partner", "company_id", "purpose", "version", "language"],
+                condition=Q(partner__isnull=False, company_id__isnull=False),
+                name="consent_text_company_version_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["partner", "purpose", "version", "language"],
+                condition=Q(partner__isnull=False, company_id__isnull=True),
+                name="consent_text_partner_version_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["purpose", "version", "language"], condition=Q(partner__isnull=True),
+                name="consent_text_version_language_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(company_id__isnull=True) | Q(partner__isnull=False),
+                name="consent_text_company_needs_partner",
+                violation_error_message="A text for one company names its partner too.",
+            ),
         ]
 
     def __str__(self):
@@ -52,8 +91,7 @@ class Consent(models.Model):
         APP = "app", "app"
         ADMIN = "admin", "admin"
 
-    class Purpose(models.TextChoices):
-        FACE_ACCESS = FACE_PURPOSE, "face recognition for access"
+    Purpose = ConsentPurpose
 
     class RevokedReason(models.TextChoices):
         RESIDENT = "resident", "revoked by the resident"

@@ -12,6 +12,7 @@ from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
+REENCODE_QUALITIES = (92, 85, 75, 60)
 
 
 class PhotoRejected(Exception):
@@ -34,7 +35,10 @@ class CleanPhoto:
 def clean_face_photo(data: bytes, *, declared_content_type: str = "") -> CleanPhoto:
     """Validate a face photo and return it re-encoded as metadata-free JPEG.
 
-    Raises PhotoRejected: 413 `too_large` over FACE_PHOTO_MAX_BYTES; 415 `unsupported_type`
+    The returned JPEG is at most FACE_PHOTO_MAX_BYTES too (re-encoded at a lower quality if
+    need be), so whatever is accepted here fits the partner's JWE limits.
+    Raises PhotoRejected: 413 `too_large` over FACE_PHOTO_MAX_BYTES (or if even the re-encoded
+    JPEG at the lowest quality is larger); 415 `unsupported_type`
     for anything but JPEG/PNG (by content, not by the declared type); 400 `undecodable`,
     `too_small`, `too_big_dimensions` or `decompression_bomb`.
     """
@@ -69,9 +73,25 @@ def clean_face_photo(data: bytes, *, declared_content_type: str = "") -> CleanPh
     min_side = settings.FACE_PHOTO_MIN_SIDE_PX
     if width < min_side or height < min_side:
         raise PhotoRejected(400, "too_small", f"The photo is {width}×{height} px; at least {min_side} px per side.")
-    out = io.BytesIO()
-    rgb.save(out, format="JPEG", quality=92, optimize=True)
-    return CleanPhoto(jpeg=out.getvalue(), width=width, height=height)
+    jpeg = _reencode_within(rgb, settings.FACE_PHOTO_MAX_BYTES)
+    if jpeg is None:
+        raise PhotoRejected(
+            413, "too_large",
+            f"The photo does not fit in {settings.FACE_PHOTO_MAX_BYTES} bytes even re-encoded; send a smaller one.",
+        )
+    return CleanPhoto(jpeg=jpeg, width=width, height=height)
+
+
+def _reencode_within(rgb: Image.Image, max_bytes: int) -> bytes | None:
+    """The image as a fresh JPEG of at most `max_bytes` (what is encrypted to the partner, whose
+    JWE limits are derived from the same number): the first of REENCODE_QUALITIES that fits -
+    re-encoding a grainy photo at a higher quality than it was saved with can make it larger."""
+    for quality in REENCODE_QUALITIES:
+        out = io.BytesIO()
+        rgb.save(out, format="JPEG", quality=quality, optimize=True)
+        if out.tell() <= max_bytes:
+            return out.getvalue()
+    return None
 
 
 def image_format_unknown(data: bytes) -> bool:

@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import hashlib
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -20,11 +21,11 @@ from audit.services import record
 from consent.encryption import encrypt_for_partner
 from consent.models import FACE_PURPOSE, Consent, ConsentText, FaceEnrolment
 from consent.photos import clean_face_photo
-from consent.selectors import consents_due_for_expiry
+from consent.selectors import consent_text_applies, consents_due_for_expiry, face_contracts
 from consent.signals import face_subjects_revoked
 from consent.subjects import pairwise_subject_id
 from core.security.identifiers import user_ref
-from partners.models import OutboxMessage, Partner, PartnerContract
+from partners.models import OutboxMessage, Partner
 from partners.outbound_events import partner_event_enqueue
 from partners.outbox.services import outbox_enqueue
 from partners.selectors import current_credentials
@@ -57,11 +58,32 @@ def subject_id_for(*, partner_id: int, resident_id: int) -> str:
     return pairwise_subject_id(subject_key=credentials.subject_key_bytes(), resident_id=resident_id)
 
 
-def consent_text_publish(*, version: str, body: str, language: str = "ru") -> ConsentText:
-    """Store a consent wording once (idempotent by its SHA-256)."""
+def consent_text_publish(*, version: str, body: str, language: str = "ru", partner: Partner | None = None,
+                         company_id: int | None = None, purpose: str = FACE_PURPOSE) -> ConsentText:
+    """Store a consent wording once (idempotent by its SHA-256) for `purpose`, naming `partner`
+    (None: any partner) and optionally one management company.
+
+    Checks (ValidationError): `language` is one of LANGUAGES; `purpose` is known; a company
+    needs a partner; the same wording already published for another scope
+    (`text_published_elsewhere`: a text names its partner and company, so it cannot be shared).
+    """
+    if language not in dict(settings.LANGUAGES):
+        raise ValidationError(f"Language must be one of {', '.join(dict(settings.LANGUAGES))}.", code="bad_language")
+    if purpose not in Consent.Purpose.values:
+        raise ValidationError("Unknown purpose.", code="bad_purpose")
+    partner_id = partner.pk if partner is not None else None
     digest = hashlib.sha256(body.encode()).hexdigest()
     existing = ConsentText.objects.filter(sha256=digest).first()
-    return existing or ConsentText.objects.create(version=version, body=body, language=language)
+    if existing is not None:
+        if (existing.partner_id, existing.company_id, existing.purpose) != (partner_id, company_id, purpose):
+            raise ValidationError("This wording is already published for another partner, company or purpose.",
+                                  code="text_published_elsewhere")
+        return existing
+    text = ConsentText(version=version, body=body, language=language, partner=partner, company_id=company_id,
+                       purpose=purpose)
+    text.full_clean(exclude=["sha256"])
+    text.save()
+    return text
 
 
 @transaction.atomic
@@ -73,18 +95,23 @@ def consent_give(
     """Record a resident's consent to face processing by `partner`.
 
     Checks: the partner is usable and has an active contract with the resident's company that
-    allows face recognition (covering `building_id` if given); retention ends in the future and
+    allows face recognition (covering `building_id` if given); `text` is a text for this partner
+    (or any partner), this company (or any) and face recognition (`text_not_applicable`);
+    retention ends in the future and
     no later than the contract's retention period allows; no open consent exists already
     (ValidationError `consent_exists` - revoke first: a change is a new record). Records
     `consent.give`. The user agent is kept as a SHA-256 only.
     """
     now = timezone.now()
-    contracts = PartnerContract.objects.active(now).filter(partner=partner, company_id=company_id, allows_face=True)
+    contracts = face_contracts(partner_id=partner.pk, company_id=company_id, at=now)
     if building_id is not None:
         contracts = contracts.filter(buildings__id=building_id)
     contract = contracts.order_by("-retention_days").first()
     if not partner.is_usable or contract is None:
         raise ValidationError("This partner may not process faces for your building.", code="no_face_contract")
+    if not consent_text_applies(text=text, partner_id=partner.pk, company_id=company_id, purpose=FACE_PURPOSE):
+        raise ValidationError("This consent text is not the one for this partner and purpose.",
+                              code="text_not_applicable")
     longest = now + datetime.timedelta(days=contract.retention_days)
     retention_until = retention_until or longest
     if not now < retention_until <= longest:

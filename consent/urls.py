@@ -6,12 +6,14 @@ from consent.api import (
     ConsentListApi,
     ConsentReceiptApi,
     ConsentRevokeApi,
+    ConsentTextApi,
     DataExportApi,
     FaceEnrolmentApi,
     ReceiptKeysApi,
 )
 
 urlpatterns = [
+    path("consent-texts", ConsentTextApi.as_view(), name="consent-texts"),
     path("consents", ConsentListApi.as_view(), name="consents"),
     path("consents/<int:pk>/revoke", ConsentRevokeApi.as_view(), name="consent-revoke"),
     path("consents/<int:pk>/receipt", ConsentReceiptApi.as_view(), name="consent-receipt"),

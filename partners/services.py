@@ -296,12 +296,15 @@ def partner_reinstate(*, partner: Partner, actor) -> Partner:
     """A security admin lifts a suspension (the partner then fetches new tokens).
 
     Raises PermissionDenied unless `actor` has the security-admin role (or is a superuser);
-    nothing changes then. Records `security.partner_reinstated` and sends `partner_reinstated`
-    (the access app resolves the partner's open security alerts: resolved_at, resolved_by =
-    the admin's pseudonymous ref)."""
+    nothing changes then. Expires the partner's tokens once more: one issued while it was
+    suspended carries no scope, and a 401 (not a 403) tells the partner to fetch a new one.
+    Records `security.partner_reinstated` and sends `partner_reinstated` (the access app
+    resolves the partner's open security alerts: resolved_at, resolved_by = the admin's
+    pseudonymous ref)."""
     if not (actor.is_superuser or has_role(actor, SECURITY_ADMIN)):
         raise PermissionDenied("Only a security admin reinstates a partner.")
     Partner.objects.filter(pk=partner.pk).update(suspended_at=None)
+    partner_tokens_revoke(partner_id=partner.pk)
     partner.suspended_at = None
     partner_reinstated.send(sender=Partner, partner_id=partner.pk, actor_ref=user_ref(actor))
     record(action=Action.SECURITY_PARTNER_REINSTATED, outcome=Outcome.SUCCESS, actor_kind=ActorKind.STAFF,

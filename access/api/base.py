@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.views import APIView
 
 from access.resident_selectors import resident_of, rule_denied
 from core.api.permissions import MissingScope
+from core.api.schema import paginated, problems  # noqa: F401 - the views' schema helpers
 from core.http.client_ip import client_ip
 from core.ratelimit import Limit, hit
 
@@ -30,50 +30,6 @@ def rate_limit(key: str, per_minute: int) -> None:
     wait = hit(key, Limit(count=per_minute, window_s=60))
     if wait is not None:
         raise RateLimited(wait=wait)
-
-
-ProblemSerializer = inline_serializer(
-    "Problem",
-    fields={
-        "type": serializers.CharField(help_text="e.g. /problems/missing-scope, /problems/outside-schedule"),
-        "title": serializers.CharField(),
-        "status": serializers.IntegerField(),
-        "detail": serializers.CharField(),
-        "instance": serializers.CharField(required=False),
-        "request_id": serializers.CharField(required=False),
-    },
-)
-
-
-def paginated(serializer_class, name: str):
-    """The schema of a StandardPagination page of `serializer_class` items."""
-    return inline_serializer(
-        name,
-        fields={
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": serializer_class(many=True),
-        },
-    )
-
-
-def problems(*statuses: int) -> dict:
-    """drf-spectacular `responses` entries for problem documents."""
-    texts = {
-        400: "Invalid request (`errors` lists field, code, detail)",
-        401: "No or invalid access token",
-        403: "Missing scope (`/problems/missing-scope`, `required_scope`) or a rule failed (`reason`)",
-        404: "Not found - or not yours",
-        409: "Conflict",
-        422: "Idempotency-Key reused for another device",
-        429: "Rate limit; see Retry-After",
-        503: "Partner platform unavailable; see Retry-After",
-    }
-    return {
-        (status, "application/problem+json"): OpenApiResponse(ProblemSerializer, description=texts[status])
-        for status in statuses
-    }
 
 
 class ResidentApi(APIView):

@@ -5,6 +5,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from access.api.base import ResidentApi, paginated, problems
+from access.models import GuestPass
 from access.plates import PlateField
 from access.resident_selectors import device_for_resident, guest_pass_for_resident, guest_passes_for_resident
 from access.services.guest_passes import guest_pass_create, guest_pass_revoke
@@ -27,6 +28,8 @@ class GuestPassOutputSerializer(serializers.Serializer):
     used_at = serializers.DateTimeField(allow_null=True)
     revoked_at = serializers.DateTimeField(allow_null=True)
     active = serializers.BooleanField(source="is_active")
+    status = serializers.ChoiceField(source="state", choices=GuestPass.State.choices,
+                                     help_text="scheduled, active, used, expired or revoked")
 
 
 class GuestPassListCreateApi(ResidentApi):
@@ -68,7 +71,10 @@ class GuestPassListCreateApi(ResidentApi):
 
 
 class GuestPassDetailApi(ResidentApi):
-    required_scopes = {"GET": SCOPES, "DELETE": SCOPES}
+    """A pass stays readable for good, with its status; revoke it with POST .../revoke (DELETE is
+    405: nothing is deleted)."""
+
+    required_scopes = {"GET": SCOPES}
 
     @extend_schema(operation_id="guest_passes_retrieve", tags=["guest-passes"],
                    responses={200: GuestPassOutputSerializer, **problems(401, 403, 404, 429)})
@@ -76,9 +82,13 @@ class GuestPassDetailApi(ResidentApi):
         guest_pass = guest_pass_for_resident(resident=self.resident, pass_id=pass_id)
         return Response(GuestPassOutputSerializer(guest_pass).data)
 
-    @extend_schema(operation_id="guest_passes_revoke", tags=["guest-passes"], summary="Revoke a guest pass",
-                   responses={204: None, **problems(401, 403, 404, 429)})
-    def delete(self, request, pass_id: int):
+
+class GuestPassRevokeApi(ResidentApi):
+    required_scopes = {"POST": SCOPES}
+
+    @extend_schema(operation_id="guest_passes_revoke", tags=["guest-passes"], request=None,
+                   summary="Revoke a guest pass (idempotent: a revoked pass is returned as it is)",
+                   responses={200: GuestPassOutputSerializer, **problems(401, 403, 404, 429)})
+    def post(self, request, pass_id: int):
         guest_pass = guest_pass_for_resident(resident=self.resident, pass_id=pass_id)
-        guest_pass_revoke(guest_pass=guest_pass, actor=request.user)
-        return Response(status=204)
+        return Response(GuestPassOutputSerializer(guest_pass_revoke(guest_pass=guest_pass, actor=request.user)).data)

@@ -11,9 +11,10 @@ from core.api.pagination import StandardPagination
 
 
 class HistoryListApi(ResidentApi):
-    """Opens, video sessions, changes of your cars and guest passes, and access decisions about
-    your cars; newest first, paginated. `since`/`until` are ISO dates or date-times (until is
-    exclusive; a date means its start in UTC); `device_id` one of your devices."""
+    """Opens, video sessions, changes of your cars and guest passes, and partners' access
+    decisions about your cars, your face and your guests' passes; newest first, paginated.
+    `since`/`until` are ISO dates or date-times (until is exclusive; a date means its start in
+    UTC); `device_id` one of your devices."""
 
     required_scopes = {"GET": ("history:read",)}
 

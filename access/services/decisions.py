@@ -26,6 +26,7 @@ from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from consent.selectors import face_consent_ends, resident_id_for_subject
 from core.cache.versioned import VersionedCache
+from core.security.identifiers import pseudonymous_ref
 from partners.models import Partner, PartnerContract
 
 CREDENTIAL_TYPES = ("plate", "face")
@@ -238,7 +239,9 @@ def access_decide(
     Before anything is used up or recorded, the decision is counted against the partner's rate
     limit and in the anomaly windows (access.anomalies.decision_admit; an unknown device too):
     over the limit, DecisionRateExceeded and nothing else happens.
-    Records one `access.decision` audit event (no personal data). `observed_at` is the
+    Records one `access.decision` audit event (no personal data; `subject_ref` is the
+    pseudonymous ref of the resident the credential resolved to - the car's owner, the guest
+    pass's host, the face's subject - so their history shows it). `observed_at` is the
     partner's clock, kept for its own logs; validity is judged on ours.
     """
     started = time.perf_counter()
@@ -295,5 +298,6 @@ def _decided(evaluation: _Evaluation, now, *, partner, device, request_id, sourc
         request_id=request_id or None,
         source_ip=source_ip,
         latency_ms=(time.perf_counter() - started) * 1000,
+        subject_ref=pseudonymous_ref("resident", evaluation.resident_id) if evaluation.resident_id else "",
     )
     return decision

@@ -2,7 +2,10 @@
 
 Registered clients come from ``--clients-file`` (JSON ``{client_id: secret}``), else the
 environment variable ``SANDBOX_CLIENTS`` (same JSON), else ``smarthome`` / ``sandbox-secret``.
-Port 0 picks a free port; the one line printed on start tells which.
+Port 0 picks a free port; the one line printed on start tells which. The face photo limit
+(``--face-photo-max-bytes``) defaults to the environment's ``FACE_PHOTO_MAX_BYTES`` - the same
+variable, and the same default, as the service's - so the sandbox accepts every photo the
+service accepts.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import signal
 import sys
 import threading
 from pathlib import Path
+
+from partners.face_jwe import DEFAULT_FACE_PHOTO_MAX_BYTES
 
 from .oauth import DEFAULT_CLIENTS
 from .server import SandboxConfig, SandboxServer
@@ -32,10 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--certs-dir", type=Path, default=Path("var/certs"), help="output of make_dev_certs")
     parser.add_argument("--token-ttl", type=int, default=300, help="access token lifetime in seconds")
     parser.add_argument("--clients-file", type=Path, help="JSON {client_id: secret}")
+    parser.add_argument(
+        "--face-photo-max-bytes", type=int,
+        help="largest face photo accepted (default: $FACE_PHOTO_MAX_BYTES, else the service's default)",
+    )
     args = parser.parse_args(argv)
 
     try:
         clients = load_clients(args.clients_file, os.environ.get("SANDBOX_CLIENTS"))
+        face_photo_max_bytes = (args.face_photo_max_bytes if args.face_photo_max_bytes is not None
+                                else face_photo_limit(os.environ.get("FACE_PHOTO_MAX_BYTES")))
         server = SandboxServer(
             SandboxConfig(
                 certs_dir=args.certs_dir,
@@ -44,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                 port=args.port,
                 control_port=args.control_port,
                 token_ttl_s=args.token_ttl,
+                face_photo_max_bytes=face_photo_max_bytes,
             )
         )
         server.start()
@@ -79,6 +91,16 @@ def load_clients(clients_file: Path | None, env_value: str | None) -> dict[str, 
     ):
         raise ValueError(f"{source} must be a non-empty JSON object of client id -> secret strings")
     return clients
+
+
+def face_photo_limit(env_value: str | None) -> int:
+    """The service's FACE_PHOTO_MAX_BYTES as the environment sets it, else its default."""
+    if not env_value:
+        return DEFAULT_FACE_PHOTO_MAX_BYTES
+    try:
+        return int(env_value)
+    except ValueError:
+        raise ValueError("FACE_PHOTO_MAX_BYTES is not a number of bytes") from None
 
 
 if __name__ == "__main__":

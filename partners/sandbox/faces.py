@@ -3,7 +3,9 @@
 The key is chosen by the JWE header ``alg``: ``ECDH-ES+A256KW`` uses the partner's EC P-256
 key (``partner-jwe.key``), ``RSA-OAEP-256`` its RSA key (``partner-jwe-rsa.key``); content
 encryption must be ``A256GCM``. Anything else, or anything that fails to decrypt, is
-`Undecryptable`.
+`Undecryptable`. Size limits are those of `partners.face_jwe` for the photo limit the sandbox
+runs with (``--face-photo-max-bytes``, by default the service's FACE_PHOTO_MAX_BYTES), so it
+accepts every photo the service accepts.
 """
 
 from __future__ import annotations
@@ -12,23 +14,33 @@ import base64
 import json
 
 from joserfc import jwe
-from joserfc.errors import JoseError
+from joserfc.errors import ExceededSizeError, JoseError
 from joserfc.jwk import ECKey, RSAKey
 
-CONTENT_ENCRYPTION = "A256GCM"
+from partners.face_jwe import CONTENT_ENCRYPTION, DEFAULT_FACE_PHOTO_MAX_BYTES, face_jwe_registry
 
 
 class Undecryptable(Exception):
     pass
 
 
+class PhotoTooLarge(Undecryptable):
+    """Larger than the photo limit: the service would never have sent it."""
+
+
 class FaceKeys:
     """The partner's private keys that face photos are encrypted to."""
 
-    def __init__(self, ec_key_pem: bytes, rsa_key_pem: bytes):
+    def __init__(self, ec_key_pem: bytes, rsa_key_pem: bytes, *,
+                 max_photo_bytes: int = DEFAULT_FACE_PHOTO_MAX_BYTES):
         self._keys = {
             "ECDH-ES+A256KW": ECKey.import_key(ec_key_pem),
             "RSA-OAEP-256": RSAKey.import_key(rsa_key_pem),
+        }
+        self.max_photo_bytes = max_photo_bytes
+        # One registry per algorithm: a JWE is opened only with the key its header names.
+        self._registries = {
+            alg: face_jwe_registry(max_photo_bytes=max_photo_bytes, algorithms=(alg,)) for alg in self._keys
         }
 
     def decrypt(self, compact: str) -> bytes:
@@ -38,10 +50,10 @@ class FaceKeys:
         key = self._keys.get(alg)
         if key is None or header.get("enc") != CONTENT_ENCRYPTION:
             raise Undecryptable(f"unsupported alg/enc {alg!r}/{header.get('enc')!r}")
-        # An explicit registry: joserfc refuses RSA-OAEP-256 by default as "not recommended".
-        registry = jwe.JWERegistry(algorithms=[alg, CONTENT_ENCRYPTION])
         try:
-            return jwe.decrypt_compact(compact, key, registry=registry).plaintext or b""
+            return jwe.decrypt_compact(compact, key, registry=self._registries[alg]).plaintext or b""
+        except ExceededSizeError:
+            raise PhotoTooLarge(f"larger than a photo of {self.max_photo_bytes} bytes") from None
         except (JoseError, ValueError) as error:
             raise Undecryptable(type(error).__name__) from None
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from .faces import FaceKeys, Undecryptable
+from .faces import FaceKeys, PhotoTooLarge, Undecryptable
 from .routing import ApiError, Reply, Request
 from .store import (
     Allowlist,
@@ -104,6 +104,8 @@ class PartnerOperations:
             raise ApiError(400, "invalid_request", "retention_until must be in the future")
         try:
             image = self.face_keys.decrypt(compact)
+        except PhotoTooLarge as error:
+            raise ApiError(422, "undecryptable", str(error)) from None
         except Undecryptable:
             raise ApiError(422, "undecryptable") from None
         subject = call.params["subject"]

@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from partners.face_jwe import DEFAULT_FACE_PHOTO_MAX_BYTES, max_compact_length
+
 from .app import PartnerApp
 from .control_api import ControlApp
 from .faces import FaceKeys
@@ -45,7 +47,8 @@ REQUIRED_FILES = (
 )
 HANDSHAKE_TIMEOUT_S = 10
 IDLE_TIMEOUT_S = 60
-MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_BODY_BYTES = 16 * 1024 * 1024  # raised to fit the largest face photo JWE if that is larger
+BODY_OVERHEAD_BYTES = 64 * 1024  # the JSON around a face photo's JWE
 POLL_INTERVAL_S = 0.05
 
 
@@ -57,6 +60,7 @@ class SandboxConfig:
     port: int = 8443
     control_port: int = 8444
     token_ttl_s: int = 300
+    face_photo_max_bytes: int = DEFAULT_FACE_PHOTO_MAX_BYTES
 
 
 def tls_context(certs_dir: Path) -> ssl.SSLContext:
@@ -81,10 +85,12 @@ class SandboxServer:
             clients=ClientRegistry(config.clients),
             tokens=TokenAuthority((certs / "sandbox-jwt.key").read_bytes(), config.token_ttl_s),
             face_keys=FaceKeys(
-                (certs / "partner-jwe.key").read_bytes(), (certs / "partner-jwe-rsa.key").read_bytes()
+                (certs / "partner-jwe.key").read_bytes(), (certs / "partner-jwe-rsa.key").read_bytes(),
+                max_photo_bytes=config.face_photo_max_bytes,
             ),
         )
-        self.listener = PartnerListener(config.host, config.port, tls_context(certs), self.partner)
+        max_body = max(MAX_BODY_BYTES, max_compact_length(config.face_photo_max_bytes) + BODY_OVERHEAD_BYTES)
+        self.listener = PartnerListener(config.host, config.port, tls_context(certs), self.partner, max_body)
         self.link = SmarthomeLink(
             self.partner.state, (certs / "partner-client.pem", certs / "partner-client.key"), certs / "ca.pem"
         )
@@ -116,11 +122,13 @@ class SandboxServer:
 class PartnerListener:
     """The partner API's TLS listener; `set_down(True)` closes it, `set_down(False)` re-binds."""
 
-    def __init__(self, host: str, port: int, context: ssl.SSLContext, app: PartnerApp):
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, app: PartnerApp,
+                 max_body_bytes: int = MAX_BODY_BYTES):
         self.host = host
         self.port = port
         self._context = context
         self._app = app
+        self._max_body_bytes = max_body_bytes
         self._server: _HTTPServer | None = None
         self._lock = threading.Lock()
 
@@ -133,6 +141,7 @@ class PartnerListener:
                 self._server = None
             elif not down and self._server is None:
                 self._server = _HTTPServer((self.host, self.port), self._app, self._context)
+                self._server.max_body_bytes = self._max_body_bytes
                 # Port 0 asks for a free port once; every later re-bind reuses the one we got.
                 self.port = self._server.server_port
                 _serve_in_thread(self._server)
@@ -143,6 +152,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    max_body_bytes = MAX_BODY_BYTES
 
     def __init__(self, address: tuple[str, int], app, context: ssl.SSLContext | None = None):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -226,7 +236,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             length = -1
-        if not 0 <= length <= MAX_BODY_BYTES:
+        if not 0 <= length <= self.server.max_body_bytes:
             self._send(Reply(413 if length > 0 else 400, {"error": "invalid_request"}), close=True)
             return None
         body = self.rfile.read(length) if length else b""

@@ -13,6 +13,7 @@ time (control API ``PUT /_control/smarthome``): ``base_url``, and optionally ``t
 us), ``outbound_webhook_secret`` (``whsec_...`` or a list of them during a rotation: what OUR
 events to ``POST /v1/events`` must be signed with) and ``decision_timeout_s``.
 
+A 401 from our service drops the cached token: a new one is fetched and the call retried once.
 When our service cannot answer a decision (unreachable, timeout, non-2xx, malformed answer)
 the partner decides from its local allowlist, as a real barrier would.
 """
@@ -172,16 +173,37 @@ class SmarthomeLink:
     def _send(
         self, settings: dict, path: str, payload: str, headers: dict, *, timeout: float
     ) -> requests.Response:
+        """POST to our service with the cached token; on a 401 the token is dropped, a new one
+        fetched and the call sent once more (our service revokes tokens - a partner suspended and
+        reinstated must not keep presenting a dead one and fall back to its allowlist for ever)."""
         with self._session() as session:
             token = self._bearer_token(session, settings)
-            if token:
-                headers = {**headers, "Authorization": f"Bearer {token}"}
-            return session.post(
-                settings["base_url"] + path,
-                data=payload.encode(),
-                headers={**headers, "Content-Type": "application/json"},
-                timeout=(CONNECT_TIMEOUT_S, timeout),
-            )
+            response = self._post(session, settings, path, payload, headers, token, timeout)
+            if response.status_code == 401 and token:
+                self._forget_token(token)
+                response.close()
+                fresh = self._bearer_token(session, settings)
+                response = self._post(session, settings, path, payload, headers, fresh, timeout)
+            return response
+
+    @staticmethod
+    def _post(
+        session: requests.Session, settings: dict, path: str, payload: str, headers: dict, token: str | None,
+        timeout: float,
+    ) -> requests.Response:
+        if token:
+            headers = {**headers, "Authorization": f"Bearer {token}"}
+        return session.post(
+            settings["base_url"] + path,
+            data=payload.encode(),
+            headers={**headers, "Content-Type": "application/json"},
+            timeout=(CONNECT_TIMEOUT_S, timeout),
+        )
+
+    def _forget_token(self, token: str) -> None:
+        with self._lock:
+            if self._token is not None and self._token.value == token:  # not a newer one another call got
+                self._token = None
 
     def _bearer_token(self, session: requests.Session, settings: dict) -> str | None:
         if not settings.get("token_url"):

@@ -12,8 +12,10 @@ from access.reasons import DENY_REASONS, Reason
 from access.schedules import DAYS
 from audit.models import AuditEvent
 from consent.models import Consent
+from core.security.identifiers import pseudonymous_ref
 from partners.models import PartnerContract
 from tests import factories
+from tests.access.api.conftest import api as resident_api
 from tests.access.decision_scene import Scene, build_scene
 from tests.partners import partner_api
 from tests.partners.partner_api import make_partner_caller
@@ -229,3 +231,42 @@ def test_malformed_input_is_400_with_field(scene, mutate, field):
 def test_non_object_bodies_are_400(scene, raw):
     response = scene.caller.client.post(URL, raw, content_type="application/json", **scene.caller.headers())
     assert response.status_code == 400, response.content
+
+
+def test_the_residents_history_shows_decisions_about_their_car_face_and_guests_only(scene):
+    """A decision names its subject (the resident's pseudonymous ref): their history lists the
+    decisions about their car, their face and their guest's pass, and nobody else's."""
+    building = scene.device.building
+    other = factories.resident(unit_=factories.unit(building_=building))
+    factories.grant(resident_=other, building_=building)
+    their_token = VehiclePlateToken.objects.get(vehicle=factories.vehicle(resident_=other),
+                                                partner=scene.caller.partner).token
+    GuestPass.objects.create(resident=scene.resident, device=scene.device, plate="А001АА77", plate_token="g" * 43,
+                             valid_from=timezone.now() - datetime.timedelta(minutes=1),
+                             valid_until=timezone.now() + datetime.timedelta(hours=1))
+    car = decided(scene)
+    face = decided(scene, kind="face")
+    guest = decided(scene, token="g" * 43)
+    decided(scene, token=their_token)
+    decided(scene, token="unknownplatetoken000")
+    AccessGrant.objects.filter(pk=scene.grant.pk).update(suspended=True)
+    denied = decided(scene)
+    assert [a["reason"] for a in (car, face, guest, denied)] == ["granted", "granted", "guest_pass", "grant_suspended"]
+
+    def decisions_in_history(resident):
+        events = resident_api(resident.user, "history:read").get("/api/v1/history").json()["results"]
+        return [(e["action"], e["object_type"], e["reason"], e["outcome"], e["device_ref"]) for e in events]
+
+    ref = scene.device.partner_device_ref
+    assert decisions_in_history(scene.resident) == [
+        ("access.decision", "access_decision", "grant_suspended", "denied", ref),
+        ("access.decision", "access_decision", "guest_pass", "success", ref),
+        ("access.decision", "access_decision", "granted", "success", ref),
+        ("access.decision", "access_decision", "granted", "success", ref),
+    ]
+    assert decisions_in_history(other) == [("access.decision", "access_decision", "granted", "success", ref)]
+    # the event names the resident only by a pseudonymous ref
+    event = AuditEvent.objects.filter(action="access.decision").order_by("id").first()
+    assert event.subject_ref == pseudonymous_ref("resident", scene.resident.pk)
+    unknown = AuditEvent.objects.get(action="access.decision", reason="unknown_credential")
+    assert unknown.subject_ref == ""

@@ -3,14 +3,19 @@ with a client-credentials token it got from our /o/token/ through the same liste
 
 
 import pytest
-from oauth2_provider.models import get_application_model
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_application_model
 
 from access.models import Device, VehiclePlateToken
 from partners import services as partner_services
 from partners.models import InboundWebhook, PartnerApplication, PartnerTokenBinding
 from tests import factories
+from tests.partners import outbox_fixtures
 
 pytestmark = [pytest.mark.partner, pytest.mark.django_db(transaction=True)]
+client_settings = outbox_fixtures.client_settings
+sandbox_partner = outbox_fixtures.sandbox_partner
+linked_sandbox_partner = outbox_fixtures.linked_sandbox_partner
 
 
 def test_sandbox_gets_a_bound_token_decides_and_sends_events(proxy, clean_sandbox, dev_pki):
@@ -51,3 +56,37 @@ def test_sandbox_gets_a_bound_token_decides_and_sends_events(proxy, clean_sandbo
                                              webhook_id=sent["webhook_id"])
     assert replay["http_status"] == 200
     assert Device.objects.get(pk=barrier.pk).online  # the replayed id was not processed again
+
+
+def test_after_reinstatement_the_sandbox_fetches_a_fresh_token(linked_sandbox_partner, clean_sandbox):
+    """Suspension revokes the partner's tokens; after a reinstatement the sandbox's cached token
+    answers 401, and the sandbox fetches a new one and retries instead of falling back to its
+    local allowlist for ever."""
+    partner = linked_sandbox_partner
+    building = factories.building()
+    factories.contract(partner_=partner, company_=building.company, buildings=[building])
+    factories.device(building_=building, partner_=partner, kind="barrier", partner_device_ref="gate-r")
+    resident = factories.resident(unit_=factories.unit(building_=building))
+    factories.grant(resident_=resident, building_=building)
+    plate = VehiclePlateToken.objects.get(vehicle=factories.vehicle(resident_=resident), partner=partner).token
+    AccessToken = get_access_token_model()
+    tokens = AccessToken.objects.filter(application__partner_binding__partner=partner)
+
+    first = clean_sandbox.control.arrival("gate-r", "plate", plate)
+    assert (first["decision"], first["reason"], first["source"]) == ("allow", "granted", "smarthome")
+    revoked = tokens.get()
+
+    partner_services.partner_suspend(partner=partner, reason="test")
+    assert not tokens.filter(expires__gt=timezone.now()).exists()
+    during = clean_sandbox.control.arrival("gate-r", "plate", plate)
+    assert during["source"] == "local_allowlist"  # refused while suspended: the barrier decides alone
+
+    partner_services.partner_reinstate(partner=partner, actor=factories.staff_user(superuser=True))
+    assert not tokens.filter(expires__gt=timezone.now()).exists()  # one got while suspended has no scope
+    after = clean_sandbox.control.arrival("gate-r", "plate", plate)
+    assert (after["decision"], after["reason"], after["source"]) == ("allow", "granted", "smarthome")
+    fresh = tokens.exclude(pk=revoked.pk)
+    assert fresh.filter(expires__gt=timezone.now()).exists()
+    assert PartnerTokenBinding.objects.filter(access_token__in=fresh).exists()  # bound to its certificate
+    again = clean_sandbox.control.arrival("gate-r", "plate", plate)
+    assert again["source"] == "smarthome"

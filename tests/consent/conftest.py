@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import os
 
 import pytest
 from django.utils import timezone
@@ -19,6 +20,7 @@ from tests.partners import outbox_fixtures
 
 client_settings = outbox_fixtures.client_settings
 sandbox_partner = outbox_fixtures.sandbox_partner
+linked_sandbox_partner = outbox_fixtures.linked_sandbox_partner
 
 TEXT = "Я даю согласие на обработку изображения моего лица для доступа в подъезд. Версия 1."
 
@@ -30,6 +32,42 @@ def make_photo(fmt="JPEG", size=(640, 480), colour=(120, 160, 200)) -> bytes:
     out = io.BytesIO()
     image.save(out, format=fmt)
     return out.getvalue()
+
+
+def grainy_photo(size=(800, 1000), quality=90) -> bytes:
+    """A photo-like JPEG that does not compress to nothing, generated afresh: a gradient under
+    strong sensor noise in each channel (about 480 KB at the default size)."""
+    base = Image.linear_gradient("L").resize(size)
+    channels = [Image.blend(base, Image.effect_noise(size, 48), 0.6) for _ in range(3)]
+    out = io.BytesIO()
+    Image.merge("RGB", channels).save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def noise_photo(size: tuple[int, int], quality: int) -> bytes:
+    """A JPEG of uniform noise: the least compressible photo there is."""
+    image = Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def photo_of_exactly(total: int) -> bytes:
+    """A valid JPEG of exactly `total` bytes: noise as large as fits, then comment (COM) segments
+    after the start-of-image marker (the intake's re-encoding drops them, like any metadata)."""
+    side = int((total / 1.2) ** 0.5)  # noise at quality 95 takes ~1.3 bytes per pixel
+    jpeg = noise_photo((side, side), 95)
+    while len(jpeg) > total - 4:
+        side = int(side * 0.9)
+        jpeg = noise_photo((side, side), 95)
+    padding, missing = [], total - len(jpeg)
+    while missing:
+        segment = min(missing, 4 + 65533)
+        if 0 < missing - segment < 4:
+            segment -= 4
+        padding.append(b"\xff\xfe" + (segment - 2).to_bytes(2, "big") + b"\0" * (segment - 4))
+        missing -= segment
+    return jpeg[:2] + b"".join(padding) + jpeg[2:]
 
 
 @pytest.fixture

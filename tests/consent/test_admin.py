@@ -57,3 +57,20 @@ def _company(consent):
     from access.models import ManagementCompany
 
     return ManagementCompany.objects.get(pk=consent.company_id)
+
+
+def test_a_superuser_publishes_a_consent_text_for_a_partner_through_the_service(client):
+    from consent.models import ConsentText
+
+    partner, other = factories.partner(), factories.partner()
+    login_verified(client, staff_user("root-texts", superuser=True))
+    form = {"partner": partner.pk, "company_id": "", "purpose": "face_access", "version": "2025-04",
+            "language": "en", "body": "I consent to face recognition by the partner."}
+    assert client.post("/admin/consent/consenttext/add/", form).status_code == 302
+    text = ConsentText.objects.get()
+    assert (text.partner, text.language, text.version) == (partner, "en", "2025-04")
+    # the same wording for another partner is a form error (a text names its partner), not a 500
+    refused = client.post("/admin/consent/consenttext/add/", {**form, "partner": other.pk, "version": "x"})
+    assert refused.status_code == 200
+    assert "already published" in refused.text
+    assert ConsentText.objects.count() == 1

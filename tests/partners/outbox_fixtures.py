@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import io
 
 import pytest
+from django.core.management import call_command
 
 from consent.encryption import encrypt_for_partner
 from partners.models import Partner
@@ -35,6 +37,23 @@ def sandbox_partner(clean_sandbox, client_settings) -> Partner:
         partner=partner, client_id=clean_sandbox.client_id, client_secret=clean_sandbox.client_secret
     )
     return partner
+
+
+@pytest.fixture
+def linked_sandbox_partner(sandbox_partner, proxy, clean_sandbox) -> Partner:
+    """`sandbox_partner` linked both ways through nginx, as `make run` links it: we call the
+    sandbox (client credentials, mTLS), it calls our partner listener with its client
+    certificate, a token from our /o/token/ (`link_sandbox`) and signed webhooks; face photos
+    are encrypted to its JWE key."""
+    pki = clean_sandbox.pki
+    partner_credentials_rotate(
+        partner=sandbox_partner, client_id=clean_sandbox.client_id, client_secret=clean_sandbox.client_secret,
+        client_cert_pem=pki["partner-client.pem"].read_text(),
+        partner_public_key_pem=pki["partner-jwe.pub.pem"].read_text(), allowed_cidrs=["127.0.0.0/8", "::1/128"],
+    )
+    call_command("link_sandbox", control_url=clean_sandbox.control.base_url,
+                 partner_url=f"https://localhost:{proxy.partner_port}", stdout=io.StringIO())
+    return sandbox_partner
 
 
 def face_payload(sandbox, subject: str = "sub_Zm9vYmFyYmF6") -> dict:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.conf import settings
 
 from partners.devcerts import generate_dev_pki
 from partners.sandbox.control import SandboxControl
@@ -79,14 +80,19 @@ def launch_sandbox(
     *,
     clients: dict[str, str] | None = None,
     token_ttl_s: int | None = None,
+    face_photo_max_bytes: int | None = None,
 ) -> Iterator[RunningSandbox]:
     """Run ``python -m partners.sandbox`` on free ports until the block ends.
 
     `clients` (client id -> secret) is written to a ``--clients-file``; the first one is the
     `RunningSandbox`'s client. Without it the sandbox's default client is used.
+    `face_photo_max_bytes` defaults to the service's FACE_PHOTO_MAX_BYTES, as in production
+    the partner is told the service's limit.
     """
+    if face_photo_max_bytes is None:
+        face_photo_max_bytes = settings.FACE_PHOTO_MAX_BYTES
     args = [sys.executable, "-m", "partners.sandbox", "--port", "0", "--control-port", "0"]
-    args += ["--certs-dir", str(pki["ca.pem"].parent)]
+    args += ["--certs-dir", str(pki["ca.pem"].parent), "--face-photo-max-bytes", str(face_photo_max_bytes)]
     if token_ttl_s is not None:
         args += ["--token-ttl", str(token_ttl_s)]
     if clients:

@@ -21,12 +21,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from access import services as access
+from access.management import demo_consent
 from access.models import AccessGrant, Building, Device, ManagementCompany, Residency, Resident, StaffMembership, Unit
+from consent import services as consent_services
+from consent.models import Consent, ConsentText, DeletionReceipt, FaceEnrolment
 from core.security import roles
 from partners import services as partners
 from partners.models import OutboxMessage, Partner, PartnerContract, PartnerCredentials
 
 COMPANY = "УК Северный квартал"
+OPERATOR_ADDRESS = "127282, г. Москва, ул. Полярная, д. 31, корп. 1, пом. 1"
 SANDBOX_SLUG = "sandbox"
 BUILDINGS = (
     ("Дом 1, корпус 1", "г. Москва, ул. Полярная, д. 31, корп. 1"),
@@ -82,6 +86,7 @@ class Command(BaseCommand):
             self._reset()
         if ManagementCompany.objects.filter(name=COMPANY).exists():
             self.stdout.write(f"seed_demo: '{COMPANY}' already exists; nothing to do (use --reset to start over)")
+            self._consent_texts_if_missing(ManagementCompany.objects.get(name=COMPANY))
             self._summary(ManagementCompany.objects.get(name=COMPANY), staff_secrets=None)
             return
         with transaction.atomic():
@@ -94,13 +99,14 @@ class Command(BaseCommand):
         company = access.company_create(name=COMPANY)
         partner = self._sandbox_partner()
         buildings = [access.building_create(company=company, name=n, address=a) for n, a in BUILDINGS]
-        partners.partner_contract_create(
+        contract = partners.partner_contract_create(
             partner=partner, company=company, buildings=buildings,
             allows_open=True, allows_video=True, allows_face=True, allows_plate=True,
             purpose="Открытие дверей и шлагбаумов жителям, видеодомофон, распознавание лиц и номеров",
             retention_days=30, agreement_ref="ДОГ-2025/017 от 01.03.2025",
             valid_from=timezone.now() - datetime.timedelta(days=1),
         )
+        self._consent_texts(company, partner, contract)
         counter = {"door": 0, "barrier": 0, "camera": 0}
 
         def device(building, kind, label, name):
@@ -132,6 +138,24 @@ class Command(BaseCommand):
         staff_secrets = [self._staff_user(username, role, company) for username, role in STAFF]
         staff_secrets.append(self._mobile_app_and_resident_login())
         return company, staff_secrets
+
+    def _consent_texts(self, company, partner, contract) -> None:
+        """The face consent text the app shows for the sandbox partner, in Russian and English."""
+        bodies = demo_consent.texts(
+            operator=f"ООО «{company.name}»", operator_address=OPERATOR_ADDRESS, partner=f"«{partner.name}»",
+            agreement=contract.agreement_ref, retention_days=contract.retention_days,
+        )
+        for language, body in bodies.items():
+            consent_services.consent_text_publish(
+                version=demo_consent.VERSION, body=body, language=language, partner=partner, company_id=company.pk,
+            )
+
+    def _consent_texts_if_missing(self, company) -> None:
+        """A demo seeded before consent texts existed gets them."""
+        contract = PartnerContract.objects.filter(company=company, partner__slug=SANDBOX_SLUG).first()
+        if contract is not None and not ConsentText.objects.filter(partner=contract.partner_id).exists():
+            with transaction.atomic():
+                self._consent_texts(company, contract.partner, contract)
 
     def _mobile_app_and_resident_login(self) -> dict:
         """The public mobile-app OAuth2 client and a password for `resident1`, for the walkthrough in docs/api.md."""
@@ -218,6 +242,10 @@ class Command(BaseCommand):
         if company is not None:
             residents = Resident.objects.filter(company=company)
             user_ids = list(residents.values_list("user_id", flat=True))
+            # the demo's consents go with it (in a real deployment they outlive the resident as evidence)
+            FaceEnrolment.objects.filter(consent__company_id=company.pk).delete()
+            Consent.objects.filter(company_id=company.pk).delete()
+            ConsentText.objects.filter(company_id=company.pk).delete()
             AccessGrant.objects.filter(residency__resident__company=company).delete()
             AccessGrant.objects.filter(resident__company=company).delete()
             Residency.objects.filter(resident__company=company).delete()
@@ -232,6 +260,8 @@ class Command(BaseCommand):
         sandbox = Partner.objects.filter(slug=SANDBOX_SLUG).first()
         if sandbox is not None and not sandbox.contracts.exists() and not sandbox.devices.exists():
             OutboxMessage.objects.filter(partner=sandbox).delete()  # its allowlist patches and events
+            DeletionReceipt.objects.filter(partner=sandbox).delete()
+            ConsentText.objects.filter(partner=sandbox).delete()
             PartnerCredentials.objects.filter(partner=sandbox).delete()
             sandbox.delete()
         TOTPDevice.objects.filter(user__username__in=usernames).delete()

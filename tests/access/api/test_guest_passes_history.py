@@ -52,13 +52,66 @@ def test_guest_pass_lifecycle(estate):
     assert client.get(f"/api/v1/guest-passes/{guest_pass.pk}").json()["active"] is False
     # a time-limited pass, revoked
     second = create_pass(client, estate.barrier).json()
-    assert client.delete(f"/api/v1/guest-passes/{second['id']}").status_code == 204
-    assert client.delete(f"/api/v1/guest-passes/{second['id']}").status_code == 204  # idempotent
+    assert client.post(f"/api/v1/guest-passes/{second['id']}/revoke").status_code == 200
+    assert client.post(f"/api/v1/guest-passes/{second['id']}/revoke").status_code == 200  # idempotent
     assert guest_pass_for_plate_token(device=estate.barrier, token=token) is None
     listed = client.get("/api/v1/guest-passes").json()["results"]
     assert {p["id"] for p in listed} == {guest_pass.pk, second["id"]}
     assert AuditEvent.objects.filter(action=Action.RESIDENT_GUEST_PASS_CREATE).count() == 2
     assert AuditEvent.objects.filter(action=Action.RESIDENT_GUEST_PASS_REVOKE).count() == 1
+
+
+def test_revocation_is_an_explicit_idempotent_action_and_the_pass_stays_readable(estate):
+    client = api(estate.resident.user, "guests:write")
+    guest_pass = create_pass(client, estate.barrier, label="курьер").json()
+    assert guest_pass["status"] == "active"
+    revoked = client.post(f"/api/v1/guest-passes/{guest_pass['id']}/revoke")
+    assert revoked.status_code == 200
+    body = revoked.json()
+    assert (body["id"], body["status"], body["active"], body["label"]) == (guest_pass["id"], "revoked", False, "курьер")
+    assert body["revoked_at"] is not None
+    again = client.post(f"/api/v1/guest-passes/{guest_pass['id']}/revoke").json()
+    assert again == body  # idempotent: the same pass, the same revocation time
+    assert AuditEvent.objects.filter(action=Action.RESIDENT_GUEST_PASS_REVOKE).count() == 1
+    shown = client.get(f"/api/v1/guest-passes/{guest_pass['id']}")
+    assert (shown.status_code, shown.json()["status"]) == (200, "revoked")
+    listed = client.get("/api/v1/guest-passes").json()["results"]
+    assert [(p["id"], p["status"]) for p in listed] == [(guest_pass["id"], "revoked")]
+
+
+def test_delete_is_not_a_guest_pass_method(estate):
+    client = api(estate.resident.user, "guests:write")
+    guest_pass = create_pass(client, estate.barrier).json()
+    response = client.delete(f"/api/v1/guest-passes/{guest_pass['id']}")
+    assert response.status_code == 405
+    assert response.json()["type"] == "/problems/method-not-allowed"
+    assert "DELETE" not in response["Allow"]
+    assert GuestPass.objects.get(pk=guest_pass["id"]).revoked_at is None
+    assert not AuditEvent.objects.filter(action=Action.RESIDENT_GUEST_PASS_REVOKE).exists()
+
+
+def test_revoke_needs_the_scope_and_your_own_pass(estate):
+    guest_pass = create_pass(api(estate.resident.user, "guests:write"), estate.barrier).json()
+    refused = api(estate.resident.user, "history:read").post(f"/api/v1/guest-passes/{guest_pass['id']}/revoke")
+    assert (refused.status_code, refused.json()["required_scope"]) == (403, "guests:write")
+    assert api().post(f"/api/v1/guest-passes/{guest_pass['id']}/revoke").status_code == 401
+    assert api(estate.other.user, "guests:write").post(
+        f"/api/v1/guest-passes/{guest_pass['id']}/revoke").status_code == 404
+    assert GuestPass.objects.get(pk=guest_pass["id"]).revoked_at is None
+
+
+def test_guest_pass_status(estate):
+    now = timezone.now()
+    client = api(estate.resident.user, "guests:write")
+    later = create_pass(client, estate.barrier, valid_from=(now + datetime.timedelta(hours=1)).isoformat()).json()
+    assert later["status"] == "scheduled"
+    once = create_pass(client, estate.barrier, one_time=True).json()
+    GuestPass.objects.filter(pk=once["id"]).update(used_at=now)
+    ended = create_pass(client, estate.barrier).json()
+    GuestPass.objects.filter(pk=ended["id"]).update(valid_from=now - datetime.timedelta(days=2),
+                                                    valid_until=now - datetime.timedelta(days=1))
+    statuses = {p["id"]: p["status"] for p in client.get("/api/v1/guest-passes").json()["results"]}
+    assert statuses == {later["id"]: "scheduled", once["id"]: "used", ended["id"]: "expired"}
 
 
 def test_guest_pass_limit_and_validation(estate, settings):
@@ -92,7 +145,7 @@ def test_guest_pass_auth_scope_foreign_and_rules(estate):
     assert (response.status_code, response.json()["errors"][0]["code"]) == (400, "does_not_exist")
     theirs = create_pass(api(estate.other.user, "guests:write"), estate.barrier).json()
     assert client.get(f"/api/v1/guest-passes/{theirs['id']}").status_code == 404
-    assert client.delete(f"/api/v1/guest-passes/{theirs['id']}").status_code == 404
+    assert client.post(f"/api/v1/guest-passes/{theirs['id']}/revoke").status_code == 404
     assert GuestPass.objects.get(pk=theirs["id"]).revoked_at is None
     PartnerContract.objects.filter(buildings=estate.barrier.building).update(allows_plate=False)
     assert create_pass(client, estate.barrier).json()["reason"] == "contract-not-covering"
