@@ -50,6 +50,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: forwarded identity headers survive only over the authenticated proxy hop.
+    "core.http.proxy.TrustedProxyMiddleware",
     "core.http.middleware.RequestIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "core.http.middleware.AccessLogMiddleware",
@@ -168,7 +170,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_H", default=1.0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0)
+# The service's one client-address rule (the trusted proxy hop), not axes' own header parsing.
+AXES_CLIENT_IP_CALLABLE = "core.http.client_ip.client_ip"
 
 OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_ACCESS_TOKEN_TTL_S", default=300),
@@ -190,6 +193,9 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "SCOPES_BACKEND_CLASS": "core.auth.oauth_scopes.ApplicationScopes",
+    # RFC 9207 `iss` of authorisation responses: the public https origin the app talks to. Unset,
+    # it is derived from the request (scheme and host as nginx forwarded them over the proxy hop).
+    "OIDC_ISS_ENDPOINT": env.str("OAUTH_ISSUER_URL", default=""),
 }
 # Confidential service clients (client id -> scopes), e.g. the gateway introspecting tokens.
 OAUTH_SERVICE_CLIENTS = env.dict("OAUTH_SERVICE_CLIENTS", cast={"value": lambda v: v.split(";")}, default={})
@@ -197,8 +203,13 @@ OAUTH_SERVICE_CLIENTS = env.dict("OAUTH_SERVICE_CLIENTS", cast={"value": lambda 
 OAUTH_SCOPE_RESOLVERS: list[str] = ["partners.authentication.partner_scopes"]
 TOKEN_RATE_PER_IP = env.str("TOKEN_RATE_PER_IP", default="30/min")
 LOGIN_RATE_PER_IP = env.str("LOGIN_RATE_PER_IP", default="20/min")
-# Proxies whose X-Forwarded-For is believed (nginx in front of gunicorn).
+# The proxy hop (core/http/proxy.py): X-Forwarded-For/-Proto and X-Client-Cert/-Verify are believed
+# only from a peer in TRUSTED_PROXY_CIDRS (or a unix socket) that presents PROXY_AUTH_SECRET in
+# X-Proxy-Auth. Without a secret, no forwarded header is believed.
 TRUSTED_PROXY_CIDRS = env.list("TRUSTED_PROXY_CIDRS", default=[])
+PROXY_AUTH_SECRET = env.str("PROXY_AUTH_SECRET", default="")
+# request.is_secure() from the proxy's X-Forwarded-Proto (removed unless the hop is trusted).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"
