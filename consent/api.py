@@ -8,9 +8,7 @@ from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
-from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
@@ -19,7 +17,7 @@ from consent.models import Consent, ConsentText
 from consent.photos import PhotoRejected
 from consent.receipts import consent_receipt
 from consent.uploads import InMemoryOnlyUploadHandler
-from core.api.permissions import MissingScope, scope_required
+from core.api.resident import ResidentApi
 from core.http.client_ip import client_ip
 from core.security.identifiers import user_ref
 from partners.models import Partner
@@ -48,23 +46,9 @@ class PhotoProblem(exceptions.APIException):
         self.problem_code = f"photo-{rejected.code.replace('_', '-')}"
 
 
-class ReadScope(BasePermission):
-    """Reads: the token needs `history:read` or `consent:write` (403 missing-scope otherwise)."""
-
-    def has_permission(self, request, view):
-        token = request.auth
-        if token is None or not hasattr(token, "allow_scopes"):
-            raise exceptions.NotAuthenticated()
-        if token.allow_scopes(["history:read"]) or token.allow_scopes(["consent:write"]):
-            return True
-        raise MissingScope("history:read")
-
-
-WriteScope = scope_required("consent:write")
-
-
-def _by_method(request):
-    return [ReadScope()] if request.method in SAFE_METHODS else [WriteScope()]
+# Reads need `history:read` or `consent:write`; writes `consent:write` (core/api/resident.py).
+READ_SCOPES = ("history:read", "consent:write")
+WRITE_SCOPES = ("consent:write",)
 
 
 def resident_of(request):
@@ -97,7 +81,7 @@ class ConsentOutput(serializers.Serializer):
         return consent.is_active()
 
 
-class ConsentListApi(APIView):
+class ConsentListApi(ResidentApi):
     """GET: your consents (history included). POST: give a consent (scope consent:write)."""
 
     class ConsentGiveInputSerializer(serializers.Serializer):
@@ -108,8 +92,7 @@ class ConsentListApi(APIView):
         building = serializers.IntegerField(required=False, allow_null=True)
         retention_until = serializers.DateTimeField(required=False)
 
-    def get_permissions(self):
-        return _by_method(self.request)
+    required_scopes = {"GET": READ_SCOPES, "POST": WRITE_SCOPES}
 
     @extend_schema(responses=ConsentOutput(many=True), operation_id="consents_list", tags=["consent"])
     def get(self, request):
@@ -142,8 +125,8 @@ def _own_consent(request, pk) -> Consent:
     return get_object_or_404(Consent.objects.select_related("text", "partner"), pk=pk, resident_id=resident.pk)
 
 
-class ConsentRevokeApi(APIView):
-    permission_classes = [WriteScope]
+class ConsentRevokeApi(ResidentApi):
+    required_scopes = {"POST": WRITE_SCOPES}
 
     @extend_schema(request=None, responses=ConsentOutput, operation_id="consents_revoke", tags=["consent"])
     def post(self, request, pk: int):
@@ -153,8 +136,8 @@ class ConsentRevokeApi(APIView):
         return Response(ConsentOutput(revoked).data)
 
 
-class ConsentReceiptApi(APIView):
-    permission_classes = [ReadScope]
+class ConsentReceiptApi(ResidentApi):
+    required_scopes = {"GET": READ_SCOPES}
 
     @extend_schema(responses=dict, operation_id="consents_receipt", tags=["consent"])
     def get(self, request, pk: int):
@@ -173,16 +156,14 @@ class EnrolmentOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class FaceEnrolmentApi(APIView):
+class FaceEnrolmentApi(ResidentApi):
     """POST multipart `photo` + `partner`: enrol your face. GET: your enrolments and their status.
 
     The upload is kept in memory only (InMemoryOnlyUploadHandler, installed before anything -
     authentication included - reads the body)."""
 
     parser_classes = [MultiPartParser]
-
-    def get_permissions(self):
-        return _by_method(self.request)
+    required_scopes = {"GET": READ_SCOPES, "POST": WRITE_SCOPES}
 
     def initialize_request(self, request, *args, **kwargs):
         self.upload_handler = InMemoryOnlyUploadHandler(request, max_bytes=settings.FACE_PHOTO_MAX_BYTES)
@@ -222,10 +203,10 @@ class FaceEnrolmentApi(APIView):
         return Response(EnrolmentOutput(enrolment).data, status=status.HTTP_202_ACCEPTED)
 
 
-class DataExportApi(APIView):
+class DataExportApi(ResidentApi):
     """Right of access: everything this service holds about you, readable (JSON)."""
 
-    permission_classes = [ReadScope]
+    required_scopes = {"GET": READ_SCOPES}
 
     @extend_schema(responses=dict, operation_id="me_data_export", tags=["me"])
     def get(self, request):

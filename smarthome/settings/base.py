@@ -289,6 +289,8 @@ LOGGING = {
 
 # Answers "which management companies may this staff user see" (see core/security/tenancy.py).
 COMPANY_RESOLVER = "access.selectors.company_ids_for_user"
+# Answers "which resident is this app user" for every resident API view (core/api/resident.py).
+RESIDENT_RESOLVER = "access.resident_selectors.resident_of"
 
 # --- biometrics
 FACE_PHOTO_MAX_BYTES = env.int("FACE_PHOTO_MAX_BYTES", default=5 * 1024 * 1024)
