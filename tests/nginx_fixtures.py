@@ -1,6 +1,10 @@
 """A real nginx in front of pytest-django's live server: public TLS and partner mTLS listeners."""
 
+import os
 import secrets
+import shutil
+import tempfile
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -19,12 +23,22 @@ def proxy_config(prefix, upstream: str, dev_pki, proxy_secret: str) -> nginx.Pro
 
 
 @pytest.fixture
-def proxy(live_server, dev_pki, tmp_path, settings):
+def nginx_prefix():
+    """A prefix nginx's workers can reach, as in a deployment: run as root, they are `nobody`, and
+    pytest's own temp directories are closed to others (a request body could not be spooled)."""
+    prefix = Path(tempfile.mkdtemp(prefix="smarthome-nginx-"))
+    os.chmod(prefix, 0o755)  # noqa: S103 - nginx's workers must reach their temp paths in it
+    yield prefix
+    shutil.rmtree(prefix, ignore_errors=True)
+
+
+@pytest.fixture
+def proxy(live_server, dev_pki, nginx_prefix, settings):
     """nginx terminating TLS for `live_server`; the service believes its headers (proxy secret shared)."""
     settings.TRUSTED_PROXY_CIDRS = ["127.0.0.1/32"]
     settings.PROXY_AUTH_SECRET = secrets.token_urlsafe(32)
     upstream = urlparse(live_server.url)
-    config = proxy_config(tmp_path / "nginx", f"127.0.0.1:{upstream.port}", dev_pki, settings.PROXY_AUTH_SECRET)
+    config = proxy_config(nginx_prefix, f"127.0.0.1:{upstream.port}", dev_pki, settings.PROXY_AUTH_SECRET)
     process = nginx.start(config)
     infra.wait_for_http(f"https://localhost:{config.public_port}/healthz", verify=str(dev_pki["ca.pem"]))
     yield config
