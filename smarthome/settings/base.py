@@ -276,11 +276,14 @@ LOGGING = {
             "formatter": "json",
             "filters": ["request_id", "redact"],
         },
+        "discard": {"class": "logging.NullHandler"},
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
-        # One JSON line per request comes from smarthome.request; Django's own is redundant.
-        "django.server": {"handlers": [], "propagate": False},
+        # One JSON line per request comes from smarthome.request; runserver's own lines (the raw
+        # request line, query string included) are dropped - with no handler at all, Python's
+        # last-resort handler would print its warnings (every 4xx) to stderr.
+        "django.server": {"handlers": ["discard"], "propagate": False},
         "django.request": {"level": "ERROR"},
         "django.security.DisallowedHost": {"level": "ERROR"},
         "axes.apps": {"level": "WARNING"},
