@@ -8,6 +8,7 @@ start without them. Every variable is listed with its default in docs/configurat
 from pathlib import Path
 
 import environ
+from csp import constants as csp
 
 from smarthome.schedule import BEAT_SCHEDULE
 
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
     "two_factor",
     "axes",
     "auditlog",
+    "csp",
     # our apps, in import order: audit <- partners <- consent <- access
     "audit",
     "partners",
@@ -60,6 +62,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Below this line: the partner API (MACHINE_LANE_PREFIXES) takes MACHINE_LANE_MIDDLEWARE instead.
     "core.http.lanes.MachineLaneMiddleware",
+    "csp.middleware.CSPMiddleware",  # the browser pages' Content-Security-Policy (CONTENT_SECURITY_POLICY)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -196,6 +199,25 @@ OAUTH2_PROVIDER = {
     # RFC 9207 `iss` of authorisation responses: the public https origin the app talks to. Unset,
     # it is derived from the request (scheme and host as nginx forwarded them over the proxy hop).
     "OIDC_ISS_ENDPOINT": env.str("OAUTH_ISSUER_URL", default=""),
+}
+# Content-Security-Policy of every page (django-csp): scripts and styles from our own origin only -
+# no inline script or style unless it carries the per-response nonce (`request.csp_nonce`), no
+# framing, forms post to us (and, after the OAuth consent, redirect to the app's own scheme).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.NONE],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF, csp.NONCE],
+        "img-src": [csp.SELF, "data:"],
+        "font-src": [csp.SELF],
+        "connect-src": [csp.SELF],
+        "form-action": [
+            csp.SELF, *(f"{scheme}:" for scheme in OAUTH2_PROVIDER["ALLOWED_REDIRECT_URI_SCHEMES"]),
+        ],
+        "frame-ancestors": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "object-src": [csp.NONE],
+    },
 }
 # Confidential service clients (client id -> scopes), e.g. the gateway introspecting tokens.
 OAUTH_SERVICE_CLIENTS = env.dict("OAUTH_SERVICE_CLIENTS", cast={"value": lambda v: v.split(";")}, default={})
