@@ -7,6 +7,9 @@ not get decisions by writing X-Client-Cert itself.
 
 import http.client
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -24,6 +27,7 @@ from partners import services as partner_services
 from partners.models import PartnerApplication
 from tests import factories
 from tests.core.test_production_settings import PRODUCTION_ENV, run_manage
+from tests.nginx_fixtures import proxy_config
 
 SECRET = "proxy-secret-for-the-hop-0123456789abcdef"
 CLIENT_SECRET = "hop-partner-secret-0123456789"
@@ -107,8 +111,6 @@ def test_production_refuses_proxies_without_a_secret():
 
 
 def test_the_nginx_configuration_holding_the_secret_is_private(tmp_path, dev_pki):
-    from tests.nginx_fixtures import proxy_config
-
     config = proxy_config(tmp_path / "nginx", "127.0.0.1:1", dev_pki, SECRET)
     conf = nginx.write_config(config)
     assert conf.stat().st_mode & 0o777 == 0o600
@@ -171,3 +173,53 @@ def test_a_forged_certificate_header_over_loopback_gets_no_decision(proxy, dev_p
         assert response.getheader("Content-Type") == "application/problem+json"
     assert AuditEvent.objects.filter(action="access.decision", outcome="success").count() == allowed
     assert not AuditEvent.objects.filter(request_id="hop-forged", outcome="success").exists()
+
+
+ECHO_APP = '''
+import json
+
+
+def app(environ, start_response):
+    body = json.dumps({
+        "remote_addr": environ.get("REMOTE_ADDR"),
+        "proxy_auth": environ.get("HTTP_X_PROXY_AUTH"),
+        "forwarded_for": environ.get("HTTP_X_FORWARDED_FOR"),
+        "scheme": environ.get("wsgi.url_scheme"),
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def test_nginx_reaches_gunicorn_over_a_unix_socket_as_an_empty_remote_addr(nginx_prefix, dev_pki):
+    """The unix-socket deployment: gunicorn reports the peer as an empty REMOTE_ADDR (which the
+    proxy rule accepts as a proxy peer), and nginx's secret arrives with the request."""
+    (nginx_prefix / "echo.py").write_text(ECHO_APP)
+    sock = nginx_prefix / "web.sock"
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--chdir", str(nginx_prefix), "-b", f"unix:{sock}", "-w", "1", "echo:app"],
+        cwd=nginx_prefix, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    config = proxy_config(nginx_prefix / "nginx", f"unix:{sock}", dev_pki, SECRET)
+    proxy = nginx.start(config)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                seen = requests.get(f"https://localhost:{config.public_port}/api/v1/echo",
+                                    headers={"X-Proxy-Auth": "forged", "X-Forwarded-For": "10.9.9.9"},
+                                    verify=str(dev_pki["ca.pem"]), timeout=5)
+                if seen.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("gunicorn on the unix socket did not answer through nginx")
+            time.sleep(0.2)
+        assert seen.json() == {"remote_addr": "", "proxy_auth": SECRET, "forwarded_for": "127.0.0.1",
+                               "scheme": "https"}
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+        gunicorn.terminate()
+        gunicorn.wait(10)
