@@ -4,10 +4,12 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import requests
 
 from core import nginx
 from tests import infra
@@ -20,6 +22,21 @@ def proxy_config(prefix, upstream: str, dev_pki, proxy_secret: str) -> nginx.Pro
         server_cert=dev_pki["smarthome-server.pem"], server_key=dev_pki["smarthome-server.key"],
         partner_ca=dev_pki["ca.pem"], proxy_secret=proxy_secret,
     )
+
+
+def get_once_up(url: str, *, ready=lambda response: True, timeout_s: float = 20, **kwargs) -> requests.Response:
+    """GET `url` until nginx listens and `ready(response)` holds (nginx, or what is behind it, starting)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            response = requests.get(url, timeout=5, **kwargs)
+            if ready(response):
+                return response
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer as expected within {timeout_s} s")
+        time.sleep(0.1)
 
 
 @pytest.fixture

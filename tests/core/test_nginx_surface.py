@@ -16,7 +16,7 @@ import requests
 
 from core import nginx
 from tests import infra
-from tests.nginx_fixtures import proxy_config
+from tests.nginx_fixtures import get_once_up, proxy_config
 
 pytestmark = pytest.mark.django_db
 
@@ -134,16 +134,7 @@ def test_the_service_down_is_a_problem_document(tmp_path, dev_pki):
     config = proxy_config(tmp_path / "nginx", f"127.0.0.1:{infra.free_port()}", dev_pki, secrets.token_urlsafe(32))
     process = nginx.start(config)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                response = requests.get(f"https://localhost:{config.public_port}/api/v1/devices",
-                                        verify=str(dev_pki["ca.pem"]), timeout=10)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        response = get_once_up(f"https://localhost:{config.public_port}/api/v1/devices", verify=str(dev_pki["ca.pem"]))
         assert_problem(response.status_code, {k.lower(): v for k, v in response.headers.items()},
                        response.content, 502, "bad-gateway")
         assert response.headers["Retry-After"] == "5"

@@ -9,7 +9,6 @@ import http.client
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -27,7 +26,7 @@ from partners import services as partner_services
 from partners.models import PartnerApplication
 from tests import factories
 from tests.core.test_production_settings import PRODUCTION_ENV, run_manage
-from tests.nginx_fixtures import proxy_config
+from tests.nginx_fixtures import get_once_up, proxy_config
 
 SECRET = "proxy-secret-for-the-hop-0123456789abcdef"
 CLIENT_SECRET = "hop-partner-secret-0123456789"
@@ -203,19 +202,9 @@ def test_nginx_reaches_gunicorn_over_a_unix_socket_as_an_empty_remote_addr(nginx
     config = proxy_config(nginx_prefix / "nginx", f"unix:{sock}", dev_pki, SECRET)
     proxy = nginx.start(config)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                seen = requests.get(f"https://localhost:{config.public_port}/api/v1/echo",
-                                    headers={"X-Proxy-Auth": "forged", "X-Forwarded-For": "10.9.9.9"},
-                                    verify=str(dev_pki["ca.pem"]), timeout=5)
-                if seen.status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("gunicorn on the unix socket did not answer through nginx")
-            time.sleep(0.2)
+        seen = get_once_up(f"https://localhost:{config.public_port}/api/v1/echo",
+                           ready=lambda response: response.status_code == 200, verify=str(dev_pki["ca.pem"]),
+                           headers={"X-Proxy-Auth": "forged", "X-Forwarded-For": "10.9.9.9"})
         assert seen.json() == {"remote_addr": "", "proxy_auth": SECRET, "forwarded_for": "127.0.0.1",
                                "scheme": "https"}
     finally:
