@@ -26,6 +26,7 @@ from access.models import AccessGrant, Device, GuestPass, Notification, Resident
 from access.schedules import schedule_allows
 from audit.actions import Action
 from audit.models import AuditEvent
+from core.api.resident import RESIDENT_SUSPENDED_DETAIL
 from core.security.identifiers import pseudonymous_ref, user_ref
 from partners.selectors import contract_covering
 
@@ -41,7 +42,7 @@ class ResidentRuleDenied(exceptions.PermissionDenied):
 
 
 _DETAILS = {
-    "resident-suspended": "Your account is suspended; contact your management company.",
+    "resident-suspended": RESIDENT_SUSPENDED_DETAIL,
     "grant-suspended": "Your access to this device is suspended.",
     "grant-expired": "Your access to this device has expired.",
     "grant-not-yet-valid": "Your access to this device has not started yet.",

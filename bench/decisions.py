@@ -6,9 +6,9 @@ Starts its own PostgreSQL and Redis, migrates, seeds one partner (certificate, O
 contract, barrier) and one resident with a grant and a car, and serves the project with
 gunicorn in production settings (bench.settings = production + the bare view at /bench/bare).
 The partner's token comes from the real /o/token/ endpoint. wrk then POSTs the same request to
-both URLs with the headers nginx would add (verified certificate, X-Forwarded-For/-Proto: the
-bench stands in for the trusted proxy on 127.0.0.1). Every decision is a full one: mTLS
-certificate lookup (cached), IP allowlist, token + RFC 8705 binding, scope, rate limit, the
+both URLs with the headers nginx would add (verified certificate, X-Forwarded-For/-Proto and the
+proxy secret in X-Proxy-Auth: the bench stands in for the trusted proxy on 127.0.0.1). Every
+decision is a full one: mTLS certificate lookup (cached), IP allowlist, token + RFC 8705 binding, scope, rate limit, the
 decision queries, its audit event and the anomaly counters. Prints throughput, p50/p99 and
 the ratio decision/bare (target: >= 0.6 on 2 cores, p99 < 50 ms at 32 connections).
 
@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bench.harness import PRODUCTION_ENV, base_env, gunicorn, manage, own_servers, wrk  # noqa: E402
 
 PARTNER_IP = "203.0.113.7"
+PROXY_SECRET = secrets.token_urlsafe(32)  # what nginx would send in X-Proxy-Auth
 # bench/floor?steps=...: the bare view plus round trips every decision makes (see bench/urls.py)
 FLOORS = [
     ("version", "bare + data-version read"),
@@ -50,6 +51,7 @@ wrk.headers["X-Client-Cert"] = {cert}
 wrk.headers["X-Client-Verify"] = "SUCCESS"
 wrk.headers["X-Forwarded-For"] = "{ip}"
 wrk.headers["X-Forwarded-Proto"] = "https"
+wrk.headers["X-Proxy-Auth"] = "{proxy_secret}"
 """
 
 
@@ -94,7 +96,7 @@ def fetch_token(url: str, client: str, cert_header: str) -> str:
         f"{url}/o/token/", data={"grant_type": "client_credentials"},
         headers={"Authorization": "Basic " + base64.b64encode(client.encode()).decode(),
                  "X-Client-Cert": cert_header, "X-Client-Verify": "SUCCESS", "X-Forwarded-For": PARTNER_IP,
-                 "X-Forwarded-Proto": "https"}, timeout=10,
+                 "X-Forwarded-Proto": "https", "X-Proxy-Auth": PROXY_SECRET}, timeout=10,
     )
     response.raise_for_status()
     return response.json()["access_token"]
@@ -117,7 +119,8 @@ def main() -> None:
             **PRODUCTION_ENV,
             FIELD_ENCRYPTION_KEYS="bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
             AUDIT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-            TRUSTED_PROXY_CIDRS="127.0.0.1/32", CELERY_TASK_ALWAYS_EAGER="false",  # seeding queues patches: not sent
+            TRUSTED_PROXY_CIDRS="127.0.0.1/32", PROXY_AUTH_SECRET=PROXY_SECRET,
+            CELERY_TASK_ALWAYS_EAGER="false",  # seeding queues patches: not sent
         )
         manage("migrate", "--noinput", env=env)
         os.environ.update(env)
@@ -130,12 +133,14 @@ def main() -> None:
             token = fetch_token(url, client, cert_header)
             script = work / "decision.lua"
             script.write_text(LUA.format(body=lua_string(json.dumps(body)), authorization=lua_string(f"Bearer {token}"),
-                                         cert=lua_string(cert_header), ip=PARTNER_IP))
+                                         cert=lua_string(cert_header), ip=PARTNER_IP,
+                                         proxy_secret=PROXY_SECRET))
             import requests
 
             check = requests.post(f"{url}/partner/v1/access-decisions", data=json.dumps(body), timeout=10, headers={
                 "Content-Type": "application/json", "Authorization": f"Bearer {token}", "X-Client-Cert": cert_header,
-                "X-Client-Verify": "SUCCESS", "X-Forwarded-For": PARTNER_IP, "X-Forwarded-Proto": "https"})
+                "X-Client-Verify": "SUCCESS", "X-Forwarded-For": PARTNER_IP, "X-Forwarded-Proto": "https",
+                "X-Proxy-Auth": PROXY_SECRET})
             if check.status_code != 200 or check.json()["decision"] != "allow":
                 raise SystemExit(f"the decision endpoint refused the seeded car: {check.status_code} {check.text}")
             for steps, _ in FLOORS:

@@ -8,7 +8,7 @@ from django.utils.cache import patch_vary_headers
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
-from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -20,7 +20,7 @@ from consent.models import FACE_PURPOSE, Consent, ConsentText
 from consent.photos import PhotoRejected
 from consent.receipts import consent_receipt, receipt_keyring
 from consent.uploads import InMemoryOnlyUploadHandler
-from core.api.permissions import MissingScope, scope_required
+from core.api.resident import ResidentApi
 from core.api.schema import problems
 from core.crypto.signing import public_key_pem
 from core.http.client_ip import client_ip
@@ -53,23 +53,9 @@ class PhotoProblem(exceptions.APIException):
         self.problem_code = f"photo-{rejected.code.replace('_', '-')}"
 
 
-class ReadScope(BasePermission):
-    """Reads: the token needs `history:read` or `consent:write` (403 missing-scope otherwise)."""
-
-    def has_permission(self, request, view):
-        token = request.auth
-        if token is None or not hasattr(token, "allow_scopes"):
-            raise exceptions.NotAuthenticated()
-        if token.allow_scopes(["history:read"]) or token.allow_scopes(["consent:write"]):
-            return True
-        raise MissingScope("history:read")
-
-
-WriteScope = scope_required("consent:write")
-
-
-def _by_method(request):
-    return [ReadScope()] if request.method in SAFE_METHODS else [WriteScope()]
+# Reads need `history:read` or `consent:write`; writes `consent:write` (core/api/resident.py).
+READ_SCOPES = ("history:read", "consent:write")
+WRITE_SCOPES = ("consent:write",)
 
 
 def resident_of(request):
@@ -112,7 +98,7 @@ def accepted_languages(header: str) -> list[str]:
     return [primary for _q, _p, primary in sorted(ranked)]
 
 
-class ConsentTextApi(APIView):
+class ConsentTextApi(ResidentApi):
     """The consent text the app shows before `POST consents`, and its SHA-256 to send back.
 
     One text per partner and purpose (optionally per management company), in Russian and
@@ -120,7 +106,7 @@ class ConsentTextApi(APIView):
     language of `Accept-Language` it has, else Russian. A partner that does not process faces
     for your management company is 404 like an unknown one."""
 
-    permission_classes = [ReadScope]
+    required_scopes = {"GET": READ_SCOPES}
 
     class FilterSerializer(serializers.Serializer):
         partner = serializers.IntegerField(min_value=1, help_text="The partner that will process your face")
@@ -186,7 +172,7 @@ class ConsentOutput(serializers.Serializer):
         return consent.is_active()
 
 
-class ConsentListApi(APIView):
+class ConsentListApi(ResidentApi):
     """GET: your consents (history included). POST: give a consent (scope consent:write)."""
 
     class ConsentGiveInputSerializer(serializers.Serializer):
@@ -197,8 +183,7 @@ class ConsentListApi(APIView):
         building = serializers.IntegerField(required=False, allow_null=True)
         retention_until = serializers.DateTimeField(required=False)
 
-    def get_permissions(self):
-        return _by_method(self.request)
+    required_scopes = {"GET": READ_SCOPES, "POST": WRITE_SCOPES}
 
     @extend_schema(responses=ConsentOutput(many=True), operation_id="consents_list", tags=["consent"])
     def get(self, request):
@@ -233,8 +218,8 @@ def _own_consent(request, pk) -> Consent:
     return get_object_or_404(Consent.objects.select_related("text", "partner"), pk=pk, resident_id=resident.pk)
 
 
-class ConsentRevokeApi(APIView):
-    permission_classes = [WriteScope]
+class ConsentRevokeApi(ResidentApi):
+    required_scopes = {"POST": WRITE_SCOPES}
 
     @extend_schema(request=None, responses=ConsentOutput, operation_id="consents_revoke", tags=["consent"])
     def post(self, request, pk: int):
@@ -244,8 +229,8 @@ class ConsentRevokeApi(APIView):
         return Response(ConsentOutput(revoked).data)
 
 
-class ConsentReceiptApi(APIView):
-    permission_classes = [ReadScope]
+class ConsentReceiptApi(ResidentApi):
+    required_scopes = {"GET": READ_SCOPES}
 
     @extend_schema(responses=dict, operation_id="consents_receipt", tags=["consent"])
     def get(self, request, pk: int):
@@ -294,16 +279,14 @@ class EnrolmentOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class FaceEnrolmentApi(APIView):
+class FaceEnrolmentApi(ResidentApi):
     """POST multipart `photo` + `partner`: enrol your face. GET: your enrolments and their status.
 
     The upload is kept in memory only (InMemoryOnlyUploadHandler, installed before anything -
     authentication included - reads the body)."""
 
     parser_classes = [MultiPartParser]
-
-    def get_permissions(self):
-        return _by_method(self.request)
+    required_scopes = {"GET": READ_SCOPES, "POST": WRITE_SCOPES}
 
     def initialize_request(self, request, *args, **kwargs):
         self.upload_handler = InMemoryOnlyUploadHandler(request, max_bytes=settings.FACE_PHOTO_MAX_BYTES)
@@ -356,7 +339,7 @@ class DataExportOutput(serializers.Serializer):
                 for section in data_export_sections()}
 
 
-class DataExportApi(APIView):
+class DataExportApi(ResidentApi):
     """Right of access: everything this service holds about you, readable (JSON).
 
     One property per section that the apps register (consent.data_export): your profile,
@@ -364,7 +347,7 @@ class DataExportApi(APIView):
     the texts agreed to, face enrolments and deletion receipts. Personal data in clear, never a
     secret, token or ciphertext. Recorded as `resident.data_export`."""
 
-    permission_classes = [ReadScope]
+    required_scopes = {"GET": READ_SCOPES}
 
     @extend_schema(responses={200: DataExportOutput, **problems(401, 403)}, operation_id="me_data_export",
                    tags=["me"])

@@ -6,6 +6,7 @@ Celery worker + beat with it) and prints where everything is. Ctrl-C stops all o
 """
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -42,8 +43,12 @@ def has_command(name: str) -> bool:
 
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smarthome.settings")
-    # nginx on this machine is the TLS terminator whose X-Client-Cert the service believes.
+    # nginx on this machine is the TLS terminator whose X-Client-Cert the service believes - over
+    # loopback TCP only with the proxy secret it adds (a fresh one each run; core/http/proxy.py).
     os.environ.setdefault("TRUSTED_PROXY_CIDRS", "127.0.0.1/32")
+    os.environ.setdefault("PROXY_AUTH_SECRET", secrets.token_urlsafe(32))
+    # The issuer in authorisation responses (RFC 9207 `iss`): the public origin the app talks to.
+    os.environ.setdefault("OAUTH_ISSUER_URL", f"https://localhost:{PUBLIC_TLS_PORT}")
     var_dir = Path(os.environ.setdefault("SMARTHOME_VAR_DIR", str(ROOT / "var")))
     var_dir.mkdir(parents=True, exist_ok=True)
     certs_dir = var_dir / "certs"
@@ -125,6 +130,8 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
             server_cert=certs_dir / "smarthome-server.pem",
             server_key=certs_dir / "smarthome-server.key",
             partner_ca=certs_dir / "ca.pem",
+            proxy_secret=os.environ["PROXY_AUTH_SECRET"],
+            face_upload_max=str(int(os.environ.get("FACE_UPLOAD_MAX_BYTES", 8 * 1024 * 1024))),
         ))))
     register_demo_devices_at_sandbox()
     link = subprocess.run(  # the sandbox asks us for decisions and sends events through nginx's mTLS port
@@ -143,11 +150,10 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
     print(
         f"""
 ==> smarthome is running (Ctrl-C stops everything)
-    service       http://127.0.0.1:{WEB_PORT}/healthz
-    API docs      http://127.0.0.1:{WEB_PORT}/api/docs/
-    admin (2FA)   http://127.0.0.1:{WEB_PORT}/admin/   (demo logins and TOTP secrets printed above)
-    metrics       http://127.0.0.1:{WEB_PORT}/metrics
-    TLS           https://localhost:{PUBLIC_TLS_PORT}/  (residents, admin; dev CA in var/certs/ca.pem)
+    service       https://localhost:{PUBLIC_TLS_PORT}/healthz  (through nginx; dev CA in var/certs/ca.pem)
+    API docs      https://localhost:{PUBLIC_TLS_PORT}/api/docs/
+    admin (2FA)   https://localhost:{PUBLIC_TLS_PORT}/admin/   (demo logins and TOTP secrets printed above)
+    metrics       http://127.0.0.1:{WEB_PORT}/metrics  (the web process itself; nginx does not serve it)
     partner API   https://localhost:{PARTNER_TLS_PORT}/partner/v1/  (mTLS: partner-client.pem)
     sandbox       https://127.0.0.1:{SANDBOX_PORT}/  (mTLS; fault control http://127.0.0.1:{SANDBOX_CONTROL_PORT}/_control/faults)
     processes     {", ".join(name for name, _ in processes)}

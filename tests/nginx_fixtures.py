@@ -1,25 +1,61 @@
 """A real nginx in front of pytest-django's live server: public TLS and partner mTLS listeners."""
 
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import requests
 
 from core import nginx
 from tests import infra
 
 
-@pytest.fixture
-def proxy(live_server, dev_pki, tmp_path, settings):
-    """nginx terminating TLS for `live_server`; the service trusts its X-Client-Cert header."""
-    settings.TRUSTED_PROXY_CIDRS = ["127.0.0.1/32"]
-    upstream = urlparse(live_server.url)
+def proxy_config(prefix, upstream: str, dev_pki, proxy_secret: str) -> nginx.ProxyConfig:
     public_port, partner_port = infra.free_ports(2)
-    config = nginx.ProxyConfig(
-        prefix=tmp_path / "nginx", upstream=f"127.0.0.1:{upstream.port}",
-        public_port=public_port, partner_port=partner_port,
+    return nginx.ProxyConfig(
+        prefix=prefix, upstream=upstream, public_port=public_port, partner_port=partner_port,
         server_cert=dev_pki["smarthome-server.pem"], server_key=dev_pki["smarthome-server.key"],
-        partner_ca=dev_pki["ca.pem"],
+        partner_ca=dev_pki["ca.pem"], proxy_secret=proxy_secret,
     )
+
+
+def get_once_up(url: str, *, ready=lambda response: True, timeout_s: float = 20, **kwargs) -> requests.Response:
+    """GET `url` until nginx listens and `ready(response)` holds (nginx, or what is behind it, starting)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            response = requests.get(url, timeout=5, **kwargs)
+            if ready(response):
+                return response
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer as expected within {timeout_s} s")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def nginx_prefix():
+    """A prefix nginx's workers can reach, as in a deployment: run as root, they are `nobody`, and
+    pytest's own temp directories are closed to others (a request body could not be spooled)."""
+    prefix = Path(tempfile.mkdtemp(prefix="smarthome-nginx-"))
+    os.chmod(prefix, 0o755)  # noqa: S103 - nginx's workers must reach their temp paths in it
+    yield prefix
+    shutil.rmtree(prefix, ignore_errors=True)
+
+
+@pytest.fixture
+def proxy(live_server, dev_pki, nginx_prefix, settings):
+    """nginx terminating TLS for `live_server`; the service believes its headers (proxy secret shared)."""
+    settings.TRUSTED_PROXY_CIDRS = ["127.0.0.1/32"]
+    settings.PROXY_AUTH_SECRET = secrets.token_urlsafe(32)
+    upstream = urlparse(live_server.url)
+    config = proxy_config(nginx_prefix, f"127.0.0.1:{upstream.port}", dev_pki, settings.PROXY_AUTH_SECRET)
     process = nginx.start(config)
     infra.wait_for_http(f"https://localhost:{config.public_port}/healthz", verify=str(dev_pki["ca.pem"]))
     yield config

@@ -26,6 +26,7 @@ class DeviceOpenApi(ResidentApi):
     device is known to be yours, so a foreign id is 404 whatever the token's scopes)."""
 
     checks_suspension_itself = True
+    required_scopes = {"POST": tuple(OPEN_SCOPES.values())}  # one of them here; the device's own below
 
     class OutputSerializer(serializers.Serializer):
         class Meta:

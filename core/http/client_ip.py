@@ -1,34 +1,22 @@
-"""The caller's IP address, trusting X-Forwarded-For only from configured proxies."""
+"""The caller's IP address: the one rule every part of the service (and django-axes) uses.
 
-import functools
-import ipaddress
+A request that came over the trusted proxy hop (core/http/proxy.py: a TRUSTED_PROXY_CIDRS or
+unix-socket peer presenting the proxy secret) is from the last X-Forwarded-For hop that is not
+itself a trusted proxy; any other request is from its TCP peer (REMOTE_ADDR).
+"""
 
 from django.conf import settings
 
+from core.http.networks import address_in
+from core.http.proxy import via_trusted_proxy
 
-@functools.lru_cache(maxsize=1024)
-def _network(cidr: str):
-    return ipaddress.ip_network(cidr, strict=False)
-
-
-def address_in(address: str, cidrs) -> bool:
-    """Whether `address` lies in one of `cidrs` (False for anything that is not an IP address)."""
-    return _address_in(address, tuple(cidrs))
-
-
-@functools.lru_cache(maxsize=4096)  # a request asks about the same few addresses several times
-def _address_in(address: str, cidrs: tuple) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in _network(cidr) for cidr in cidrs)
+__all__ = ["address_in", "client_ip"]
 
 
 def client_ip(request) -> str:
-    """REMOTE_ADDR, or the last untrusted hop of X-Forwarded-For when the peer is a trusted proxy."""
+    """REMOTE_ADDR, or the last untrusted hop of X-Forwarded-For when the request came over the proxy hop."""
     remote = request.META.get("REMOTE_ADDR", "")
-    if not address_in(remote, settings.TRUSTED_PROXY_CIDRS):
+    if not via_trusted_proxy(request):
         return remote
     hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
     for hop in reversed(hops):

@@ -6,10 +6,11 @@ its OTP check, messages, X-Frame-Options, auditlog's per-request actor and axes'
 serve the admin and the resident login pages; on the partner path they cost time on every call
 (on the access-decision hot path, measurably: see bench/decisions.py) and do nothing.
 
-`MachineLaneMiddleware` sits in MIDDLEWARE after the middleware every request needs (request
-id, metrics, access log, body limit, client certificate, security headers). A request under
-one of settings.MACHINE_LANE_PREFIXES leaves the main stack there and continues through
-settings.MACHINE_LANE_MIDDLEWARE to the view instead of through the browser middleware below.
+`MachineLaneMiddleware` sits in MIDDLEWARE after the middleware every request needs (the proxy
+hop, request id, metrics, access log, body limit, client certificate, security headers). A
+request under one of settings.MACHINE_LANE_PREFIXES leaves the main stack there and continues
+through settings.MACHINE_LANE_MIDDLEWARE to the view instead of through the browser middleware
+below (the Content-Security-Policy of the browser pages included).
 """
 
 from django.conf import settings

@@ -3,8 +3,9 @@
 gunicorn never hands the client certificate to the application, so nginx terminates TLS for
 the partner API with `ssl_verify_client on` and forwards the verified certificate in
 `X-Client-Cert` ($ssl_client_escaped_cert) with `X-Client-Verify` ($ssl_client_verify). Those
-headers are believed only when the TCP peer is one of TRUSTED_PROXY_CIDRS; from anyone else
-they are discarded, so a caller cannot claim a certificate by sending a header.
+headers are believed only over the trusted proxy hop (core/http/proxy.py: a proxy peer that
+presents the proxy secret); from anyone else they are discarded, so a caller cannot claim a
+certificate by sending a header - not even a local process talking to the service's port.
 """
 
 import base64
@@ -15,9 +16,8 @@ from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from django.conf import settings
 
-from core.http.client_ip import address_in
+from core.http.proxy import via_trusted_proxy
 
 CERT_HEADER = "HTTP_X_CLIENT_CERT"
 VERIFY_HEADER = "HTTP_X_CLIENT_VERIFY"
@@ -50,7 +50,7 @@ def parse_forwarded_certificate(escaped_pem: str) -> ClientCertificate | None:
 
 
 class ClientCertificateMiddleware:
-    """Sets `request.client_certificate` (or None) from a trusted proxy's headers; drops them otherwise."""
+    """Sets `request.client_certificate` (or None) from the trusted proxy hop's headers; drops them otherwise."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -59,7 +59,6 @@ class ClientCertificateMiddleware:
         request.client_certificate = None
         escaped = request.META.pop(CERT_HEADER, "")
         verified = request.META.pop(VERIFY_HEADER, "")
-        from_proxy = address_in(request.META.get("REMOTE_ADDR", ""), settings.TRUSTED_PROXY_CIDRS)
-        if from_proxy and verified == "SUCCESS" and escaped:
+        if via_trusted_proxy(request) and verified == "SUCCESS" and escaped:
             request.client_certificate = parse_forwarded_certificate(escaped)
         return self.get_response(request)

@@ -16,31 +16,12 @@ from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.http.problem_types import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
 from core.http.request_context import current_request_id
 
 logger = logging.getLogger(__name__)
 
-API_PREFIXES = ("/api/", "/partner/", "/o/")
-PROBLEM_CONTENT_TYPE = "application/problem+json"
-
-# status -> stable problem type slug (documented in docs/api.md)
-PROBLEM_TYPES = {
-    400: "validation-error",
-    401: "not-authenticated",
-    403: "permission-denied",
-    404: "not-found",
-    405: "method-not-allowed",
-    406: "not-acceptable",
-    409: "conflict",
-    413: "payload-too-large",
-    415: "unsupported-media-type",
-    422: "unprocessable",
-    429: "rate-limited",
-    500: "server-error",
-    502: "bad-gateway",
-    503: "service-unavailable",
-    504: "gateway-timeout",
-}
+API_PREFIXES = ("/api/", "/partner/", "/o/")  # core/nginx.py answers its own errors there alike
 
 
 def problem_type(status: int, code: str | None = None) -> str:

@@ -3,12 +3,19 @@
 `RedactingFilter` is the safety net under the rule "never log it in the first place": it
 blanks values under sensitive keys and masks anything that looks like a token, secret,
 e-mail, phone number, Russian licence plate, Cyrillic full name or an encoded blob, in the
-message, its arguments, extra fields and exception text.
+message, its arguments, extra fields and exception text. Query strings are dropped from every
+URL or path it sees (`/admin/access/vehicle/?q=...` -> `/admin/access/vehicle/?[REDACTED]`):
+they carry search terms and, from careless clients, tokens. A request object in a record
+(Django's error log passes one) is written as its method and path only.
+
+Identifiers we make ourselves - UUIDs (Celery task ids) and long hex strings (request ids,
+fingerprints) - are kept whole: the patterns for plates and phones are not applied inside them.
 """
 
 import logging
 import re
 
+from django.http import HttpRequest
 from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 
 from core.http.request_context import actor_ref_var, request_id_var
@@ -25,7 +32,8 @@ SENSITIVE_KEY = re.compile(
 SAFE_KEYS = frozenset({"request_id", "actor", "method", "route", "status", "duration_ms", "logger", "level"})
 
 _PLATE_LETTERS = "ABEKMHOPCTYXАВЕКМНОРСТУХ"
-_VALUE_PATTERNS = [
+# Secrets: masked wherever they appear, identifiers included.
+_SECRET_PATTERNS = [
     # key=value / "key": "value" pairs naming a secret: keep the key, drop the value
     (
         re.compile(
@@ -39,6 +47,16 @@ _VALUE_PATTERNS = [
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"), REDACTED),
     (re.compile(r"-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----"), REDACTED),
     (re.compile(r"[A-Za-z0-9+/_-]{120,}={0,2}"), REDACTED),  # photos, JWE, long keys
+    # the query string of a URL or path: search terms, and tokens from careless clients
+    (re.compile(r"((?:https?://[^\s/?#'\"<>]+)?/[^\s?#'\"<>]*)\?[^\s#'\"<>]+"), r"\1?" + REDACTED),
+]
+# Our own identifiers, which the personal-data patterns below must not cut into.
+_IDENTIFIER = re.compile(
+    r"(?<![\w-])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,})(?![\w-])",
+    re.IGNORECASE,
+)
+# Personal data: masked outside our identifiers.
+_PERSONAL_PATTERNS = [
     (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), REDACTED),  # e-mail
     (re.compile(r"(?<![\w])\+?[78][\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}(?!\d)"), REDACTED),  # RU phone
     (re.compile(r"(?<![\w])\+\d[\d\s()-]{8,}\d(?!\d)"), REDACTED),  # other phone
@@ -54,11 +72,28 @@ _VALUE_PATTERNS = [
 ]
 
 
-def redact_text(text: str) -> str:
-    """Mask everything in `text` that looks like a secret or personal data."""
-    for pattern, replacement in _VALUE_PATTERNS:
+def _redact_personal(text: str) -> str:
+    for pattern, replacement in _PERSONAL_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def redact_text(text: str) -> str:
+    """Mask everything in `text` that looks like a secret or personal data; drop query strings."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    pieces, kept = [], 0
+    for identifier in _IDENTIFIER.finditer(text):
+        pieces.append(_redact_personal(text[kept:identifier.start()]))
+        pieces.append(identifier.group())
+        kept = identifier.end()
+    pieces.append(_redact_personal(text[kept:]))
+    return "".join(pieces)
+
+
+def describe_request(request: HttpRequest) -> str:
+    """A request as a log line may show it: class, method and path - never the query string."""
+    return f"<{type(request).__name__}: {request.method} {request.path!r}>"
 
 
 def redact_value(key: str, value):
@@ -74,6 +109,8 @@ def redact_value(key: str, value):
         return [redact_value(key, v) for v in value]
     if isinstance(value, (int, float, bool)) or value is None:
         return value
+    if isinstance(value, HttpRequest):
+        return redact_text(describe_request(value))
     return redact_text(str(value))
 
 

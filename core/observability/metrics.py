@@ -1,11 +1,16 @@
-"""Prometheus /metrics, answered only to allowlisted networks or a bearer token."""
+"""Prometheus /metrics, answered only to allowlisted networks or a bearer token.
+
+The network is the trusted client address (core/http/client_ip.py), never the TCP peer: behind
+nginx the peer is always the proxy. nginx's listeners do not serve /metrics at all.
+"""
 
 import hmac
 
 from django.conf import settings
 from django_prometheus.exports import ExportToDjangoView
 
-from core.http.client_ip import address_in
+from core.http.client_ip import client_ip
+from core.http.networks import address_in
 from core.http.problems import problem_response
 
 
@@ -14,7 +19,7 @@ def client_may_scrape(request) -> bool:
     header = request.headers.get("Authorization", "")
     if token and hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
         return True
-    return address_in(request.META.get("REMOTE_ADDR", ""), settings.METRICS_ALLOWED_CIDRS)
+    return address_in(client_ip(request), settings.METRICS_ALLOWED_CIDRS)
 
 
 def metrics(request):

@@ -8,6 +8,7 @@ start without them. Every variable is listed with its default in docs/configurat
 from pathlib import Path
 
 import environ
+from csp import constants as csp
 from django.core.exceptions import ImproperlyConfigured
 
 from smarthome.schedule import BEAT_SCHEDULE
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "two_factor",
     "axes",
     "auditlog",
+    "csp",
     # our apps, in import order: audit <- partners <- consent <- access
     "audit",
     "partners",
@@ -80,6 +82,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: forwarded identity headers survive only over the authenticated proxy hop.
+    "core.http.proxy.TrustedProxyMiddleware",
     "core.http.middleware.RequestIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "core.http.middleware.AccessLogMiddleware",
@@ -88,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Below this line: the partner API (MACHINE_LANE_PREFIXES) takes MACHINE_LANE_MIDDLEWARE instead.
     "core.http.lanes.MachineLaneMiddleware",
+    "csp.middleware.CSPMiddleware",  # the browser pages' Content-Security-Policy (CONTENT_SECURITY_POLICY)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -219,7 +224,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_H", default=1.0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0)
+# The service's one client-address rule (the trusted proxy hop), not axes' own header parsing.
+AXES_CLIENT_IP_CALLABLE = "core.http.client_ip.client_ip"
 
 OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_ACCESS_TOKEN_TTL_S", default=300),
@@ -241,6 +247,28 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "SCOPES_BACKEND_CLASS": "core.auth.oauth_scopes.ApplicationScopes",
+    # RFC 9207 `iss` of authorisation responses: the public https origin the app talks to. Unset,
+    # it is derived from the request (scheme and host as nginx forwarded them over the proxy hop).
+    "OIDC_ISS_ENDPOINT": env.str("OAUTH_ISSUER_URL", default=""),
+}
+# Content-Security-Policy of every page (django-csp): scripts and styles from our own origin only -
+# no inline script or style unless it carries the per-response nonce (`request.csp_nonce`), no
+# framing, forms post to us (and, after the OAuth consent, redirect to the app's own scheme).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.NONE],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF, csp.NONCE],
+        "img-src": [csp.SELF, "data:"],
+        "font-src": [csp.SELF],
+        "connect-src": [csp.SELF],
+        "form-action": [
+            csp.SELF, *(f"{scheme}:" for scheme in OAUTH2_PROVIDER["ALLOWED_REDIRECT_URI_SCHEMES"]),
+        ],
+        "frame-ancestors": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "object-src": [csp.NONE],
+    },
 }
 # Confidential service clients (client id -> scopes), e.g. the gateway introspecting tokens.
 OAUTH_SERVICE_CLIENTS = env.dict("OAUTH_SERVICE_CLIENTS", cast={"value": lambda v: v.split(";")}, default={})
@@ -248,8 +276,13 @@ OAUTH_SERVICE_CLIENTS = env.dict("OAUTH_SERVICE_CLIENTS", cast={"value": lambda 
 OAUTH_SCOPE_RESOLVERS: list[str] = ["partners.authentication.partner_scopes"]
 TOKEN_RATE_PER_IP = env.str("TOKEN_RATE_PER_IP", default="30/min")
 LOGIN_RATE_PER_IP = env.str("LOGIN_RATE_PER_IP", default="20/min")
-# Proxies whose X-Forwarded-For is believed (nginx in front of gunicorn).
+# The proxy hop (core/http/proxy.py): X-Forwarded-For/-Proto and X-Client-Cert/-Verify are believed
+# only from a peer in TRUSTED_PROXY_CIDRS (or a unix socket) that presents PROXY_AUTH_SECRET in
+# X-Proxy-Auth. Without a secret, no forwarded header is believed.
 TRUSTED_PROXY_CIDRS = env.list("TRUSTED_PROXY_CIDRS", default=[])
+PROXY_AUTH_SECRET = env.str("PROXY_AUTH_SECRET", default="")
+# request.is_secure() from the proxy's X-Forwarded-Proto (removed unless the hop is trusted).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -316,11 +349,14 @@ LOGGING = {
             "formatter": "json",
             "filters": ["request_id", "redact"],
         },
+        "discard": {"class": "logging.NullHandler"},
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
-        # One JSON line per request comes from smarthome.request; Django's own is redundant.
-        "django.server": {"handlers": [], "propagate": False},
+        # One JSON line per request comes from smarthome.request; runserver's own lines (the raw
+        # request line, query string included) are dropped - with no handler at all, Python's
+        # last-resort handler would print its warnings (every 4xx) to stderr.
+        "django.server": {"handlers": ["discard"], "propagate": False},
         "django.request": {"level": "ERROR"},
         "django.security.DisallowedHost": {"level": "ERROR"},
         "axes.apps": {"level": "WARNING"},
@@ -329,6 +365,8 @@ LOGGING = {
 
 # Answers "which management companies may this staff user see" (see core/security/tenancy.py).
 COMPANY_RESOLVER = "access.selectors.company_ids_for_user"
+# Answers "which resident is this app user" for every resident API view (core/api/resident.py).
+RESIDENT_RESOLVER = "access.resident_selectors.resident_of"
 
 # --- biometrics
 FACE_PHOTO_MAX_BYTES = env.int("FACE_PHOTO_MAX_BYTES", default=5 * 1024 * 1024)

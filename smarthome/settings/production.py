@@ -50,6 +50,16 @@ if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("dev-only", "django-insecure")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 PSEUDONYM_KEY = env.str("PSEUDONYM_KEY")
 
+# A proxy in front is believed only when it authenticates its hop (core/http/proxy.py).
+PROXY_AUTH_SECRET = env.str("PROXY_AUTH_SECRET", default="")
+if TRUSTED_PROXY_CIDRS and len(PROXY_AUTH_SECRET) < 32:  # noqa: F405
+    raise ImproperlyConfigured(
+        "TRUSTED_PROXY_CIDRS is set: production settings refuse to start without PROXY_AUTH_SECRET "
+        "(at least 32 random characters, the value nginx sends in X-Proxy-Auth)"
+    )
+if OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"] and not OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"].startswith("https://"):  # noqa: F405
+    raise ImproperlyConfigured("OAUTH_ISSUER_URL must be the public https:// origin of the service")
+
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 # Probes talk plain HTTP to the process inside the host; everything else is redirected.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]

@@ -158,10 +158,12 @@ def test_the_change_history_records_the_trusted_client_address(client, world, us
                                                                recorded):
     """auditlog's own middleware would record the first X-Forwarded-For hop, which the client writes."""
     settings.TRUSTED_PROXY_CIDRS = ["127.0.0.1/32"]
+    settings.PROXY_AUTH_SECRET = "test-proxy-secret-0123456789abcdefghij"
     login_verified(client, users.manager)
     grant = world["a"][AccessGrant]
     response = client.post("/admin/access/accessgrant/", {"action": "suspend_grants", "_selected_action": [grant.pk]},
-                           REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=forwarded)
+                           REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=forwarded,
+                           HTTP_X_PROXY_AUTH=settings.PROXY_AUTH_SECRET)
     assert response.status_code == 302
     entry = LogEntry.objects.get_for_object(grant).filter(action=LogEntry.Action.UPDATE).latest("timestamp")
     assert (entry.actor, entry.remote_addr) == (users.manager, recorded)

@@ -16,6 +16,7 @@ partner_caller = partner_api.partner_caller
 
 URL = "/partner/v1/access-decisions"
 SHARED = [
+    "core.http.proxy.TrustedProxyMiddleware",
     "core.http.middleware.RequestIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "core.http.middleware.AccessLogMiddleware",

@@ -1,6 +1,6 @@
 """Helpers for partner API tests: a partner with a registered certificate, an OAuth2 client bound
 to it, and calls that arrive as nginx forwards them (verified certificate header from the
-trusted proxy, the partner's address in X-Forwarded-For)."""
+trusted proxy with its proxy secret, the partner's address in X-Forwarded-For)."""
 
 import base64
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ PARTNER_IP = "203.0.113.7"
 PARTNER_CIDRS = ["203.0.113.0/24"]
 OUTSIDE_IP = "198.51.100.9"
 PROXY_IP = "127.0.0.1"
+PROXY_SECRET = "test-proxy-secret-0123456789abcdefghij"
 
 
 def cert_header(pem: bytes | str) -> str:
@@ -37,7 +38,7 @@ class PartnerCaller:
     token: str | None = None
 
     def headers(self, *, cert: str | None = "own", ip: str = PARTNER_IP, token: str | None = "own") -> dict:  # noqa: S107
-        headers = {"REMOTE_ADDR": PROXY_IP, "HTTP_X_FORWARDED_FOR": ip}
+        headers = {"REMOTE_ADDR": PROXY_IP, "HTTP_X_PROXY_AUTH": PROXY_SECRET, "HTTP_X_FORWARDED_FOR": ip}
         pem = self.cert_pem if cert == "own" else cert
         if pem:
             headers.update(HTTP_X_CLIENT_CERT=cert_header(pem), HTTP_X_CLIENT_VERIFY="SUCCESS")
@@ -88,6 +89,7 @@ def make_partner_caller(cert_path: Path, *, cidrs=None) -> PartnerCaller:
 @pytest.fixture
 def partner_api_settings(settings):
     settings.TRUSTED_PROXY_CIDRS = [f"{PROXY_IP}/32"]
+    settings.PROXY_AUTH_SECRET = PROXY_SECRET
     return settings
 
 
