@@ -8,7 +8,7 @@ import pytest
 
 from tests.servers_plugin import running_server
 
-pytest_plugins = ["tests.partners.sandbox_fixtures", "tests.nginx_fixtures"]
+pytest_plugins = ["tests.partners.sandbox_fixtures", "tests.nginx_fixtures", "tests.identity.oidc_fixtures"]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from oauth2_provider.models import get_access_token_model, get_refresh_token_mod
 from audit.actions import Action, Outcome
 from core.auth.views import RateLimitedTokenView, ResidentAuthorizationView
 from identity import oidc, signin_audit
-from identity.views.oidc import SESSION_ACR, SESSION_STEP_UP, _refuse, step_up_redirect
+from identity.views.oidc import SESSION_ACR, refuse_login, step_up_redirect, step_up_tried
 
 
 def _door_acr_missing(request) -> bool:
@@ -32,9 +32,9 @@ def _door_acr_missing(request) -> bool:
 class AuthorizationView(ResidentAuthorizationView):
     def dispatch(self, request, *args, **kwargs):
         if _door_acr_missing(request):
-            if request.method == "GET" and not request.session.get(SESSION_STEP_UP):
+            if request.method == "GET" and not step_up_tried(request):
                 return step_up_redirect(request)
-            return _refuse(request, "acr_insufficient")
+            return refuse_login(request, "acr_insufficient")
         return super().dispatch(request, *args, **kwargs)
 
 

@@ -11,6 +11,7 @@ no CSRF): a valid logout token revokes that resident's tokens and sessions here.
 """
 
 import logging
+import time
 from urllib.parse import urlencode
 
 import requests
@@ -89,7 +90,7 @@ def provider_login_start(request):
     extra = {}
     step_up = request.GET.get("step_up") == "1" and settings.IDENTITY_OIDC_DOOR_ACR
     if step_up:
-        extra = {"acr_values": " ".join(settings.IDENTITY_OIDC_DOOR_ACR), "prompt": "login"}
+        extra = {"acr_values": " ".join(settings.IDENTITY_OIDC_DOOR_ACR)}
     try:
         authorization = app.create_authorization_url(redirect_uri(), **extra)
     except (requests.RequestException, oidc.ProviderError, ValueError) as exc:
@@ -101,7 +102,7 @@ def provider_login_start(request):
     return redirect(authorization["url"])
 
 
-def _refuse(request, cause: str, *, claims=None, status: int = 403):
+def refuse_login(request, cause: str, *, claims=None, status: int = 403):
     claims = claims or {}
     signin_audit.login_refused(
         request=request, method="oidc", cause=cause, acr=claims.get("acr"), amr=claims.get("amr"),
@@ -118,37 +119,36 @@ def provider_callback(request):
     state = request.GET.get("state", "")
     state_data = app.framework.get_state_data(request.session, state) if state else None
     if state_data is None:
-        return _refuse(request, "state", status=400)
+        return refuse_login(request, "state", status=400)
     if request.GET.get("error"):
         app.framework.clear_state_data(request.session, state)
-        return _refuse(request, "provider_error")
+        return refuse_login(request, "provider_error")
     issuer = request.GET.get("iss")
     if issuer is not None and issuer.rstrip("/") != settings.IDENTITY_OIDC_ISSUER:
         app.framework.clear_state_data(request.session, state)
-        return _refuse(request, "iss")
+        return refuse_login(request, "iss")
     try:
         token = app.authorize_access_token(
             request, claims_options=oidc.id_token_claims_options(), leeway=settings.IDENTITY_OIDC_CLOCK_SKEW_S,
         )
     except (OAuthError, JoseError, oidc.ProviderError, ValueError) as exc:
         cause = getattr(exc, "error", "") or type(exc).__name__
-        return _refuse(request, f"id_token.{signin_audit.code(cause, max_length=30)}")
+        return refuse_login(request, f"id_token.{signin_audit.code(cause, max_length=30)}")
     except requests.RequestException:
-        return _refuse(request, "provider_unavailable", status=503)
+        return refuse_login(request, "provider_unavailable", status=503)
     claims = dict(token.get("userinfo") or {})
     if not claims or not oidc.audience_includes_us(claims):
-        return _refuse(request, "id_token.missing", claims=claims)
+        return refuse_login(request, "id_token.missing", claims=claims)
     try:
         link = provider_login_resolve(claims=claims)
     except SignInRefused as refused:
-        return _refuse(request, refused.cause, claims=claims)
+        return refuse_login(request, refused.cause, claims=claims)
 
     setattr(request, signin_audit.SIGNIN_DETAILS_ATTR,
             {"method": "oidc", "acr": claims.get("acr"), "amr": claims.get("amr")})
     login(request, link.resident.user, backend=_MODEL_BACKEND)
     request.session[SESSION_METHOD] = "oidc"
     request.session[SESSION_ACR] = str(claims.get("acr") or "")
-    request.session.pop(SESSION_STEP_UP, None)
     return redirect(_safe_next(request, state_data.get("next", "")))
 
 
@@ -157,9 +157,17 @@ def signed_in(request):
     return render(request, "identity/signed_in.html")
 
 
+STEP_UP_RETRY_S = 300
+
+
+def step_up_tried(request) -> bool:
+    """Whether this session went back to the provider for a stronger login in the last minutes."""
+    return time.time() - request.session.get(SESSION_STEP_UP, 0) < STEP_UP_RETRY_S
+
+
 def step_up_redirect(request):
     """Back to the provider for a stronger login (acr_values), returning to this request."""
-    request.session[SESSION_STEP_UP] = True
+    request.session[SESSION_STEP_UP] = time.time()
     query = urlencode({"next": request.get_full_path(), "step_up": "1"})
     return redirect(f"{reverse('identity:oidc-start')}?{query}")
 
