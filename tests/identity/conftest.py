@@ -101,3 +101,42 @@ def exchange_code(base_url: str, code: str, verifier: str) -> requests.Response:
         "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
         "client_id": "mobile-app", "code_verifier": verifier,
     }, timeout=30)
+
+
+class _Inbox:
+    def __init__(self):
+        self.messages: list[dict] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        from email import message_from_bytes, policy
+
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append({"to": envelope.rcpt_tos, "subject": str(message["subject"]),
+                              "body": message.get_body(("plain",)).get_content()})
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server (aiosmtpd) on a free loopback port; Django's SMTP backend sends to it."""
+    from aiosmtpd.controller import Controller
+
+    from tests.infra import free_port
+
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = controller.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+def link_in(text: str) -> str:
+    match = re.search(r"https?://\S+/accounts/invitation/[A-Za-z0-9_-]+/", text)
+    assert match, text
+    return match.group(0)
