@@ -8,7 +8,12 @@ import pytest
 
 from tests.servers_plugin import running_server
 
-pytest_plugins = ["tests.partners.sandbox_fixtures", "tests.nginx_fixtures", "tests.identity.oidc_fixtures"]
+pytest_plugins = [
+    "tests.partners.sandbox_fixtures",
+    "tests.nginx_fixtures",
+    "tests.identity.oidc_fixtures",
+    "tests.identity.ldap_fixtures",
+]
 
 
 @pytest.fixture

@@ -107,7 +107,7 @@ class _Inbox:
     def __init__(self):
         self.messages: list[dict] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):
         from email import message_from_bytes, policy
 
         message = message_from_bytes(envelope.content, policy=policy.default)
