@@ -15,12 +15,11 @@ def user_access_revoke(*, user, reason: str, actor=None, request=None) -> int:
     Records auth.token_revoke with `reason` ("admin", "backchannel_logout", ...) and the number of
     tokens. Returns that number.
     """
-    revoked = 0
-    for refresh in get_refresh_token_model().objects.filter(user=user, revoked__isnull=True):
-        refresh.revoke()
-        revoked += 1
     access_tokens = get_access_token_model().objects.filter(user=user)
-    revoked += access_tokens.count()
+    refresh_tokens = list(get_refresh_token_model().objects.filter(user=user, revoked__isnull=True))
+    revoked = len(refresh_tokens) + access_tokens.count()
+    for refresh in refresh_tokens:
+        refresh.revoke()  # and its access token
     for token in access_tokens:
         token.revoke()
     get_grant_model().objects.filter(user=user).delete()
