@@ -17,7 +17,7 @@ from audit.actions import Action, Outcome
 from audit.models import AuditEvent
 from identity.models import Invitation
 from identity.services.invitations import invitation_create, invitation_create_bulk
-from tests.identity.conftest import link_in
+from tests.identity.helpers import link_in
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from audit.actions import Action, Outcome
 from audit.models import AuditEvent
 from identity.models import ProviderLink
 from identity.services.links import provider_link_create
-from tests.identity.conftest import confirm_consent, exchange_code, provider_sign_in, start_authorize
+from tests.identity.helpers import confirm_consent, exchange_code, provider_sign_in, start_authorize
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

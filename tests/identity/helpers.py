@@ -1,4 +1,5 @@
-"""Fixtures of the identity tests: the test OpenID Connect provider, residents, the mobile app."""
+"""Fixtures (a pytest plugin, see tests/conftest.py) and helpers of the identity tests: residents,
+the mobile app, a real SMTP server, and the browser steps of the OAuth and provider flows."""
 
 import base64
 import hashlib
