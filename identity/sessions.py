@@ -1,6 +1,7 @@
 """Browser sessions: when each began, and cutting off those that began before a revocation."""
 
 import datetime
+import time
 
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
@@ -32,3 +33,13 @@ def session_is_cut_off(request) -> bool:
 def sessions_cut_off(*, user) -> None:
     """Every session of `user` that exists now ends at its next request."""
     SessionCutoff.objects.update_or_create(user=user, defaults={"not_before": timezone.now()})
+
+
+def pending_step(session, key: str, ttl_s: int) -> dict | None:
+    """The state a multi-step page left under `key` ({"at": time, ...}), or None once it is
+    missing or older than `ttl_s` (then it is dropped)."""
+    pending = session.get(key)
+    if not pending or time.time() - pending.get("at", 0) > ttl_s:
+        session.pop(key, None)
+        return None
+    return pending

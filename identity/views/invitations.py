@@ -36,6 +36,7 @@ from identity.services.invitations import (
     invitation_refused,
     password_reset_request,
 )
+from identity.sessions import pending_step
 from identity.views.oidc import refused_page
 
 TOKEN_KEY = "identity.invitation_token"  # noqa: S105 - a session key name
@@ -102,9 +103,8 @@ def _qr_svg(uri: str) -> str:
 @never_cache
 def totp_setup(request):
     """Enrol a TOTP app for the resident who just set a password (the code confirms it)."""
-    pending = request.session.get(TOTP_KEY)
-    if not pending or time.time() - pending["at"] > TOTP_TTL_S:
-        request.session.pop(TOTP_KEY, None)
+    pending = pending_step(request.session, TOTP_KEY, TOTP_TTL_S)
+    if pending is None:
         return redirect("resident-login")
     user = get_user_model().objects.get(pk=pending["user"])
     device = TOTPDevice.objects.filter(user=user, confirmed=False, name="resident").first()

@@ -24,6 +24,7 @@ from core.auth.views import ResidentLoginView as PasswordLoginView
 from core.auth.views import _limited
 from identity import oidc, signin_audit
 from identity.forms import OtpForm
+from identity.sessions import pending_step
 
 PENDING_KEY = "identity.pending_otp"
 PENDING_TTL_S = 300
@@ -58,9 +59,8 @@ class ResidentLoginView(PasswordLoginView):
 @never_cache
 def login_otp(request):
     """Second step for residents with a one-time code app (django-otp throttles wrong codes)."""
-    pending = request.session.get(PENDING_KEY)
-    if not pending or time.time() - pending["at"] > PENDING_TTL_S:
-        request.session.pop(PENDING_KEY, None)
+    pending = pending_step(request.session, PENDING_KEY, PENDING_TTL_S)
+    if pending is None:
         return redirect("resident-login")
     user = get_user_model().objects.filter(pk=pending["user"], is_active=True).first()
     device = confirmed_totp(user) if user else None

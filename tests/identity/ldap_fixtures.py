@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra import free_port
+from tests.infra import free_port, stop_process
 
 SLAPD = "/usr/sbin/slapd"
 SUFFIX = "dc=example,dc=ru"
@@ -108,9 +108,5 @@ def slapd(tmp_path_factory) -> Iterator[Directory]:
             conn.add_s(f"ou={ou},{SUFFIX}", [("objectClass", [b"organizationalUnit"]), ("ou", [ou.encode()])])
         yield Directory(uri=uri)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         log.close()

@@ -18,7 +18,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.infra import free_port, wait_for_http
+from tests.infra import free_port, stop_process, wait_for_http
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "smarthome-residents"
@@ -89,11 +89,7 @@ def oidc_provider(live_server, dev_pki, tmp_path_factory) -> Iterator[RunningPro
         wait_for_http(f"{base_url}/o/.well-known/openid-configuration", timeout_s=30, verify=str(dev_pki["ca.pem"]))
         yield RunningProvider(base_url=base_url, ca_file=dev_pki["ca.pem"])
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         log.close()
 
 
