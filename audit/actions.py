@@ -44,6 +44,21 @@ class Action(models.TextChoices):
     SECURITY_PARTNER_SUSPENDED = "security.partner_suspended", "partner suspended"
     SECURITY_PARTNER_REINSTATED = "security.partner_reinstated", "partner reinstated"
     SECURITY_LOGIN_LOCKED = "security.login_locked", "login locked"
+    # sign-in: logins (resident and staff; local, provider or directory), OAuth2 tokens
+    AUTH_LOGIN = "auth.login", "sign-in"
+    AUTH_TOKEN_ISSUE = "auth.token_issue", "OAuth2 token issued"
+    AUTH_TOKEN_REFRESH = "auth.token_refresh", "OAuth2 token refreshed"
+    AUTH_TOKEN_REFUSED = "auth.token_refused", "OAuth2 token request refused"
+    AUTH_TOKEN_REVOKE = "auth.token_revoke", "OAuth2 tokens revoked"
+    # identities, invitations and the directory
+    IDENTITY_LINK_CREATE = "identity.link_create", "provider identity linked"
+    IDENTITY_LINK_DELETE = "identity.link_delete", "provider identity unlinked"
+    IDENTITY_INVITATION_CREATE = "identity.invitation_create", "invitation created"
+    IDENTITY_INVITATION_SEND = "identity.invitation_send", "invitation sent"
+    IDENTITY_INVITATION_REDEEM = "identity.invitation_redeem", "invitation link used"
+    IDENTITY_PASSWORD_RESET = "identity.password_reset", "password reset requested"
+    IDENTITY_TOTP_ENROL = "identity.totp_enrol", "second factor enrolled"
+    IDENTITY_DIRECTORY_SYNC = "identity.directory_sync", "directory account synchronised"
     # administration
     ADMIN_CHANGE = "admin.change", "admin change"
     # the audit log itself

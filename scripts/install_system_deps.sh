@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Debian packages the service and its tests use, installed only when missing:
 # PostgreSQL + Redis (the test suite starts its own servers from these binaries), nginx (TLS
-# terminator for the partner API's mTLS), Chromium + driver (browser tests).
+# terminator for the partner API's mTLS), Chromium + driver (browser tests), OpenLDAP's headers
+# (python-ldap has no wheel: pip builds it) and slapd + ldap-utils (the directory tests' server).
 set -euo pipefail
 missing=()
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v chromium >/dev/null || missing+=(chromium chromium-driver)
+[ -f /usr/include/ldap.h ] || missing+=(libldap2-dev)
+[ -f /usr/include/sasl/sasl.h ] || missing+=(libsasl2-dev)
+command -v gcc >/dev/null || missing+=(gcc)
+[ -f /usr/include/python3.11/Python.h ] || missing+=(python3-dev)
+[ -x /usr/sbin/slapd ] || missing+=(slapd)
+command -v ldapadd >/dev/null || missing+=(ldap-utils)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

@@ -36,6 +36,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "access.tasks.move_outs_due_daily",
         "schedule": timedelta(hours=1),  # hourly: a move-out takes effect within the hour of its day
     },
+    "identity-signin-floods-flush": {
+        "task": "identity.tasks.signin_floods_flush",
+        "schedule": timedelta(minutes=1),
+    },
     "access-allowlist-push-nightly": {
         "task": "access.tasks.allowlist_push_nightly",
         "schedule": timedelta(days=1),

@@ -5,9 +5,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from oauth2_provider import views as oauth_views
 from two_factor.urls import urlpatterns as two_factor_patterns
 
-from core.auth import views as auth_views
 from core.observability import health, metrics
 from core.portal.site import admin_site  # the OTP-required admin (+ building dashboard)
+from identity.views import login as identity_login
+from identity.views import oauth as identity_oauth
 
 handler400 = "core.http.problems.handler400"
 handler403 = "core.http.problems.handler403"
@@ -25,10 +26,11 @@ partner_v1 = [
 ]
 
 # Only the protocol endpoints of django-oauth-toolkit: no self-service application management.
+# identity's subclasses of core.auth's views add the sign-in audit and the provider's acr rule.
 oauth_endpoints = [
-    path("authorize/", auth_views.ResidentAuthorizationView.as_view(), name="authorize"),
-    path("token/", auth_views.RateLimitedTokenView.as_view(), name="token"),
-    path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
+    path("authorize/", identity_oauth.AuthorizationView.as_view(), name="authorize"),
+    path("token/", identity_oauth.TokenView.as_view(), name="token"),
+    path("revoke_token/", identity_oauth.RevokeTokenView.as_view(), name="revoke-token"),
     path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
 ]
 
@@ -38,7 +40,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("accounts/login/", auth_views.ResidentLoginView.as_view(), name="resident-login"),
+    path("accounts/login/", identity_login.ResidentLoginView.as_view(), name="resident-login"),
+    path("accounts/", include("identity.urls")),
     path("o/", include((oauth_endpoints, "oauth2_provider"), namespace="oauth2_provider")),
     path("", include(two_factor_patterns)),
     path("admin/", admin_site.urls),

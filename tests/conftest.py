@@ -11,7 +11,13 @@ import pytest
 
 from tests.servers_plugin import running_server
 
-pytest_plugins = ["tests.partners.sandbox_fixtures", "tests.nginx_fixtures"]
+pytest_plugins = [
+    "tests.partners.sandbox_fixtures",
+    "tests.nginx_fixtures",
+    "tests.identity.helpers",
+    "tests.identity.oidc_fixtures",
+    "tests.identity.ldap_fixtures",
+]
 
 
 @pytest.fixture

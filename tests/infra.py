@@ -148,3 +148,14 @@ def wait_for_http(url: str, *, timeout_s: float = 30, **request_kwargs) -> None:
         except requests.RequestException:  # refused, reset, or slow while the server starts
             time.sleep(0.1)
     raise TimeoutError(f"nothing answered at {url} within {timeout_s} s")
+
+
+def stop_process(process, *, timeout_s: float = 10) -> None:
+    """Terminate a server the tests started; kill it if it does not stop within `timeout_s`."""
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()

@@ -91,6 +91,14 @@ def staff_membership_create(*, user, company: ManagementCompany, actor=None) -> 
 
 
 @transaction.atomic
+def staff_membership_delete(*, membership: StaffMembership, actor=None) -> None:
+    """The staff user no longer works for the membership's company. Records admin.change."""
+    _audit(actor=actor, object_type="staff_membership", pk=membership.pk, reason="deleted",
+           company_id=membership.company_id)
+    membership.delete()
+
+
+@transaction.atomic
 def building_create(
     *, company: ManagementCompany, name: str, address: str, timezone: str = "Europe/Moscow", actor=None
 ) -> Building:

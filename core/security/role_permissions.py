@@ -28,6 +28,10 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "partners.view_partnercredentials",
         "partners.change_partnercredentials",
         "audit.view_auditevent",
+        "identity.view_providerlink",
+        "identity.add_providerlink",
+        "identity.delete_providerlink",
+        "identity.view_invitation",
     ),
     # Reads everything of the domain, exports and verifies the audit log; changes nothing.
     COMPLIANCE_OFFICER: (
@@ -37,6 +41,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "partners.view_partnercredentials",
         "consent.view_*",
         "consent.export_*",
+        "identity.view_providerlink",
+        "identity.view_invitation",
         "audit.view_*",
         "audit.export_*",
         "audit.verify_*",
@@ -59,6 +65,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "access.view_securityalert",
         "auditlog.view_logentry",
         "audit.view_auditevent",
+        "identity.view_*",
+        "identity.delete_providerlink",
     ),
 }
 

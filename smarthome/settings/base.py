@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "partners",
     "consent",
     "access",
+    "identity",  # above access: resident sign-in, invitations, the directory (docs/identity.md)
     "core",
 ]
 
@@ -98,6 +99,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "identity.middleware.SessionCutoffMiddleware",  # sessions revoked from the admin or the provider end
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.http.middleware.AuditlogMiddleware",  # auditlog's, with the trusted client address
@@ -208,7 +210,10 @@ CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
 # --- auth -----------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    # staff through the directory (only when IDENTITY_LDAP_URI is set, see below)
     "django.contrib.auth.backends.ModelBackend",
+    # residents sign in with their phone or e-mail (identity.contacts blind index)
+    "identity.backends.ResidentContactBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -458,3 +463,64 @@ OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"  # noqa: S105
 OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"  # noqa: S105
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"  # noqa: S105
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+
+# --- identity: resident sign-in, invitations, staff directory (docs/identity.md) --------------
+# Where residents reach this service: the base of invitation and reset links, and of the
+# redirect URI registered at the OpenID Connect provider.
+IDENTITY_PUBLIC_URL = env.str("IDENTITY_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The residents' OpenID Connect provider (Keycloak). Empty issuer = residents sign in here with a
+# password set through an invitation.
+IDENTITY_OIDC_ISSUER = env.str("IDENTITY_OIDC_ISSUER", default="").rstrip("/")
+IDENTITY_OIDC_CLIENT_ID = env.str("IDENTITY_OIDC_CLIENT_ID", default="")
+IDENTITY_OIDC_CLIENT_SECRET = env.str("IDENTITY_OIDC_CLIENT_SECRET", default="")
+IDENTITY_OIDC_SCOPES = env.str("IDENTITY_OIDC_SCOPES", default="openid")
+# "" links by (issuer, sub) only; "phone_number" or "email" also links a first login to the one
+# resident with that verified phone / e-mail.
+IDENTITY_OIDC_LINK_CLAIM = env.str("IDENTITY_OIDC_LINK_CLAIM", default="")
+# acr values accepted for the scopes that open doors; empty = any.
+IDENTITY_OIDC_DOOR_ACR = env.list("IDENTITY_OIDC_DOOR_ACR", default=[])
+IDENTITY_OIDC_DOOR_SCOPES = env.list("IDENTITY_OIDC_DOOR_SCOPES", default=["doors:open", "barriers:open"])
+IDENTITY_OIDC_CA_FILE = env.str("IDENTITY_OIDC_CA_FILE", default="")  # empty = the system's CAs
+IDENTITY_OIDC_TIMEOUT_S = env.float("IDENTITY_OIDC_TIMEOUT_S", default=5.0)
+IDENTITY_OIDC_METADATA_TTL_S = env.int("IDENTITY_OIDC_METADATA_TTL_S", default=3600)
+IDENTITY_OIDC_JWKS_MIN_REFRESH_S = env.int("IDENTITY_OIDC_JWKS_MIN_REFRESH_S", default=60)
+IDENTITY_OIDC_CLOCK_SKEW_S = env.int("IDENTITY_OIDC_CLOCK_SKEW_S", default=60)
+# Invitations and password resets.
+IDENTITY_INVITATION_TTL_H = env.int("IDENTITY_INVITATION_TTL_H", default=72)
+IDENTITY_RESET_TTL_MIN = env.int("IDENTITY_RESET_TTL_MIN", default=30)
+IDENTITY_RESET_RATE_PER_IP = env.str("IDENTITY_RESET_RATE_PER_IP", default="10/hour")
+IDENTITY_SMS_BACKEND = env.str("IDENTITY_SMS_BACKEND", default="identity.channels.ConsoleSmsGateway")
+IDENTITY_SMS_FILE_DIR = env.str("IDENTITY_SMS_FILE_DIR", default=str(VAR_DIR / "sms"))
+# Sign-in audit: failures beyond this many per (action, reason, client address, minute) are
+# counted into one summary event instead of one event each.
+IDENTITY_AUDIT_FLOOD_PER_MIN = env.int("IDENTITY_AUDIT_FLOOD_PER_MIN", default=10)
+# E-mail (Django's SMTP backend in production): EMAIL_URL=smtp+tls://user:password@host:587
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="smarthome <no-reply@localhost>")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT_S", default=10)
+
+# Staff through the directory (LDAP / Active Directory, django-auth-ldap). Empty URI = off.
+IDENTITY_LDAP_URI = env.str("IDENTITY_LDAP_URI", default="")
+IDENTITY_LDAP_BIND_DN = env.str("IDENTITY_LDAP_BIND_DN", default="")
+IDENTITY_LDAP_BIND_PASSWORD = env.str("IDENTITY_LDAP_BIND_PASSWORD", default="")
+IDENTITY_LDAP_USER_BASE = env.str("IDENTITY_LDAP_USER_BASE", default="")
+IDENTITY_LDAP_USER_FILTER = env.str("IDENTITY_LDAP_USER_FILTER", default="(sAMAccountName=%(user)s)")
+IDENTITY_LDAP_GROUP_BASE = env.str("IDENTITY_LDAP_GROUP_BASE", default="")
+# nested_ad (Active Directory, nested groups), ad, group_of_names, nested_group_of_names, posix
+IDENTITY_LDAP_GROUP_TYPE = env.str("IDENTITY_LDAP_GROUP_TYPE", default="nested_ad")
+# {"<role>": "<group DN>"} for the roles of core.security.roles, and
+# {"<group DN>": ["<management company name or id>", ...]} for company memberships (JSON).
+IDENTITY_LDAP_ROLE_GROUPS = env.json("IDENTITY_LDAP_ROLE_GROUPS", default={})
+IDENTITY_LDAP_COMPANY_GROUPS = env.json("IDENTITY_LDAP_COMPANY_GROUPS", default={})
+IDENTITY_LDAP_START_TLS = env.bool("IDENTITY_LDAP_START_TLS", default=False)
+IDENTITY_LDAP_CA_FILE = env.str("IDENTITY_LDAP_CA_FILE", default="")
+IDENTITY_LDAP_TIMEOUT_S = env.int("IDENTITY_LDAP_TIMEOUT_S", default=5)
+if IDENTITY_LDAP_URI:
+    AUTHENTICATION_BACKENDS.insert(1, "identity.directory.DirectoryBackend")

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
+from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -25,6 +26,8 @@ from access.models import (
     Vehicle,
 )
 from core.security.roles import COMPLIANCE_OFFICER, PROPERTY_MANAGER, SECURITY_ADMIN
+from identity.models import Invitation, ProviderLink
+from identity.services.links import provider_link_create
 from partners import services as partner_services
 from partners.models import Partner, PartnerContract, PartnerCredentials
 from tests.consent.world import consent_rows
@@ -76,7 +79,17 @@ def make_company_world(key: str) -> dict:
         PartnerContract: contract,
         PartnerCredentials: credentials,
         **consent_rows(company=company, building=building, partner=partner, resident=resident),
+        **identity_rows(key=key, resident=resident),
     }
+
+
+def identity_rows(*, key: str, resident) -> dict:
+    link = provider_link_create(resident=resident, subject=f"sub-{key}", issuer="https://id.example/realms/residents")
+    invitation = Invitation.objects.create(
+        resident=resident, purpose=Invitation.Purpose.INVITE, channel=Invitation.Channel.EMAIL,
+        expires_at=timezone.now() + timedelta(days=3),
+    )
+    return {ProviderLink: link, Invitation: invitation}
 
 
 @pytest.fixture

@@ -94,7 +94,9 @@ def test_superuser_sees_every_company_and_the_full_export_needs_no_proof_hashes(
     root = make_staff("root", companies=set(), superuser=True)
     body = export(root)
     trailer = json.loads(body.splitlines()[-1])
-    assert trailer["rows"]["sealed"] == 28 == trailer["checkpoint"]["tree_size"]
+    # the log's 28 events and the exporter's own sign-in (auth.login, no company: superusers see it)
+    assert trailer["rows"]["sealed"] == 29 == trailer["checkpoint"]["tree_size"]
+    assert [row["action"] for row in rows_of(body, "jsonl")].count("auth.login") == 1
     assert trailer["proof"]["hashes"] == []
     assert verify_export(body).ok
 
