@@ -5,6 +5,8 @@ Scopes: `required_scopes = {"GET": ("devices:read", "vehicles:write"), ...}` - a
 of its scopes (403 `/problems/missing-scope` names the first). No token: 401.
 Suspended residents: 403 `/problems/resident-suspended` on every endpoint.
 Rate limit: API_RATE_PER_MIN (default 120) requests per user per minute -> 429 + Retry-After.
+With the shared cache (Redis) down, reads go on uncounted and writes get 503 + Retry-After
+(docs/operations.md, "When Redis is down").
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.views import APIView
 
 from access.resident_selectors import resident_of, rule_denied
@@ -25,9 +28,11 @@ class RateLimited(exceptions.Throttled):
     problem_code = "rate-limited"
 
 
-def rate_limit(key: str, per_minute: int) -> None:
-    """Count one hit on `key`; raise 429 with Retry-After when over `per_minute`."""
-    wait = hit(key, Limit(count=per_minute, window_s=60))
+def rate_limit(key: str, per_minute: int, *, read: bool = False) -> None:
+    """Count one hit on `key`; raise 429 with Retry-After when over `per_minute`.
+    Shared cache down: a `read` goes on uncounted, a write is refused (503)."""
+    path = "resident_read" if read else "resident_write"
+    wait = hit(key, Limit(count=per_minute, window_s=60), path=path, fail_open=read)
     if wait is not None:
         raise RateLimited(wait=wait)
 
@@ -90,7 +95,8 @@ class ResidentApi(APIView):
         scopes = self.required_scopes.get(request.method, ())
         if scopes and not any(token.allow_scopes([scope]) for scope in scopes):
             raise MissingScope(scopes[0])
-        rate_limit(f"api:user:{request.user.pk}", int(getattr(settings, "API_RATE_PER_MIN", 120)))
+        rate_limit(f"api:user:{request.user.pk}", int(getattr(settings, "API_RATE_PER_MIN", 120)),
+                   read=request.method in SAFE_METHODS)
         if not self.checks_suspension_itself and self.resident is not None and self.resident.suspended:
             raise rule_denied("resident-suspended")
 

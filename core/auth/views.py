@@ -4,6 +4,11 @@ The mobile app sends residents to `/o/authorize/` (Authorization Code + PKCE S25
 who is not signed in logs in at `/accounts/login/` (CSRF, django-axes lockout, per-IP rate
 limit), then confirms the scopes on a consent screen listing them in English and Russian.
 `/o/token/` is rate limited per client IP.
+
+With the shared cache (Redis) down, the token endpoint goes on uncounted (every grant it accepts
+needs an unguessable secret - a PKCE verifier, a refresh token, a client secret with mTLS - and
+refusing it would stop the partners' barrier decisions and sign every app out at its next
+refresh); the login form, which takes guessable passwords, answers 503 instead.
 """
 
 from django.conf import settings
@@ -16,8 +21,8 @@ from core.http.problems import problem_response
 from core.ratelimit import Limit, hit
 
 
-def _limited(request, name: str, rate: str):
-    retry_after = hit(f"{name}:{client_ip(request)}", Limit.parse(rate))
+def _limited(request, name: str, rate: str, *, fail_open: bool):
+    retry_after = hit(f"{name}:{client_ip(request)}", Limit.parse(rate), path=name, fail_open=fail_open)
     if retry_after is None:
         return None
     return problem_response(
@@ -31,7 +36,8 @@ class ResidentLoginView(LoginView):
     redirect_authenticated_user = False
 
     def post(self, request, *args, **kwargs):
-        return _limited(request, "login", settings.LOGIN_RATE_PER_IP) or super().post(request, *args, **kwargs)
+        limited = _limited(request, "login", settings.LOGIN_RATE_PER_IP, fail_open=False)
+        return limited or super().post(request, *args, **kwargs)
 
 
 class ResidentAuthorizationView(oauth_views.AuthorizationView):
@@ -46,4 +52,5 @@ class ResidentAuthorizationView(oauth_views.AuthorizationView):
 
 class RateLimitedTokenView(oauth_views.TokenView):
     def post(self, request, *args, **kwargs):
-        return _limited(request, "token", settings.TOKEN_RATE_PER_IP) or super().post(request, *args, **kwargs)
+        limited = _limited(request, "token", settings.TOKEN_RATE_PER_IP, fail_open=True)
+        return limited or super().post(request, *args, **kwargs)

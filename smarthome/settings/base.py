@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "core.http.middleware.AccessLogMiddleware",
     "core.http.middleware.BodySizeLimitMiddleware",
+    "core.http.middleware.SharedCacheOutageMiddleware",
     "core.http.mtls.ClientCertificateMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Below this line: the partner API (MACHINE_LANE_PREFIXES) takes MACHINE_LANE_MIDDLEWARE instead.
