@@ -101,11 +101,26 @@ def forget_breakers() -> None:
 
 
 def retry_after_s(conn: PartnerConnection, breaker: PartnerBreaker) -> float:
-    opened_at = breaker._state_storage.opened_at  # pybreaker exposes no public getter
-    if opened_at is None:
-        return conn.policy.breaker_reset_s
-    reopen = opened_at + datetime.timedelta(seconds=conn.policy.breaker_reset_s)
-    return max(1.0, (reopen - datetime.datetime.now(datetime.UTC)).total_seconds())
+    """When trying again makes sense, as the partner's breaker sees it (at least 1 s).
+
+    Open (or half-open): the rest of its recovery time. Closed: the share of the recovery time
+    that the consecutive failures have used up on the way to opening it - a first refused
+    connection says "a few seconds", the one that trips the breaker says "the whole recovery
+    time". Never a flat 1 s while the partner keeps failing: every client would retry at once."""
+    reset_s = conn.policy.breaker_reset_s
+    if breaker.current_state != pybreaker.STATE_CLOSED:
+        opened_at = breaker._state_storage.opened_at  # pybreaker exposes no public getter
+        if opened_at is None:
+            return reset_s
+        reopen = opened_at + datetime.timedelta(seconds=reset_s)
+        return max(1.0, (reopen - datetime.datetime.now(datetime.UTC)).total_seconds())
+    fail_max = max(conn.policy.breaker_fail_max, 1)
+    return max(1.0, reset_s * min(breaker.fail_counter, fail_max) / fail_max)
+
+
+def failure_retry_after_s(conn: PartnerConnection) -> float:
+    """`retry_after_s` of the partner's breaker after a failed call."""
+    return retry_after_s(conn, breaker_for(conn))
 
 
 def guarded(conn: PartnerConnection, operation: str, func: Callable[[], T]) -> T:

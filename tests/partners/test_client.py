@@ -377,6 +377,38 @@ def test_breaker_opens_fails_fast_then_half_opens_and_recovers(partner):
 
 
 @pytest.mark.django_db
+def test_refused_connections_are_told_to_wait_as_the_breaker_says_never_a_flat_second(partner):
+    conn = make_conn(partner, retries=0, breaker_fail_max=3, breaker_reset_s=30)
+    open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-warm")
+    partner.control.down()
+    waits = []
+    try:
+        for n in range(3):
+            with pytest.raises(PartnerConnectionError) as raised:
+                open_device(conn, device_ref=GATE, subject="subj-1", request_id=f"req-refused-{n}")
+            waits.append(raised.value.retry_after_s)
+        with pytest.raises(CircuitOpen) as raised:
+            open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-refused-open")
+        waits.append(raised.value.retry_after_s)
+    finally:
+        partner.control.up()
+    # closed: the share of the recovery time the failures used up; the call that trips it and
+    # the ones refused while it is open: the rest of the recovery time
+    assert waits[:2] == [10, 20]
+    assert 29 <= waits[2] <= 30
+    assert 28 <= waits[3] <= 30
+
+
+@pytest.mark.django_db
+def test_a_partners_own_429_retry_after_is_kept(partner):
+    conn = make_conn(partner, retries=0, breaker_fail_max=3, breaker_reset_s=30, rate_limit_max_wait_s=0)
+    partner.control.set_faults(rate_limit=True, retry_after_s=4)
+    with pytest.raises(RateLimited) as raised:
+        open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-429")
+    assert raised.value.retry_after_s == 4
+
+
+@pytest.mark.django_db
 def test_failed_half_open_probe_opens_the_breaker_again(partner):
     conn = make_conn(partner, retries=0, breaker_fail_max=2, breaker_reset_s=1)
     open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-warm")
