@@ -20,6 +20,7 @@ from consent.photos import PhotoRejected
 from consent.receipts import consent_receipt
 from consent.uploads import InMemoryOnlyUploadHandler
 from core.api.permissions import MissingScope, scope_required
+from core.api.serializers import BodySerializer, input_errors, no_body
 from core.http.client_ip import client_ip
 from core.security.identifiers import user_ref
 from partners.models import Partner
@@ -100,7 +101,7 @@ class ConsentOutput(serializers.Serializer):
 class ConsentListApi(APIView):
     """GET: your consents (history included). POST: give a consent (scope consent:write)."""
 
-    class ConsentGiveInputSerializer(serializers.Serializer):
+    class ConsentGiveInputSerializer(BodySerializer):
         partner = serializers.PrimaryKeyRelatedField(queryset=Partner.objects.all())
         text_sha256 = serializers.SlugRelatedField(
             slug_field="sha256", queryset=ConsentText.objects.all(), help_text="SHA-256 of the consent text shown"
@@ -147,6 +148,7 @@ class ConsentRevokeApi(APIView):
 
     @extend_schema(request=None, responses=ConsentOutput, operation_id="consents_revoke", tags=["consent"])
     def post(self, request, pk: int):
+        no_body(request)
         consent = _own_consent(request, pk)
         revoked = services.consent_revoke(consent=consent, reason=Consent.RevokedReason.RESIDENT, actor=request.user)
         revoked = Consent.objects.select_related("text", "partner").get(pk=revoked.pk)
@@ -180,6 +182,7 @@ class FaceEnrolmentApi(APIView):
     authentication included - reads the body)."""
 
     parser_classes = [MultiPartParser]
+    FORM_FIELDS = frozenset({"photo", "partner"})  # any other form field is refused (400 naming it)
 
     def get_permissions(self):
         return _by_method(self.request)
@@ -202,6 +205,9 @@ class FaceEnrolmentApi(APIView):
         if self.upload_handler.too_large:
             raise PhotoProblem(PhotoRejected(
                 413, "too_large", f"At most {settings.FACE_PHOTO_MAX_BYTES} bytes are accepted."))
+        refused = input_errors(request.data, known=self.FORM_FIELDS)
+        if refused:
+            raise exceptions.ValidationError(refused)
         if photo is None or not hasattr(photo, "read"):
             raise exceptions.ValidationError({"photo": ["Attach the photo as multipart field 'photo'."]})
         try:

@@ -48,7 +48,7 @@ class PartnerEventApi(APIView):
         except WebhookRejected as rejected:
             raise WebhookSignatureInvalid(rejected.code) from None
         except WebhookMalformed as malformed:
-            raise WebhookInvalid({"body": [str(malformed)]}) from None
+            raise WebhookInvalid(malformed.errors or {"body": [str(malformed)]}) from None
         webhook = received.webhook
         status = "duplicate" if received.duplicate else ("processed" if webhook.known else "stored")
         return Response(self.OutputSerializer({"webhook_id": webhook.webhook_id, "status": status}).data)

@@ -2,7 +2,6 @@
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from oauth2_provider import views as oauth_views
 from two_factor.urls import urlpatterns as two_factor_patterns
 
 from core.auth import views as auth_views
@@ -28,8 +27,8 @@ partner_v1 = [
 oauth_endpoints = [
     path("authorize/", auth_views.ResidentAuthorizationView.as_view(), name="authorize"),
     path("token/", auth_views.RateLimitedTokenView.as_view(), name="token"),
-    path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
-    path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
+    path("revoke_token/", auth_views.RevokeTokenView.as_view(), name="revoke-token"),
+    path("introspect/", auth_views.IntrospectTokenView.as_view(), name="introspect"),
 ]
 
 urlpatterns = [
