@@ -53,6 +53,18 @@ class WebhookRejected(Exception):
         self.code = code
 
 
+class EventRefused(Exception):
+    """Raised by a `partner_event_received` receiver: the event names something that is not the
+    partner's (another partner's device, a subject it does not hold). Nothing of the event is kept
+    (its transaction rolls back), `webhook.rejected` is recorded, and the partner gets 422 with the
+    problem type `code` so it notices."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
 class WebhookMalformed(Exception):
     """Verified, but not an event we can read: {type, timestamp?, data?}. `errors`: field errors
     (DRF's shape) when the envelope has unknown keys or control characters."""
@@ -129,7 +141,8 @@ def _audit(partner: Partner, action: Action, outcome: Outcome, reason: str, webh
 def inbound_webhook_receive(*, partner: Partner, body: bytes, headers: dict) -> Received:
     """Verify, de-duplicate, store and dispatch one partner event.
 
-    Raises WebhookRejected (recorded as `webhook.rejected`, nothing stored) or WebhookMalformed.
+    Raises WebhookRejected (recorded as `webhook.rejected`, nothing stored), WebhookMalformed, or
+    EventRefused from a receiver (recorded as `webhook.rejected` with its code, nothing stored).
     Stores an InboundWebhook (only the whitelisted `data` keys), sends `partner_event_received`
     for known types and records `webhook.received` - all in one transaction. A webhook-id seen
     before returns the stored row with duplicate=True and changes nothing.
@@ -162,6 +175,9 @@ def inbound_webhook_receive(*, partner: Partner, body: bytes, headers: dict) -> 
                 webhook.save(update_fields=["processed_at"])
             _audit(partner, Action.WEBHOOK_RECEIVED, Outcome.SUCCESS,
                    event_type if webhook.known else "unknown_type", webhook_id)
+    except EventRefused as refused:
+        _audit(partner, Action.WEBHOOK_REJECTED, Outcome.DENIED, refused.code.replace("-", "_"), webhook_id)
+        raise
     except IntegrityError:  # the same webhook-id arrived concurrently: the other request handles it
         return Received(InboundWebhook.objects.get(partner=partner, webhook_id=webhook_id), duplicate=True)
     return Received(webhook, duplicate=False)
