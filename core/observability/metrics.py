@@ -1,12 +1,15 @@
-"""Prometheus /metrics, answered only to allowlisted networks or a bearer token."""
+"""Prometheus /metrics, answered only to allowlisted networks or a bearer token (what it holds:
+core/observability/scrape.py)."""
 
 import hmac
 
 from django.conf import settings
-from django_prometheus.exports import ExportToDjangoView
+from django.http import HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from core.http.client_ip import address_in
 from core.http.problems import problem_response
+from core.observability.scrape import exposition
 
 
 def client_may_scrape(request) -> bool:
@@ -20,4 +23,4 @@ def client_may_scrape(request) -> bool:
 def metrics(request):
     if not client_may_scrape(request):
         return problem_response(403, "Metrics are restricted.", request=request)
-    return ExportToDjangoView(request)
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
