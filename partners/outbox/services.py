@@ -244,6 +244,16 @@ def outbox_backlog() -> dict:
     return {"backlog": stats["backlog"], "oldest_age_s": age}
 
 
+def outbox_bring_forward(*, partner_id: int) -> int:
+    """Make every pending message of the partner due now and send what may go (the head of each
+    ordering key). For when what they failed for is fixed - the partner's link or credentials set
+    up - so they need not wait out their backoff. Attempts are kept; returns the count sent."""
+    OutboxMessage.objects.filter(partner_id=partner_id, status=Status.PENDING).update(
+        next_attempt_at=timezone.now(), dispatched_at=None
+    )
+    return outbox_dispatch()
+
+
 CANCELLED_REASON = "consent_revoked"
 
 
