@@ -37,7 +37,7 @@ class _ProcessMetrics:
 
 def scrape_registry() -> CollectorRegistry:
     """The registry /metrics renders (tests read samples from it with `get_sample_value`)."""
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         source = CollectorRegistry()
         multiprocess.MultiProcessCollector(source)
     else:

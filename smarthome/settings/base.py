@@ -322,10 +322,17 @@ AUDITLOG_MASK_CALLABLE = "core.portal.auditlog_mask.mask_value"
 FIELD_ENCRYPTION_KEYS = env.str("FIELD_ENCRYPTION_KEYS", default="")
 FIELD_ENCRYPTION_KEY_FILE = env.str("FIELD_ENCRYPTION_KEY_FILE", default=str(VAR_DIR / "field-keys"))
 
-# --- partner API hot path
+# --- partner API (inbound: access decisions, events)
 # Per-process caches of what decisions and partner token checks read, kept while the PostgreSQL
 # data-version counters are unchanged (core.cache.versioned). Off: every decision loads.
 VERSIONED_CACHE = env.bool("VERSIONED_CACHE", default=True)
+PARTNER_DECISION_RATE = env.str("PARTNER_DECISION_RATE", default="200/s")  # per partner, e.g. "200/s", "6000/min"
+ACCESS_DECISION_ALLOW_TTL_S = env.int("ACCESS_DECISION_ALLOW_TTL_S", default=60)  # how long a partner may cache
+ACCESS_DECISION_DENY_TTL_S = env.int("ACCESS_DECISION_DENY_TTL_S", default=10)
+# Anomaly thresholds (access.anomalies.DEFAULTS; any subset), JSON: {"max_unknown_credentials": 30, ...}
+ACCESS_ANOMALY = env.json("ACCESS_ANOMALY", default={})
+# After a credentials rotation the previous webhook secret is still accepted (inbound) and signed with (outbound).
+WEBHOOK_PREVIOUS_SECRET_GRACE_S = env.int("WEBHOOK_PREVIOUS_SECRET_GRACE_S", default=24 * 3600)
 
 # --- partner client and outbox
 # Outbound calls to partner platforms (partners/client) and the transactional outbox
@@ -356,6 +363,10 @@ OUTBOX_DISPATCH_BATCH = env.int("OUTBOX_DISPATCH_BATCH", default=500)
 OUTBOX_REDISPATCH_AFTER_S = env.float("OUTBOX_REDISPATCH_AFTER_S", default=120.0)
 # How often beat re-dispatches due outbox messages (the table itself is in smarthome/schedule.py).
 OUTBOX_DISPATCH_INTERVAL_S = env.float("OUTBOX_DISPATCH_INTERVAL_S", default=15.0)
+# --- audit (audit/conf.py reads these)
+AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")  # required in production; dev: a generated key file
+AUDIT_SEAL_BATCH = env.int("AUDIT_SEAL_BATCH", default=100_000)
+AUDIT_RECONCILE_SKEW_S = env.float("AUDIT_RECONCILE_SKEW_S", default=5.0)
 # The partner-log fetcher the audit app's reconciliation uses (GET /v1/audit of each partner).
 AUDIT_PARTNER_LOG_FETCHER = env.str(
     "AUDIT_PARTNER_LOG_FETCHER", default="partners.client.audit_log.partner_log_fetcher"
