@@ -231,23 +231,19 @@ def _state_event(caller, device, event_type, at):
     return signed(caller.webhook_secret, event_type, {"device_ref": device.partner_device_ref}, at=at)
 
 
-def test_a_late_older_offline_event_does_not_reverse_a_newer_online_one(partner_caller, device):
+@pytest.mark.parametrize(("newer_event", "older_event", "online"), [
+    ("device.online", "device.offline", True),
+    ("device.offline", "device.online", False),
+])
+def test_a_late_older_state_event_does_not_reverse_a_newer_one(partner_caller, device, newer_event, older_event,
+                                                               online):
     now = datetime.datetime.now(datetime.UTC)
     newer, older = now - datetime.timedelta(seconds=5), now - datetime.timedelta(seconds=60)
-    assert send(partner_caller, *_state_event(partner_caller, device, "device.online", newer)).status_code == 200
-    late = send(partner_caller, *_state_event(partner_caller, device, "device.offline", older))
+    assert send(partner_caller, *_state_event(partner_caller, device, newer_event, newer)).status_code == 200
+    late = send(partner_caller, *_state_event(partner_caller, device, older_event, older))
     assert late.status_code == 200  # acknowledged (the partner must not resend it), not applied
     device.refresh_from_db()
-    assert (device.online, device.last_seen_at, device.state_changed_at) == (True, newer, newer)
-
-
-def test_a_late_older_online_event_does_not_reverse_a_newer_offline_one(partner_caller, device):
-    now = datetime.datetime.now(datetime.UTC)
-    newer, older = now - datetime.timedelta(seconds=5), now - datetime.timedelta(seconds=60)
-    assert send(partner_caller, *_state_event(partner_caller, device, "device.offline", newer)).status_code == 200
-    assert send(partner_caller, *_state_event(partner_caller, device, "device.online", older)).status_code == 200
-    device.refresh_from_db()
-    assert (device.online, device.state_changed_at) == (False, newer)
+    assert (device.online, device.last_seen_at, device.state_changed_at) == (online, newer, newer)
 
 
 def test_events_in_order_apply_in_order(partner_caller, device):
