@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
+BENCH ?=
 
 .PHONY: install system-deps run test test-quick lint bench clean
 
@@ -37,8 +38,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/bandit -c pyproject.toml -r . -q --severity-level high --confidence-level medium
 
-bench: install
-	$(BIN)/python bench/run_all.py
+bench: install   # make bench BENCH="decisions outbox" runs only those
+	$(BIN)/python bench/run_all.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) var

@@ -28,8 +28,8 @@ from prometheus_client import Counter
 from access.models import SecurityAlert
 from audit.actions import Action, Outcome
 from audit.services import record
+from core.cache.shared import OUTAGE_ERRORS, queue_count, redis_client, shared_cache_unavailable
 from core.cache.shared import count as shared_count
-from core.cache.shared import queue_count, redis_client
 from core.ratelimit import Limit, hit, retry_after
 from core.ratelimit import window as rate_window
 from core.security.identifiers import pseudonymous_ref
@@ -70,7 +70,7 @@ def decision_rate_exceeded(*, partner_id: int) -> int | None:
     e.g. "200/s") without deciding: None if allowed, else the seconds to wait (Retry-After). Other
     partners are not affected. For requests refused before a decision (malformed input);
     decisions themselves are counted by `decision_admit`."""
-    return hit(f"partner-decisions:{partner_id}", _decision_rate())
+    return hit(f"partner-decisions:{partner_id}", _decision_rate(), path="partner_decision", fail_open=True)
 
 
 def _bucket(window_s: int, now: float) -> tuple[int, int]:
@@ -138,6 +138,19 @@ class Admission:
 
 def decision_admit(*, partner_id: int, device_ref: str, denied: bool, unknown_credential: str | None = None,
                    resident_id: int | None = None) -> Admission:
+    """`_decision_count`, and with the shared cache (Redis) down, admit the decision uncounted:
+    a barrier must not stay shut because a counter is unavailable. The outage is counted in
+    `smarthome_shared_cache_unavailable_total{path="partner_decision"}` (alert on it)."""
+    try:
+        return _decision_count(partner_id=partner_id, device_ref=device_ref, denied=denied,
+                               unknown_credential=unknown_credential, resident_id=resident_id)
+    except OUTAGE_ERRORS as error:
+        shared_cache_unavailable("partner_decision", error)
+        return Admission(retry_after=None, alerts=[])
+
+
+def _decision_count(*, partner_id: int, device_ref: str, denied: bool, unknown_credential: str | None,
+                    resident_id: int | None) -> Admission:
     """Count one decision against the partner's rate limit and in the anomaly windows, and raise
     alerts for every threshold it crosses: one Redis round trip for all counters (plus one cache
     add per breach, and one per unknown credential to tell distinct ones).

@@ -150,6 +150,10 @@ class Device(models.Model):
     )
     online = models.BooleanField(default=False)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    state_changed_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When the online state now stored happened (an older report that arrives later is ignored)",
+    )
 
     class Meta:
         ordering = ["building_id", "name"]

@@ -14,6 +14,7 @@ from audit import signing
 from audit.actions import Action, Outcome
 from audit.services import audit_export_start
 from core.api.permissions import MissingScope
+from core.api.serializers import QuerySerializer
 from core.security.identifiers import user_ref
 from core.security.roles import COMPLIANCE_OFFICER, has_role
 
@@ -41,7 +42,7 @@ class ExportApi(APIView):
     authentication_classes = [OAuth2Authentication, SessionAuthentication]
     permission_classes = [IsComplianceOfficer]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(QuerySerializer):
         format = serializers.ChoiceField(choices=["csv", "jsonl"], default="jsonl")
         since = serializers.DateTimeField(required=False)  # the query parameter `from`
         to = serializers.DateTimeField(required=False)

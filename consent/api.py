@@ -22,6 +22,7 @@ from consent.receipts import consent_receipt, receipt_keyring
 from consent.uploads import InMemoryOnlyUploadHandler
 from core.api.resident import ResidentApi
 from core.api.schema import problems
+from core.api.serializers import BodySerializer, input_errors, no_body
 from core.crypto.signing import public_key_pem
 from core.http.client_ip import client_ip
 from core.security.identifiers import user_ref
@@ -175,7 +176,7 @@ class ConsentOutput(serializers.Serializer):
 class ConsentListApi(ResidentApi):
     """GET: your consents (history included). POST: give a consent (scope consent:write)."""
 
-    class ConsentGiveInputSerializer(serializers.Serializer):
+    class ConsentGiveInputSerializer(BodySerializer):
         partner = serializers.PrimaryKeyRelatedField(queryset=Partner.objects.all())
         text_sha256 = serializers.SlugRelatedField(
             slug_field="sha256", queryset=ConsentText.objects.all(), help_text="SHA-256 of the consent text shown"
@@ -223,6 +224,7 @@ class ConsentRevokeApi(ResidentApi):
 
     @extend_schema(request=None, responses=ConsentOutput, operation_id="consents_revoke", tags=["consent"])
     def post(self, request, pk: int):
+        no_body(request)
         consent = _own_consent(request, pk)
         revoked = services.consent_revoke(consent=consent, reason=Consent.RevokedReason.RESIDENT, actor=request.user)
         revoked = Consent.objects.select_related("text", "partner").get(pk=revoked.pk)
@@ -287,6 +289,7 @@ class FaceEnrolmentApi(ResidentApi):
 
     parser_classes = [MultiPartParser]
     required_scopes = {"GET": READ_SCOPES, "POST": WRITE_SCOPES}
+    FORM_FIELDS = frozenset({"photo", "partner"})  # any other form field is refused (400 naming it)
 
     def initialize_request(self, request, *args, **kwargs):
         self.upload_handler = InMemoryOnlyUploadHandler(request, max_bytes=settings.FACE_PHOTO_MAX_BYTES)
@@ -308,6 +311,9 @@ class FaceEnrolmentApi(ResidentApi):
         if self.upload_handler.too_large:
             raise PhotoProblem(PhotoRejected(
                 413, "too_large", f"At most {settings.FACE_PHOTO_MAX_BYTES} bytes are accepted."))
+        refused = input_errors(request.data, known=self.FORM_FIELDS)
+        if refused:
+            raise exceptions.ValidationError(refused)
         if photo is None or not hasattr(photo, "read"):
             raise exceptions.ValidationError({"photo": ["Attach the photo as multipart field 'photo'."]})
         try:

@@ -5,7 +5,9 @@
 - `partner_event_received` (the partner's signed events): `enrolment.completed` makes a
   pending/delivered enrolment `active`, `enrolment.failed` makes it `failed`, `subject.deleted`
   marks the subject's enrolments `deleted` and stores a deletion receipt for our face_delete if
-  the acknowledgement has not already done so. Inside the webhook's transaction.
+  the acknowledgement has not already done so. Inside the webhook's transaction. Such an event
+  naming no subject the partner holds an enrolment of is refused (partners.webhooks.EventRefused:
+  422 `unknown-subject`, nothing kept).
 """
 
 from django.utils import timezone
@@ -13,6 +15,7 @@ from django.utils import timezone
 from audit.actions import Action, Outcome
 from audit.services import record
 from consent.models import DeletionReceipt, FaceEnrolment
+from partners.webhooks import EventRefused
 
 FACE_KEY_PREFIX = "face:"
 
@@ -40,11 +43,16 @@ def on_outbox_delivered(sender, *, operation, partner_id, ordering_key, message_
             )
 
 
+SUBJECT_EVENTS = frozenset({"enrolment.completed", "enrolment.failed", "subject.deleted"})
+
+
 def on_partner_event(sender, *, partner_id, event_type, data, **kwargs):
-    subject_id = data.get("subject_id")
-    if not isinstance(subject_id, str):
+    if event_type not in SUBJECT_EVENTS:
         return
+    subject_id = data.get("subject_id")
     enrolments = FaceEnrolment.objects.filter(partner_id=partner_id, subject_id=subject_id)
+    if not isinstance(subject_id, str) or not enrolments.exists():
+        raise EventRefused("unknown-subject", "The event names no subject enrolled with you.")
     waiting = [FaceEnrolment.Status.PENDING, FaceEnrolment.Status.DELIVERED]
     now = timezone.now()
     if event_type == "enrolment.completed":

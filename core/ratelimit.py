@@ -1,9 +1,16 @@
-"""Fixed-window rate limits in the shared cache (Redis in production: atomic across processes)."""
+"""Fixed-window rate limits in the shared cache (Redis in production: atomic across processes).
+
+When the shared cache is down a limit cannot be counted: the caller says what happens then -
+`fail_open=True` lets the request through uncounted, else `SharedCacheUnavailable` (503 +
+Retry-After, core.http.middleware.SharedCacheOutageMiddleware). Either way the outage is counted
+in `smarthome_shared_cache_unavailable_total{path}`.
+"""
 
 import functools
 import time
 from dataclasses import dataclass
 
+from core.cache.shared import OUTAGE_ERRORS, SharedCacheUnavailable, shared_cache_unavailable
 from core.cache.shared import count as shared_count
 
 
@@ -38,9 +45,19 @@ def retry_after(count: int, limit: Limit, window_start: int, now: int) -> int | 
     return None
 
 
-def hit(key: str, limit: Limit) -> int | None:
+def hit(key: str, limit: Limit, *, path: str, fail_open: bool) -> int | None:
     """Count one hit on `key`; None if allowed, else the seconds until the window resets.
-    On Redis: one pipelined round trip (SET NX with the expiry, then INCR)."""
+    On Redis: one pipelined round trip (SET NX with the expiry, then INCR).
+
+    Shared cache down: None with `fail_open`, else SharedCacheUnavailable; `path` labels the
+    outage metric (the kind of request, e.g. "resident_read")."""
     now = int(time.time())
     cache_key, window_start = window(key, limit, now)
-    return retry_after(shared_count(cache_key, timeout_s=limit.window_s + 1), limit, window_start, now)
+    try:
+        hits = shared_count(cache_key, timeout_s=limit.window_s + 1)
+    except OUTAGE_ERRORS as error:
+        shared_cache_unavailable(path, error)
+        if fail_open:
+            return None
+        raise SharedCacheUnavailable(path) from error
+    return retry_after(hits, limit, window_start, now)

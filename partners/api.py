@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from core.api.permissions import scope_required
 from core.http.client_ip import client_ip
 from partners.authentication import IsPartner, PartnerAuthentication
-from partners.webhooks import WebhookMalformed, WebhookRejected, inbound_webhook_receive
+from partners.webhooks import EventRefused, WebhookMalformed, WebhookRejected, inbound_webhook_receive
 
 
 class WebhookSignatureInvalid(exceptions.AuthenticationFailed):
@@ -22,6 +22,16 @@ class WebhookSignatureInvalid(exceptions.AuthenticationFailed):
 
 class WebhookInvalid(exceptions.ValidationError):
     problem_code = "webhook-malformed"
+
+
+class EventNotYours(exceptions.APIException):
+    """422: the event names a device or subject that is not the partner's (partners.webhooks.EventRefused)."""
+
+    status_code = 422
+
+    def __init__(self, refused: EventRefused):
+        super().__init__(refused.detail)
+        self.problem_code = refused.code
 
 
 class PartnerEventApi(APIView):
@@ -47,8 +57,10 @@ class PartnerEventApi(APIView):
                 )
         except WebhookRejected as rejected:
             raise WebhookSignatureInvalid(rejected.code) from None
+        except EventRefused as refused:
+            raise EventNotYours(refused) from None
         except WebhookMalformed as malformed:
-            raise WebhookInvalid({"body": [str(malformed)]}) from None
+            raise WebhookInvalid(malformed.errors or {"body": [str(malformed)]}) from None
         webhook = received.webhook
         status = "duplicate" if received.duplicate else ("processed" if webhook.known else "stored")
         return Response(self.OutputSerializer({"webhook_id": webhook.webhook_id, "status": status}).data)

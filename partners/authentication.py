@@ -27,6 +27,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from core.auth.oauth_scopes import PARTNER_SCOPES
+from core.cache.shared import OUTAGE_ERRORS, shared_cache_unavailable
 from core.cache.versioned import VersionedCache
 from core.http.client_ip import address_in, client_ip
 from partners.models import Partner, PartnerApplication, PartnerCredentials, PartnerTokenBinding
@@ -78,7 +79,12 @@ def _cert_entry(fingerprint: str) -> dict | None:
     if local is not None and local[0] > time.monotonic():
         return local[1] or None
     key = _CERT_CACHE_KEY.format(fingerprint)
-    entry = cache.get(key)
+    try:
+        entry = cache.get(key)
+        shared = True
+    except OUTAGE_ERRORS as error:  # the shared cache only saves a query here: ask the database
+        shared_cache_unavailable("partner_auth", error)
+        entry, shared = None, False
     if entry is None:
         row = (
             PartnerCredentials.objects.current()
@@ -87,7 +93,8 @@ def _cert_entry(fingerprint: str) -> dict | None:
             .first()
         )
         entry = {"partner_id": row["partner_id"], "cidrs": row["allowed_cidrs"]} if row else {}
-        cache.set(key, entry, CERT_CACHE_TTL_S)
+        if shared:
+            cache.set(key, entry, CERT_CACHE_TTL_S)
     _local_certs[fingerprint] = (time.monotonic() + LOCAL_CERT_CACHE_TTL_S, entry)
     return entry or None
 

@@ -5,7 +5,9 @@ secret (`standardwebhooks`), a 5-minute timestamp tolerance, and every signature
 tried against the current secret and, during a rotation, the secrets of credentials revoked
 less than WEBHOOK_PREVIOUS_SECRET_GRACE_S ago (not after an emergency rotation, which drops them
 at once). A `webhook-id` is processed once per partner: a
-replay is acknowledged (200) but changes nothing. Unknown event types are stored and
+replay is acknowledged (200) but changes nothing. The envelope holds `type`, `timestamp` and
+`data` only, without control characters (core.api.serializers.input_errors: 400 naming the
+field); `data` keeps only DATA_KEYS. Unknown event types are stored and
 acknowledged (forward compatible); known ones are dispatched through
 `partners.signals.partner_event_received`, in the same transaction as the stored row.
 """
@@ -23,6 +25,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
+from core.api.serializers import input_errors
 from partners.models import InboundWebhook, Partner, PartnerCredentials
 from partners.signals import partner_event_received
 
@@ -35,6 +38,8 @@ DATA_KEYS = frozenset({
     "device_ref", "subject_id", "decision_id", "request_id", "reason", "result", "occurred_at", "deletion_id",
     "enrolment_id", "error", "credential_type", "status",
 })
+# The Standard Webhooks envelope; any other key is refused (400 naming it).
+ENVELOPE_KEYS = frozenset({"type", "timestamp", "data"})
 _TYPE = re.compile(r"^[a-z0-9_.]{1,64}$")
 _ID = re.compile(r"^[A-Za-z0-9:._-]{1,128}$")
 _VALUE = re.compile(r"^[A-Za-z0-9:._+-]{0,128}$")
@@ -48,8 +53,25 @@ class WebhookRejected(Exception):
         self.code = code
 
 
+class EventRefused(Exception):
+    """Raised by a `partner_event_received` receiver: the event names something that is not the
+    partner's (another partner's device, a subject it does not hold). Nothing of the event is kept
+    (its transaction rolls back), `webhook.rejected` is recorded, and the partner gets 422 with the
+    problem type `code` so it notices."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
 class WebhookMalformed(Exception):
-    """Verified, but not an event we can read: {type, timestamp?, data?}."""
+    """Verified, but not an event we can read: {type, timestamp?, data?}. `errors`: field errors
+    (DRF's shape) when the envelope has unknown keys or control characters."""
+
+    def __init__(self, message: str, errors: dict | None = None):
+        super().__init__(message)
+        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -88,6 +110,9 @@ def _event(body: bytes) -> tuple[str, dict, datetime.datetime | None]:
         event = json.loads(body)
     except ValueError:
         raise WebhookMalformed("The body is not JSON.") from None
+    refused = input_errors(event, known=ENVELOPE_KEYS) if isinstance(event, dict) else None
+    if refused:
+        raise WebhookMalformed("The event has unknown keys or control characters.", errors=refused)
     if not isinstance(event, dict) or not isinstance(event.get("type"), str) or not _TYPE.match(event["type"]):
         raise WebhookMalformed("The event needs a `type` code ([a-z0-9_.]).")
     data = event.get("data", {})
@@ -112,7 +137,8 @@ def _audit(partner: Partner, action: Action, outcome: Outcome, reason: str, webh
 def inbound_webhook_receive(*, partner: Partner, body: bytes, headers: dict) -> Received:
     """Verify, de-duplicate, store and dispatch one partner event.
 
-    Raises WebhookRejected (recorded as `webhook.rejected`, nothing stored) or WebhookMalformed.
+    Raises WebhookRejected (recorded as `webhook.rejected`, nothing stored), WebhookMalformed, or
+    EventRefused from a receiver (recorded as `webhook.rejected` with its code, nothing stored).
     Stores an InboundWebhook (only the whitelisted `data` keys), sends `partner_event_received`
     for known types and records `webhook.received` - all in one transaction. A webhook-id seen
     before returns the stored row with duplicate=True and changes nothing.
@@ -145,6 +171,9 @@ def inbound_webhook_receive(*, partner: Partner, body: bytes, headers: dict) -> 
                 webhook.save(update_fields=["processed_at"])
             _audit(partner, Action.WEBHOOK_RECEIVED, Outcome.SUCCESS,
                    event_type if webhook.known else "unknown_type", webhook_id)
+    except EventRefused as refused:
+        _audit(partner, Action.WEBHOOK_REJECTED, Outcome.DENIED, refused.code.replace("-", "_"), webhook_id)
+        raise
     except IntegrityError:  # the same webhook-id arrived concurrently: the other request handles it
         return Received(InboundWebhook.objects.get(partner=partner, webhook_id=webhook_id), duplicate=True)
     return Received(webhook, duplicate=False)

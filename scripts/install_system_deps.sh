@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the service and its tests use, installed only when missing:
 # PostgreSQL + Redis (the test suite starts its own servers from these binaries), nginx (TLS
-# terminator for the partner API's mTLS), Chromium + driver (browser tests), OpenLDAP's headers
+# terminator for the partner API's mTLS), Chromium + driver (browser tests), wrk (`make bench`),
+# OpenLDAP's headers
 # (python-ldap has no wheel: pip builds it) and slapd + ldap-utils (the directory tests' server).
 set -euo pipefail
 missing=()
@@ -15,6 +16,7 @@ command -v gcc >/dev/null || missing+=(gcc)
 [ -f /usr/include/python3.11/Python.h ] || missing+=(python3-dev)
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapadd >/dev/null || missing+=(ldap-utils)
+command -v wrk >/dev/null || missing+=(wrk)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

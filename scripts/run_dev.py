@@ -1,16 +1,22 @@
 """`make run`: prepare a one-machine demo and run every process until Ctrl-C.
 
-Migrates, generates dev certificates and keys, seeds the demo, then starts the web service,
-the sandbox partner and the background work (an in-process scheduler without REDIS_URL, a
-Celery worker + beat with it) and prints where everything is. Ctrl-C stops all of them.
+Migrates and generates dev certificates and keys; starts the sandbox partner and waits until it
+answers, so the demo's first deliveries (seeded allowlists) reach it at once instead of opening
+the breaker; seeds the demo; starts the web service and nginx and waits for them; links the
+sandbox (`manage.py link_sandbox`: registers the demo devices there and has the sandbox report
+them online through our partner API); starts the background work (an in-process scheduler
+without REDIS_URL, a Celery worker + beat with it) and prints where everything is. Ctrl-C (or
+SIGTERM) stops all of them. tests/e2e/test_make_run.py runs it.
 """
 
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,43 +64,39 @@ def main() -> int:
     manage("createcachetable")
     if has_command("make_dev_certs"):
         manage("make_dev_certs", "--out", str(certs_dir))
-    print("==> seeding the demo", flush=True)
-    manage("seed_demo")
 
     processes: list[tuple[str, subprocess.Popen]] = []
     try:
         return supervise(processes, certs_dir)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting up
+        print("\n==> stopping", flush=True)
+        return 0
     finally:
         stop_all(processes)
 
 
-def register_demo_devices_at_sandbox() -> None:
-    """The sandbox knows only devices it is told about: register ours (online) on its control port."""
-    import json
-    import urllib.request
+def wait_until(what: str, ready, timeout_s: float = 60) -> bool:
+    """Poll `ready()` until it is true; False (and a line saying so) after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    print(f"==> {what} did not come up within {timeout_s:.0f} s", flush=True)
+    return False
 
-    refs = subprocess.run(
-        [PYTHON, "manage.py", "shell", "-c",
-         "from access.models import Device; print('\\n'.join(Device.objects.filter("
-         "partner__slug='sandbox').values_list('partner_device_ref', flat=True)))"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split()
-    control = f"http://127.0.0.1:{SANDBOX_CONTROL_PORT}/_control/devices/"
-    deadline = time.monotonic() + 20
-    for ref in refs:
-        while True:
-            request = urllib.request.Request(  # noqa: S310 - our own loopback port
-                control + ref, data=json.dumps({"online": True}).encode(), method="PUT",
-                headers={"Content-Type": "application/json"},
-            )
-            try:
-                urllib.request.urlopen(request, timeout=2).close()  # noqa: S310
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    print("==> the sandbox did not come up; demo devices not registered", flush=True)
-                    return
-                time.sleep(0.3)
+
+def answers(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback ports
+        return response.status == 200
+
+
+def listens(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=2):
+        return True
 
 
 def stop_all(processes: list[tuple[str, subprocess.Popen]]) -> None:
@@ -112,7 +114,11 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
     def start(name: str, args: list[str]) -> None:
         processes.append((name, subprocess.Popen(args, cwd=ROOT)))
 
-    start("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload", "--insecure"])
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)  # from here on, SIGTERM stops what was started
+
     if (ROOT / "partners" / "sandbox" / "__main__.py").exists():
         start(
             "sandbox partner",
@@ -121,6 +127,12 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
                 "--control-port", str(SANDBOX_CONTROL_PORT), "--certs-dir", str(certs_dir),
             ],
         )
+        # seeding queues the demo's allowlists for the sandbox: it must be there to take them
+        wait_until("the sandbox partner", lambda: answers(
+            f"http://127.0.0.1:{SANDBOX_CONTROL_PORT}/_control/faults") and listens(SANDBOX_PORT))
+    print("==> seeding the demo", flush=True)
+    manage("seed_demo")
+    start("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload", "--insecure"])
     if (certs_dir / "smarthome-server.pem").exists():
         processes.append(("nginx (TLS + partner mTLS)", nginx.start(nginx.ProxyConfig(
             prefix=var_dir_of(certs_dir) / "nginx",
@@ -133,7 +145,8 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
             proxy_secret=os.environ["PROXY_AUTH_SECRET"],
             face_upload_max=str(int(os.environ.get("FACE_UPLOAD_MAX_BYTES", 8 * 1024 * 1024))),
         ))))
-    register_demo_devices_at_sandbox()
+        wait_until("nginx", lambda: listens(PARTNER_TLS_PORT))
+    wait_until("the web service", lambda: answers(f"http://127.0.0.1:{WEB_PORT}/healthz"))
     link = subprocess.run(  # the sandbox asks us for decisions and sends events through nginx's mTLS port
         [PYTHON, "manage.py", "link_sandbox", "--control-url", f"http://127.0.0.1:{SANDBOX_CONTROL_PORT}",
          "--partner-url", f"https://localhost:{PARTNER_TLS_PORT}"], cwd=ROOT, check=False,
@@ -161,10 +174,6 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
         flush=True,
     )
 
-    def interrupted(*_):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupted)
     try:
         while True:
             for name, process in processes:

@@ -2,9 +2,9 @@
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from oauth2_provider import views as oauth_views
 from two_factor.urls import urlpatterns as two_factor_patterns
 
+from core.auth import views as auth_views
 from core.observability import health, metrics
 from core.portal.site import admin_site  # the OTP-required admin (+ building dashboard)
 from identity.views import login as identity_login
@@ -31,7 +31,7 @@ oauth_endpoints = [
     path("authorize/", identity_oauth.AuthorizationView.as_view(), name="authorize"),
     path("token/", identity_oauth.TokenView.as_view(), name="token"),
     path("revoke_token/", identity_oauth.RevokeTokenView.as_view(), name="revoke-token"),
-    path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
+    path("introspect/", auth_views.IntrospectTokenView.as_view(), name="introspect"),
 ]
 
 urlpatterns = [

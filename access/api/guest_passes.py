@@ -10,6 +10,7 @@ from access.plates import PlateField
 from access.resident_selectors import device_for_resident, guest_pass_for_resident, guest_passes_for_resident
 from access.services.guest_passes import guest_pass_create, guest_pass_revoke
 from core.api.pagination import StandardPagination
+from core.api.serializers import BodySerializer
 
 SCOPES = ("guests:write",)
 
@@ -35,7 +36,7 @@ class GuestPassOutputSerializer(serializers.Serializer):
 class GuestPassListCreateApi(ResidentApi):
     required_scopes = {"GET": SCOPES, "POST": SCOPES}
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(BodySerializer):
         class Meta:
             ref_name = "GuestPassCreate"
 

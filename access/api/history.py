@@ -8,6 +8,7 @@ from rest_framework import exceptions, serializers
 from access.api.base import ResidentApi, paginated, problems
 from access.resident_selectors import device_for_resident, history_for_resident
 from core.api.pagination import StandardPagination
+from core.api.serializers import QuerySerializer
 
 
 class HistoryListApi(ResidentApi):
@@ -18,7 +19,7 @@ class HistoryListApi(ResidentApi):
 
     required_scopes = {"GET": ("history:read",)}
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(QuerySerializer):
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)
         device_id = serializers.IntegerField(required=False, min_value=1)

@@ -8,6 +8,7 @@ from access.api.base import ResidentApi, paginated, problems
 from access.resident_selectors import notification_for_resident, notifications_for_resident
 from access.services.notifications import notification_mark_read
 from core.api.pagination import StandardPagination
+from core.api.serializers import QuerySerializer, no_body
 
 SCOPES = ("history:read",)
 
@@ -31,7 +32,7 @@ class NotificationOutputSerializer(serializers.Serializer):
 class NotificationListApi(ResidentApi):
     required_scopes = {"GET": SCOPES}
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(QuerySerializer):
         unread = serializers.BooleanField(required=False, allow_null=True, default=None,
                                           help_text="true: only unread; false: only read")
         page = serializers.IntegerField(required=False, min_value=1)
@@ -55,5 +56,6 @@ class NotificationReadApi(ResidentApi):
     @extend_schema(operation_id="notifications_mark_read", tags=["notifications"], request=None,
                    responses={200: NotificationOutputSerializer, **problems(401, 403, 404, 429)})
     def post(self, request, notification_id: int):
+        no_body(request)
         notification = notification_for_resident(resident=self.resident, notification_id=notification_id)
         return Response(NotificationOutputSerializer(notification_mark_read(notification=notification)).data)

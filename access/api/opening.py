@@ -10,6 +10,7 @@ from access.models import Device
 from access.resident_selectors import device_for_resident
 from access.services.opening import IDEMPOTENCY_KEY, device_open
 from core.api.permissions import MissingScope
+from core.api.serializers import no_body
 
 OPEN_SCOPES = {Device.Kind.INTERCOM_DOOR: "doors:open", Device.Kind.BARRIER: "barriers:open"}
 
@@ -53,6 +54,7 @@ class DeviceOpenApi(ResidentApi):
         responses={200: OutputSerializer, **problems(400, 401, 403, 404, 409, 422, 429, 503)},
     )
     def post(self, request, device_id: int):
+        no_body(request)
         key = request.headers.get("Idempotency-Key", "")
         if not IDEMPOTENCY_KEY.match(key):
             raise exceptions.ValidationError(

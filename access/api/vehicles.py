@@ -14,6 +14,7 @@ from access.plates import PlateField
 from access.resident_selectors import vehicle_for_resident, vehicles_for_resident
 from access.services.vehicles_api import resident_vehicle_create, resident_vehicle_delete, resident_vehicle_update
 from core.api.pagination import StandardPagination
+from core.api.serializers import BodySerializer
 
 READ = ("vehicles:write", "devices:read")
 WRITE = ("vehicles:write",)
@@ -39,7 +40,7 @@ def _require_resident(view):
 class VehicleListCreateApi(ResidentApi):
     required_scopes = {"GET": READ, "POST": WRITE}
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(BodySerializer):
         class Meta:
             ref_name = "VehicleCreate"
 
@@ -67,7 +68,7 @@ class VehicleListCreateApi(ResidentApi):
 class VehicleDetailApi(ResidentApi):
     required_scopes = {"GET": READ, "PATCH": WRITE, "DELETE": WRITE}
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(BodySerializer):
         class Meta:
             ref_name = "VehicleUpdate"
 

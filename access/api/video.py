@@ -8,6 +8,7 @@ from access.api.base import ResidentApi, problems
 from access.models import Device
 from access.resident_selectors import device_for_resident
 from access.services.video import video_session_create
+from core.api.serializers import BodySerializer
 
 VIDEO_KINDS = {Device.Kind.INTERCOM_DOOR, Device.Kind.CAMERA}
 
@@ -26,9 +27,11 @@ class VideoSessionCreateApi(ResidentApi):
 
     required_scopes = {"POST": ("video:view",)}
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(BodySerializer):
         class Meta:
             ref_name = "VideoSessionRequest"
+
+        multiline_fields = frozenset({"sdp_offer"})  # an SDP offer is lines (RFC 8866: CRLF)
 
         sdp_offer = serializers.CharField(
             required=False, max_length=20000, help_text="The app's SDP offer (starts with v=0), optional"

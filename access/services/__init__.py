@@ -294,12 +294,19 @@ def device_create(
     return device
 
 
+@transaction.atomic
 def device_set_online(*, device: Device, online: bool, seen_at=None) -> Device:
-    """Record a device's online state as reported by its partner (no audit event: telemetry)."""
-    device.online = online
-    device.last_seen_at = seen_at or timezone.now()
-    device.save(update_fields=["online", "last_seen_at"])
-    return device
+    """Record a device's online state as it was at `seen_at` (default now), as its partner reported
+    it (no audit event: telemetry). Reports may arrive out of order: one older than the state
+    stored (`state_changed_at`) changes nothing. Returns the device as stored."""
+    seen_at = seen_at or timezone.now()
+    stored = Device.objects.select_for_update().get(pk=device.pk)
+    if stored.state_changed_at is not None and seen_at < stored.state_changed_at:
+        return stored
+    stored.online, stored.last_seen_at, stored.state_changed_at = online, seen_at, seen_at
+    stored.save(update_fields=["online", "last_seen_at", "state_changed_at"])
+    device.online, device.last_seen_at, device.state_changed_at = online, seen_at, seen_at
+    return stored
 
 
 # --- grants ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.module_loading import import_string
 from rest_framework import exceptions, serializers
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.views import APIView
 
 from core.api.permissions import MissingScope
@@ -48,9 +49,13 @@ class ResidentSuspended(exceptions.PermissionDenied):
     problem_extra = {"reason": "resident-suspended"}
 
 
-def rate_limit(key: str, per_minute: int) -> None:
-    """Count one hit on `key`; raise 429 with Retry-After when over `per_minute`."""
-    wait = hit(key, Limit(count=per_minute, window_s=60))
+def rate_limit(key: str, per_minute: int, *, read: bool = False) -> None:
+    """Count one hit on `key`; raise 429 with Retry-After when over `per_minute`.
+
+    Shared cache (Redis) down: a `read` goes on uncounted, a write is refused with 503 and
+    Retry-After (docs/operations.md, "When Redis is down")."""
+    path = "resident_read" if read else "resident_write"
+    wait = hit(key, Limit(count=per_minute, window_s=60), path=path, fail_open=read)
     if wait is not None:
         raise RateLimited(wait=wait)
 
@@ -84,7 +89,7 @@ class ResidentApi(APIView):
             raise UndeclaredScope()
         if not any(token.allow_scopes([scope]) for scope in scopes):
             raise MissingScope(scopes[0])
-        rate_limit(f"api:user:{request.user.pk}", int(settings.API_RATE_PER_MIN))
+        rate_limit(f"api:user:{request.user.pk}", int(settings.API_RATE_PER_MIN), read=method in SAFE_METHODS)
         if not self.checks_suspension_itself and self.resident is not None and self.resident.suspended:
             raise ResidentSuspended()
 

@@ -1,15 +1,23 @@
 """Cross-cutting request middleware: request id, one access-log line per request, body limit,
-auditlog's context with the trusted client address."""
+503 while the shared cache is down, auditlog's context with the trusted client address."""
 
 import logging
 import time
 
 from auditlog.middleware import AuditlogMiddleware as _AuditlogMiddleware
 from django.conf import settings
+from django.http import HttpResponse
+from django.utils.translation import gettext as _
 
+from core.cache.shared import (
+    OUTAGE_ERRORS,
+    OUTAGE_RETRY_AFTER_S,
+    SharedCacheUnavailable,
+    shared_cache_unavailable,
+)
 from core.cache.versioned import request_snapshot
 from core.http.client_ip import client_ip
-from core.http.problems import problem_response
+from core.http.problems import API_PREFIXES, problem_response
 from core.http.request_context import accept_or_generate_request_id, actor_ref_var, request_id_var
 from core.security.identifiers import user_ref
 
@@ -87,6 +95,59 @@ class BodySizeLimitMiddleware:
                 413, f"The request body is {length} bytes; the limit is {limit} bytes.", request=request
             )
         return self.get_response(request)
+
+
+def outage_path(request) -> str:
+    """The kind of request, as the outage metric labels it (a few fixed values, never a URL)."""
+    path = request.path
+    if path.startswith("/partner/"):
+        return "partner"
+    if path.startswith("/o/"):
+        return "token"
+    if path.startswith("/accounts/login/"):
+        return "login"
+    if path.startswith("/api/"):
+        return "resident_read" if request.method in ("GET", "HEAD", "OPTIONS") else "resident_write"
+    if path.startswith(("/admin/", "/account/")):
+        return "admin"
+    return "other"
+
+
+class SharedCacheOutageMiddleware:
+    """A view that needed the shared cache (Redis) while it is down: 503 + Retry-After, never a 500.
+
+    Paths that can go on without it (partner decisions, resident reads, the token endpoint) catch
+    the outage themselves and never get here; what does is refused before it changed anything
+    (`SharedCacheUnavailable` from a rate limit) or failed at a cache call (redis-py's connection
+    and timeout errors), counted in `smarthome_shared_cache_unavailable_total{path}` either way.
+    API paths get a problem document (`/problems/shared-cache-unavailable`), others a short page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, SharedCacheUnavailable):
+            retry_after = exception.retry_after_s
+        elif isinstance(exception, OUTAGE_ERRORS):
+            shared_cache_unavailable(outage_path(request), exception)
+            retry_after = OUTAGE_RETRY_AFTER_S
+        else:
+            return None
+        if request.path.startswith(API_PREFIXES):
+            return problem_response(
+                503, "A backing service is briefly unavailable; try again later.", request=request,
+                code="shared-cache-unavailable", headers={"Retry-After": str(retry_after)},
+                retry_after_s=retry_after,
+            )
+        response = HttpResponse(
+            _("The service is briefly unavailable; please try again in a few seconds."),
+            status=503, content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = str(retry_after)
+        return response
 
 
 class AuditlogMiddleware(_AuditlogMiddleware):

@@ -11,11 +11,11 @@ import hashlib
 import json
 
 from django.conf import settings
-from oauth2_provider import views as oauth_views
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
 from audit.actions import Action, Outcome
 from core.auth.views import RateLimitedTokenView, ResidentAuthorizationView
+from core.auth.views import RevokeTokenView as BaseRevokeTokenView
 from identity import oidc, signin_audit
 from identity.views.oidc import SESSION_ACR, refuse_login, step_up_redirect, step_up_tried
 
@@ -64,7 +64,7 @@ def _token_owner(raw: str):
     return None
 
 
-class RevokeTokenView(oauth_views.RevokeTokenView):
+class RevokeTokenView(BaseRevokeTokenView):
     """RFC 7009: the client gives up a token (the app's sign-out)."""
 
     def post(self, request, *args, **kwargs):

@@ -5,6 +5,8 @@ pybreaker keeps the state (closed / open / half-open, consecutive failures, when
 partner is unwell - 5xx, timeouts, connection and TLS errors; a 4xx or a 429 is the partner
 answering, so it counts as a success. After `breaker_reset_s` one caller (across all
 processes: a cache lock) gets to probe; the others keep failing fast until it is back.
+`shared_states` reads every partner's state as all processes share it (for /metrics, at scrape
+time: partners/metrics.py), never this process's last sight of it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import pybreaker
 from django.conf import settings
 from django.core.cache import cache
 
-from partners.client import metrics
 from partners.client.connection import PartnerConnection
 from partners.client.errors import CircuitOpen, PartnerRejected, RateLimited
 
@@ -27,13 +28,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class _GaugeListener(pybreaker.CircuitBreakerListener):
+class _StateLogListener(pybreaker.CircuitBreakerListener):
     def __init__(self, slug: str):
         self.slug = slug
 
     def state_change(self, cb, old_state, new_state):
-        is_open = new_state.name != pybreaker.STATE_CLOSED
-        metrics.breaker_open.labels(partner=self.slug).set(1 if is_open else 0)
         logger.warning("partner circuit breaker %s", new_state.name, extra={"partner": self.slug})
 
 
@@ -66,13 +65,29 @@ def _redis_client():
 def _storage(conn: PartnerConnection) -> pybreaker.CircuitBreakerStorage:
     if settings.REDIS_URL:
         return pybreaker.CircuitRedisStorage(
-            pybreaker.STATE_CLOSED, _redis_client(), namespace=f"{_prefix()}:breaker:{conn.partner_id}"
+            pybreaker.STATE_CLOSED, _redis_client(), namespace=_namespace(conn.partner_id)
         )
     return pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
 
 
-def _prefix() -> str:
-    return settings.CACHES["default"].get("KEY_PREFIX") or "smarthome"
+def _namespace(partner_id: int) -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX') or 'smarthome'}:breaker:{partner_id}"
+
+
+def shared_states(partner_ids: list[int]) -> dict[int, str]:
+    """Each partner's breaker state ("closed", "open", "half-open") as every process shares it:
+    read from Redis in one round trip (redis-py's connection errors propagate); without Redis,
+    this process's own breakers (the embedded mode keeps no shared breaker state). A breaker
+    that never ran is closed."""
+    if settings.REDIS_URL:
+        keys = [f"{_namespace(partner_id)}:{pybreaker.CircuitRedisStorage.BASE_NAMESPACE}:state"
+                for partner_id in partner_ids]
+        values = _redis_client().mget(keys) if keys else []
+        return {partner_id: value.decode() if value else pybreaker.STATE_CLOSED
+                for partner_id, value in zip(partner_ids, values, strict=True)}
+    with _lock:
+        local = {key[0]: breaker.current_state for key, breaker in _breakers.items()}
+    return {partner_id: local.get(partner_id, pybreaker.STATE_CLOSED) for partner_id in partner_ids}
 
 
 def breaker_for(conn: PartnerConnection) -> PartnerBreaker:
@@ -85,7 +100,7 @@ def breaker_for(conn: PartnerConnection) -> PartnerBreaker:
                 fail_max=conn.policy.breaker_fail_max,
                 reset_timeout=conn.policy.breaker_reset_s,
                 exclude=[PartnerRejected, RateLimited],
-                listeners=[_GaugeListener(conn.slug)],
+                listeners=[_StateLogListener(conn.slug)],
                 state_storage=_storage(conn),
                 name=f"partner:{conn.slug}",
                 throw_new_error_on_trip=False,  # the call that trips it reports its own error
@@ -102,11 +117,26 @@ def forget_breakers() -> None:
 
 
 def retry_after_s(conn: PartnerConnection, breaker: PartnerBreaker) -> float:
-    opened_at = breaker._state_storage.opened_at  # pybreaker exposes no public getter
-    if opened_at is None:
-        return conn.policy.breaker_reset_s
-    reopen = opened_at + datetime.timedelta(seconds=conn.policy.breaker_reset_s)
-    return max(1.0, (reopen - datetime.datetime.now(datetime.UTC)).total_seconds())
+    """When trying again makes sense, as the partner's breaker sees it (at least 1 s).
+
+    Open (or half-open): the rest of its recovery time. Closed: the share of the recovery time
+    that the consecutive failures have used up on the way to opening it - a first refused
+    connection says "a few seconds", the one that trips the breaker says "the whole recovery
+    time". Never a flat 1 s while the partner keeps failing: every client would retry at once."""
+    reset_s = conn.policy.breaker_reset_s
+    if breaker.current_state != pybreaker.STATE_CLOSED:
+        opened_at = breaker._state_storage.opened_at  # pybreaker exposes no public getter
+        if opened_at is None:
+            return reset_s
+        reopen = opened_at + datetime.timedelta(seconds=reset_s)
+        return max(1.0, (reopen - datetime.datetime.now(datetime.UTC)).total_seconds())
+    fail_max = max(conn.policy.breaker_fail_max, 1)
+    return max(1.0, reset_s * min(breaker.fail_counter, fail_max) / fail_max)
+
+
+def failure_retry_after_s(conn: PartnerConnection) -> float:
+    """`retry_after_s` of the partner's breaker after a failed call."""
+    return retry_after_s(conn, breaker_for(conn))
 
 
 def guarded(conn: PartnerConnection, operation: str, func: Callable[[], T]) -> T:
@@ -114,7 +144,6 @@ def guarded(conn: PartnerConnection, operation: str, func: Callable[[], T]) -> T
     breaker = breaker_for(conn)
     state = breaker.current_state
     probe_key = None
-    metrics.breaker_open.labels(partner=conn.slug).set(0 if state == pybreaker.STATE_CLOSED else 1)
     if state != pybreaker.STATE_CLOSED:
         if state == pybreaker.STATE_OPEN and not _reset_elapsed(conn, breaker):
             raise _open(conn, operation, breaker)

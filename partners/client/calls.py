@@ -9,7 +9,9 @@
 - a 429 is waited out when its ``Retry-After`` fits in `rate_limit_max_wait_s`, else RateLimited;
 - 5xx, timeouts and connection errors are retried with exponential backoff and full jitter -
   only for idempotent operations (`CallSpec.idempotent`);
-- each attempt runs under the partner's circuit breaker; an open breaker fails fast;
+- each attempt runs under the partner's circuit breaker; an open breaker fails fast; a call that
+  ends with the partner unavailable carries the breaker's idea of when to try again
+  (`breaker.retry_after_s`: the rest of its recovery time, or a share of it while closed);
 - one audit event per call (outcome, reason code, last HTTP status, total latency, request
   id), Prometheus metrics per attempt. Neither ever holds a token, a body or personal data.
 """
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import ssl
 import time
@@ -28,7 +31,7 @@ import requests
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from partners.client import metrics, tokens
-from partners.client.breaker import guarded
+from partners.client.breaker import failure_retry_after_s, guarded
 from partners.client.connection import PartnerConnection, session_for
 from partners.client.errors import (
     PartnerAuthError,
@@ -171,6 +174,9 @@ def perform(
                 _audit(conn, spec, context, outcome, "", request_id, exchange.latency_ms, exchange.status)
             return exchange
     except PartnerError as error:
+        if isinstance(error, PartnerUnavailable) and not isinstance(error, RateLimited):
+            # the partner's own 429 Retry-After stands; anything else waits as the breaker says
+            error.retry_after_s = max(error.retry_after_s, math.ceil(failure_retry_after_s(conn)))
         error.request_id = error.request_id or request_id
         error.partner = error.partner or conn.slug
         error.operation = spec.operation

@@ -1,6 +1,10 @@
-"""Prometheus metrics of partner calls and of the outbox (labels never carry personal data)."""
+"""Prometheus metrics of partner calls and of the outbox (labels never carry personal data).
 
-from prometheus_client import Counter, Gauge, Histogram
+The gauges of shared state - breaker open, outbox backlog and age - are computed at scrape time
+from the shared store and the database (partners/metrics.py), not set by whichever process saw them.
+"""
+
+from prometheus_client import Counter, Histogram
 
 request_seconds = Histogram(
     "smarthome_partner_request_seconds",
@@ -12,15 +16,6 @@ requests_total = Counter(
     "smarthome_partner_requests_total",
     "HTTP exchanges with partners (each attempt) by outcome: success, http_4xx, http_5xx, timeout, ...",
     ["partner", "operation", "outcome"],
-)
-breaker_open = Gauge(
-    "smarthome_partner_breaker_open",
-    "1 while this process sees the partner's circuit breaker open (or half-open), else 0",
-    ["partner"],
-)
-outbox_backlog = Gauge("smarthome_outbox_backlog", "Outbox messages not yet delivered (pending)")
-outbox_oldest_age_seconds = Gauge(
-    "smarthome_outbox_oldest_age_seconds", "Age of the oldest pending outbox message (0 when none)"
 )
 outbox_dead_lettered_total = Counter(
     "smarthome_outbox_dead_lettered_total", "Outbox messages given up on after the maximum attempts",

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, Min, OuterRef
+from django.db.models import Count, Exists, Min, OuterRef
 from django.utils import timezone
 
 from audit.actions import Action, ActorKind, Outcome
@@ -210,7 +210,7 @@ def _dispatch(message_id: int) -> None:
 
 
 def outbox_dispatch(*, limit: int | None = None) -> int:
-    """Send delivery tasks for due messages that have no task in flight; update the backlog gauges.
+    """Send delivery tasks for due messages that have no task in flight.
 
     Only the head of each ordering key is sent (the others would be `blocked`). A message
     counts as in flight for OUTBOX_REDISPATCH_AFTER_S after its task was sent; after that the
@@ -233,19 +233,25 @@ def outbox_dispatch(*, limit: int | None = None) -> int:
         OutboxMessage.objects.filter(pk__in=ids).update(dispatched_at=now)
         for message_id in ids:
             _dispatch(message_id)
-    outbox_update_gauges()
     return len(ids)
 
 
-def outbox_update_gauges() -> dict:
-    """Set smarthome_outbox_backlog / smarthome_outbox_oldest_age_seconds; returns them."""
-    pending = OutboxMessage.objects.filter(status=Status.PENDING)
-    stats = pending.aggregate(oldest=Min("created_at"))
-    backlog = pending.count()
+def outbox_backlog() -> dict:
+    """{backlog: pending messages, oldest_age_s: age of the oldest of them (0 when none)}, one query;
+    /metrics reports them at scrape time (partners/metrics.py)."""
+    stats = OutboxMessage.objects.filter(status=Status.PENDING).aggregate(backlog=Count("pk"), oldest=Min("created_at"))
     age = (timezone.now() - stats["oldest"]).total_seconds() if stats["oldest"] else 0.0
-    metrics.outbox_backlog.set(backlog)
-    metrics.outbox_oldest_age_seconds.set(age)
-    return {"backlog": backlog, "oldest_age_s": age}
+    return {"backlog": stats["backlog"], "oldest_age_s": age}
+
+
+def outbox_bring_forward(*, partner_id: int) -> int:
+    """Make every pending message of the partner due now and send what may go (the head of each
+    ordering key). For when what they failed for is fixed - the partner's link or credentials set
+    up - so they need not wait out their backoff. Attempts are kept; returns the count sent."""
+    OutboxMessage.objects.filter(partner_id=partner_id, status=Status.PENDING).update(
+        next_attempt_at=timezone.now(), dispatched_at=None
+    )
+    return outbox_dispatch()
 
 
 CANCELLED_REASON = "consent_revoked"

@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "core.http.middleware.AccessLogMiddleware",
     "core.http.middleware.BodySizeLimitMiddleware",
+    "core.http.middleware.SharedCacheOutageMiddleware",
     "core.http.mtls.ClientCertificateMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Below this line: the partner API (MACHINE_LANE_PREFIXES) takes MACHINE_LANE_MIDDLEWARE instead.
@@ -139,7 +140,20 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'smarthome.sqlite3'}"),
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The one-machine default serves several processes and threads (web, scheduler, tasks run after
+    # commit): WAL lets readers run beside the writer; IMMEDIATE transactions take the write lock at
+    # BEGIN, so a transaction never fails half-way with "database is locked" when it first writes
+    # (SQLite cannot wait for a lock it would need to upgrade to); writers queue for up to the timeout.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL")
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", env.float("SQLITE_BUSY_TIMEOUT_S", default=20.0))
+    _sqlite_file = str(DATABASES["default"]["NAME"])
+    if _sqlite_file not in ("", ":memory:") and not _sqlite_file.startswith("file:"):
+        # the file's directory (var/ on a fresh checkout) exists before the first connection
+        Path(_sqlite_file).parent.mkdir(parents=True, exist_ok=True)
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE_S", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     DATABASES["default"].setdefault("OPTIONS", {})
@@ -148,14 +162,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
     # TLS (libpq options): DATABASE_URL's ?sslmode=...&sslrootcert=... works too; these win.
     # Production refuses a server off loopback without sslmode=verify-full (settings/datastores.py).
-    for _option, _variable in (
-        ("sslmode", "DATABASE_SSL_MODE"),
-        ("sslrootcert", "DATABASE_SSL_ROOT_CERT"),
-        ("sslcert", "DATABASE_SSL_CERT"),
-        ("sslkey", "DATABASE_SSL_KEY"),
-    ):
-        if env.str(_variable, default=""):
-            DATABASES["default"]["OPTIONS"][_option] = env.str(_variable)
+    _database_tls = {
+        "sslmode": env.str("DATABASE_SSL_MODE", default=""),
+        "sslrootcert": env.str("DATABASE_SSL_ROOT_CERT", default=""),
+        "sslcert": env.str("DATABASE_SSL_CERT", default=""),
+        "sslkey": env.str("DATABASE_SSL_KEY", default=""),
+    }
+    DATABASES["default"]["OPTIONS"].update({option: value for option, value in _database_tls.items() if value})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache and broker -----------------------------------------------------------------------
@@ -409,10 +422,18 @@ FIELD_ENCRYPTION_KEY_FILE = env.str("FIELD_ENCRYPTION_KEY_FILE", default=str(VAR
 CONSENT_RECEIPT_SIGNING_KEY = env.str("CONSENT_RECEIPT_SIGNING_KEY", default="")
 CONSENT_RECEIPT_SIGNING_KEY_RETIRED = env.str("CONSENT_RECEIPT_SIGNING_KEY_RETIRED", default="")
 
-# --- partner API hot path
+# --- partner API (inbound: access decisions, events)
 # Per-process caches of what decisions and partner token checks read, kept while the PostgreSQL
 # data-version counters are unchanged (core.cache.versioned). Off: every decision loads.
 VERSIONED_CACHE = env.bool("VERSIONED_CACHE", default=True)
+PARTNER_DECISION_RATE = env.str("PARTNER_DECISION_RATE", default="200/s")  # per partner, e.g. "200/s", "6000/min"
+ACCESS_DECISION_ALLOW_TTL_S = env.int("ACCESS_DECISION_ALLOW_TTL_S", default=60)  # how long a partner may cache
+ACCESS_DECISION_DENY_TTL_S = env.int("ACCESS_DECISION_DENY_TTL_S", default=10)
+# Anomaly thresholds (access.anomalies.DEFAULTS; any subset), JSON: {"max_unknown_credentials": 30, ...}
+ACCESS_ANOMALY = env.json("ACCESS_ANOMALY", default={})
+# After a normal credentials rotation the previous webhook secrets still verify (inbound) and
+# sign (outbound) this long; an emergency rotation drops them at once.
+WEBHOOK_PREVIOUS_SECRET_GRACE_S = env.int("WEBHOOK_PREVIOUS_SECRET_GRACE_S", default=24 * 3600)
 
 # --- partner client and outbox
 # Outbound calls to partner platforms (partners/client) and the transactional outbox
@@ -443,9 +464,11 @@ OUTBOX_DISPATCH_BATCH = env.int("OUTBOX_DISPATCH_BATCH", default=500)
 OUTBOX_REDISPATCH_AFTER_S = env.float("OUTBOX_REDISPATCH_AFTER_S", default=120.0)
 # How often beat re-dispatches due outbox messages (the table itself is in smarthome/schedule.py).
 OUTBOX_DISPATCH_INTERVAL_S = env.float("OUTBOX_DISPATCH_INTERVAL_S", default=15.0)
-# After a normal credentials rotation the previous webhook secrets still verify (inbound) and
-# sign (outbound) this long; an emergency rotation drops them at once.
-WEBHOOK_PREVIOUS_SECRET_GRACE_S = env.int("WEBHOOK_PREVIOUS_SECRET_GRACE_S", default=24 * 3600)
+
+# --- audit (audit/conf.py reads these)
+AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")  # required in production; dev: a generated key file
+AUDIT_SEAL_BATCH = env.int("AUDIT_SEAL_BATCH", default=100_000)
+AUDIT_RECONCILE_SKEW_S = env.float("AUDIT_RECONCILE_SKEW_S", default=5.0)
 # The partner-log fetcher the audit app's reconciliation uses (GET /v1/audit of each partner).
 AUDIT_PARTNER_LOG_FETCHER = env.str(
     "AUDIT_PARTNER_LOG_FETCHER", default="partners.client.audit_log.partner_log_fetcher"

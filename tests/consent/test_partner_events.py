@@ -6,6 +6,7 @@ import pytest
 from audit.models import AuditEvent
 from consent.models import DeletionReceipt, FaceEnrolment
 from consent.services import face_ordering_key
+from partners.models import InboundWebhook
 from partners.outbox.services import outbox_enqueue
 from tests import factories
 from tests.partners import partner_api
@@ -62,7 +63,19 @@ def test_subject_deleted_confirms_our_deletion_once(partner_caller, enrolment):
     assert AuditEvent.objects.filter(action="biometric.delete_receipt").count() == 1
 
 
-def test_another_partners_event_changes_nothing(partner_caller, enrolment, dev_pki):
+def test_another_partners_event_is_refused_and_changes_nothing(partner_caller, enrolment, dev_pki):
     other = partner_api.make_partner_caller(dev_pki["smarthome-client.pem"]).login()
-    event(other, "enrolment.completed", {"subject_id": enrolment.subject_id})
+    response = send(other, *signed(other.webhook_secret, "enrolment.completed", {"subject_id": enrolment.subject_id}))
+    assert response.status_code == 422, response.content
+    assert response.json()["type"] == "/problems/unknown-subject"
     assert status(enrolment) == "delivered"
+    assert not InboundWebhook.objects.exists()
+    assert AuditEvent.objects.filter(action="webhook.rejected", reason="unknown_subject").count() == 1
+
+
+@pytest.mark.parametrize("event_type", ["enrolment.completed", "enrolment.failed", "subject.deleted"])
+def test_an_event_about_an_unknown_subject_is_refused(partner_caller, enrolment, event_type):
+    response = send(partner_caller, *signed(partner_caller.webhook_secret, event_type, {"subject_id": "sub_nobody"}))
+    assert response.status_code == 422, response.content
+    assert status(enrolment) == "delivered"
+    assert not DeletionReceipt.objects.exists()

@@ -21,6 +21,7 @@ SHARED = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "core.http.middleware.AccessLogMiddleware",
     "core.http.middleware.BodySizeLimitMiddleware",
+    "core.http.middleware.SharedCacheOutageMiddleware",
     "core.http.mtls.ClientCertificateMiddleware",
     "django.middleware.security.SecurityMiddleware",
 ]

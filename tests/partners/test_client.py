@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 
 from audit.actions import Action, Outcome
 from audit.models import AuditEvent
+from core.observability.scrape import scrape_registry
 from partners.client import (
     CircuitOpen,
     ClientPolicy,
@@ -41,6 +42,7 @@ from partners.client import (
 )
 from partners.client.breaker import PartnerBreaker, _storage, breaker_for
 from partners.client.connection import session_for
+from partners.models import Partner
 
 pytestmark = [pytest.mark.partner, pytest.mark.redis, pytest.mark.postgres]
 
@@ -85,6 +87,11 @@ def tokens_issued(sandbox) -> int:
 
 def counter(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def scraped(name: str, **labels) -> float | None:
+    """What /metrics would say now (gauges of shared state are computed at scrape time)."""
+    return scrape_registry().get_sample_value(name, labels)
 
 
 # --- TLS: pinned CA, our client certificate, TLS 1.2 minimum ---------------------------------
@@ -346,6 +353,7 @@ def test_connection_refused_is_a_typed_unavailable_error(partner):
 
 @pytest.mark.django_db
 def test_breaker_opens_fails_fast_then_half_opens_and_recovers(partner):
+    Partner.objects.create(pk=PARTNER_ID, name="Sandbox", slug="sandbox", api_base_url=partner.base_url)  # for /metrics
     conn = make_conn(partner, retries=0, breaker_fail_max=3, breaker_reset_s=2)
     open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-warm")
     partner.control.set_faults(error_rate=1.0, error_status=503)
@@ -353,7 +361,7 @@ def test_breaker_opens_fails_fast_then_half_opens_and_recovers(partner):
         with pytest.raises(PartnerServerError):
             delete_face(conn, subject="sub_b", idempotency_key=f"k-fail-{n}")
     assert breaker_for(conn).current_state == "open"
-    assert counter("smarthome_partner_breaker_open", partner="sandbox") == 1
+    assert scraped("smarthome_partner_breaker_open", partner="sandbox") == 1
     # Another process sees the same state (a breaker object over the same Redis storage).
     other = PartnerBreaker(fail_max=3, reset_timeout=2, state_storage=_storage(conn))
     assert other.current_state == "open"
@@ -372,8 +380,40 @@ def test_breaker_opens_fails_fast_then_half_opens_and_recovers(partner):
     time.sleep(2.1)  # reset timeout: the next call is the half-open probe
     assert delete_face(conn, subject="sub_b", idempotency_key="k-probe").deletion_id
     assert breaker_for(conn).current_state == "closed"
-    assert counter("smarthome_partner_breaker_open", partner="sandbox") == 0
+    assert scraped("smarthome_partner_breaker_open", partner="sandbox") == 0
     assert len(log_entries(partner)) == entries_before + 1
+
+
+@pytest.mark.django_db
+def test_refused_connections_are_told_to_wait_as_the_breaker_says_never_a_flat_second(partner):
+    conn = make_conn(partner, retries=0, breaker_fail_max=3, breaker_reset_s=30)
+    open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-warm")
+    partner.control.down()
+    waits = []
+    try:
+        for n in range(3):
+            with pytest.raises(PartnerConnectionError) as raised:
+                open_device(conn, device_ref=GATE, subject="subj-1", request_id=f"req-refused-{n}")
+            waits.append(raised.value.retry_after_s)
+        with pytest.raises(CircuitOpen) as raised:
+            open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-refused-open")
+        waits.append(raised.value.retry_after_s)
+    finally:
+        partner.control.up()
+    # closed: the share of the recovery time the failures used up; the call that trips it and
+    # the ones refused while it is open: the rest of the recovery time
+    assert waits[:2] == [10, 20]
+    assert 29 <= waits[2] <= 30
+    assert 28 <= waits[3] <= 30
+
+
+@pytest.mark.django_db
+def test_a_partners_own_429_retry_after_is_kept(partner):
+    conn = make_conn(partner, retries=0, breaker_fail_max=3, breaker_reset_s=30, rate_limit_max_wait_s=0)
+    partner.control.set_faults(rate_limit=True, retry_after_s=4)
+    with pytest.raises(RateLimited) as raised:
+        open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-429")
+    assert raised.value.retry_after_s == 4
 
 
 @pytest.mark.django_db

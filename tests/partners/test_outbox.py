@@ -14,13 +14,14 @@ from prometheus_client import REGISTRY
 
 from audit.actions import Action, Outcome
 from audit.models import AuditEvent
+from core.observability.scrape import scrape_registry
 from partners.models import OutboxMessage
 from partners.outbox.services import (
+    outbox_backlog,
     outbox_deliver,
     outbox_dispatch,
     outbox_enqueue,
     outbox_retry_now,
-    outbox_update_gauges,
 )
 from partners.signals import outbox_delivered
 from tests.partners import outbox_fixtures
@@ -219,13 +220,13 @@ def test_dispatcher_resends_lost_tasks_after_the_lease_only(sandbox_partner, cle
     message = OutboxMessage.objects.create(partner=sandbox_partner, operation="face_delete",
                                            ordering_key="subject:lost", payload={"subject": "sub_lost"},
                                            idempotency_key="lost-1", dispatched_at=timezone.now())
-    assert outbox_update_gauges()["backlog"] == 1
+    assert outbox_backlog()["backlog"] == 1
     assert outbox_dispatch() == 0  # still within its lease: presumably in flight
     OutboxMessage.objects.filter(pk=message.pk).update(dispatched_at=timezone.now() - datetime.timedelta(seconds=61))
     assert outbox_dispatch() == 1
     assert fresh(message).status == Status.DELIVERED
     assert operations_logged(clean_sandbox) == [("face.delete", "lost-1")]
-    assert REGISTRY.get_sample_value("smarthome_outbox_backlog") == 0
+    assert scrape_registry().get_sample_value("smarthome_outbox_backlog") == 0
 
 
 def test_dispatcher_sends_only_the_head_of_each_ordering_key(sandbox_partner, clean_sandbox):

@@ -224,14 +224,73 @@ def test_personal_data_is_not_stored(partner_caller, device):
     assert InboundWebhook.objects.get().payload == {"device_ref": device.partner_device_ref}
 
 
-def test_event_for_another_partners_device_changes_nothing(partner_caller, device, dev_pki):
+def assert_refused_as_not_yours(response, code="unknown-device"):
+    """422 with the problem type naming what is not the partner's; nothing kept, the refusal audited."""
+    assert response.status_code == 422, response.content
+    assert response.json()["type"] == f"/problems/{code}"
+    assert not InboundWebhook.objects.exists()
+    assert not AuditEvent.objects.filter(action="webhook.received").exists()
+    assert AuditEvent.objects.filter(action="webhook.rejected", reason=code.replace("-", "_")).count() == 1
+
+
+def test_event_for_another_partners_device_is_refused_and_changes_nothing(partner_caller, device, dev_pki):
     other = make_partner_caller(dev_pki["smarthome-client.pem"])
     foreign = factories.device(building_=device.building, partner_=other.partner)
     payload, headers = signed(partner_caller.webhook_secret, "device.online",
                               {"device_ref": foreign.partner_device_ref})
-    assert send(partner_caller, payload, headers).status_code == 200
+    assert_refused_as_not_yours(send(partner_caller, payload, headers))
     foreign.refresh_from_db()
-    assert not foreign.online
+    assert (foreign.online, foreign.last_seen_at, foreign.state_changed_at) == (False, None, None)
+
+
+def test_event_for_an_unknown_device_is_refused(partner_caller, device):
+    payload, headers = signed(partner_caller.webhook_secret, "device.offline", {"device_ref": "no-such-device"})
+    assert_refused_as_not_yours(send(partner_caller, payload, headers))
+
+
+def test_device_event_naming_no_device_is_refused(partner_caller, device):
+    payload, headers = signed(partner_caller.webhook_secret, "device.online", {})
+    assert_refused_as_not_yours(send(partner_caller, payload, headers))
+
+
+def test_door_opened_at_another_partners_device_is_refused_and_notifies_nobody(partner_caller, device, dev_pki):
+    other = make_partner_caller(dev_pki["smarthome-client.pem"])
+    foreign = factories.device(building_=device.building, partner_=other.partner)
+    resident = factories.resident(unit_=factories.unit(building_=device.building))
+    factories.face_enrolment(resident_=resident, partner_=partner_caller.partner, subject_id="subj_foreign",
+                             status="active")
+    payload, headers = signed(partner_caller.webhook_secret, "door.opened",
+                              {"device_ref": foreign.partner_device_ref, "subject_id": "subj_foreign"})
+    assert_refused_as_not_yours(send(partner_caller, payload, headers))
+    assert not Notification.objects.exists()
+
+
+def _state_event(caller, device, event_type, at):
+    return signed(caller.webhook_secret, event_type, {"device_ref": device.partner_device_ref}, at=at)
+
+
+@pytest.mark.parametrize(("newer_event", "older_event", "online"), [
+    ("device.online", "device.offline", True),
+    ("device.offline", "device.online", False),
+])
+def test_a_late_older_state_event_does_not_reverse_a_newer_one(partner_caller, device, newer_event, older_event,
+                                                               online):
+    now = datetime.datetime.now(datetime.UTC)
+    newer, older = now - datetime.timedelta(seconds=5), now - datetime.timedelta(seconds=60)
+    assert send(partner_caller, *_state_event(partner_caller, device, newer_event, newer)).status_code == 200
+    late = send(partner_caller, *_state_event(partner_caller, device, older_event, older))
+    assert late.status_code == 200  # acknowledged (the partner must not resend it), not applied
+    device.refresh_from_db()
+    assert (device.online, device.last_seen_at, device.state_changed_at) == (online, newer, newer)
+
+
+def test_events_in_order_apply_in_order(partner_caller, device):
+    now = datetime.datetime.now(datetime.UTC)
+    first, second = now - datetime.timedelta(seconds=60), now - datetime.timedelta(seconds=5)
+    assert send(partner_caller, *_state_event(partner_caller, device, "device.online", first)).status_code == 200
+    assert send(partner_caller, *_state_event(partner_caller, device, "device.offline", second)).status_code == 200
+    device.refresh_from_db()
+    assert (device.online, device.state_changed_at) == (False, second)
 
 
 def test_signed_but_malformed_event_is_400(partner_caller, device):

@@ -210,6 +210,20 @@ def test_partner_down_is_503_with_retry_after_within_the_budget(estate, settings
     assert len(opens(estate)) == 1
 
 
+def test_partner_refusing_connections_is_503_with_the_breakers_retry_after(estate, settings):
+    settings.PARTNER_BREAKER_FAIL_MAX = 5
+    settings.PARTNER_BREAKER_RESET_S = 30
+    estate.sandbox.control.down()
+    try:
+        first = post_open(api(estate.resident.user), estate.door, "refused-key-0001")
+        second = post_open(api(estate.resident.user), estate.door, "refused-key-0002")
+    finally:
+        estate.sandbox.control.up()
+    assert (first.status_code, second.status_code) == (503, 503)
+    assert (first.json()["reason"], first["Retry-After"], second["Retry-After"]) == ("connection", "6", "12")
+    assert first.json()["retry_after_s"] == 6
+
+
 def test_hanging_partner_is_503_after_the_read_timeout(estate, settings):
     # the token request hangs too: the budget is the token's read timeout + the open's
     settings.PARTNER_READ_TIMEOUT_S = {**settings.PARTNER_READ_TIMEOUT_S, "open": 0.5, "token": 0.5}
