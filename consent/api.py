@@ -22,7 +22,7 @@ from consent.receipts import consent_receipt, receipt_keyring
 from consent.uploads import InMemoryOnlyUploadHandler
 from core.api.resident import ResidentApi
 from core.api.schema import problems
-from core.api.serializers import BodySerializer, input_errors, no_body
+from core.api.serializers import BodySerializer, QuerySerializer, input_errors, no_body
 from core.crypto.signing import public_key_pem
 from core.http.client_ip import client_ip
 from core.security.identifiers import user_ref
@@ -109,7 +109,7 @@ class ConsentTextApi(ResidentApi):
 
     required_scopes = {"GET": READ_SCOPES}
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(QuerySerializer):
         partner = serializers.IntegerField(min_value=1, help_text="The partner that will process your face")
         purpose = serializers.CharField(max_length=32, default=FACE_PURPOSE,
                                         help_text=f"What the consent is for (default {FACE_PURPOSE})")

@@ -10,7 +10,7 @@ from access.plates import PlateField
 from access.resident_selectors import device_for_resident, guest_pass_for_resident, guest_passes_for_resident
 from access.services.guest_passes import guest_pass_create, guest_pass_revoke
 from core.api.pagination import StandardPagination
-from core.api.serializers import BodySerializer
+from core.api.serializers import BodySerializer, no_body
 
 SCOPES = ("guests:write",)
 
@@ -91,5 +91,6 @@ class GuestPassRevokeApi(ResidentApi):
                    summary="Revoke a guest pass (idempotent: a revoked pass is returned as it is)",
                    responses={200: GuestPassOutputSerializer, **problems(401, 403, 404, 429)})
     def post(self, request, pass_id: int):
+        no_body(request)
         guest_pass = guest_pass_for_resident(resident=self.resident, pass_id=pass_id)
         return Response(GuestPassOutputSerializer(guest_pass_revoke(guest_pass=guest_pass, actor=request.user)).data)
