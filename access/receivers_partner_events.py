@@ -10,6 +10,9 @@ Enrolment and deletion events are the consent app's (consent.receivers.on_partne
 from django.dispatch import receiver
 
 from access.models import Device
+from access.services.devices import device_set_online
+from access.services.notifications import notification_create
+from consent.selectors import resident_id_for_subject
 from partners.signals import partner_event_received
 
 NOTIFIED_EVENTS = {
@@ -34,8 +37,6 @@ def device_state(sender, *, partner_id: int, event_type: str, data: dict, occurr
     device = _device(partner_id, data)
     if device is None:
         return
-    from access.services import device_set_online
-
     device_set_online(device=device, online=event_type == "device.online", seen_at=occurred_at)
 
 
@@ -47,9 +48,6 @@ def device_notification(sender, *, partner_id: int, event_type: str, data: dict,
     device = _device(partner_id, data)
     if device is None:
         return
-    from access.services.notifications import notification_create
-    from consent.selectors import resident_id_for_subject
-
     resident_id = resident_id_for_subject(partner_id=partner_id, subject_id=data["subject_id"])
     if resident_id is None:
         return

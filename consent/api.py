@@ -4,7 +4,6 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
-from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -246,8 +245,6 @@ class DataExportApi(APIView):
                 for r in receipts
             ],
         }
-        for name, path in getattr(settings, "DATA_EXPORT_SECTIONS", {}).items():
-            data[name] = import_string(path)(resident=resident)
         record(
             action=Action.RESIDENT_DATA_EXPORT, outcome=Outcome.SUCCESS, actor_kind=ActorKind.RESIDENT,
             actor_ref=user_ref(request.user), object_type="resident", company_id=resident.company_id,

@@ -7,8 +7,6 @@ class PartnersConfig(AppConfig):
     def ready(self):
         from oauth2_provider.signals import app_authorized
 
-        from partners.authentication import forget_partner_certificates, token_issued
-        from partners.signals import partner_scope_changed
+        from partners.authentication import token_issued
 
         app_authorized.connect(token_issued, dispatch_uid="partners.token_issued")
-        partner_scope_changed.connect(forget_partner_certificates, dispatch_uid="partners.forget_certificates")

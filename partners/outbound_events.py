@@ -30,11 +30,10 @@ import datetime
 import re
 import uuid
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from partners.models import OutboxMessage, PartnerCredentials
+from partners.models import OutboxMessage
 from partners.outbox.services import outbox_enqueue
 
 EVENT_TYPES = frozenset({"allowlist.changed", "subject.revoked", "security.alert"})
@@ -74,15 +73,3 @@ def partner_event_enqueue(*, partner_id: int, event_type: str, data: dict) -> Ou
     }
     return outbox_enqueue(partner_id=partner_id, operation="event_out", ordering_key=EVENTS_ORDERING_KEY,
                           payload=body, idempotency_key=f"evt_{uuid.uuid4().hex}")
-
-
-def event_signing_secrets(*, partner_id: int, at=None) -> list[str]:
-    """The current outbound webhook secret first, then those of credentials revoked within the
-    rotation grace period (WEBHOOK_PREVIOUS_SECRET_GRACE_S), skipping empty ones."""
-    at = at or timezone.now()
-    grace = datetime.timedelta(seconds=getattr(settings, "WEBHOOK_PREVIOUS_SECRET_GRACE_S", 24 * 3600))
-    rows = PartnerCredentials.objects.filter(partner_id=partner_id).order_by("-version")[:3]
-    return [
-        row.outbound_webhook_secret for row in rows
-        if row.outbound_webhook_secret and (row.revoked_at is None or row.revoked_at > at - grace)
-    ]

@@ -14,7 +14,6 @@ import json
 import re
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -23,7 +22,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
-from partners.models import InboundWebhook, Partner, PartnerCredentials
+from partners.models import InboundWebhook, Partner
+from partners.selectors import webhook_secrets
 from partners.signals import partner_event_received
 
 KNOWN_EVENT_TYPES = frozenset({
@@ -56,16 +56,6 @@ class WebhookMalformed(Exception):
 class Received:
     webhook: InboundWebhook
     duplicate: bool
-
-
-def webhook_secrets(*, partner: Partner, at=None) -> list[str]:
-    """The current webhook secret, then those of credentials revoked within the rotation grace period."""
-    at = at or timezone.now()
-    grace = datetime.timedelta(seconds=getattr(settings, "WEBHOOK_PREVIOUS_SECRET_GRACE_S", 24 * 3600))
-    rows = PartnerCredentials.objects.filter(partner=partner).order_by("-version")[:3]
-    return [
-        row.webhook_secret for row in rows if row.revoked_at is None or row.revoked_at > at - grace
-    ]
 
 
 def webhook_verify(*, secrets: list[str], body: bytes, headers: dict) -> None:
@@ -123,7 +113,8 @@ def inbound_webhook_receive(*, partner: Partner, body: bytes, headers: dict) -> 
     """
     headers = {key.lower(): value for key, value in headers.items()}
     try:
-        webhook_verify(secrets=webhook_secrets(partner=partner), body=body, headers=headers)
+        webhook_verify(secrets=webhook_secrets(partner_id=partner.pk, direction="inbound"), body=body,
+                       headers=headers)
     except WebhookRejected as rejected:
         _audit(partner, Action.WEBHOOK_REJECTED, Outcome.DENIED, rejected.code)
         raise

@@ -15,7 +15,8 @@ from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.views import APIView
 
-from access.resident_selectors import resident_of, rule_denied
+from access.api.errors import as_problem, rule_denied
+from access.selectors.residents import resident_of
 from core.api.permissions import MissingScope
 from core.http.client_ip import client_ip
 from core.ratelimit import Limit, hit
@@ -104,6 +105,7 @@ class ResidentApi(APIView):
         return client_ip(self.request) or None
 
     def handle_exception(self, exc):
+        exc = as_problem(exc)
         if isinstance(exc, DjangoValidationError):
             detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
             codes = _codes(exc)

@@ -92,14 +92,6 @@ def breaker_for(conn: PartnerConnection) -> PartnerBreaker:
         return breaker
 
 
-def forget_breakers() -> None:
-    """Drop this process's breaker objects and Redis client (tests; the shared state stays)."""
-    global _redis
-    with _lock:
-        _breakers.clear()
-        _redis = None
-
-
 def retry_after_s(conn: PartnerConnection, breaker: PartnerBreaker) -> float:
     opened_at = breaker._state_storage.opened_at  # pybreaker exposes no public getter
     if opened_at is None:

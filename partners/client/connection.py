@@ -165,14 +165,6 @@ def session_for(conn: PartnerConnection) -> requests.Session:
         return session
 
 
-def forget_sessions() -> None:
-    """Close every cached session (tests; after a fork the pools must not be shared)."""
-    with _sessions_lock:
-        for session in _sessions.values():
-            session.close()
-        _sessions.clear()
-
-
 class _RefuseHTTP(requests.adapters.BaseAdapter):
     def send(self, request, **kwargs):
         raise requests.exceptions.InvalidSchema("partner calls must use https")

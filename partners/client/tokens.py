@@ -30,10 +30,6 @@ def cached_token(conn: PartnerConnection) -> dict | None:
     return cache.get(_key(conn))
 
 
-def forget_token(conn: PartnerConnection) -> None:
-    cache.delete(_key(conn))
-
-
 def store_token(conn: PartnerConnection, token: str, expires_in: float) -> dict:
     entry = {"token": token, "expires_at": time.time() + expires_in}
     cache.set(_key(conn), entry, timeout=max(1, int(expires_in)))

@@ -14,6 +14,7 @@ REQUIRED = [
     "DJANGO_ALLOWED_HOSTS",
     "DATABASE_URL",
     "PSEUDONYM_KEY",
+    "SEARCH_INDEX_KEY",
     "FIELD_ENCRYPTION_KEYS",
     "AUDIT_SIGNING_KEY",
 ]
@@ -29,6 +30,7 @@ if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("dev-only", "django-insecure")
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be a random value of at least 50 characters")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 PSEUDONYM_KEY = env.str("PSEUDONYM_KEY")
+SEARCH_INDEX_KEY = env.str("SEARCH_INDEX_KEY")
 
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 # Probes talk plain HTTP to the process inside the host; everything else is redirected.
