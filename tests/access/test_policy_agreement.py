@@ -173,7 +173,8 @@ def test_a_used_or_expired_guest_pass_is_unknown(world):
     assert partner_answer(world, "plate", one_time.plate_token) == Reason.UNKNOWN_CREDENTIAL  # used
     GuestPass.objects.all().delete()
     now = timezone.now()
-    expired = _guest_pass(world, valid_from=now - datetime.timedelta(hours=2), valid_until=now - datetime.timedelta(hours=1))
+    expired = _guest_pass(world, valid_from=now - datetime.timedelta(hours=2),
+                          valid_until=now - datetime.timedelta(hours=1))
     assert partner_answer(world, "plate", expired.plate_token) == Reason.UNKNOWN_CREDENTIAL
 
 
