@@ -9,6 +9,7 @@ shows their fingerprints only.
 import base64
 import hashlib
 
+from cryptography.hazmat.primitives import serialization
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -203,8 +204,6 @@ class PartnerCredentials(models.Model):
 
 def public_key_fingerprint(pem: str) -> str:
     """SHA-256 (hex) of the DER SubjectPublicKeyInfo of a PEM public key."""
-    from cryptography.hazmat.primitives import serialization
-
     key = serialization.load_pem_public_key(pem.encode())
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()
@@ -270,7 +269,7 @@ class OutboxMessage(models.Model):
         return f"outbox #{self.pk} {self.operation} ({self.status})"
 
 
-# --- partner API (issue 8): OAuth2 client binding, RFC 8705 token binding, inbound webhooks ------
+# --- partner API: OAuth2 client binding, RFC 8705 token binding, inbound webhooks ---------------
 
 
 class PartnerApplication(models.Model):

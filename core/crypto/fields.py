@@ -8,6 +8,7 @@ VehiclePlateToken).
 """
 
 from django import forms
+from django.apps import apps
 from django.core import validators
 from django.core.exceptions import FieldError
 from django.db import models
@@ -72,8 +73,6 @@ class EncryptedCharField(EncryptedTextField):
 
 def encrypted_fields():
     """Every (model, field) pair in the project whose column is encrypted."""
-    from django.apps import apps
-
     for model in apps.get_models():
         for field in model._meta.concrete_fields:
             if getattr(field, "encrypted", False):

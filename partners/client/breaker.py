@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pybreaker
+import redis
 from django.conf import settings
 from django.core.cache import cache
 
@@ -53,8 +54,6 @@ _redis = None
 def _redis_client():
     global _redis
     if _redis is None:
-        import redis
-
         # CircuitRedisStorage decodes bytes itself: the client must not.
         _redis = redis.Redis.from_url(
             settings.REDIS_URL, decode_responses=False, socket_timeout=1, socket_connect_timeout=1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from urllib.parse import quote_plus
 
 import requests
 from django.core.cache import cache
@@ -76,8 +77,6 @@ def access_token(conn: PartnerConnection, fetch, *, stale: str | None = None) ->
 
 def request_token(session: requests.Session, conn: PartnerConnection) -> requests.Response:
     """POST /oauth/token with HTTP Basic client authentication (RFC 6749 §2.3.1)."""
-    from urllib.parse import quote_plus
-
     return session.post(
         conn.url("/oauth/token"),
         data={"grant_type": "client_credentials"},

@@ -201,7 +201,7 @@ def _successor(message: OutboxMessage) -> int | None:
 
 def _dispatch(message_id: int) -> None:
     """Send the delivery task; a broker failure is logged, the dispatcher will resend it."""
-    from partners.tasks import deliver_outbox_message
+    from partners.tasks import deliver_outbox_message  # lazy: partners.tasks imports this module
 
     try:
         deliver_outbox_message.delay(message_id)
