@@ -104,7 +104,7 @@ def _entries(*, partner_id: int, building_id: int, at=None, resident_id: int | N
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
     )
     if resident_id is not None:
-        grants = grants.filter(Q(resident_id=resident_id) | Q(residency__resident_id=resident_id))
+        grants = grants.held_by(resident_id)
     by_resident: dict[int, list[tuple[AccessGrant, set[str]]]] = {}
     for grant in grants:
         if not grant_listed(grant, at, local_at):
@@ -182,8 +182,7 @@ def grant_building_ids(grants) -> set[int]:
 def resident_grant_building_ids(*, resident_id: int) -> set[int]:
     """The buildings the resident holds grants for, in any state (suspended or ended included):
     where partners' allowlists may list them. Capture it before deleting the grants."""
-    return grant_building_ids(AccessGrant.objects.filter(Q(resident_id=resident_id)
-                                                         | Q(residency__resident_id=resident_id)))
+    return grant_building_ids(AccessGrant.objects.held_by(resident_id))
 
 
 def _resident_sites(resident_id: int, building_ids, partner_ids, at) -> list[tuple[int, int]]:
