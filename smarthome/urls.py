@@ -5,7 +5,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from oauth2_provider import views as oauth_views
 from two_factor.urls import urlpatterns as two_factor_patterns
 
-from access.api.partner_decisions import AccessDecisionApi
 from core.auth import views as auth_views
 from core.observability import health, metrics
 from core.portal.site import admin_site  # the OTP-required admin (+ building dashboard)
@@ -21,8 +20,7 @@ api_v1 = [
     path("", include("audit.urls")),
 ]
 partner_v1 = [
-    # the barrier's question: access/api/partner_decisions.py -> access/services/decisions.py -> access/policy.py
-    path("access-decisions", AccessDecisionApi.as_view(), name="access-decisions"),
+    path("", include("access.partner_urls")),
     path("", include("partners.urls")),
 ]
 

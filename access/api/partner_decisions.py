@@ -1,6 +1,6 @@
 """POST /partner/v1/access-decisions — may this car / face pass this device now?
 
-Routed in smarthome/urls.py; decided by access.services.decisions (rules: access.policy), which
+Routed in access/partner_urls.py; decided by access.services.decisions (rules: access.policy), which
 records the `access.decision` audit event.
 """
 
