@@ -137,19 +137,16 @@ class Facts:
 
 
 class CachedFacts:
-    """The same facts as `Facts`, kept per process while the `access` data version read as
-    `version` holds (core.cache.versioned: every write to a table they come from bumps it at
-    commit). None: caching is off, every call loads."""
+    """The facts a credential needs (`Facts`' but the contracts, which the decision keeps with its
+    device), kept per process while the `access` data version read as `version` holds
+    (core.cache.versioned: every write to a table they come from bumps it at commit). None:
+    caching is off, every call loads."""
 
     def __init__(self, version: int | None):
         self.version = version
 
     def cached(self, key: tuple, load):
         return access_data.get(key, self.version, load)
-
-    def contracts(self, *, partner_id, building_id):
-        return self.cached(("contracts", partner_id, building_id),
-                           lambda: _DATABASE.contracts(partner_id=partner_id, building_id=building_id))
 
     def plate_owner(self, *, partner_id, token):
         return self.cached(("plate", partner_id, token),
