@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the service and its tests use, installed only when missing:
 # PostgreSQL + Redis (the test suite starts its own servers from these binaries), nginx (TLS
-# terminator for the partner API's mTLS), Chromium + driver (browser tests).
+# terminator for the partner API's mTLS), Chromium + driver (browser tests), wrk (benchmarks).
 set -euo pipefail
 missing=()
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v chromium >/dev/null || missing+=(chromium chromium-driver)
+command -v wrk >/dev/null || missing+=(wrk)  # bench/decisions.py
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
