@@ -1,9 +1,11 @@
 """Admin of the access app: companies, buildings, flats, residents, devices, grants, vehicles.
 
 Every admin is scoped to the caller's management companies (core.portal.isolation) and
-writes through access.services (core.portal.service_forms). Personal data is decrypted for the
-staff who may see it, but the database cannot search or sort it: name, phone and plate search
-decrypts the (company-scoped) candidates in memory.
+writes through access.services (core.portal.service_forms): adding, changing and deleting a row,
+and every action. A field whose change would need more than its own row (who holds a grant, which
+building a device is in) is read-only once the row exists. Personal data is decrypted for the
+staff who may see it; the database cannot search or sort it, so residents and cars are found by
+keyed blind indexes of exact values (access.search; docs/portal.md says which).
 
 Security alerts (anomaly detection) are platform security data spanning companies (a partner's
 traffic at every company it serves): only security admins and superusers see them, whatever
@@ -19,7 +21,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from access import dashboard, services
+from access import dashboard
 from access.models import (
     AccessGrant,
     Building,
@@ -27,12 +29,40 @@ from access.models import (
     ManagementCompany,
     Residency,
     Resident,
+    ResidentSearchTerm,
     SecurityAlert,
     StaffMembership,
     Unit,
     Vehicle,
 )
-from access.plates import InvalidPlate, normalise_plate
+from access.search import plate_digest, resident_term_digests
+from access.services.companies import (
+    building_create,
+    building_update,
+    company_create,
+    company_update,
+    staff_membership_create,
+    unit_create,
+    unit_update,
+)
+from access.services.devices import device_create, device_delete, device_update
+from access.services.grants import (
+    grant_create,
+    grant_delete,
+    grant_resume,
+    grant_suspend,
+    grant_update,
+    grants_suspend_for_residents,
+)
+from access.services.residencies import (
+    residency_create,
+    residency_delete,
+    residency_end,
+    residency_update,
+    residents_move_out,
+)
+from access.services.residents import resident_create, resident_delete, resident_update
+from access.services.vehicles import vehicle_create, vehicle_delete, vehicle_update
 from core.portal import auditlog_mask as admin_auditlog
 from core.portal import site as admin_site
 from core.portal.isolation import CompanyScopedModelAdmin, CompanyScopedTabularInline
@@ -41,26 +71,20 @@ from core.portal.service_forms import ServiceBackedAdminMixin
 from core.security.roles import SECURITY_ADMIN, has_role
 from partners.services import partner_reinstate
 
-# Decrypting to search is bounded: a company's residents, not the whole table.
-DECRYPTED_SEARCH_MAX_ROWS = 20_000
-
-
-def _decrypted_matches(queryset, term: str, fields: tuple[str, ...], normalise=None) -> set[int]:
-    needle = (normalise or str.casefold)(term)
-    if not needle:
-        return set()
-    matches = set()
-    for row in queryset.only("pk", *fields)[:DECRYPTED_SEARCH_MAX_ROWS]:
-        for name in fields:
-            value = getattr(row, name) or ""
-            if needle in (normalise or str.casefold)(value):
-                matches.add(row.pk)
-                break
-    return matches
-
 
 class ScopedServiceAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
     """A company-scoped admin whose saves go through services."""
+
+    # fields fixed once the row exists (changing them would move the row to another owner)
+    fixed_fields: tuple[str, ...] = ()
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = self.fixed_fields if obj is not None else ()
+        return (*super().get_readonly_fields(request, obj), *fixed)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
 
 
 admin_site.add_view("dashboard/", dashboard.building_list, "dashboard")
@@ -85,8 +109,8 @@ class ManagementCompanyAdmin(ScopedServiceAdmin):
 
     def service_save(self, request, current, data, change):
         if change:
-            return None
-        return services.company_create(name=data["name"], actor=request.user)
+            return company_update(company=current, name=data["name"], actor=request.user)
+        return company_create(name=data["name"], actor=request.user)
 
 
 @admin.register(StaffMembership)
@@ -97,11 +121,12 @@ class StaffMembershipAdmin(ScopedServiceAdmin):
     search_fields = ("user__username", "company__name")
     list_filter = ("company",)
     autocomplete_fields = ("user", "company")
+    fixed_fields = ("user", "company")  # a membership is added or removed, never moved
 
     def service_save(self, request, current, data, change):
         if change:
-            return None
-        return services.staff_membership_create(user=data["user"], company=data["company"], actor=request.user)
+            return current
+        return staff_membership_create(user=data["user"], company=data["company"], actor=request.user)
 
 
 class DeviceInline(CompanyScopedTabularInline):
@@ -125,6 +150,7 @@ class BuildingAdmin(ScopedServiceAdmin):
     search_fields = ("name", "address")
     list_filter = ("company", "timezone")
     autocomplete_fields = ("company",)
+    fixed_fields = ("company",)
     inlines = (DeviceInline,)
 
     def get_queryset(self, request):
@@ -152,8 +178,9 @@ class BuildingAdmin(ScopedServiceAdmin):
 
     def service_save(self, request, current, data, change):
         if change:
-            return None
-        return services.building_create(
+            return building_update(building=current, name=data["name"], address=data["address"],
+                                   timezone=data["timezone"], actor=request.user)
+        return building_create(
             company=data["company"], name=data["name"], address=data["address"],
             timezone=data["timezone"], actor=request.user,
         )
@@ -166,14 +193,15 @@ class UnitAdmin(ScopedServiceAdmin):
     search_fields = ("number", "building__name")
     list_filter = ("building",)
     autocomplete_fields = ("building",)
+    fixed_fields = ("building",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("building")
 
     def service_save(self, request, current, data, change):
         if change:
-            return None
-        return services.unit_create(building=data["building"], number=data["number"], actor=request.user)
+            return unit_update(unit=current, number=data["number"], actor=request.user)
+        return unit_create(building=data["building"], number=data["number"], actor=request.user)
 
 
 class ResidencyInline(CompanyScopedTabularInline):
@@ -190,13 +218,13 @@ class ResidencyInline(CompanyScopedTabularInline):
 
 
 class GrantInline(CompanyScopedTabularInline):
-    """The resident's personal grants; suspension and end date are edited in place."""
+    """The resident's personal grants (changed on the grant's own page, through grant_update)."""
 
     model = AccessGrant
     fk_name = "resident"
     company_path = ("building__company", "device__building__company")
     fields = ("building", "device", "valid_from", "valid_until", "schedule", "suspended")
-    readonly_fields = ("building", "device", "valid_from", "schedule")
+    readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = True
@@ -234,11 +262,7 @@ class ResidentAdmin(ScopedServiceAdmin):
         return super().get_queryset(request).select_related("company").prefetch_related("residencies__unit__building")
 
     def delete_model(self, request, obj):
-        services.resident_delete(resident=obj, actor=request.user)  # consents revoked, allowlists patched
-
-    def delete_queryset(self, request, queryset):
-        for resident in queryset:
-            services.resident_delete(resident=resident, actor=request.user)
+        resident_delete(resident=obj, actor=request.user)  # consents revoked, allowlists patched
 
     def get_fields(self, request, obj=None):
         fields = ["company", "full_name", "phone", "email", "suspended"]
@@ -262,64 +286,43 @@ class ResidentAdmin(ScopedServiceAdmin):
         return ", ".join(str(r.unit) for r in obj.residencies.all() if r.is_current()) or "—"
 
     def get_search_results(self, request, queryset, search_term):
-        found, duplicates = super().get_search_results(request, queryset, search_term)
+        """Django's own fields (id, app user, flat number) or every name word / the phone / the
+        e-mail of the term by blind index (access.search)."""
+        found, _duplicates = super().get_search_results(request, queryset, search_term)
         if not search_term:
-            return found, duplicates
-        by_name = _decrypted_matches(queryset, search_term, ("full_name", "phone", "email"))
-        ids = set(found.values_list("pk", flat=True)) | by_name
+            return found, False
+        ids = set(found.values_list("pk", flat=True))
+        digests = resident_term_digests(search_term)
+        if digests:
+            matching = (
+                ResidentSearchTerm.objects.filter(digest__in=digests).values("resident_id")
+                .annotate(hits=Count("digest", distinct=True)).filter(hits=len(digests)).values("resident_id")
+            )
+            ids |= set(queryset.filter(pk__in=matching).values_list("pk", flat=True))
         return queryset.filter(pk__in=ids), False
 
     def service_save(self, request, current, data, change):
         fields = {name: data[name] for name in ("full_name", "phone", "email", "suspended") if name in data}
         if change:
-            return services.resident_update(resident=current, actor=request.user, **fields)
-        suspended = fields.pop("suspended", False)
-        resident = services.resident_create(company=data["company"], actor=request.user, **fields)
-        if suspended:
-            services.resident_update(resident=resident, suspended=True, actor=request.user)
-        return resident
+            return resident_update(resident=current, actor=request.user, **fields)
+        return resident_create(company=data["company"], actor=request.user, **fields)
 
     @admin.action(description="Suspend all grants of the selected residents", permissions=["change"])
     def suspend_grants(self, request, queryset):
-        grants = AccessGrant.objects.filter(
-            Q(resident__in=queryset) | Q(residency__resident__in=queryset), suspended=False
-        )
-        count = 0
-        for grant in grants.select_related("building", "device__building"):
-            services.grant_suspend(grant=grant, actor=request.user)
-            count += 1
+        count = grants_suspend_for_residents(residents=queryset, actor=request.user)
         self.message_user(request, f"{count} grant(s) suspended.", messages.SUCCESS)
 
     @admin.action(
         description="Move out: end current residencies today and suspend personal grants", permissions=["change"]
     )
     def move_out(self, request, queryset):
-        ended = suspended = 0
-        for resident in queryset:
-            for residency in resident.residencies.filter(Q(valid_until__isnull=True) | Q(valid_until__gt=_today())):
-                if not _end_residency(self, request, residency):
-                    continue
-                ended += 1
-            for grant in resident.grants.filter(suspended=False).select_related("building", "device__building"):
-                services.grant_suspend(grant=grant, actor=request.user)
-                suspended += 1
+        outcome = residents_move_out(residents=queryset, actor=request.user)
+        for residency, reasons in outcome.refused:
+            self.message_user(request, f"{residency}: {'; '.join(reasons)}", messages.ERROR)
         self.message_user(
-            request, f"{ended} residency(ies) ended, {suspended} personal grant(s) suspended.", messages.SUCCESS
+            request, f"{outcome.ended} residency(ies) ended, {outcome.grants_suspended} personal grant(s) suspended.",
+            messages.SUCCESS,
         )
-
-
-def _today():
-    return timezone.localdate()
-
-
-def _end_residency(model_admin, request, residency) -> bool:
-    """residency_end; a refusal (e.g. a residency that starts today) becomes a message."""
-    try:
-        services.residency_end(residency=residency, actor=request.user)
-    except ValidationError as exc:
-        model_admin.message_user(request, f"{residency}: {'; '.join(exc.messages)}", messages.ERROR)
-        return False
-    return True
 
 
 @admin.register(Residency)
@@ -329,24 +332,34 @@ class ResidencyAdmin(ScopedServiceAdmin):
     search_fields = ("=id", "unit__number", "unit__building__name")
     list_filter = ("kind", "unit__building", "valid_from", "valid_until")
     autocomplete_fields = ("resident", "unit")
+    fixed_fields = ("resident", "unit")
     actions = ("end_residency",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("unit__building", "resident")
 
     def service_save(self, request, current, data, change):
-        if change:
-            return None
-        return services.residency_create(
+        if change:  # a move-out date set here is a move-out (residency_update)
+            return residency_update(residency=current, kind=data["kind"], valid_from=data["valid_from"],
+                                    valid_until=data.get("valid_until"), actor=request.user)
+        return residency_create(
             resident=data["resident"], unit=data["unit"], kind=data["kind"],
             valid_from=data.get("valid_from"), valid_until=data.get("valid_until"), actor=request.user,
         )
+
+    def delete_model(self, request, obj):
+        residency_delete(residency=obj, actor=request.user)
 
     @admin.action(description="Revoke access on move-out (end today, end its grants)", permissions=["change"])
     def end_residency(self, request, queryset):
         count = 0
         for residency in queryset:
-            count += _end_residency(self, request, residency)
+            try:
+                residency_end(residency=residency, actor=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"{residency}: {'; '.join(exc.messages)}", messages.ERROR)
+                continue
+            count += 1
         self.message_user(request, f"{count} residency(ies) ended with their grants.", messages.SUCCESS)
 
 
@@ -358,17 +371,22 @@ class DeviceAdmin(ScopedServiceAdmin):
     list_filter = ("kind", "online", "building", "partner")
     autocomplete_fields = ("building", "partner")
     readonly_fields = ("online", "last_seen_at")
+    fixed_fields = ("building", "partner", "kind")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("building", "partner")
 
     def service_save(self, request, current, data, change):
         if change:
-            return None
-        return services.device_create(
+            return device_update(device=current, name=data["name"], partner_device_ref=data["partner_device_ref"],
+                                 actor=request.user)
+        return device_create(
             building=data["building"], kind=data["kind"], name=data["name"], partner=data["partner"],
             partner_device_ref=data["partner_device_ref"], actor=request.user,
         )
+
+    def delete_model(self, request, obj):
+        device_delete(device=obj, actor=request.user)
 
 
 @admin.register(AccessGrant)
@@ -379,6 +397,7 @@ class AccessGrantAdmin(ScopedServiceAdmin):
     list_filter = ("suspended", "building", "device", "valid_until")
     autocomplete_fields = ("resident", "residency", "building", "device")
     readonly_fields = ("created_by", "created_at")
+    fixed_fields = ("resident", "residency", "building", "device")
     actions = ("suspend_grants", "resume_grants")
 
     def get_queryset(self, request):
@@ -394,8 +413,10 @@ class AccessGrantAdmin(ScopedServiceAdmin):
 
     def service_save(self, request, current, data, change):
         if change:
-            return None
-        return services.grant_create(
+            return grant_update(grant=current, valid_from=data["valid_from"], valid_until=data.get("valid_until"),
+                                schedule=data.get("schedule"), suspended=data.get("suspended", False),
+                                actor=request.user)
+        return grant_create(
             resident=data.get("resident"), residency=data.get("residency"), building=data.get("building"),
             device=data.get("device"), valid_from=data.get("valid_from"), valid_until=data.get("valid_until"),
             schedule=data.get("schedule"), actor=request.user,
@@ -405,7 +426,7 @@ class AccessGrantAdmin(ScopedServiceAdmin):
     def suspend_grants(self, request, queryset):
         count = 0
         for grant in queryset.filter(suspended=False):
-            services.grant_suspend(grant=grant, actor=request.user)
+            grant_suspend(grant=grant, actor=request.user)
             count += 1
         self.message_user(request, f"{count} grant(s) suspended.", messages.SUCCESS)
 
@@ -413,23 +434,12 @@ class AccessGrantAdmin(ScopedServiceAdmin):
     def resume_grants(self, request, queryset):
         count = 0
         for grant in queryset.filter(suspended=True):
-            services.grant_resume(grant=grant, actor=request.user)
+            grant_resume(grant=grant, actor=request.user)
             count += 1
         self.message_user(request, f"{count} grant(s) resumed.", messages.SUCCESS)
 
     def delete_model(self, request, obj):
-        services.grant_delete(grant=obj, actor=request.user)  # audited, allowlists patched
-
-    def delete_queryset(self, request, queryset):
-        for grant in queryset:
-            services.grant_delete(grant=grant, actor=request.user)
-
-
-def _plate_key(value: str) -> str:
-    try:
-        return normalise_plate(value)
-    except InvalidPlate:
-        return value.upper().replace(" ", "")
+        grant_delete(grant=obj, actor=request.user)  # audited, allowlists patched
 
 
 @admin.register(Vehicle)
@@ -449,27 +459,23 @@ class VehicleAdmin(ScopedServiceAdmin):
         return ("resident",) if obj is not None else ()
 
     def get_search_results(self, request, queryset, search_term):
+        """Django's own fields (id, label, resident id) or the plate by blind index (access.search)."""
         found, duplicates = super().get_search_results(request, queryset, search_term)
-        if not search_term:
+        digest = plate_digest(search_term) if search_term else None
+        if digest is None:
             return found, duplicates
-        by_plate = _decrypted_matches(queryset, search_term, ("plate",), normalise=_plate_key)
-        return queryset.filter(pk__in=set(found.values_list("pk", flat=True)) | by_plate), False
+        return queryset.filter(Q(pk__in=found.values("pk")) | Q(plate_index=digest)), False
 
     def service_save(self, request, current, data, change):
         if change:
-            return services.vehicle_update(
-                vehicle=current, plate=data["plate"], label=data.get("label", ""), actor=request.user
-            )
-        return services.vehicle_create(
+            return vehicle_update(vehicle=current, plate=data["plate"], label=data.get("label", ""),
+                                  actor=request.user)
+        return vehicle_create(
             resident=data["resident"], plate=data["plate"], label=data.get("label", ""), actor=request.user
         )
 
     def delete_model(self, request, obj):
-        services.vehicle_delete(vehicle=obj, actor=request.user)
-
-    def delete_queryset(self, request, queryset):
-        for vehicle in queryset:
-            services.vehicle_delete(vehicle=vehicle, actor=request.user)
+        vehicle_delete(vehicle=obj, actor=request.user)
 
 
 def _is_security_admin(request) -> bool:

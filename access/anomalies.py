@@ -33,6 +33,7 @@ from core.cache.shared import count as shared_count
 from core.ratelimit import Limit, hit, retry_after
 from core.ratelimit import window as rate_window
 from core.security.identifiers import pseudonymous_ref
+from partners.outbound_events import partner_event_enqueue
 from partners.services import partner_suspend
 
 logger = logging.getLogger(__name__)
@@ -240,8 +241,6 @@ def security_alert_raise(*, partner_id: int, kind: str, scope: str, observed: fl
     if suspend:
         partner_suspend(partner_id=partner_id, reason=kind)
     if anomaly_settings().get("notify_partner"):  # a signed `security.alert` event, through the outbox
-        from partners.outbound_events import partner_event_enqueue
-
         partner_event_enqueue(partner_id=partner_id, event_type="security.alert",
                               data={"alert_id": alert.pk, "kind": kind, "partner_suspended": suspend})
     security_alerts_total.labels(kind=kind).inc()

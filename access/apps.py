@@ -5,6 +5,7 @@ class AccessConfig(AppConfig):
     name = "access"
 
     def ready(self):
+        # imported here, not at the top: receivers use models, which load after the app configs
         from access import (
             receivers,  # noqa: F401 - connects the signal receivers
             receivers_partner_events,  # noqa: F401

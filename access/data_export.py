@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from access.models import AccessGrant, GuestPass, Notification, OpenRequest, Residency, Resident, Vehicle
-from access.resident_selectors import history_for_resident
+from access.selectors.history import history_for_resident
 from consent.data_export import data_export_section_register
 from core.security.identifiers import user_ref
 

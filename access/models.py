@@ -105,6 +105,20 @@ class Resident(EncryptedModel):
         return f"Resident #{self.pk}"
 
 
+class ResidentSearchTerm(models.Model):
+    """One keyed digest a resident is found by in the admin (a word of the name, the phone, the
+    e-mail: access.search); written with the values by access.services.residents."""
+
+    resident = models.ForeignKey(Resident, on_delete=models.CASCADE, related_name="search_terms")
+    digest = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["resident", "digest"], name="resident_search_term_unique")]
+
+    def __str__(self):
+        return f"Search term #{self.pk}"
+
+
 class Residency(models.Model):
     class Kind(models.TextChoices):
         OWNER = "owner", "owner"
@@ -165,6 +179,16 @@ class Device(models.Model):
         return f"{self.name} ({self.get_kind_display()})"
 
 
+class AccessGrantQuerySet(models.QuerySet):
+    def held_by(self, resident_id: int):
+        """Grants the resident holds, personally or through one of their residencies."""
+        return self.filter(Q(resident_id=resident_id) | Q(residency__resident_id=resident_id))
+
+    def covering(self, device: "Device"):
+        """Grants for the device itself or for its whole building."""
+        return self.filter(Q(device_id=device.pk) | Q(building_id=device.building_id))
+
+
 class AccessGrant(models.Model):
     """Who may pass where and when.
 
@@ -191,6 +215,8 @@ class AccessGrant(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+
+    objects = AccessGrantQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "id"]
@@ -225,12 +251,21 @@ class AccessGrant(models.Model):
     def holder_resident(self) -> Resident:
         return self.resident if self.resident_id else self.residency.resident
 
+    @property
+    def holder_resident_id(self) -> int:
+        return self.resident_id or self.residency.resident_id
+
 
 class Vehicle(EncryptedModel):
-    """A resident's car; the plate is stored normalised (access.plates) and encrypted."""
+    """A resident's car; the plate is stored normalised (access.plates) and encrypted, its blind
+    index beside it (access.search)."""
 
     resident = models.ForeignKey(Resident, on_delete=models.CASCADE, related_name="vehicles")
     plate = EncryptedCharField(max_length=16)
+    plate_index = models.CharField(
+        max_length=64, db_index=True, blank=True, editable=False,
+        help_text="Keyed digest of the plate the admin finds the car by (access.search)",
+    )
     label = models.CharField(max_length=64, blank=True, help_text="The resident's own name for the car")
     created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
 
@@ -259,9 +294,6 @@ class VehiclePlateToken(models.Model):
 
     def __str__(self):
         return f"Plate token #{self.pk}"
-
-
-# --- resident API (issue 6) ------------------------------------------------------------------
 
 
 class OpenRequest(models.Model):

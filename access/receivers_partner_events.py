@@ -6,13 +6,16 @@
 An event naming a device that is not the partner's (another partner's, or unknown) - or a
 device event naming none - is refused (partners.webhooks.EventRefused: 422 `unknown-device`,
 nothing kept). Online/offline reports apply in the order they happened, not the order they
-arrive (access.services.device_set_online).
+arrive (access.services.devices.device_set_online).
 Enrolment and deletion events are the consent app's (consent.receivers.on_partner_event).
 """
 
 from django.dispatch import receiver
 
 from access.models import Device
+from access.services.devices import device_set_online
+from access.services.notifications import notification_create
+from consent.selectors import resident_id_for_subject
 from partners.signals import partner_event_received
 from partners.webhooks import EventRefused
 
@@ -43,8 +46,6 @@ def device_state(sender, *, partner_id: int, event_type: str, data: dict, occurr
     if event_type not in ("device.online", "device.offline"):
         return
     device = _device(partner_id, data, required=True)
-    from access.services import device_set_online
-
     device_set_online(device=device, online=event_type == "device.online", seen_at=occurred_at)
 
 
@@ -56,9 +57,6 @@ def device_notification(sender, *, partner_id: int, event_type: str, data: dict,
     device = _device(partner_id, data, required=False)
     if device is None or not isinstance(data.get("subject_id"), str):
         return
-    from access.services.notifications import notification_create
-    from consent.selectors import resident_id_for_subject
-
     resident_id = resident_id_for_subject(partner_id=partner_id, subject_id=data["subject_id"])
     if resident_id is None:
         return

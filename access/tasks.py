@@ -2,18 +2,24 @@
 
 from celery import shared_task
 
+from access.services.allowlist import allowlist_push_all
+from access.services.plate_tokens import partner_scope_refresh as partner_scope_refresh_service
+from access.services.residencies import move_outs_due
+
 
 @shared_task(ignore_result=True)
 def allowlist_push_nightly() -> int:
     """The full allowlist of every partner and site, through the outbox (beat: nightly)."""
-    from access.services.allowlist import allowlist_push_all
-
     return allowlist_push_all()
 
 
 @shared_task(ignore_result=True)
 def move_outs_due_daily() -> int:
     """Move-outs dated in the future reach their day: revoke the building's face consents (beat: hourly)."""
-    from access.services.move_outs import move_outs_due
-
     return move_outs_due()
+
+
+@shared_task(ignore_result=True)
+def partner_scope_refresh(partner_id: int) -> int:
+    """A partner's contracts or credentials changed: its plate tokens, then its sites' allowlists."""
+    return partner_scope_refresh_service(partner_id=partner_id)

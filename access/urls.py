@@ -2,22 +2,17 @@
 
 from django.urls import path
 
+from access.api.devices import DeviceListApi
+from access.api.guest_passes import GuestPassDetailApi, GuestPassListCreateApi, GuestPassRevokeApi
+from access.api.history import HistoryListApi
 from access.api.me import MeApi
+from access.api.notifications import NotificationListApi, NotificationReadApi
+from access.api.opening import DeviceOpenApi
+from access.api.vehicles import VehicleDetailApi, VehicleListCreateApi
+from access.api.video import VideoSessionCreateApi
 
 urlpatterns = [
     path("me", MeApi.as_view(), name="me"),
-]
-
-# --- resident API (issue 6) ------------------------------------------------------------------
-from access.api.devices import DeviceListApi  # noqa: E402
-from access.api.guest_passes import GuestPassDetailApi, GuestPassListCreateApi, GuestPassRevokeApi  # noqa: E402
-from access.api.history import HistoryListApi  # noqa: E402
-from access.api.notifications import NotificationListApi, NotificationReadApi  # noqa: E402
-from access.api.opening import DeviceOpenApi  # noqa: E402
-from access.api.vehicles import VehicleDetailApi, VehicleListCreateApi  # noqa: E402
-from access.api.video import VideoSessionCreateApi  # noqa: E402
-
-urlpatterns += [
     path("devices", DeviceListApi.as_view(), name="devices"),
     path("devices/<int:device_id>/open", DeviceOpenApi.as_view(), name="device-open"),
     path("devices/<int:device_id>/video-sessions", VideoSessionCreateApi.as_view(), name="device-video-sessions"),

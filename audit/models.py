@@ -11,6 +11,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.actions import Action, ActorKind, Outcome
+from audit.canonical import format_time
+from audit.signing import checkpoint_message
 
 REF_PATTERN = r"^[A-Za-z0-9:._-]{0,64}$"
 REASON_PATTERN = r"^[a-z0-9_.]{0,64}$"
@@ -153,9 +155,6 @@ class AuditCheckpoint(AppendOnlyModel):
 
     def as_document(self) -> dict:
         """The checkpoint as exported (what the signature covers, see audit.signing)."""
-        from audit.canonical import format_time
-        from audit.signing import checkpoint_message
-
         return {
             "tree_size": self.tree_size,
             "root_hash": self.root_hash,

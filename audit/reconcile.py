@@ -33,6 +33,7 @@ for matching but never reported as missing here.
 import csv
 import datetime
 import io
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from prometheus_client import Counter
 from audit import conf
 from audit.actions import PARTNER_CALL_ACTIONS, Action, ActorKind, Outcome
 from audit.models import AuditEvent
+from audit.services import record
 
 OPERATIONS = {
     Action.PARTNER_OPEN: "device.open",
@@ -254,8 +256,6 @@ def partner_entries_from_dicts(entries: Iterable[dict]) -> list[PartnerEntry]:
 
 def partner_entries_from_text(text: str, *, name: str = "") -> list[PartnerEntry]:
     """A partner log file: the `GET /v1/audit` JSON document, JSON Lines, or CSV with its columns."""
-    import json
-
     stripped = text.lstrip()
     if name.endswith(".csv") or (stripped and not stripped.startswith(("{", "["))):
         return partner_entries_from_dicts(csv.DictReader(io.StringIO(text)))
@@ -298,8 +298,6 @@ def audit_reconcile(
     With differences, also records a `security.alert` (reason `audit_reconcile_mismatch`)
     and increments `smarthome_audit_reconcile_differences_total{kind}`.
     """
-    from audit.services import record
-
     threshold = conf.reconcile_skew_s() if skew_threshold_s is None else skew_threshold_s
     report = reconcile_logs(
         our_calls(partner_id=partner_id, since=since, until=until),

@@ -17,7 +17,10 @@ from django.utils import timezone
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.canonical import LATENCY_QUANTUM
+from audit.export import export_stream
 from audit.models import REASON_PATTERN, REF_PATTERN, AuditCheckpoint, AuditEvent, AuditLeaf, AuditPrune
+from audit.sealing import audit_seal
+from audit.selectors import checkpoint_latest, event_filter_for_user
 from core.http.request_context import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -187,10 +190,6 @@ def audit_export_start(
     batch, unless another sealer is busy) so the export is as fully proven as possible, then
     records `audit.exported` (object: the covering checkpoint size, reason: the format).
     """
-    from audit.export import export_stream
-    from audit.sealing import audit_seal
-    from audit.selectors import checkpoint_latest, event_filter_for_user
-
     if seal_first:
         audit_seal()
     event_filter = event_filter_for_user(

@@ -21,6 +21,7 @@ from audit.canonical import FIELDS, event_leaf_hash
 from audit.merkle import Frontier, root_from_multiproof
 from audit.models import AuditCheckpoint
 from audit.selectors import leaf_rows, prune_boundary
+from audit.services import record
 
 logger = logging.getLogger(__name__)
 MAX_PROBLEMS = 50
@@ -109,8 +110,6 @@ def verify_log(*, progress: Callable[[int], None] | None = None, progress_every:
 
 def audit_verify(*, progress=None) -> Report:
     """Run `verify_log` and record `audit.verified` (success with the verified size, or failure)."""
-    from audit.services import record
-
     report = verify_log(progress=progress)
     record(
         action=Action.AUDIT_VERIFIED,

@@ -22,6 +22,7 @@ PRODUCTION_ENV = {
     "DJANGO_SECRET_KEY": "bench-" + "s" * 60,
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     "PSEUDONYM_KEY": "bench-pseudonym-key",
+    "SEARCH_INDEX_KEY": "bench-search-index-key",
     "DJANGO_SECURE_SSL_REDIRECT": "false",
     "LOG_LEVEL": "WARNING",
 }

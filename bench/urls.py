@@ -15,6 +15,10 @@ from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from access.anomalies import decision_admit
+from access.policy import access_data
+from audit.actions import Action, ActorKind, Outcome
+from audit.services import record
 from smarthome.urls import urlpatterns as project_urlpatterns
 
 ANSWER = {"decision": "allow", "reason": "granted", "decision_id": "0" * 32, "ttl_s": 60}
@@ -28,11 +32,6 @@ def bare(request):
 
 @csrf_exempt
 def floor(request):
-    from access.anomalies import decision_admit
-    from access.services.decisions import access_data
-    from audit.actions import Action, ActorKind, Outcome
-    from audit.services import record
-
     steps = request.GET.get("steps", ",".join(STEPS)).split(",")
     if unknown := set(steps) - set(STEPS):
         return JsonResponse({"steps": f"unknown: {sorted(unknown)}; known: {list(STEPS)}"}, status=400)

@@ -6,6 +6,7 @@ class ConsentConfig(AppConfig):
     name = "consent"
 
     def ready(self):
+        # imported here, not at the top: receivers use models, which load after the app configs
         from consent.data_export import register_consent_sections
         from consent.receivers import on_outbox_delivered, on_partner_event
         from partners.signals import outbox_delivered, partner_event_received

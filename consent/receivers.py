@@ -1,7 +1,8 @@
 """Receivers of the partners app's signals: enrolment acks and deletion receipts.
 
 - `outbox_delivered` (face_put / face_delete acknowledged): inside the delivery's transaction,
-  so the receipt commits with the "delivered" status;
+  so the receipt commits with the "delivered" status; a delivered enrolment is then announced
+  with `face_subject_enrolled` (the access app lists the subject in the partner's allowlists);
 - `partner_event_received` (the partner's signed events): `enrolment.completed` makes a
   pending/delivered enrolment `active`, `enrolment.failed` makes it `failed`, `subject.deleted`
   marks the subject's enrolments `deleted` and stores a deletion receipt for our face_delete if
@@ -15,6 +16,8 @@ from django.utils import timezone
 from audit.actions import Action, Outcome
 from audit.services import record
 from consent.models import DeletionReceipt, FaceEnrolment
+from consent.signals import face_subject_enrolled
+from partners.models import OutboxMessage
 from partners.webhooks import EventRefused
 
 FACE_KEY_PREFIX = "face:"
@@ -25,6 +28,10 @@ def on_outbox_delivered(sender, *, operation, partner_id, ordering_key, message_
         FaceEnrolment.objects.filter(outbox_message_id=message_id, status=FaceEnrolment.Status.PENDING).update(
             status=FaceEnrolment.Status.DELIVERED, updated_at=timezone.now()
         )
+        enrolment = (FaceEnrolment.objects.filter(outbox_message_id=message_id, partner_id=partner_id)
+                     .values("resident_id", "subject_id").first())
+        if enrolment is not None:
+            face_subject_enrolled.send(sender=FaceEnrolment, partner_id=partner_id, **enrolment)
     elif operation == "face_delete" and ordering_key.startswith(FACE_KEY_PREFIX):
         subject_id = ordering_key.removeprefix(FACE_KEY_PREFIX)
         receipt, created = DeletionReceipt.objects.get_or_create(
@@ -67,8 +74,6 @@ def on_partner_event(sender, *, partner_id, event_type, data, **kwargs):
 
 
 def _receipt_from_event(partner_id: int, subject_id: str, deletion_id: str) -> None:
-    from partners.models import OutboxMessage
-
     if DeletionReceipt.objects.filter(partner_id=partner_id, subject_id=subject_id).exists():
         return
     request = (

@@ -9,13 +9,6 @@ from consent.models import FACE_PURPOSE, Consent, ConsentText, DeletionReceipt, 
 from partners.models import OutboxMessage, Partner, PartnerContract
 
 
-def active_face_consent_exists(*, resident_id: int, partner_id: int) -> bool:
-    """True while the resident has an unexpired, unrevoked biometric consent for this partner."""
-    return Consent.objects.active().filter(
-        resident_id=resident_id, partner_id=partner_id, purpose=FACE_PURPOSE
-    ).exists()
-
-
 def face_consent_ends(*, resident_id: int, partner_id: int) -> tuple:
     """When each unrevoked biometric consent of the resident for this partner expires (its
     `retention_until`); active now iff one of them is in the future. Facts a cache may keep."""
@@ -32,12 +25,6 @@ def resident_id_for_subject(*, partner_id: int, subject_id: str) -> int | None:
         FaceEnrolment.objects.filter(partner_id=partner_id, subject_id=subject_id)
         .order_by("-id").values_list("resident_id", flat=True).first()
     )
-
-
-def face_subject_allowed(*, partner_id: int, subject_id: str) -> bool:
-    """A face-based decision/request for this partner's subject may go ahead (consent active)."""
-    resident_id = resident_id_for_subject(partner_id=partner_id, subject_id=subject_id)
-    return resident_id is not None and active_face_consent_exists(resident_id=resident_id, partner_id=partner_id)
 
 
 def consent_list(*, resident_id: int) -> QuerySet[Consent]:

@@ -16,7 +16,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from audit.actions import Action, ActorKind, Outcome
+from audit.actions import Action, Outcome
+from audit.actors import actor_fields
 from audit.services import record
 from consent.encryption import encrypt_for_partner
 from consent.models import FACE_PURPOSE, Consent, ConsentText, FaceEnrolment
@@ -24,7 +25,6 @@ from consent.photos import clean_face_photo
 from consent.selectors import consent_text_applies, consents_due_for_expiry, face_contracts
 from consent.signals import face_subjects_revoked
 from consent.subjects import pairwise_subject_id
-from core.security.identifiers import user_ref
 from partners.models import OutboxMessage, Partner
 from partners.outbound_events import partner_event_enqueue
 from partners.outbox.services import outbox_enqueue
@@ -39,12 +39,6 @@ class ConsentRequired(Exception):
 
 class PartnerKeyMissing(Exception):
     """The partner has no current public key to encrypt face photos to."""
-
-
-def _actor(actor, *, resident: bool) -> dict:
-    if actor is None:
-        return {"actor_kind": ActorKind.SYSTEM}
-    return {"actor_kind": ActorKind.RESIDENT if resident else ActorKind.STAFF, "actor_ref": user_ref(actor)}
 
 
 def face_ordering_key(subject_id: str) -> str:
@@ -126,7 +120,7 @@ def consent_give(
         evidence_user_agent_sha256=hashlib.sha256(user_agent.encode()).hexdigest() if user_agent else "",
     )
     record(
-        action=Action.CONSENT_GIVE, outcome=Outcome.SUCCESS, **_actor(actor, resident=channel == "app"),
+        action=Action.CONSENT_GIVE, outcome=Outcome.SUCCESS, **actor_fields(actor),
         object_type="consent", object_ref=consent.ref, partner_id=partner.pk, company_id=company_id,
         building_id=building_id, reason=text.sha256[:16], source_ip=evidence_ip or None,
     )
@@ -201,7 +195,7 @@ def consent_revoke(*, consent: Consent, reason: str = Reason.RESIDENT, actor=Non
                                subject_ids=subjects, reason=str(reason))
     action = Action.CONSENT_EXPIRE if reason == Reason.EXPIRED else Action.CONSENT_REVOKE
     record(
-        action=action, outcome=Outcome.SUCCESS, **_actor(actor, resident=reason == Reason.RESIDENT),
+        action=action, outcome=Outcome.SUCCESS, **actor_fields(actor),
         object_type="consent", object_ref=locked.ref, partner_id=locked.partner_id, company_id=locked.company_id,
         building_id=locked.building_id, reason=reason,
     )
@@ -268,7 +262,7 @@ def face_enrol(*, resident_id: int, partner: Partner, photo: bytes, content_type
             image_sha256=hashlib.sha256(clean.jpeg).hexdigest(), outbox_message=message,
         )
         record(
-            action=Action.BIOMETRIC_ENROL, outcome=Outcome.SUCCESS, **_actor(actor, resident=True),
+            action=Action.BIOMETRIC_ENROL, outcome=Outcome.SUCCESS, **actor_fields(actor),
             object_type="face_enrolment", object_ref=f"face_enrolment:{enrolment.pk}", partner_id=partner.pk,
             company_id=consent.company_id, building_id=consent.building_id, source_ip=source_ip,
         )

@@ -10,10 +10,6 @@ from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 
-class PhotoTooLarge(Exception):
-    pass
-
-
 class InMemoryOnlyUploadHandler(FileUploadHandler):
     def __init__(self, request=None, *, max_bytes: int):
         super().__init__(request)

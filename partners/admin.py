@@ -81,7 +81,8 @@ class PartnerAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
 
     def service_save(self, request, current, data, change):
         if change:
-            return None
+            fields = {name: data[name] for name in services.PARTNER_FIELDS if name in data}
+            return services.partner_update(partner=current, actor=request.user, **fields)
         return services.partner_create(
             name=data["name"], slug=data["slug"], api_base_url=data["api_base_url"],
             audit_log_url=data.get("audit_log_url", ""), actor=request.user,
@@ -95,7 +96,10 @@ class PartnerContractAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
     search_fields = ("agreement_ref", "partner__name", "purpose")
     list_filter = ("partner", "company", "allows_open", "allows_video", "allows_face", "allows_plate", "valid_until")
     autocomplete_fields = ("company", "buildings")
-    readonly_fields = ("subcontracting_forbidden", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ("partner", "company") if obj is not None else ()  # a contract never changes hands
+        return ("subcontracting_forbidden", "created_at", *fixed)
     fieldsets = (
         (None, {"fields": ("partner", "company", "buildings", "valid_from", "valid_until")}),
         ("Allowed operations", {"fields": ("allows_open", "allows_video", "allows_face", "allows_plate")}),
@@ -116,7 +120,9 @@ class PartnerContractAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
 
     def service_save(self, request, current, data, change):
         if change:
-            return None
+            terms = {name: data[name] for name in services.CONTRACT_TERMS if name in data}
+            return services.partner_contract_update(contract=current, buildings=data.get("buildings", []),
+                                                    actor=request.user, **terms)
         return services.partner_contract_create(
             partner=data["partner"], company=data["company"], buildings=data.get("buildings", []),
             purpose=data["purpose"], retention_days=data["retention_days"], agreement_ref=data["agreement_ref"],
@@ -126,9 +132,16 @@ class PartnerContractAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
         )
 
     def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        if change:  # buildings or operations changed: plate tokens and allowlists follow
-            services.partner_contract_changed(contract=form.instance, actor=request.user)
+        # the services set the buildings with the contract (and react to them): nothing left to save
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def delete_model(self, request, obj):
+        services.partner_contract_delete(contract=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for contract in queryset:
+            services.partner_contract_delete(contract=contract, actor=request.user)
 
 
 @admin.register(PartnerCredentials)

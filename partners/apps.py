@@ -5,6 +5,7 @@ class PartnersConfig(AppConfig):
     name = "partners"
 
     def ready(self):
+        # imported here, not at the top: receivers use models, which load after the app configs
         from oauth2_provider.signals import app_authorized
 
         from core.observability.scrape import register_scrape_collector

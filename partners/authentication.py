@@ -106,9 +106,9 @@ def forget_certificate(fingerprint: str) -> None:
         cache.delete(_CERT_CACHE_KEY.format(fingerprint.lower()))
 
 
-def forget_partner_certificates(sender=None, *, partner_id: int, **kwargs) -> None:
-    """`partner_scope_changed` receiver: a rotation may move or drop a certificate, so forget the
-    cached lookups of every certificate the partner ever registered (other processes: within
+def forget_partner_certificates(*, partner_id: int) -> None:
+    """Forget the cached lookups of every certificate the partner ever registered (after its
+    credentials changed: a rotation may move or drop a certificate; other processes: within
     LOCAL_CERT_CACHE_TTL_S)."""
     fingerprints = PartnerCredentials.objects.filter(partner_id=partner_id).values_list(
         "client_cert_fingerprint", flat=True

@@ -10,6 +10,7 @@ import base64
 import datetime
 import hashlib
 
+from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -219,8 +220,6 @@ class PartnerCredentials(EncryptedModel):
 
 def public_key_fingerprint(pem: str) -> str:
     """SHA-256 (hex) of the DER SubjectPublicKeyInfo of a PEM public key."""
-    from cryptography.hazmat.primitives import serialization
-
     key = serialization.load_pem_public_key(pem.encode())
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()
@@ -286,7 +285,7 @@ class OutboxMessage(models.Model):
         return f"outbox #{self.pk} {self.operation} ({self.status})"
 
 
-# --- partner API (issue 8): OAuth2 client binding, RFC 8705 token binding, inbound webhooks ------
+# --- partner API: OAuth2 client binding, RFC 8705 token binding, inbound webhooks ---------------
 
 
 class PartnerApplication(models.Model):

@@ -33,7 +33,7 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from partners.models import OutboxMessage, PartnerCredentials
+from partners.models import OutboxMessage
 from partners.outbox.services import outbox_enqueue
 
 EVENT_TYPES = frozenset({"allowlist.changed", "subject.revoked", "security.alert"})
@@ -73,11 +73,3 @@ def partner_event_enqueue(*, partner_id: int, event_type: str, data: dict) -> Ou
     }
     return outbox_enqueue(partner_id=partner_id, operation="event_out", ordering_key=EVENTS_ORDERING_KEY,
                           payload=body, idempotency_key=f"evt_{uuid.uuid4().hex}")
-
-
-def event_signing_secrets(*, partner_id: int, at=None) -> list[str]:
-    """The current outbound webhook secret first, then those of credentials revoked within the
-    rotation grace period (WEBHOOK_PREVIOUS_SECRET_GRACE_S; none after an emergency rotation),
-    skipping empty ones."""
-    rows = PartnerCredentials.objects.secrets_in_use(partner_id=partner_id, at=at)[:3]
-    return [row.outbound_webhook_secret for row in rows if row.outbound_webhook_secret]

@@ -1,27 +1,25 @@
-"""Reads of the partners app, already scoped to the caller."""
+"""Reads of the partners app."""
 
-from django.db.models import QuerySet
-from django.utils import timezone
 
-from core.security.tenancy import company_ids_for_user
+
 from partners.models import Partner, PartnerContract, PartnerCredentials
+
+WEBHOOK_SECRET_FIELDS = {"inbound": "webhook_secret", "outbound": "outbound_webhook_secret"}
+
+
+def webhook_secrets(*, partner_id: int, direction: str, at=None) -> list[str]:
+    """The partner's Standard Webhooks secrets in force: the current credentials' first, then those
+    of credentials revoked less than WEBHOOK_PREVIOUS_SECRET_GRACE_S ago by a normal rotation (an
+    emergency rotation leaves no grace), empty ones skipped. `direction`: "inbound" (the partner
+    signs its events to us) or "outbound" (we sign ours to the partner)."""
+    field = WEBHOOK_SECRET_FIELDS[direction]
+    rows = PartnerCredentials.objects.secrets_in_use(partner_id=partner_id, at=at)[:3]
+    return [getattr(row, field) for row in rows if getattr(row, field)]
 
 
 def current_credentials(*, partner: Partner | int) -> PartnerCredentials | None:
     """The partner's (object or id) current, not revoked credentials, or None."""
     return PartnerCredentials.objects.current().filter(partner=partner).first()
-
-
-def contracts_for_user(*, user) -> QuerySet[PartnerContract]:
-    """Contracts of the management companies `user` works for (all of them for a superuser)."""
-    ids = company_ids_for_user(user)
-    queryset = PartnerContract.objects.select_related("partner")
-    return queryset if ids is None else queryset.filter(company_id__in=ids)
-
-
-def active_contracts(*, partner: Partner | int, at=None) -> QuerySet[PartnerContract]:
-    partner_id = partner if isinstance(partner, int) else partner.pk
-    return PartnerContract.objects.active(at or timezone.now()).filter(partner_id=partner_id)
 
 
 def contract_covering(*, partner_id: int, building_id: int, operation: str, at=None) -> PartnerContract | None:

@@ -4,30 +4,35 @@ Every function runs in one transaction and records an audit event inside it.
 """
 
 import base64
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from oauth2_provider.models import get_application_model
 
-from audit.actions import Action, ActorKind, Outcome
+from audit.actions import Action, Outcome
+from audit.actors import actor_fields
 from audit.services import record
 from core.security.identifiers import user_ref
 from core.security.roles import SECURITY_ADMIN, has_role
-from partners.authentication import partner_tokens_revoke
-from partners.models import Partner, PartnerApplication, PartnerContract, PartnerCredentials
+from partners.authentication import forget_partner_certificates, partner_tokens_revoke
+from partners.models import (
+    Partner,
+    PartnerApplication,
+    PartnerContract,
+    PartnerCredentials,
+    public_key_fingerprint,
+)
 from partners.signals import partner_reinstated, partner_scope_changed
 
 PLATE_KEY_BYTES = 32
 SUBJECT_KEY_BYTES = 32
 WEBHOOK_SECRET_BYTES = 32
-
-
-def _actor(actor) -> dict:
-    if actor is None:
-        return {"actor_kind": ActorKind.SYSTEM, "actor_ref": ""}
-    return {"actor_kind": ActorKind.STAFF, "actor_ref": user_ref(actor)}
 
 
 def _audit(*, actor, object_type: str, pk: int, reason: str, partner_id=None, company_id=None):
@@ -39,8 +44,17 @@ def _audit(*, actor, object_type: str, pk: int, reason: str, partner_id=None, co
         partner_id=partner_id,
         company_id=company_id,
         reason=reason,
-        **_actor(actor),
+        **actor_fields(actor),
     )
+
+
+def _scope_changed(sender, partner_id: int) -> None:
+    """A partner's contracts or credentials changed (caller's transaction). Once it commits, the
+    cached certificate lookups of the partner are forgotten (a rotation may move or drop a
+    certificate); `partner_scope_changed` tells the apps above (the access app then rebuilds
+    plate tokens and pushes allowlists, also after the commit)."""
+    transaction.on_commit(lambda: forget_partner_certificates(partner_id=partner_id))
+    partner_scope_changed.send(sender=sender, partner_id=partner_id)
 
 
 @transaction.atomic
@@ -102,7 +116,7 @@ def partner_contract_create(
         actor=actor, object_type="partner_contract", pk=contract.pk, reason="created",
         partner_id=partner.pk, company_id=company.pk,
     )
-    partner_scope_changed.send(sender=PartnerContract, partner_id=partner.pk)
+    _scope_changed(PartnerContract, partner.pk)
     return contract
 
 
@@ -116,19 +130,74 @@ def partner_contract_end(*, contract: PartnerContract, at=None, actor=None) -> P
         actor=actor, object_type="partner_contract", pk=contract.pk, reason="ended",
         partner_id=contract.partner_id, company_id=contract.company_id,
     )
-    partner_scope_changed.send(sender=PartnerContract, partner_id=contract.partner_id)
+    _scope_changed(PartnerContract, contract.partner_id)
     return contract
 
 
+CONTRACT_TERMS = ("valid_from", "valid_until", "allows_open", "allows_video", "allows_face", "allows_plate",
+                  "purpose", "retention_days", "agreement_ref")
+
+
 @transaction.atomic
-def partner_contract_changed(*, contract: PartnerContract, actor=None) -> None:
-    """Tell the system an already-saved contract changed (e.g. by the admin form):
-    records admin.change and sends partner_scope_changed."""
+def partner_contract_update(*, contract: PartnerContract, buildings, actor=None, **terms) -> PartnerContract:
+    """Change a contract's buildings and terms (CONTRACT_TERMS; partner and company never change).
+
+    Checks as partner_contract_create. Records admin.change and sends partner_scope_changed
+    (plate tokens are recomputed and allowlists pushed once this commits)."""
+    unknown = set(terms) - set(CONTRACT_TERMS)
+    if unknown:
+        raise TypeError(f"partner_contract_update() cannot change {', '.join(sorted(unknown))}")
+    buildings = list(buildings)
+    if any(b.company_id != contract.company_id for b in buildings):
+        raise ValidationError({"buildings": "Every building must belong to the contract's management company."})
+    contract = PartnerContract.objects.select_for_update().get(pk=contract.pk)
+    for name, value in terms.items():
+        setattr(contract, name, value)
+    contract.full_clean()
+    contract.save()
+    contract.buildings.set(buildings)
     _audit(
         actor=actor, object_type="partner_contract", pk=contract.pk, reason="changed",
         partner_id=contract.partner_id, company_id=contract.company_id,
     )
-    partner_scope_changed.send(sender=PartnerContract, partner_id=contract.partner_id)
+    _scope_changed(PartnerContract, contract.partner_id)
+    return contract
+
+
+@transaction.atomic
+def partner_contract_delete(*, contract: PartnerContract, actor=None) -> None:
+    """Delete a contract entered by mistake (one that ran its course is ended instead:
+    partner_contract_end). Records admin.change and sends partner_scope_changed."""
+    partner_id, company_id, pk = contract.partner_id, contract.company_id, contract.pk
+    contract.delete()
+    _audit(actor=actor, object_type="partner_contract", pk=pk, reason="deleted", partner_id=partner_id,
+           company_id=company_id)
+    _scope_changed(PartnerContract, partner_id)
+
+
+PARTNER_FIELDS = ("name", "slug", "api_base_url", "audit_log_url", "server_ca_pem", "active")
+
+
+@transaction.atomic
+def partner_update(*, partner: Partner, actor=None, **changes) -> Partner:
+    """Change a partner organisation (PARTNER_FIELDS; suspension has its own services).
+
+    Checks the model's validation. Records admin.change; a change of `active` - which decides
+    whether the partner may call us and receives allowlists - sends partner_scope_changed (its
+    sites' allowlists are pushed in full once this commits)."""
+    unknown = set(changes) - set(PARTNER_FIELDS)
+    if unknown:
+        raise TypeError(f"partner_update() cannot change {', '.join(sorted(unknown))}")
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    was_active = partner.active
+    for name, value in changes.items():
+        setattr(partner, name, value)
+    partner.full_clean()
+    partner.save()
+    _audit(actor=actor, object_type="partner", pk=partner.pk, reason="updated", partner_id=partner.pk)
+    if partner.active != was_active:
+        _scope_changed(Partner, partner.pk)
+    return partner
 
 
 @dataclass(frozen=True)
@@ -222,16 +291,13 @@ def partner_credentials_rotate(
         actor=actor, object_type="partner_credentials", pk=credentials.pk,
         reason="rotated_emergency" if emergency else "rotated", partner_id=partner.pk,
     )
-    partner_scope_changed.send(sender=PartnerCredentials, partner_id=partner.pk)
+    _scope_changed(PartnerCredentials, partner.pk)
     return IssuedCredentials(credentials=credentials, secrets=issued)
 
 
 def _cert_fingerprint(cert_pem: str) -> str:
     if not cert_pem:
         return ""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
     except ValueError:
@@ -240,10 +306,6 @@ def _cert_fingerprint(cert_pem: str) -> str:
 
 
 def _validate_credentials(credentials: PartnerCredentials) -> None:
-    import ipaddress
-
-    from partners.models import public_key_fingerprint
-
     if not credentials.client_id:
         raise ValidationError({"client_id": "A client id is required."})
     if not _is_webhook_secret(credentials.outbound_webhook_secret):
@@ -285,8 +347,7 @@ def partner_suspend(*, partner: Partner | None = None, partner_id: int | None = 
         locked.suspended_at = timezone.now()
         locked.save(update_fields=["suspended_at"])
     partner_tokens_revoke(partner_id=partner_id)
-    record(action=Action.SECURITY_PARTNER_SUSPENDED, outcome=Outcome.SUCCESS,
-           actor_kind=ActorKind.STAFF if actor else ActorKind.SYSTEM, actor_ref=user_ref(actor) if actor else "",
+    record(action=Action.SECURITY_PARTNER_SUSPENDED, outcome=Outcome.SUCCESS, **actor_fields(actor),
            object_type="partner", object_ref=f"partner:{partner_id}", partner_id=partner_id, reason=reason)
     return locked
 
@@ -307,8 +368,8 @@ def partner_reinstate(*, partner: Partner, actor) -> Partner:
     partner_tokens_revoke(partner_id=partner.pk)
     partner.suspended_at = None
     partner_reinstated.send(sender=Partner, partner_id=partner.pk, actor_ref=user_ref(actor))
-    record(action=Action.SECURITY_PARTNER_REINSTATED, outcome=Outcome.SUCCESS, actor_kind=ActorKind.STAFF,
-           actor_ref=user_ref(actor), object_type="partner", object_ref=f"partner:{partner.pk}",
+    record(action=Action.SECURITY_PARTNER_REINSTATED, outcome=Outcome.SUCCESS, **actor_fields(actor),
+           object_type="partner", object_ref=f"partner:{partner.pk}",
            partner_id=partner.pk, reason="reinstated")
     return partner
 
@@ -318,8 +379,6 @@ def partner_api_client_issue(*, partner: Partner, client_id: str) -> str:
     """Ensure the OAuth2 client-credentials application `client_id` exists and is bound to `partner`
     (the partner API's callers), give it a fresh secret and return that secret (stored hashed,
     shown only here). Raises ValidationError if the application is bound to another partner."""
-    from oauth2_provider.models import get_application_model
-
     Application = get_application_model()
     application, _ = Application.objects.get_or_create(
         client_id=client_id,

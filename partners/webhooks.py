@@ -26,7 +26,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from core.api.serializers import input_errors
-from partners.models import InboundWebhook, Partner, PartnerCredentials
+from partners.models import InboundWebhook, Partner
+from partners.selectors import webhook_secrets
 from partners.signals import partner_event_received
 
 KNOWN_EVENT_TYPES = frozenset({
@@ -78,12 +79,6 @@ class WebhookMalformed(Exception):
 class Received:
     webhook: InboundWebhook
     duplicate: bool
-
-
-def webhook_secrets(*, partner: Partner, at=None) -> list[str]:
-    """The current webhook secret, then those of credentials revoked within the rotation grace
-    period (none after an emergency rotation)."""
-    return [row.webhook_secret for row in PartnerCredentials.objects.secrets_in_use(partner_id=partner.pk, at=at)[:3]]
 
 
 def webhook_verify(*, secrets: list[str], body: bytes, headers: dict) -> None:
@@ -145,7 +140,8 @@ def inbound_webhook_receive(*, partner: Partner, body: bytes, headers: dict) -> 
     """
     headers = {key.lower(): value for key, value in headers.items()}
     try:
-        webhook_verify(secrets=webhook_secrets(partner=partner), body=body, headers=headers)
+        webhook_verify(secrets=webhook_secrets(partner_id=partner.pk, direction="inbound"), body=body,
+                       headers=headers)
     except WebhookRejected as rejected:
         _audit(partner, Action.WEBHOOK_REJECTED, Outcome.DENIED, rejected.code)
         raise

@@ -9,9 +9,16 @@ import uuid
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import transaction
 
-from access import services as access_services
 from access.models import AccessGrant, Building, Device, ManagementCompany, Resident, Unit, Vehicle
+from access.services.companies import building_create, company_create, staff_membership_create, unit_create
+from access.services.devices import device_create
+from access.services.grants import grant_create
+from access.services.plate_tokens import partner_scope_refresh
+from access.services.residencies import residency_create
+from access.services.residents import resident_create
+from access.services.vehicles import vehicle_create
 from partners import services as partner_services
 from partners.models import Partner, PartnerContract
 
@@ -24,18 +31,18 @@ def _n() -> int:
 
 
 def company(*, name: str | None = None) -> ManagementCompany:
-    return access_services.company_create(name=name or f"УК Тест {_n()}")
+    return company_create(name=name or f"УК Тест {_n()}")
 
 
 def building(*, company_: ManagementCompany | None = None, name: str | None = None, **kwargs) -> Building:
-    return access_services.building_create(
+    return building_create(
         company=company_ or company(), name=name or f"Дом {_n()}",
         address=kwargs.pop("address", "г. Москва, ул. Тестовая, д. 1"), **kwargs,
     )
 
 
 def unit(*, building_: Building | None = None, number: str | None = None) -> Unit:
-    return access_services.unit_create(building=building_ or building(), number=number or str(_n()))
+    return unit_create(building=building_ or building(), number=number or str(_n()))
 
 
 def staff_user(
@@ -52,7 +59,7 @@ def staff_user(
         username=username or f"staff{_n()}", password=password, is_staff=True, is_superuser=superuser
     )
     if company_ is not None:
-        access_services.staff_membership_create(user=user, company=company_)
+        staff_membership_create(user=user, company=company_)
     if role is not None:
         user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user
@@ -63,7 +70,7 @@ def resident(*, company_: ManagementCompany | None = None, unit_: Unit | None = 
     if company_ is None:
         company_ = unit_.building.company if unit_ is not None else company()
     n = _n()
-    person = access_services.resident_create(
+    person = resident_create(
         company=company_,
         full_name=kwargs.pop("full_name", f"Тестов Тест Тестович {n}"),
         phone=kwargs.pop("phone", f"+7916{n:07d}"),
@@ -80,7 +87,7 @@ def residency(*, resident_: Resident | None = None, unit_: Unit | None = None, k
         unit_ = unit(building_=building(company_=resident_.company) if resident_ else None)
     if resident_ is None:
         resident_ = resident(company_=unit_.building.company)
-    return access_services.residency_create(resident=resident_, unit=unit_, kind=kind, **kwargs)
+    return residency_create(resident=resident_, unit=unit_, kind=kind, **kwargs)
 
 
 def partner(*, name: str | None = None, with_credentials: bool = True, **kwargs) -> Partner:
@@ -91,7 +98,16 @@ def partner(*, name: str | None = None, with_credentials: bool = True, **kwargs)
     )
     if with_credentials:
         partner_services.partner_credentials_rotate(partner=org, client_id="smarthome", allowed_cidrs=["127.0.0.0/8"])
+        scope_change_committed(org.pk)
     return org
+
+
+def scope_change_committed(partner_id: int) -> None:
+    """What runs once a change to a partner's contracts or credentials commits (the on-commit task
+    access.tasks.partner_scope_refresh: plate tokens, then allowlists). A test's rolled-back
+    transaction never commits, so there it runs here; in a transactional test it ran already."""
+    if transaction.get_connection().in_atomic_block:
+        partner_scope_refresh(partner_id=partner_id)
 
 
 def contract(*, partner_: Partner | None = None, company_: ManagementCompany | None = None, buildings=None,
@@ -106,15 +122,17 @@ def contract(*, partner_: Partner | None = None, company_: ManagementCompany | N
         "agreement_ref": f"ДОГ-{_n()}",
     }
     defaults.update(kwargs)
-    return partner_services.partner_contract_create(
+    created = partner_services.partner_contract_create(
         partner=partner_ or partner(), company=company_, buildings=buildings, **defaults
     )
+    scope_change_committed(created.partner_id)
+    return created
 
 
 def device(*, building_: Building | None = None, partner_: Partner | None = None, kind: str = "intercom_door",
            **kwargs) -> Device:
     n = _n()
-    return access_services.device_create(
+    return device_create(
         building=building_ or building(), partner=partner_ or partner(), kind=kind,
         name=kwargs.pop("name", f"Door {n}"), partner_device_ref=kwargs.pop("partner_device_ref", f"dev-{n}"),
     )
@@ -126,11 +144,11 @@ def grant(*, resident_: Resident | None = None, building_: Building | None = Non
     if building_ is None and "device" not in kwargs:
         holder = resident_ or kwargs["residency"].resident
         building_ = building(company_=holder.company)
-    return access_services.grant_create(resident=resident_, building=building_, **kwargs)
+    return grant_create(resident=resident_, building=building_, **kwargs)
 
 
 def vehicle(*, resident_: Resident | None = None, plate: str | None = None, **kwargs) -> Vehicle:
-    return access_services.vehicle_create(
+    return vehicle_create(
         resident=resident_ or resident(), plate=plate or unique_plate(), **kwargs
     )
 

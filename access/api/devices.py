@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from access.api.base import ResidentApi, problems
 from access.models import Device
-from access.resident_selectors import devices_for_resident
+from access.selectors.devices import devices_for_resident
 
 
 class DeviceListApi(ResidentApi):

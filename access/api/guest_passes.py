@@ -1,13 +1,15 @@
 """/api/v1/guest-passes - passes for a guest's car at a barrier of the resident's building (scope `guests:write`)."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers
+from rest_framework import serializers
 from rest_framework.response import Response
 
 from access.api.base import ResidentApi, paginated, problems
+from access.errors import DeviceNotFound
 from access.models import GuestPass
 from access.plates import PlateField
-from access.resident_selectors import device_for_resident, guest_pass_for_resident, guest_passes_for_resident
+from access.selectors.devices import device_for_resident
+from access.selectors.guest_passes import guest_pass_for_resident, guest_passes_for_resident
 from access.services.guest_passes import guest_pass_create, guest_pass_revoke
 from core.api.pagination import StandardPagination
 from core.api.serializers import BodySerializer, no_body
@@ -63,7 +65,7 @@ class GuestPassListCreateApi(ResidentApi):
         data = dict(serializer.validated_data)
         try:
             device = device_for_resident(resident=self.resident, device_id=data.pop("device_id"))
-        except exceptions.NotFound:  # a device that is not yours is just "unknown" here
+        except DeviceNotFound:  # a device that is not yours is just "unknown" here
             raise serializers.ValidationError(
                 {"device_id": [serializers.ErrorDetail("Unknown device.", code="does_not_exist")]}
             ) from None

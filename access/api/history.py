@@ -6,7 +6,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 
 from access.api.base import ResidentApi, paginated, problems
-from access.resident_selectors import device_for_resident, history_for_resident
+from access.selectors.devices import device_for_resident
+from access.selectors.history import history_for_resident
 from core.api.pagination import StandardPagination
 from core.api.serializers import QuerySerializer
 

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from access.api.base import ResidentApi, paginated, problems
-from access.resident_selectors import notification_for_resident, notifications_for_resident
+from access.selectors.notifications import notification_for_resident, notifications_for_resident
 from access.services.notifications import notification_mark_read
 from core.api.pagination import StandardPagination
 from core.api.serializers import QuerySerializer, no_body

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from access.api.base import ResidentApi, problems, rate_limit
 from access.models import Device
-from access.resident_selectors import device_for_resident
+from access.selectors.devices import device_for_resident
 from access.services.opening import IDEMPOTENCY_KEY, device_open
 from core.api.permissions import MissingScope
 from core.api.serializers import no_body

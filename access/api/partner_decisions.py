@@ -1,4 +1,8 @@
-"""POST /partner/v1/access-decisions — may this car / face pass this device now?"""
+"""POST /partner/v1/access-decisions — may this car / face pass this device now?
+
+Routed in access/partner_urls.py; decided by access.services.decisions (rules: access.policy), which
+records the `access.decision` audit event.
+"""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
@@ -6,8 +10,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.anomalies import decision_rate_exceeded
+from access.errors import DecisionRateExceeded, DeviceNotFound
 from access.reasons import Reason
-from access.services.decisions import CREDENTIAL_TYPES, DecisionRateExceeded, DeviceNotFound, access_decide
+from access.services.decisions import CREDENTIAL_TYPES, access_decide
 from core.api.permissions import scope_required
 from core.api.serializers import FieldsBuiltOnceSerializer
 from core.http.client_ip import client_ip

@@ -4,15 +4,14 @@ Scopes: writes need `vehicles:write`; reads accept `vehicles:write` or `devices:
 shows cars next to barriers, and a token that may change cars may see them).
 """
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from access.api.base import ResidentApi, paginated, problems
 from access.plates import PlateField
-from access.resident_selectors import vehicle_for_resident, vehicles_for_resident
-from access.services.vehicles_api import resident_vehicle_create, resident_vehicle_delete, resident_vehicle_update
+from access.selectors.vehicles import vehicle_for_resident, vehicles_for_resident
+from access.services.vehicles import vehicle_create, vehicle_delete, vehicle_update
 from core.api.pagination import StandardPagination
 from core.api.serializers import BodySerializer
 
@@ -28,7 +27,6 @@ class VehicleOutputSerializer(serializers.Serializer):
     plate = serializers.CharField(help_text="Normalised plate (Latin letters), e.g. A123BC77")
     label = serializers.CharField()
     created_at = serializers.DateTimeField()
-
 
 
 def _require_resident(view):
@@ -60,8 +58,7 @@ class VehicleListCreateApi(ResidentApi):
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        vehicle = resident_vehicle_create(user=request.user, resident=_require_resident(self),
-                                          **serializer.validated_data)
+        vehicle = vehicle_create(resident=_require_resident(self), actor=request.user, **serializer.validated_data)
         return Response(VehicleOutputSerializer(vehicle).data, status=201)
 
 
@@ -87,13 +84,12 @@ class VehicleDetailApi(ResidentApi):
         vehicle = vehicle_for_resident(resident=self.resident, vehicle_id=vehicle_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        with transaction.atomic():
-            vehicle = resident_vehicle_update(user=request.user, vehicle=vehicle, **serializer.validated_data)
+        vehicle = vehicle_update(vehicle=vehicle, actor=request.user, **serializer.validated_data)
         return Response(VehicleOutputSerializer(vehicle).data)
 
     @extend_schema(operation_id="vehicles_destroy", tags=["vehicles"],
                    responses={204: None, **problems(401, 403, 404, 429)})
     def delete(self, request, vehicle_id: int):
         vehicle = vehicle_for_resident(resident=self.resident, vehicle_id=vehicle_id)
-        resident_vehicle_delete(user=request.user, vehicle=vehicle)
+        vehicle_delete(vehicle=vehicle, actor=request.user)
         return Response(status=204)

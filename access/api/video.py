@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from access.api.base import ResidentApi, problems
 from access.models import Device
-from access.resident_selectors import device_for_resident
+from access.selectors.devices import device_for_resident
 from access.services.video import video_session_create
 from core.api.serializers import BodySerializer
 

@@ -3,10 +3,10 @@
 Per site (= building) and partner: one entry per credential - the plate tokens of residents'
 vehicles under this partner's key (if the contract allows plates) and the face subject ids
 of residents with a delivered enrolment and an active consent (if it allows faces) - with the
-partner's device refs the resident's grants cover and the validity of the grant. Suspended
-residents and grants, grants of ended residencies and expired grants are left out; weekly
-schedules are not expressible in the partner's format, so a scheduled grant is included for its
-whole validity (the online decision still applies the schedule). Guest passes are never listed.
+partner's device refs the resident's grants cover, the validity of the grants and, when every
+one of them has a weekly schedule, their windows (`schedule`, in the site's `timezone`). Which
+grants are listed is access.policy's rule (`grant_listed`): suspended residents and grants,
+grants of ended residencies and expired grants are left out. Guest passes are never listed.
 
 Two kinds of outbox message, both with the ordering key ``allowlist:{site_ref}`` so they reach
 the partner in the order they were written:
@@ -32,7 +32,9 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from access.models import AccessGrant, Device, Resident, VehiclePlateToken
+from access.models import AccessGrant, Building, Device, Resident, VehiclePlateToken
+from access.policy import Facts, contract_refusal, grant_listed
+from access.schedules import DAYS
 from consent.models import Consent, FaceEnrolment
 from partners.models import OutboxMessage, PartnerContract
 from partners.outbound_events import partner_event_enqueue
@@ -55,13 +57,20 @@ def site_ref(building_id: int) -> str:
     return f"building-{building_id}"
 
 
-def _merge(entries: dict, key: tuple[str, str], device_refs: set[str], grant: AccessGrant) -> None:
+def _merge(entries: dict, key: tuple[str, str], device_refs: set[str], grant: AccessGrant, timezone_name: str) -> None:
     entry = entries.setdefault(key, {"type": key[0], "token": key[1], "device_refs": set(),
-                                     "valid_from": grant.valid_from, "valid_until": grant.valid_until})
+                                     "valid_from": grant.valid_from, "valid_until": grant.valid_until,
+                                     "schedule": {}, "scheduled": True, "timezone": timezone_name})
     entry["device_refs"] |= device_refs
     entry["valid_from"] = min(entry["valid_from"], grant.valid_from)
     if entry["valid_until"] is not None:
         entry["valid_until"] = None if grant.valid_until is None else max(entry["valid_until"], grant.valid_until)
+    if not grant.schedule:
+        entry["scheduled"] = False  # one grant at any time: the entry is not limited to windows
+    elif entry["scheduled"]:
+        for day, windows in grant.schedule.items():
+            merged = entry["schedule"].setdefault(day, [])
+            merged.extend(list(window) for window in windows if list(window) not in merged)
 
 
 def allowlist_entries(*, partner_id: int, building_id: int, at=None) -> list[dict]:
@@ -76,29 +85,32 @@ def allowlist_resident_entries(*, partner_id: int, building_id: int, resident_id
 
 
 def _entries(*, partner_id: int, building_id: int, at=None, resident_id: int | None = None) -> list[dict]:
+    """The rules are access.policy's, applied to a whole site at once: the contracts allow plates
+    and/or faces, the resident is not suspended (and, for faces, holds an active consent and a
+    delivered enrolment), and the grant is listed (`policy.grant_listed`)."""
     at = at or timezone.now()
-    flags = list(PartnerContract.objects.active(at).filter(partner_id=partner_id, buildings__id=building_id)
-                 .values_list("allows_plate", "allows_face"))
-    plates, faces = any(f[0] for f in flags), any(f[1] for f in flags)
+    contracts = Facts().contracts(partner_id=partner_id, building_id=building_id)
+    plates = contract_refusal(contracts, "plate", at) is None
+    faces = contract_refusal(contracts, "face", at) is None
     devices = dict(Device.objects.filter(partner_id=partner_id, building_id=building_id)
                    .values_list("pk", "partner_device_ref"))
     if not devices or not (plates or faces):
         return []
-    today = timezone.localdate(at)
+    building = Building.objects.get(pk=building_id)
+    local_at = at.astimezone(building.tz)
     grants = (
         AccessGrant.objects.select_related("residency", "resident")
         .filter(Q(building_id=building_id) | Q(device_id__in=devices), suspended=False)
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
     )
     if resident_id is not None:
-        grants = grants.filter(Q(resident_id=resident_id) | Q(residency__resident_id=resident_id))
+        grants = grants.held_by(resident_id)
     by_resident: dict[int, list[tuple[AccessGrant, set[str]]]] = {}
     for grant in grants:
-        if grant.residency_id is not None and not grant.residency.is_current(today):
+        if not grant_listed(grant, at, local_at):
             continue
-        holder_id = grant.resident_id or grant.residency.resident_id
         refs = set(devices.values()) if grant.building_id else {devices[grant.device_id]}
-        by_resident.setdefault(holder_id, []).append((grant, refs))
+        by_resident.setdefault(grant.holder_resident_id, []).append((grant, refs))
     suspended = set(Resident.objects.filter(pk__in=by_resident, suspended=True).values_list("pk", flat=True))
     credentials: dict[int, list[tuple[str, str]]] = {holder_id: [] for holder_id in by_resident}
     if plates:
@@ -119,12 +131,19 @@ def _entries(*, partner_id: int, building_id: int, at=None, resident_id: int | N
             continue
         for key in credentials[holder_id]:
             for grant, refs in held:
-                _merge(entries, key, refs, grant)
-    return [
-        {**entry, "device_refs": sorted(entry["device_refs"]), "valid_from": entry["valid_from"].isoformat(),
-         "valid_until": entry["valid_until"].isoformat() if entry["valid_until"] else None}
-        for entry in sorted(entries.values(), key=lambda e: (e["type"], e["token"]))
-    ]
+                _merge(entries, key, refs, grant, building.timezone)
+    return [_entry(entry) for entry in sorted(entries.values(), key=lambda e: (e["type"], e["token"]))]
+
+
+def _entry(merged: dict) -> dict:
+    entry = {key: merged[key] for key in ("type", "token")}
+    entry["device_refs"] = sorted(merged["device_refs"])
+    entry["valid_from"] = merged["valid_from"].isoformat()
+    entry["valid_until"] = merged["valid_until"].isoformat() if merged["valid_until"] else None
+    if merged["scheduled"]:
+        entry["schedule"] = {day: sorted(merged["schedule"][day]) for day in DAYS if day in merged["schedule"]}
+        entry["timezone"] = merged["timezone"]
+    return entry
 
 
 def resident_credentials(*, resident_id: int) -> set[Credential]:
@@ -163,8 +182,7 @@ def grant_building_ids(grants) -> set[int]:
 def resident_grant_building_ids(*, resident_id: int) -> set[int]:
     """The buildings the resident holds grants for, in any state (suspended or ended included):
     where partners' allowlists may list them. Capture it before deleting the grants."""
-    return grant_building_ids(AccessGrant.objects.filter(Q(resident_id=resident_id)
-                                                         | Q(residency__resident_id=resident_id)))
+    return grant_building_ids(AccessGrant.objects.held_by(resident_id))
 
 
 def _resident_sites(resident_id: int, building_ids, partner_ids, at) -> list[tuple[int, int]]:
@@ -228,6 +246,21 @@ def allowlist_push_full(*, partner_id: int, building_id: int) -> int:
     entries = allowlist_entries(partner_id=partner_id, building_id=building_id)
     _enqueue(partner_id=partner_id, building_id=building_id, operation="allowlist_put", body={"entries": entries})
     return len(entries)
+
+
+def allowlist_push_site(*, building_id: int, partner_ids: Iterable[int] | None = None) -> int:
+    """Full push of one site for every active partner (or those of `partner_ids`) under an active
+    contract there allowing plates or faces - after a change to the site itself (a device's ref,
+    the building's time zone). Returns the number of partners pushed."""
+    contracts = PartnerContract.objects.active().filter(
+        Q(allows_plate=True) | Q(allows_face=True), buildings__id=building_id, partner__active=True
+    )
+    if partner_ids is not None:
+        contracts = contracts.filter(partner_id__in=list(partner_ids))
+    partners = sorted(set(contracts.values_list("partner_id", flat=True)))
+    for partner_id in partners:
+        allowlist_push_full(partner_id=partner_id, building_id=building_id)
+    return len(partners)
 
 
 def allowlist_push_partner_sites(*, partner_id: int) -> int:

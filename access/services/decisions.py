@@ -1,11 +1,11 @@
 """Access decisions for a partner's device: a car at a barrier, a face at a door.
 
-The hot path: decided from our own data alone (never a call out). What it reads - device,
-contracts, the credential's owner, consents, grants - comes through a `core.cache.versioned`
-(per process, valid while no such data has changed), so a steady-state decision costs one
-version lookup and the audit insert; verdicts are never cached, only facts judged against
-the clock each time. The partner's rate limit and the anomaly counters are one Redis round
-trip (access.anomalies.decision_admit) between the verdict and its audit event.
+The hot path: decided from our own data alone (never a call out) by the rules of access.policy.
+What they read comes through `access.policy.CachedFacts` (per process, valid while no such data
+has changed), so a steady-state decision costs one version lookup and the audit insert;
+verdicts are never cached, only facts judged against the clock each time. The partner's rate
+limit and the anomaly counters are one Redis round trip (access.anomalies.decision_admit)
+between the verdict and its audit event.
 """
 
 import datetime
@@ -15,36 +15,21 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from access.anomalies import decision_admit
-from access.models import AccessGrant, Device, GuestPass, Resident, VehiclePlateToken
+from access.errors import DecisionRateExceeded, DeviceNotFound
+from access.models import Device, GuestPass, Notification
+from access.policy import CachedFacts, FaceSubject, Facts, PlateSubject, Verdict, access_data, verdict
 from access.reasons import Reason
-from access.schedules import schedule_allows
+from access.services.notifications import notification_create
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
-from consent.selectors import face_consent_ends, resident_id_for_subject
-from core.cache.versioned import VersionedCache
 from core.security.identifiers import pseudonymous_ref
-from partners.models import Partner, PartnerContract
+from partners.models import Partner
 
 CREDENTIAL_TYPES = ("plate", "face")
-access_data = VersionedCache("access")
-# How far each grant check got: a deny names the check the best grant failed at.
-_GRANT_FAILURES = (Reason.GRANT_SUSPENDED, Reason.GRANT_NOT_VALID, Reason.RESIDENCY_ENDED, Reason.OUTSIDE_SCHEDULE)
-
-
-class DeviceNotFound(Exception):
-    """The device is unknown or belongs to another partner (the API answers 404 either way)."""
-
-
-class DecisionRateExceeded(Exception):
-    """The partner is over its decision rate limit: nothing was decided, used up or audited."""
-
-    def __init__(self, retry_after: int):
-        super().__init__(retry_after)
-        self.retry_after = retry_after
+GUEST_ARRIVED = "guest.arrived"
 
 
 @dataclass(frozen=True)
@@ -61,161 +46,39 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class _Evaluation:
-    reason: Reason
-    resident_id: int | None = None
-    grant: AccessGrant | None = None
-    guest_pass: GuestPass | None = None
-
-
-@dataclass(frozen=True)
 class _DeviceFacts:
     device: Device  # with its building
-    contracts: tuple  # (valid_from, valid_until, allows_plate, allows_face) of the partner's contracts here
+    contracts: tuple  # access.policy.Facts.contracts of the partner here
 
 
-def device_for_partner(*, partner_id: int, device_ref: str) -> Device | None:
-    """The partner's own device by its ref (None for unknown refs and other partners' devices)."""
-    return (
+def _device_facts(partner_id: int, device_ref: str) -> _DeviceFacts | None:
+    """The partner's own device by its ref, with its contracts there (None for unknown refs and
+    other partners' devices): one cache entry, the first thing every decision reads."""
+    device = (
         Device.objects.select_related("building")
         .filter(partner_id=partner_id, partner_device_ref=device_ref)
         .first()
     )
-
-
-def _device_facts(partner_id: int, device_ref: str) -> _DeviceFacts | None:
-    device = device_for_partner(partner_id=partner_id, device_ref=device_ref)
     if device is None:
         return None
-    contracts = tuple(
-        PartnerContract.objects.filter(partner_id=partner_id, buildings__id=device.building_id)
-        .values_list("valid_from", "valid_until", "allows_plate", "allows_face")
-    )
-    return _DeviceFacts(device, contracts)
+    return _DeviceFacts(device, Facts().contracts(partner_id=partner_id, building_id=device.building_id))
 
 
-def _contract_reason(contracts: tuple, operation: str, now) -> Reason | None:
-    flags = [
-        plate if operation == "plate" else face
-        for valid_from, valid_until, plate, face in contracts
-        if valid_from <= now and (valid_until is None or now < valid_until)
-    ]
-    if not flags:
-        return Reason.CONTRACT_NOT_COVERING
-    if not any(flags):
-        return Reason.OPERATION_NOT_ALLOWED
-    return None
+def _allow_ttl() -> int:
+    return int(getattr(settings, "ACCESS_DECISION_ALLOW_TTL_S", 60))
 
 
-def _grant_failure(grant: AccessGrant, now, local_now) -> Reason | None:
-    if grant.suspended:
-        return Reason.GRANT_SUSPENDED
-    if grant.valid_from > now or (grant.valid_until is not None and now >= grant.valid_until):
-        return Reason.GRANT_NOT_VALID
-    if grant.residency_id is not None and not grant.residency.is_current(local_now.date()):
-        return Reason.RESIDENCY_ENDED
-    if not schedule_allows(grant.schedule, local_now):
-        return Reason.OUTSIDE_SCHEDULE
-    return None
-
-
-def _grants(resident_id: int, device: Device) -> tuple:
-    return tuple(
-        AccessGrant.objects.select_related("residency")
-        .filter(Q(resident_id=resident_id) | Q(residency__resident_id=resident_id))
-        .filter(Q(building_id=device.building_id) | Q(device_id=device.pk))
-    )
-
-
-def _grant_reason(grants: tuple, device: Device, now) -> tuple[Reason, AccessGrant | None]:
-    if not grants:
-        return Reason.NO_GRANT, None
-    local_now = now.astimezone(device.building.tz)
-    failures = []
-    for grant in grants:
-        failure = _grant_failure(grant, now, local_now)
-        if failure is None:
-            return Reason.GRANTED, grant
-        failures.append(failure)
-    return max(failures, key=_GRANT_FAILURES.index), None
-
-
-def _guest_passes(device_id: int, token: str) -> tuple:
-    """Unrevoked, unused guest passes for this plate at this device (validity judged by the caller)."""
-    return tuple(
-        GuestPass.objects.filter(device_id=device_id, plate_token=token, revoked_at__isnull=True,
-                                 used_at__isnull=True).order_by("valid_until")
-    )
-
-
-def _plate_owner(partner_id: int, token: str) -> tuple | None:
-    return (
-        VehiclePlateToken.objects.filter(partner_id=partner_id, token=token)
-        .values_list("vehicle__resident_id", "vehicle__resident__suspended")
-        .first()
-    )
-
-
-def _resident_suspended(resident_id: int) -> bool:
-    return Resident.objects.filter(pk=resident_id, suspended=True).exists()
-
-
-def _ttl(reason: Reason, grant: AccessGrant | None, guest_pass: GuestPass | None, now) -> int:
-    if not reason.allows:
+def _ttl(evaluation: Verdict, now) -> int:
+    if not evaluation.allows:
         return getattr(settings, "ACCESS_DECISION_DENY_TTL_S", 10)
-    ttl = getattr(settings, "ACCESS_DECISION_ALLOW_TTL_S", 60)
-    ends = grant.valid_until if grant is not None else None
+    ttl = _allow_ttl()
+    ends = evaluation.grant.valid_until if evaluation.grant is not None else None
+    guest_pass = evaluation.guest_pass
     if guest_pass is not None:
         ttl, ends = 0 if guest_pass.one_time else ttl, guest_pass.valid_until
     if ends is not None:
         ttl = min(ttl, max(int((ends - now).total_seconds()), 0))
     return ttl
-
-
-def _evaluate(partner_id: int, facts: _DeviceFacts, credential_type: str, token: str, now,
-              version: int | None) -> _Evaluation:
-    device = facts.device
-    refusal = _contract_reason(facts.contracts, credential_type, now)
-    if refusal is not None:
-        return _Evaluation(refusal)
-    guest_pass = None
-    if credential_type == "plate":
-        row = access_data.get(("plate", partner_id, token), version, lambda: _plate_owner(partner_id, token))
-        if row is None:
-            passes = access_data.get(("guest", device.pk, token), version, lambda: _guest_passes(device.pk, token))
-            guest_pass = next((p for p in passes if p.valid_from <= now < p.valid_until), None)
-            if guest_pass is None:
-                return _Evaluation(Reason.UNKNOWN_CREDENTIAL)
-            row = (guest_pass.resident_id, None)
-        resident_id, suspended = row
-    else:
-        resident_id = access_data.get(
-            ("face", partner_id, token), version,
-            lambda: resident_id_for_subject(partner_id=partner_id, subject_id=token),
-        )
-        if resident_id is None:
-            return _Evaluation(Reason.UNKNOWN_CREDENTIAL)
-        consent_ends = access_data.get(
-            ("consent", partner_id, resident_id), version,
-            lambda: face_consent_ends(resident_id=resident_id, partner_id=partner_id),
-        )
-        if not any(ends > now for ends in consent_ends):
-            return _Evaluation(Reason.NO_CONSENT, resident_id)
-        suspended = None
-    if suspended is None:
-        suspended = access_data.get(("suspended", resident_id), version, lambda: _resident_suspended(resident_id))
-    if suspended:
-        return _Evaluation(Reason.RESIDENT_SUSPENDED, resident_id)
-    if guest_pass is not None:
-        return _Evaluation(Reason.GUEST_PASS, resident_id, guest_pass=guest_pass)
-    grants = access_data.get(("grants", resident_id, device.pk), version, lambda: _grants(resident_id, device))
-    reason, grant = _grant_reason(grants, device, now)
-    return _Evaluation(reason, resident_id, grant)
-
-
-def _consume(guest_pass: GuestPass, now) -> bool:
-    """Use up a one-time pass; False if another decision got there first."""
-    return bool(GuestPass.objects.filter(pk=guest_pass.pk, used_at__isnull=True).update(used_at=now))
 
 
 def access_decide(
@@ -230,43 +93,60 @@ def access_decide(
 ) -> Decision:
     """Decide whether `credential` may pass `device_ref` of `partner` now, from local data only.
 
-    Checks, in order: the device is the partner's (else DeviceNotFound); an active contract of
-    this partner covers the building and allows plate/face recognition; the credential maps to
-    a resident (plate token -> vehicle, else an active guest pass for this device - a one-time
-    pass is consumed; face subject -> enrolment, plus an active face consent); the resident is
-    not suspended; one of their grants covers the device, is not suspended, is valid, its
-    residency is current and its schedule (building time zone) allows now.
-    Before anything is used up or recorded, the decision is counted against the partner's rate
-    limit and in the anomaly windows (access.anomalies.decision_admit; an unknown device too):
-    over the limit, DecisionRateExceeded and nothing else happens.
-    Records one `access.decision` audit event (no personal data; `subject_ref` is the
-    pseudonymous ref of the resident the credential resolved to - the car's owner, the guest
-    pass's host, the face's subject - so their history shows it). `observed_at` is the
-    partner's clock, kept for its own logs; validity is judged on ours.
+    The device must be the partner's (else DeviceNotFound); the verdict is access.policy's for
+    the plate token or face subject (operation "plate" or "face"). Before anything is used up or
+    recorded, the decision is counted against the partner's rate limit and in the anomaly
+    windows (access.anomalies.decision_admit; an unknown device too): over the limit,
+    DecisionRateExceeded and nothing else happens. A one-time guest pass that lets a car in is
+    used up together with the decision's audit event (a concurrent decision that loses the race
+    answers unknown_credential); a guest pass that lets a car in notifies its resident
+    (`guest.arrived`). Records one `access.decision` audit event (no personal data; `subject_ref`
+    is the pseudonymous ref of the resident the credential resolved to - the car's owner, the
+    guest pass's host, the face's subject - so their history shows it).
+    `observed_at` is the partner's clock, kept for its own logs; validity is judged on ours.
     """
     started = time.perf_counter()
     if credential_type not in CREDENTIAL_TYPES:
         raise ValueError(f"credential_type must be one of {CREDENTIAL_TYPES}")
-    version = access_data.current_version()
-    facts = access_data.get(("device", partner.pk, device_ref), version,
-                            lambda: _device_facts(partner.pk, device_ref))
-    if facts is None:
+    facts = CachedFacts(access_data.current_version())
+    device_facts = facts.cached(("device", partner.pk, device_ref), lambda: _device_facts(partner.pk, device_ref))
+    if device_facts is None:
         _admit(partner.pk, device_ref, denied=True)  # unknown devices count too (and may be throttled)
         raise DeviceNotFound(device_ref)
     now = timezone.now()
-    evaluation = _evaluate(partner.pk, facts, credential_type, credential_token, now, version)
+    subject = PlateSubject(credential_token) if credential_type == "plate" else FaceSubject(credential_token)
+    evaluation = verdict(facts=facts, device=device_facts.device, contracts=device_facts.contracts, subject=subject,
+                         operation=credential_type, at=now, partner_usable=partner.is_usable)
     reason = evaluation.reason
     _admit(partner.pk, device_ref, denied=not reason.allows,
            unknown_credential=credential_token if reason == Reason.UNKNOWN_CREDENTIAL else None,
            resident_id=evaluation.resident_id)
-    audit = {"partner": partner, "device": facts.device, "request_id": request_id, "source_ip": source_ip,
+    audit = {"partner": partner, "device": device_facts.device, "request_id": request_id, "source_ip": source_ip,
              "started": started}
-    if evaluation.guest_pass is not None and evaluation.guest_pass.one_time:
-        with transaction.atomic():  # the pass is used up only together with its audited decision
-            if not _consume(evaluation.guest_pass, now):
-                evaluation = _Evaluation(Reason.UNKNOWN_CREDENTIAL)
-            return _decided(evaluation, now, **audit)
-    return _decided(evaluation, now, **audit)
+    if evaluation.guest_pass is None:
+        return _decided(evaluation, now, **audit)
+    with transaction.atomic():  # a pass is used up, and its resident told, only with its audited decision
+        if not _guest_pass_use(evaluation.guest_pass, now):
+            evaluation = Verdict(Reason.UNKNOWN_CREDENTIAL)
+        return _decided(evaluation, now, **audit)
+
+
+def _guest_pass_use(guest_pass: GuestPass, now) -> bool:
+    """A guest pass lets its car in: a one-time pass is used up (False if another decision got
+    there first: one conditional UPDATE, so exactly one car passes), and the resident is told
+    the guest arrived - once per pass and allow TTL, since a partner asks again while a car waits."""
+    if guest_pass.one_time and not GuestPass.objects.filter(pk=guest_pass.pk, used_at__isnull=True).update(
+        used_at=now
+    ):
+        return False
+    recent = now - datetime.timedelta(seconds=_allow_ttl())
+    if guest_pass.one_time or not Notification.objects.filter(
+        resident_id=guest_pass.resident_id, kind=GUEST_ARRIVED, data__guest_pass_id=guest_pass.pk,
+        occurred_at__gte=recent,
+    ).exists():
+        notification_create(resident_id=guest_pass.resident_id, kind=GUEST_ARRIVED, device_id=guest_pass.device_id,
+                            occurred_at=now, data={"guest_pass_id": guest_pass.pk})
+    return True
 
 
 def _admit(partner_id: int, device_ref: str, **observed) -> None:
@@ -276,12 +156,12 @@ def _admit(partner_id: int, device_ref: str, **observed) -> None:
         raise DecisionRateExceeded(admission.retry_after)
 
 
-def _decided(evaluation: _Evaluation, now, *, partner, device, request_id, source_ip, started) -> Decision:
+def _decided(evaluation: Verdict, now, *, partner, device, request_id, source_ip, started) -> Decision:
     """The Decision, and its `access.decision` audit event (a single INSERT: atomic on its own)."""
     reason = evaluation.reason
     decision = Decision(
-        decision_id=uuid.uuid4().hex, reason=reason, ttl_s=_ttl(reason, evaluation.grant, evaluation.guest_pass, now),
-        device=device, resident_id=evaluation.resident_id,
+        decision_id=uuid.uuid4().hex, reason=reason, ttl_s=_ttl(evaluation, now), device=device,
+        resident_id=evaluation.resident_id,
     )
     record(
         action=Action.ACCESS_DECISION,

@@ -1,5 +1,8 @@
 """Guest passes: a resident lets a guest car through a barrier of their building, for a while or once.
 
+Whether a pass lets a car in, and its use, are the partner's access decision's
+(access.policy, access.services.decisions).
+
 Settings: GUEST_PASSES_ACTIVE_MAX (default 5 passes not yet ended per resident),
 GUEST_PASS_MAX_DAYS (default 7: the longest validity of one pass).
 """
@@ -13,12 +16,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from access.errors import RuleDenied
 from access.models import Device, GuestPass, Resident
 from access.plates import InvalidPlate, normalise_plate, plate_token
-from access.resident_selectors import device_rule_failure, guest_passes_active_count, rule_denied
-from audit.actions import Action, ActorKind, Outcome
+from access.policy import resident_verdict
+from access.reasons import resident_code
+from access.selectors.guest_passes import guest_passes_active_count
+from audit.actions import Action, Outcome
+from audit.actors import actor_fields
 from audit.services import record
-from core.security.identifiers import user_ref
 from partners.selectors import current_credentials
 
 CLOCK_SKEW = datetime.timedelta(minutes=5)
@@ -36,8 +42,7 @@ def _audit(guest_pass: GuestPass, actor, action: Action, reason: str) -> None:
     device = guest_pass.device
     record(
         action=action, outcome=Outcome.SUCCESS,
-        actor_kind=ActorKind.RESIDENT if actor is not None else ActorKind.SYSTEM,
-        actor_ref=user_ref(actor) if actor is not None else "",
+        **actor_fields(actor),
         object_type="guest_pass", object_ref=f"guest_pass:{guest_pass.pk}", partner_id=device.partner_id,
         company_id=device.building.company_id, building_id=device.building_id,
         device_ref=device.partner_device_ref, reason=reason,
@@ -59,8 +64,8 @@ def guest_pass_create(
     """Create a guest pass for a car plate at one barrier.
 
     Checks (ValidationError with a field and code): the device is a barrier (`not_a_barrier`)
-    the resident may use now under its object rules, with plate recognition allowed by the
-    partner's contract (else ResidentRuleDenied, 403 with the reason); a valid plate (InvalidPlate codes); valid_from
+    the resident may use now with plate recognition (access.policy, operation "plate"; else
+    RuleDenied with the reason); a valid plate (InvalidPlate codes); valid_from
     not in the past (5 min skew allowed) and before valid_until (default valid_from + 1 day),
     at most GUEST_PASS_MAX_DAYS long (`too_long`); fewer than GUEST_PASSES_ACTIVE_MAX passes
     not yet ended (`limit_reached`, counted under a lock on the resident); the partner has
@@ -70,9 +75,9 @@ def guest_pass_create(
     Resident.objects.select_for_update().filter(pk=resident.pk).first()
     if device.kind != Device.Kind.BARRIER:
         raise ValidationError({"device": ValidationError("Guest passes are for barriers.", code="not_a_barrier")})
-    reason = device_rule_failure(resident=resident, device=device, operation="plate")
-    if reason is not None:
-        raise rule_denied(reason)
+    verdict = resident_verdict(resident=resident, device=device, operation="plate")
+    if not verdict.allows:
+        raise RuleDenied(resident_code(verdict.reason, starts_later=verdict.starts_later))
     try:
         normalised = normalise_plate(plate)
     except InvalidPlate as exc:
@@ -120,18 +125,3 @@ def guest_pass_revoke(*, guest_pass: GuestPass, actor=None) -> GuestPass:
         guest_pass.save(update_fields=["revoked_at"])
         _audit(guest_pass, actor, Action.RESIDENT_GUEST_PASS_REVOKE, "revoked")
     return guest_pass
-
-
-@transaction.atomic
-def guest_pass_consume(*, guest_pass: GuestPass, decided_at: datetime.datetime | None = None) -> bool:
-    """Called by the access decision code when a pass let a car through. Returns whether the pass
-    was valid at `decided_at` (row locked, so a one-time pass lets exactly one car through);
-    a one-time pass gets `used_at` and is over. No audit event: the decision records its own."""
-    decided_at = decided_at or timezone.now()
-    guest_pass = GuestPass.objects.select_for_update().get(pk=guest_pass.pk)
-    if not guest_pass.is_active(decided_at):
-        return False
-    if guest_pass.one_time:
-        guest_pass.used_at = decided_at
-        guest_pass.save(update_fields=["used_at"])
-    return True

@@ -1,7 +1,7 @@
 """Remote opening of a door or barrier by a resident, through the device's partner.
 
-`device_authorise` is the object-rule check every device operation runs (and records);
-`device_open` adds the Idempotency-Key record, the partner call and the audit event.
+`device_authorise` is the rule check (access.policy) every device operation of the app runs and
+records; `device_open` adds the Idempotency-Key record, the partner call and the audit event.
 
 A request left `pending` by a process that died mid-call would block its key (409) forever:
 after settings.OPEN_REQUEST_STALE_S (default 30 s; the open's whole budget - connect, token and
@@ -23,12 +23,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from rest_framework import exceptions
 
 from access.anomalies import resident_open_observe
+from access.errors import IdempotencyKeyReused, OpenInProgress, RuleDenied
 from access.models import Device, OpenRequest, Resident
-from access.resident_selectors import device_rule_failure, rule_denied
-from access.services import device_set_online
+from access.policy import resident_verdict
+from access.reasons import resident_code
+from access.services.devices import device_set_online
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from consent.subjects import pairwise_subject_id
@@ -54,20 +55,6 @@ _OUTCOMES = {
 }
 
 
-class OpenInProgress(exceptions.APIException):
-    status_code = 409
-    default_detail = "An open request with this Idempotency-Key is still in progress."
-    default_code = "open_in_progress"
-    problem_code = "open-in-progress"
-
-
-class IdempotencyKeyReused(exceptions.APIException):
-    status_code = 422
-    default_detail = "This Idempotency-Key was already used for another device."
-    default_code = "idempotency_key_reused"
-    problem_code = "idempotency-key-reused"
-
-
 @dataclass(frozen=True)
 class OpenOutcome:
     request: OpenRequest
@@ -85,15 +72,16 @@ def _audit(action, *, user, device: Device, outcome: Outcome, reason: str, sourc
 
 def device_authorise(*, user, resident: Resident, device: Device, operation: str, action: Action,
                      source_ip=None) -> None:
-    """Check the object rules of `operation` on one of the resident's devices (see
-    access.resident_selectors). Records grant.check (success or denied with the reason); on a
-    failure also records `action` denied, then raises ResidentRuleDenied (403)."""
-    reason = device_rule_failure(resident=resident, device=device, operation=operation)
-    _audit(Action.GRANT_CHECK, user=user, device=device, outcome=Outcome.DENIED if reason else Outcome.SUCCESS,
-           reason=reason or operation, source_ip=source_ip)
-    if reason:
-        _audit(action, user=user, device=device, outcome=Outcome.DENIED, reason=reason, source_ip=source_ip)
-        raise rule_denied(reason)
+    """Ask access.policy whether the resident may do `operation` ("open", "video", "plate") on one
+    of their devices now. Records grant.check (success, or denied with the reason's resident
+    code); on a denial also records `action` denied, then raises RuleDenied."""
+    verdict = resident_verdict(resident=resident, device=device, operation=operation)
+    code = None if verdict.allows else resident_code(verdict.reason, starts_later=verdict.starts_later)
+    _audit(Action.GRANT_CHECK, user=user, device=device, outcome=Outcome.DENIED if code else Outcome.SUCCESS,
+           reason=code or operation, source_ip=source_ip)
+    if code:
+        _audit(action, user=user, device=device, outcome=Outcome.DENIED, reason=code, source_ip=source_ip)
+        raise RuleDenied(code)
 
 
 def resident_subject(*, resident: Resident, device: Device) -> str:
@@ -107,14 +95,15 @@ def resident_subject(*, resident: Resident, device: Device) -> str:
 def device_open(*, user, resident: Resident, device: Device, idempotency_key: str, source_ip=None) -> OpenOutcome:
     """Open a door or barrier remotely, at most once per (user, Idempotency-Key).
 
-    Checks: a stored request with the key is returned as is (another device: 422; still
-    running: 409, unless pending for longer than OPEN_REQUEST_STALE_S: then this call takes it
-    over); then the object rules (403 with a reason). Counts the open per resident for anomaly
-    detection (`resident_open_observe`: an `open_burst` alert). Calls the partner with the
-    resident's pairwise subject id and the request's own partner request id (so a retry after
-    `unavailable` repeats the same request). Records resident.open with the outcome and reason
-    (and grant.check). Raises PartnerUnavailableProblem (503 + Retry-After) when the partner is
-    down, times out or its breaker is open.
+    Checks: a stored request with the key is returned as is (another device:
+    IdempotencyKeyReused; still running: OpenInProgress, unless pending for longer than
+    OPEN_REQUEST_STALE_S: then this call takes it over); then the rules (RuleDenied with the
+    reason). Counts the open per resident for anomaly detection (`resident_open_observe`: an
+    `open_burst` alert). Calls the partner with the resident's pairwise subject id and the
+    request's own partner request id (so a retry after `unavailable` repeats the same request).
+    Records resident.open with the outcome and reason (and grant.check). Raises
+    PartnerUnavailableProblem (503 + Retry-After) when the partner is down, times out or its
+    breaker is open.
     """
     existing = OpenRequest.objects.filter(user=user, idempotency_key=idempotency_key).first()
     if existing is not None:

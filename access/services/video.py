@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from rest_framework import exceptions
-
+from access.errors import DeviceOffline
 from access.models import Device, Resident
 from access.services.opening import _audit, device_authorise, resident_subject
 from audit.actions import Action, Outcome
@@ -20,19 +19,12 @@ from partners.client import (
 )
 
 
-class DeviceOffline(exceptions.APIException):
-    status_code = 409
-    default_detail = "The device is offline."
-    default_code = "device_offline"
-    problem_code = "device-offline"
-
-
 def video_session_create(*, user, resident: Resident, device: Device, sdp_offer: str | None = None,
                          source_ip=None) -> WebRTCSession:
     """Ask the device's partner for a WebRTC session for the resident.
 
-    Checks: the object rules for "video" (403 with a reason). Records resident.video with the
-    outcome (and grant.check). Raises DeviceOffline (409) if the partner says the device is
+    Checks: the rules for "video" (RuleDenied with the reason). Records resident.video with the
+    outcome (and grant.check). Raises DeviceOffline if the partner says the device is
     offline, PartnerUnavailableProblem (503 + Retry-After) if the partner cannot answer.
     """
     device_authorise(user=user, resident=resident, device=device, operation="video", action=Action.RESIDENT_VIDEO,

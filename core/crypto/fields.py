@@ -24,6 +24,7 @@ column instead (see VehiclePlateToken).
 import uuid
 
 from django import forms
+from django.apps import apps
 from django.core import checks, validators
 from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import models
@@ -214,8 +215,6 @@ class EncryptedCharField(EncryptedTextField):
 
 def encrypted_fields():
     """Every (model, field) pair in the project whose column is encrypted."""
-    from django.apps import apps
-
     for model in apps.get_models():
         for field in model._meta.concrete_fields:
             if getattr(field, "encrypted", False):

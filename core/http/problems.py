@@ -13,6 +13,7 @@ from http import HTTPStatus
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views import defaults
+from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -135,6 +136,4 @@ def handler500(request):
 def csrf_failure(request, reason=""):
     if _is_api(request):
         return problem_response(403, "CSRF verification failed.", request=request, code="csrf-failed")
-    from django.views.csrf import csrf_failure as django_csrf_failure
-
     return django_csrf_failure(request, reason)

@@ -6,6 +6,7 @@ failed; failure details are the exception class only (no hosts, no credentials).
 
 import time
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
@@ -30,7 +31,6 @@ def check_cache() -> None:
 def check_broker() -> None:
     if not settings.REDIS_URL:
         return  # embedded mode: tasks run in-process, there is no broker to reach
-    import redis
 
     client = redis.Redis.from_url(
         settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1, **settings.REDIS_SSL_OPTIONS

@@ -4,6 +4,8 @@ auditlog's default mask keeps the second half of a value visible (the last digit
 for personal data encrypted at rest we record only that the field changed.
 """
 
+from auditlog.registry import auditlog
+
 MASK = "[encrypted]"
 
 
@@ -19,8 +21,6 @@ def encrypted_field_names(model) -> list[str]:
 
 def register(model, **options) -> None:
     """Record every change of `model` in the admin audit trail, encrypted fields masked."""
-    from auditlog.registry import auditlog
-
     mask = sorted({*options.pop("mask_fields", ()), *encrypted_field_names(model)})
     if not auditlog.contains(model):
         auditlog.register(model, mask_fields=mask, **options)

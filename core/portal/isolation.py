@@ -68,7 +68,38 @@ def scope_to_companies(queryset, path: str | tuple[str, ...], ids: set[int] | No
     return queryset.filter(condition)
 
 
-class CompanyScopedAdminMixin:
+class ObjectNotFoundMixin:
+    """Object URLs of a ModelAdmin (change, delete, history) answer 404 for an id its queryset does
+    not hold - another company's row or one that does not exist alike - instead of Django's
+    redirect to the admin home, which would confirm that the row exists."""
+
+    def _object_or_404(self, request, object_id):
+        to_field = request.POST.get(TO_FIELD_VAR, request.GET.get(TO_FIELD_VAR))
+        if to_field and not self.to_field_allowed(request, to_field):
+            # Checked first, so a lookup by an arbitrary column cannot serve as an oracle.
+            raise DisallowedModelAdminToField(f"The field {to_field} cannot be referenced.")
+        try:
+            obj = self.get_object(request, unquote(object_id), to_field)
+        except (ValidationError, ValueError):
+            obj = None
+        if obj is None:
+            raise Http404("No such object.")
+        return obj
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self._object_or_404(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        self._object_or_404(request, object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._object_or_404(request, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+
+class CompanyScopedAdminMixin(ObjectNotFoundMixin):
     """Scope a ModelAdmin or InlineModelAdmin to the caller's management companies.
 
     company_path: ORM path from this model to ManagementCompany, e.g. "company" for Building,
@@ -97,32 +128,6 @@ class CompanyScopedAdminMixin:
 
     def get_queryset(self, request):
         return self.scope_queryset(super().get_queryset(request), request)
-
-    # --- object URLs: 404 for anything outside the scope --------------------------------------
-    def _object_or_404(self, request, object_id):
-        to_field = request.POST.get(TO_FIELD_VAR, request.GET.get(TO_FIELD_VAR))
-        if to_field and not self.to_field_allowed(request, to_field):
-            # Checked first, so a lookup by an arbitrary column cannot serve as an oracle.
-            raise DisallowedModelAdminToField(f"The field {to_field} cannot be referenced.")
-        try:
-            obj = self.get_object(request, unquote(object_id), to_field)
-        except (ValidationError, ValueError):
-            obj = None
-        if obj is None:
-            raise Http404("No such object.")
-        return obj
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        self._object_or_404(request, object_id)
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        self._object_or_404(request, object_id)
-        return super().delete_view(request, object_id, extra_context)
-
-    def history_view(self, request, object_id, extra_context=None):
-        self._object_or_404(request, object_id)
-        return super().history_view(request, object_id, extra_context)
 
     # --- form choices (plain selects, autocomplete widgets and inlines alike) -----------------
     def get_field_queryset(self, db, db_field, request):

@@ -8,10 +8,17 @@ same verified login.
 
 A staff user who signed in with a password but has no confirmed device is sent to enrolment
 (QR code) instead of the admin; anyone else without a verified session goes to the 2FA login.
+
+A query string carrying a NUL character (a search term, a filter) is refused with 400 before any
+page runs: no database stores one, and PostgreSQL refuses it in a query (form fields refuse it
+themselves).
 """
+
+import functools
 
 from django.contrib import admin
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -49,6 +56,17 @@ class SmarthomeAdminSite(AdminSiteOTPRequired):
         # two_factor's setup wizard returns to the session's "next" once the device is confirmed.
         request.session["next"] = target
         return reverse("two_factor:setup")
+
+    def admin_view(self, view, cacheable=False):
+        protected = super().admin_view(view, cacheable)
+
+        @functools.wraps(protected)
+        def without_nul(request, *args, **kwargs):
+            if any("\x00" in key or "\x00" in value for key, value in request.GET.items()):
+                return HttpResponseBadRequest("A query parameter contains a NUL character.")
+            return protected(request, *args, **kwargs)
+
+        return without_nul
 
     def get_urls(self):
         return [

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from access.models import ManagementCompany, StaffMembership
-from access.services import staff_membership_create, staff_membership_delete
+from access.services.companies import staff_membership_create, staff_membership_delete
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from core.security.identifiers import user_ref

@@ -11,13 +11,12 @@ import datetime
 
 from partners.client.connection import partner_connection_for
 from partners.client.operations import fetch_audit_log
+from partners.models import Partner
 
 
 class PartnerLogFetcher:
     def partners(self) -> list[int]:
         """Usable partners with current credentials (each has the /v1/audit endpoint)."""
-        from partners.models import Partner
-
         return list(
             Partner.objects.usable().filter(credentials__revoked_at__isnull=True).values_list("pk", flat=True)
         )
@@ -38,8 +37,6 @@ class PartnerLogFetcher:
         return [entry for entry in entries if _before(entry, until)]
 
     def _partner(self, partner_id: int | None, url: str | None):
-        from partners.models import Partner
-
         if partner_id is not None:
             return Partner.objects.get(pk=partner_id)
         candidates = [p for p in Partner.objects.all() if url and (

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pybreaker
+import redis
 from django.conf import settings
 from django.core.cache import cache
 
@@ -52,8 +53,6 @@ _redis = None
 def _redis_client():
     global _redis
     if _redis is None:
-        import redis
-
         # CircuitRedisStorage decodes bytes itself: the client must not.
         _redis = redis.Redis.from_url(
             settings.REDIS_URL, decode_responses=False, socket_timeout=1, socket_connect_timeout=1,
@@ -106,14 +105,6 @@ def breaker_for(conn: PartnerConnection) -> PartnerBreaker:
                 throw_new_error_on_trip=False,  # the call that trips it reports its own error
             )
         return breaker
-
-
-def forget_breakers() -> None:
-    """Drop this process's breaker objects and Redis client (tests; the shared state stays)."""
-    global _redis
-    with _lock:
-        _breakers.clear()
-        _redis = None
 
 
 def retry_after_s(conn: PartnerConnection, breaker: PartnerBreaker) -> float:

@@ -21,6 +21,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from partners.client.errors import PartnerTLSError
+from partners.selectors import current_credentials
 
 # Operations whose read timeout falls back to another setting key.
 _TIMEOUT_KEYS = {"allowlist_full": "allowlist", "allowlist_delta": "allowlist"}
@@ -165,14 +166,6 @@ def session_for(conn: PartnerConnection) -> requests.Session:
         return session
 
 
-def forget_sessions() -> None:
-    """Close every cached session (tests; after a fork the pools must not be shared)."""
-    with _sessions_lock:
-        for session in _sessions.values():
-            session.close()
-        _sessions.clear()
-
-
 class _RefuseHTTP(requests.adapters.BaseAdapter):
     def send(self, request, **kwargs):
         raise requests.exceptions.InvalidSchema("partner calls must use https")
@@ -187,8 +180,6 @@ def partner_connection_for(partner, **policy_overrides) -> PartnerConnection:
     Raises LookupError if the partner has no current credentials, PermissionError if it is
     suspended or inactive (nothing may be sent to it then).
     """
-    from partners.selectors import current_credentials
-
     if not partner.is_usable:
         raise PermissionError(f"partner {partner.slug} is suspended or inactive")
     credentials = current_credentials(partner=partner)

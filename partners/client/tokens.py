@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from urllib.parse import quote_plus
 
 import requests
 from django.core.cache import cache
@@ -28,10 +29,6 @@ def _key(conn: PartnerConnection) -> str:
 def cached_token(conn: PartnerConnection) -> dict | None:
     """``{"token", "expires_at"}`` from the shared cache, or None."""
     return cache.get(_key(conn))
-
-
-def forget_token(conn: PartnerConnection) -> None:
-    cache.delete(_key(conn))
 
 
 def store_token(conn: PartnerConnection, token: str, expires_in: float) -> dict:
@@ -80,8 +77,6 @@ def access_token(conn: PartnerConnection, fetch, *, stale: str | None = None) ->
 
 def request_token(session: requests.Session, conn: PartnerConnection) -> requests.Response:
     """POST /oauth/token with HTTP Basic client authentication (RFC 6749 §2.3.1)."""
-    from urllib.parse import quote_plus
-
     return session.post(
         conn.url("/oauth/token"),
         data={"grant_type": "client_credentials"},

@@ -27,6 +27,7 @@ from partners.client import (
     put_face,
     send_event,
 )
+from partners.selectors import webhook_secrets
 
 Handler = Callable[[PartnerConnection, object], dict]
 
@@ -77,9 +78,7 @@ def _allowlist_patch(conn: PartnerConnection, message) -> dict:
 
 @handler("event_out", required=("type", "timestamp", "data"))
 def _event_out(conn: PartnerConnection, message) -> dict:
-    from partners.outbound_events import event_signing_secrets
-
-    secrets = event_signing_secrets(partner_id=message.partner_id)
+    secrets = webhook_secrets(partner_id=message.partner_id, direction="outbound")
     if not secrets:
         raise LookupError("the partner has no outbound webhook secret")
     sent = send_event(conn, webhook_id=message.idempotency_key, event=message.payload, secrets=secrets)

@@ -24,9 +24,9 @@ from django.db import transaction
 from django.db.models import Count, Exists, Min, OuterRef
 from django.utils import timezone
 
-from audit.actions import Action, ActorKind, Outcome
+from audit.actions import Action, Outcome
+from audit.actors import actor_fields
 from audit.services import record
-from core.security.identifiers import user_ref
 from partners.client import (
     CircuitOpen,
     PartnerAuthError,
@@ -201,7 +201,7 @@ def _successor(message: OutboxMessage) -> int | None:
 
 def _dispatch(message_id: int) -> None:
     """Send the delivery task; a broker failure is logged, the dispatcher will resend it."""
-    from partners.tasks import deliver_outbox_message
+    from partners.tasks import deliver_outbox_message  # lazy: partners.tasks imports this module
 
     try:
         deliver_outbox_message.delay(message_id)
@@ -288,9 +288,7 @@ def outbox_retry_now(*, message: OutboxMessage, actor=None) -> OutboxMessage:
     locked.dispatched_at = now
     locked.save()
     record(
-        action=Action.ADMIN_CHANGE, outcome=Outcome.SUCCESS,
-        actor_kind=ActorKind.STAFF if actor is not None else ActorKind.SYSTEM,
-        actor_ref=user_ref(actor) if actor is not None else "", partner_id=locked.partner_id,
+        action=Action.ADMIN_CHANGE, outcome=Outcome.SUCCESS, **actor_fields(actor), partner_id=locked.partner_id,
         object_type="outbox_message", object_ref=f"outbox:{locked.pk}", reason="outbox_retry_now",
     )
     transaction.on_commit(lambda: _dispatch(locked.pk))

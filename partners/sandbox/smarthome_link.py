@@ -25,6 +25,7 @@ import json
 import threading
 import time
 import uuid
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,7 +241,7 @@ class SmarthomeLink:
         with self.state.lock:
             for allowlist in self.state.allowlists.values():
                 entry = allowlist.entries.get(key)
-                if entry and device_ref in entry["device_refs"] and _valid_at(entry, now):
+                if entry and device_ref in entry["device_refs"] and allowlist_entry_allows(entry, now):
                     return {
                         "decision": "allow",
                         "reason": "local_allowlist_match",
@@ -263,12 +264,23 @@ def _decision_from(answer) -> dict:
     return {**{k: answer[k] for k in keep if k in answer}, "source": "smarthome"}
 
 
-def _valid_at(entry: dict, now: datetime.datetime) -> bool:
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def allowlist_entry_allows(entry: dict, now: datetime.datetime) -> bool:
+    """Within the entry's validity and, if it has a `schedule`, inside one of its weekly windows
+    (local times of its `timezone`; a schedule without windows on a day lets nobody in that day)."""
     starts = entry.get("valid_from")
     ends = entry.get("valid_until")
-    return (not starts or datetime.datetime.fromisoformat(starts) <= now) and (
-        not ends or now < datetime.datetime.fromisoformat(ends)
-    )
+    if starts and now < datetime.datetime.fromisoformat(starts):
+        return False
+    if ends and now >= datetime.datetime.fromisoformat(ends):
+        return False
+    if "schedule" not in entry:
+        return True
+    local = now.astimezone(zoneinfo.ZoneInfo(entry.get("timezone") or "UTC"))
+    hhmm = local.strftime("%H:%M")
+    return any(start <= hhmm < end for start, end in entry["schedule"].get(_DAYS[local.weekday()], []))
 
 
 def _failure_reason(error: Exception) -> str:

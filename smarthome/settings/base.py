@@ -33,6 +33,7 @@ PRODUCTION_REQUIRED = [
     "DJANGO_ALLOWED_HOSTS",
     "DATABASE_URL",
     "PSEUDONYM_KEY",
+    "SEARCH_INDEX_KEY",
     "FIELD_ENCRYPTION_KEYS",
     "AUDIT_SIGNING_KEY",
     "CONSENT_RECEIPT_SIGNING_KEY",
@@ -349,6 +350,8 @@ METRICS_ALLOWED_CIDRS = env.list("METRICS_ALLOWED_CIDRS", default=["127.0.0.0/8"
 METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
 # Key that turns user ids into pseudonymous actor refs for logs and audit events.
 PSEUDONYM_KEY = env.str("PSEUDONYM_KEY", default="dev-only-pseudonym-key")
+# Key of the blind indexes the admin searches encrypted names, phones and plates by (access.search).
+SEARCH_INDEX_KEY = env.str("SEARCH_INDEX_KEY", default="dev-only-search-index-key")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
@@ -382,9 +385,9 @@ LOGGING = {
 }
 
 # Answers "which management companies may this staff user see" (see core/security/tenancy.py).
-COMPANY_RESOLVER = "access.selectors.company_ids_for_user"
+COMPANY_RESOLVER = "access.selectors.staff.company_ids_for_user"
 # Answers "which resident is this app user" for every resident API view (core/api/resident.py).
-RESIDENT_RESOLVER = "access.resident_selectors.resident_of"
+RESIDENT_RESOLVER = "access.selectors.residents.resident_of"
 
 # --- biometrics
 FACE_PHOTO_MAX_BYTES = env.int("FACE_PHOTO_MAX_BYTES", default=5 * 1024 * 1024)

@@ -49,6 +49,7 @@ if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("dev-only", "django-insecure")
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be a random value of at least 50 characters")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 PSEUDONYM_KEY = env.str("PSEUDONYM_KEY")
+SEARCH_INDEX_KEY = env.str("SEARCH_INDEX_KEY")
 
 # A proxy in front is believed only when it authenticates its hop (core/http/proxy.py).
 PROXY_AUTH_SECRET = env.str("PROXY_AUTH_SECRET", default="")

@@ -11,7 +11,6 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from access import services as access_services
 from access.models import VehiclePlateToken
 from access.services.allowlist import (
     allowlist_entries,
@@ -20,7 +19,11 @@ from access.services.allowlist import (
     allowlist_resident_entries,
     site_ref,
 )
+from access.services.grants import grant_create, grant_delete, grant_resume, grant_suspend
 from access.services.guest_passes import guest_pass_create
+from access.services.residencies import residency_end
+from access.services.residents import resident_update
+from access.services.vehicles import vehicle_delete, vehicle_update
 from consent.services import consent_revoke, subject_id_for
 from partners.models import OutboxMessage
 from partners.outbound_events import DATA_KEYS
@@ -99,7 +102,7 @@ def test_vehicle_create_upserts_its_token_at_the_partners_that_know_it(world):
 
 
 def test_vehicle_plate_change_removes_the_old_token_and_adds_the_new(world):
-    access_services.vehicle_update(vehicle=world["car"], plate=factories.unique_plate())
+    vehicle_update(vehicle=world["car"], plate=factories.unique_plate())
     patch = only_patch(world)
     new_token = plate_of(world["car"], world["p"])
     assert new_token != world["plate"]
@@ -108,23 +111,23 @@ def test_vehicle_plate_change_removes_the_old_token_and_adds_the_new(world):
 
 
 def test_label_change_patches_nothing(world):
-    access_services.vehicle_update(vehicle=world["car"], label="Рабочая")
+    vehicle_update(vehicle=world["car"], label="Рабочая")
     assert new_messages(world) == []
 
 
 def test_vehicle_delete_removes_its_token(world):
-    access_services.vehicle_delete(vehicle=world["car"])
+    vehicle_delete(vehicle=world["car"])
     patch = only_patch(world)
     assert keys(patch["upserts"]) == {("face", world["subject"])}
     assert patch["removals"] == [{"type": "plate", "token": world["plate"]}]
 
 
 def test_grant_suspend_removes_every_credential_and_resume_restores_them(world):
-    access_services.grant_suspend(grant=world["grant"])
+    grant_suspend(grant=world["grant"])
     patch = only_patch(world)
     assert patch["upserts"] == []
     assert keys(patch["removals"]) == {("plate", world["plate"]), ("face", world["subject"])}
-    access_services.grant_resume(grant=world["grant"])
+    grant_resume(grant=world["grant"])
     resumed = patches(world)[-1]
     assert keys(resumed["upserts"]) == {("plate", world["plate"]), ("face", world["subject"])}
     assert resumed["removals"] == []
@@ -134,24 +137,24 @@ def test_grant_create_and_delete_for_another_resident(world):
     other = factories.resident(unit_=factories.unit(building_=world["a"]))
     car = factories.vehicle(resident_=other)  # no grant yet: listed nowhere, nothing to patch
     assert patches(world) == []
-    grant = access_services.grant_create(resident=other, building=world["a"])
+    grant = grant_create(resident=other, building=world["a"])
     patch = only_patch(world)
     assert keys(patch["upserts"]) == {("plate", plate_of(car, world["p"]))}
     assert patch["removals"] == []
-    access_services.grant_delete(grant=grant)
+    grant_delete(grant=grant)
     deleted = patches(world)[-1]
     assert deleted["upserts"] == []
     assert deleted["removals"] == [{"type": "plate", "token": plate_of(car, world["p"])}]
 
 
 def test_resident_suspension_and_its_lifting(world):
-    access_services.resident_update(resident=world["resident"], suspended=True)
+    resident_update(resident=world["resident"], suspended=True)
     patch = only_patch(world)
     assert patch["upserts"] == []
     assert keys(patch["removals"]) == {("plate", world["plate"]), ("face", world["subject"])}
-    access_services.resident_update(resident=world["resident"], suspended=False)
+    resident_update(resident=world["resident"], suspended=False)
     assert keys(patches(world)[-1]["upserts"]) == {("plate", world["plate"]), ("face", world["subject"])}
-    access_services.resident_update(resident=world["resident"], phone="+79160000000")
+    resident_update(resident=world["resident"], phone="+79160000000")
     assert len(patches(world)) == 2  # a phone change is no allowlist change
 
 
@@ -169,11 +172,11 @@ def test_move_out_removes_the_resident_from_the_site(world):
     residency = world["resident"].residencies.get()
     residency.valid_from = timezone.localdate() - datetime.timedelta(days=30)
     residency.save(update_fields=["valid_from"])
-    grant = access_services.grant_create(residency=residency, building=world["a"],
+    grant = grant_create(residency=residency, building=world["a"],
                                          valid_from=timezone.now() - datetime.timedelta(days=1))
-    access_services.grant_delete(grant=world["grant"])  # only the residency's grant is left
+    grant_delete(grant=world["grant"])  # only the residency's grant is left
     world["mark"] = new_messages(world)[-1].pk
-    access_services.residency_end(residency=residency)
+    residency_end(residency=residency)
     found = patches(world)
     assert found
     assert {(p["partner"], p["site_ref"]) for p in found} == {(world["p"].pk, site_ref(world["a"].pk))}
@@ -196,7 +199,7 @@ def test_patches_are_written_in_the_changes_transaction(world):
 
     @transaction.atomic
     def change_that_fails():
-        access_services.grant_suspend(grant=world["grant"])
+        grant_suspend(grant=world["grant"])
         written.extend(patches(world))
         raise RuntimeError("the change fails after the patch was written")
 
@@ -207,7 +210,7 @@ def test_patches_are_written_in_the_changes_transaction(world):
 
 
 def test_every_patch_is_followed_by_an_allowlist_changed_event_with_codes_only(world):
-    access_services.grant_suspend(grant=world["grant"])
+    grant_suspend(grant=world["grant"])
     consent_revoke(consent=world["consent"])
     factories.vehicle(resident_=world["resident"])
     versions = [(p["site_ref"], p["version"]) for p in patches(world)]
@@ -243,8 +246,8 @@ def test_versions_strictly_increase_per_site_even_within_one_millisecond(world):
 
 
 def test_nothing_for_unaffected_sites_and_partners(world):
-    access_services.grant_suspend(grant=world["grant"])
-    access_services.vehicle_update(vehicle=world["car"], plate=factories.unique_plate())
+    grant_suspend(grant=world["grant"])
+    vehicle_update(vehicle=world["car"], plate=factories.unique_plate())
     consent_revoke(consent=world["consent"])
     assert {(p["partner"], p["site_ref"]) for p in patches(world)} == {(world["p"].pk, site_ref(world["a"].pk))}
     assert not OutboxMessage.objects.filter(pk__gt=world["mark"], partner=world["q"]).exists()

@@ -5,9 +5,10 @@ import uuid
 
 import pytest
 
-from access import services as access_services
 from access.models import VehiclePlateToken
 from access.services.allowlist import allowlist_entries, allowlist_push_all, allowlist_push_full, site_ref
+from access.services.grants import grant_resume, grant_suspend
+from access.services.vehicles import vehicle_delete
 from consent.models import FaceEnrolment
 from consent.services import consent_give, consent_revoke, consent_text_publish, face_enrol
 from partners.client import partner_connection_for, patch_allowlist
@@ -85,14 +86,14 @@ def test_changes_reach_the_partner_as_patches_and_its_offline_decisions_follow(s
     assert decide(site, "door-1", "face") == "allow"
     assert site["sandbox"].control.arrival("gate-1", "plate", "x" * 43)["decision"] == "deny"
 
-    access_services.grant_suspend(grant=site["grant"])
+    grant_suspend(grant=site["grant"])
     assert (decide(site, "gate-1", "plate"), decide(site, "door-1", "face")) == ("deny", "deny")
-    access_services.grant_resume(grant=site["grant"])
+    grant_resume(grant=site["grant"])
     assert (decide(site, "gate-1", "plate"), decide(site, "door-1", "face")) == ("allow", "allow")
 
     consent_revoke(consent=site["consent"])  # the revoked subject no longer opens the door
     assert (decide(site, "gate-1", "plate"), decide(site, "door-1", "face")) == ("allow", "deny")
-    access_services.vehicle_delete(vehicle=site["vehicle"])
+    vehicle_delete(vehicle=site["vehicle"])
     assert decide(site, "gate-1", "plate") == "deny"
 
     patches = OutboxMessage.objects.filter(operation="allowlist_patch").order_by("pk")
@@ -111,8 +112,8 @@ def test_changes_reach_the_partner_as_patches_and_its_offline_decisions_follow(s
 def test_full_push_then_patches_apply_in_version_order_and_a_replayed_patch_is_harmless(site):
     before = len(applied(site))
     assert allowlist_push_full(partner_id=site["partner"].pk, building_id=site["building"].pk) == 2
-    access_services.grant_suspend(grant=site["grant"])
-    access_services.grant_resume(grant=site["grant"])
+    grant_suspend(grant=site["grant"])
+    grant_resume(grant=site["grant"])
     calls = applied(site)[before:]
     assert [op for op, _ in calls] == ["allowlist.replace", "allowlist.patch", "allowlist.patch"]
     assert [v for _, v in calls] == sorted(v for _, v in calls)

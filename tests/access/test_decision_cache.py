@@ -15,8 +15,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
 
-from access import services as access_services
 from access.models import Device, Resident, Vehicle
+from access.services.devices import device_set_online
+from access.services.grants import grant_suspend
+from access.services.vehicles import vehicle_delete
 from audit.models import AuditEvent
 from consent.models import Consent
 from consent.services import consent_revoke
@@ -70,11 +72,11 @@ def test_without_the_cache_every_fact_is_loaded(scene, settings):
 
 
 def _suspend_grant(scene):
-    access_services.grant_suspend(grant=scene.grant)
+    grant_suspend(grant=scene.grant)
 
 
 def _delete_vehicle(scene):
-    access_services.vehicle_delete(vehicle=Vehicle.objects.get(pk=scene.vehicle.pk))
+    vehicle_delete(vehicle=Vehicle.objects.get(pk=scene.vehicle.pk))
 
 
 def _suspend_resident(scene):
@@ -118,7 +120,7 @@ def test_an_uncommitted_change_is_not_seen_until_commit(scene):
     def writer():
         try:
             with transaction.atomic():
-                access_services.grant_suspend(grant=scene.grant)
+                grant_suspend(grant=scene.grant)
                 changed.set()
                 release.wait(10)
         finally:
@@ -137,7 +139,7 @@ def test_an_uncommitted_change_is_not_seen_until_commit(scene):
 
 def test_device_telemetry_keeps_the_caches(scene):
     before = version("access")
-    access_services.device_set_online(device=Device.objects.get(pk=scene.device.pk), online=False)
+    device_set_online(device=Device.objects.get(pk=scene.device.pk), online=False)
     assert version("access") == before
 
 

@@ -6,10 +6,11 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from access import services as access_services
 from access.models import AccessGrant, GuestPass, Residency, Resident, VehiclePlateToken
 from access.reasons import DENY_REASONS, Reason
 from access.schedules import DAYS
+from access.services.grants import grant_suspend
+from access.services.plate_tokens import plate_tokens_rebuild
 from audit.models import AuditEvent
 from consent.models import Consent
 from core.security.identifiers import pseudonymous_ref
@@ -92,7 +93,7 @@ def test_plate_token_of_another_partner_is_unknown(scene, dev_pki):
     other = make_partner_caller(dev_pki["smarthome-client.pem"])
     factories.contract(partner_=other.partner, company_=scene.device.building.company,
                        buildings=[scene.device.building])
-    access_services.plate_tokens_rebuild(partner_id=other.partner.pk)
+    plate_tokens_rebuild(partner_id=other.partner.pk)
     foreign_token = VehiclePlateToken.objects.get(partner=other.partner).token
     assert foreign_token != scene.plate_token
     assert_denied(scene, Reason.UNKNOWN_CREDENTIAL, token=foreign_token)
@@ -142,7 +143,7 @@ def test_grant_for_this_device_is_allowed(scene):
 
 
 def test_suspended_grant(scene):
-    access_services.grant_suspend(grant=scene.grant)
+    grant_suspend(grant=scene.grant)
     assert_denied(scene, Reason.GRANT_SUSPENDED)
 
 
@@ -176,7 +177,7 @@ def test_outside_schedule(scene):
 
 
 def test_the_best_grant_wins(scene):
-    access_services.grant_suspend(grant=scene.grant)
+    grant_suspend(grant=scene.grant)
     factories.grant(resident_=scene.resident, building_=scene.device.building)
     assert decided(scene)["reason"] == "granted"
 

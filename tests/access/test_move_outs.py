@@ -6,9 +6,8 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from access import services as access_services
 from access.models import Residency
-from access.services.move_outs import move_outs_due
+from access.services.residencies import move_outs_due, residency_create, residency_end
 from access.tasks import move_outs_due_daily
 from consent.models import Consent
 from consent.services import consent_give, consent_text_publish
@@ -33,7 +32,7 @@ def test_future_move_out_revokes_on_its_day(resident_with_consent):
     resident, consent = resident_with_consent
     today = timezone.localdate()
     day = today + datetime.timedelta(days=5)
-    access_services.residency_end(residency=Residency.objects.get(resident=resident), on=day)
+    residency_end(residency=Residency.objects.get(resident=resident), on=day)
     assert Consent.objects.get(pk=consent.pk).revoked_at is None  # not yet
     assert move_outs_due(today=today) == 0
     assert move_outs_due(today=day - datetime.timedelta(days=1)) == 0
@@ -48,7 +47,7 @@ def test_a_resident_who_lives_there_again_keeps_the_consent(resident_with_consen
     today = timezone.localdate()
     residency = Residency.objects.get(resident=resident)
     Residency.objects.filter(pk=residency.pk).update(valid_from=today - datetime.timedelta(days=30), valid_until=today)
-    access_services.residency_create(resident=resident, unit=residency.unit, kind="tenant", valid_from=today)
+    residency_create(resident=resident, unit=residency.unit, kind="tenant", valid_from=today)
     assert move_outs_due(today=today) == 0
     assert Consent.objects.get(pk=consent.pk).revoked_at is None
 

@@ -1,4 +1,4 @@
-"""Deleting a resident (access.services.resident_delete, the admin's delete): the personal rows
+"""Deleting a resident (access.resident_delete, the admin's delete): the personal rows
 go, the partner is told to forget every credential, consents are revoked, the evidence stays."""
 
 import datetime
@@ -8,10 +8,10 @@ from auditlog.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from access import services as access_services
 from access.models import AccessGrant, GuestPass, Residency, Resident, Vehicle, VehiclePlateToken
 from access.reasons import Reason
 from access.services.decisions import access_decide
+from access.services.residents import resident_delete
 from audit.models import AuditEvent
 from consent.models import Consent, FaceEnrolment
 from consent.services import subject_id_for
@@ -63,7 +63,7 @@ def test_deleting_a_resident_erases_their_rows_and_tells_the_partner(estate):
     token = api(resident.user)
     assert token.get("/api/v1/devices").status_code == 200
 
-    access_services.resident_delete(resident=resident)
+    resident_delete(resident=resident)
 
     assert not Resident.objects.filter(pk=resident_id).exists()
     for model in (Residency, AccessGrant, Vehicle, GuestPass):
@@ -97,7 +97,7 @@ def test_the_deleted_residents_car_is_unknown_at_the_barrier_and_the_neighbour_u
                              credential_token=token).reason
 
     assert decide(estate["plate"]) == Reason.GRANTED
-    access_services.resident_delete(resident=estate["resident"])
+    resident_delete(resident=estate["resident"])
     assert decide(estate["plate"]) == Reason.UNKNOWN_CREDENTIAL
     assert decide(neighbours_plate) == Reason.GRANTED
     patched_tokens = {entry["token"] for message in new_messages(estate, "allowlist_patch")
@@ -106,14 +106,14 @@ def test_the_deleted_residents_car_is_unknown_at_the_barrier_and_the_neighbour_u
 
 
 def test_a_failure_midway_deletes_nothing(estate, monkeypatch):
-    import access.services as services_module
+    import access.services.residents as services_module
 
     def broken(**kwargs):
         raise RuntimeError("outbox down")
 
     monkeypatch.setattr(services_module, "allowlist_resident_changed", broken)
     with pytest.raises(RuntimeError):
-        access_services.resident_delete(resident=estate["resident"])
+        resident_delete(resident=estate["resident"])
     assert Resident.objects.filter(pk=estate["resident"].pk).exists()
     assert Consent.objects.get(pk=estate["consent"].pk).revoked_at is None
     assert new_messages(estate, "face_delete") == []
@@ -124,7 +124,7 @@ def test_a_staff_account_that_is_also_a_resident_is_kept(estate):
     user = estate["resident"].user
     user.is_staff = True
     user.save(update_fields=["is_staff"])
-    access_services.resident_delete(resident=estate["resident"])
+    resident_delete(resident=estate["resident"])
     assert get_user_model().objects.filter(pk=user.pk).exists()
     assert not Resident.objects.filter(pk=estate["resident"].pk).exists()
 

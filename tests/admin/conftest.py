@@ -13,7 +13,6 @@ from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from access import services as access_services
 from access.models import (
     AccessGrant,
     Building,
@@ -25,6 +24,12 @@ from access.models import (
     Unit,
     Vehicle,
 )
+from access.services.companies import building_create, company_create, staff_membership_create, unit_create
+from access.services.devices import device_create
+from access.services.grants import grant_create
+from access.services.residencies import residency_create
+from access.services.residents import resident_create
+from access.services.vehicles import vehicle_create
 from core.security.roles import COMPLIANCE_OFFICER, PROPERTY_MANAGER, SECURITY_ADMIN
 from identity.models import Invitation, ProviderLink
 from identity.services.links import provider_link_create
@@ -38,11 +43,11 @@ NAMES = {"a": "Иванов Иван Иванович", "b": "Петрова М�
 
 
 def make_company_world(key: str) -> dict:
-    company = access_services.company_create(name=f"УК «{key.upper()}-Сервис»")
-    building = access_services.building_create(
+    company = company_create(name=f"УК «{key.upper()}-Сервис»")
+    building = building_create(
         company=company, name=f"ЖК {key.upper()}, корпус 1", address=f"Москва, ул. {key.upper()}, 1"
     )
-    unit = access_services.unit_create(building=building, number="12")
+    unit = unit_create(building=building, number="12")
     partner = partner_services.partner_create(
         name=f"Partner {key.upper()}", slug=f"partner-{key}", api_base_url=f"https://partner-{key}.example"
     )
@@ -51,20 +56,20 @@ def make_company_world(key: str) -> dict:
         partner=partner, company=company, buildings=[building], purpose="Доступ в подъезд и на парковку",
         retention_days=30, agreement_ref=f"AG-{key.upper()}-1", allows_open=True, allows_plate=True,
     )
-    device = access_services.device_create(
+    device = device_create(
         building=building, kind=Device.Kind.BARRIER, name=f"Шлагбаум {key.upper()}", partner=partner,
         partner_device_ref=f"gate-{key}",
     )
-    resident = access_services.resident_create(
+    resident = resident_create(
         company=company, full_name=NAMES[key], phone=f"+7916000000{ord(key) % 10}", email=f"{key}@example.ru"
     )
-    residency = access_services.residency_create(
+    residency = residency_create(
         resident=resident, unit=unit, kind=Residency.Kind.OWNER, valid_from=date.today() - timedelta(days=400)
     )
-    grant = access_services.grant_create(resident=resident, building=building)
-    vehicle = access_services.vehicle_create(resident=resident, plate=PLATES[key], label="семейная")
+    grant = grant_create(resident=resident, building=building)
+    vehicle = vehicle_create(resident=resident, plate=PLATES[key], label="семейная")
     staff = User.objects.create_user(username=f"staff-{key}", password=PASSWORD, is_staff=True)
-    membership = access_services.staff_membership_create(user=staff, company=company)
+    membership = staff_membership_create(user=staff, company=company)
     return {
         ManagementCompany: company,
         StaffMembership: membership,
@@ -106,7 +111,7 @@ def staff_user(username: str, *, company=None, roles=(), all_permissions=False, 
     if all_permissions:
         user.user_permissions.set(Permission.objects.all())
     if company is not None:
-        access_services.staff_membership_create(user=user, company=company)
+        staff_membership_create(user=user, company=company)
     return user
 
 

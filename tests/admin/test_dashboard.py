@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from access.dashboard import WINDOW_HOURS, hourly_counts
 from access.models import Building, Device
-from access.services import device_set_online
+from access.services.devices import device_set_online
 from audit.actions import Action, ActorKind, Outcome
 from audit.models import AuditEvent
 from tests.admin.conftest import login_verified

@@ -192,15 +192,24 @@ def test_add_form_control_superuser_sees_foreign_choices(as_root, world):
 
 
 def test_a_forged_foreign_choice_is_refused_and_nothing_changes(as_scoped, world):
+    # a device never moves to another building: the field is not even on the change form
     device = world["a"][Device]
-    response = as_scoped.post(url(Device, "change", device.pk), {
+    as_scoped.post(url(Device, "change", device.pk), {
         "name": device.name, "kind": device.kind, "building": world["b"][Building].pk,
         "partner": device.partner_id, "partner_device_ref": device.partner_device_ref,
     })
-    assert response.status_code == 200  # the form again
-    assert "building" in response.context["adminform"].form.errors
     device.refresh_from_db()
     assert device.building_id == world["a"][Building].pk
+    # a choice that is on a change form: a contract's buildings
+    contract = world["a"][PartnerContract]
+    response = as_scoped.post(url(PartnerContract, "change", contract.pk), {
+        "buildings": [world["b"][Building].pk], "valid_from_0": "2026-01-01", "valid_from_1": "00:00:00",
+        "purpose": contract.purpose, "retention_days": contract.retention_days,
+        "agreement_ref": contract.agreement_ref,
+    })
+    assert response.status_code == 200  # the form again
+    assert "buildings" in response.context["adminform"].form.errors
+    assert list(contract.buildings.values_list("pk", flat=True)) == [world["a"][Building].pk]
 
 
 def test_a_forged_foreign_choice_on_add_creates_nothing(as_scoped, world):

@@ -48,7 +48,11 @@ def test_event_list_is_scoped_and_read_only(events, make_staff):
     assert response.status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk).exists()
     other = events[-1]  # company 2
-    assert client.get(f"/admin/audit/auditevent/{other.pk}/change/").status_code == 302  # "not found" redirect
+    assert client.get(f"/admin/audit/auditevent/{event.pk}/change/").status_code == 200
+    # another company's event is "not found" like one that does not exist (a redirect would confirm it)
+    assert client.get(f"/admin/audit/auditevent/{other.pk}/change/").status_code == 404
+    assert client.get(f"/admin/audit/auditevent/{other.pk}/history/").status_code == 404
+    assert client.get("/admin/audit/auditevent/999999999/change/").status_code == 404
 
 
 def test_checkpoint_list_shows_latest_verified_and_the_key(events, make_staff):

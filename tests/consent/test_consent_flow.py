@@ -16,6 +16,9 @@ from django.utils import timezone
 from joserfc import jwe
 from joserfc.jwk import import_key
 
+from access.policy import Facts, face_subject_refusal
+from access.reasons import Reason
+from access.services.residencies import residency_end
 from audit.actions import Action
 from audit.models import AuditEvent
 from consent import selectors, services
@@ -30,6 +33,13 @@ from tests.consent.conftest import api_for, give, make_photo
 pytestmark = [pytest.mark.partner, pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 Status = FaceEnrolment.Status
+
+
+def consent_open(resident, partner) -> bool:
+    """Whether a face decision would find the resident's consent for the partner open (the fact
+    access.policy reads: when each unrevoked consent ends)."""
+    return any(ends > timezone.now() for ends in selectors.face_consent_ends(resident_id=resident.pk,
+                                                                                 partner_id=partner.pk))
 
 
 def upload(api, partner, data: bytes, content_type="image/jpeg", name="me.jpg"):
@@ -164,14 +174,16 @@ def test_revocation_is_immediate_and_deletion_reaches_the_sandbox_after_it_was_d
     enrolment = FaceEnrolment.objects.get(pk=upload(api, face_partner, make_photo()).json()["id"])
     subject = enrolment.subject_id
     assert selectors.resident_id_for_subject(partner_id=face_partner.pk, subject_id=subject) == resident.pk
-    assert selectors.face_subject_allowed(partner_id=face_partner.pk, subject_id=subject)
+    assert face_subject_refusal(facts=Facts(), partner_id=face_partner.pk, subject_id=subject,
+                                at=timezone.now()) == (None, resident.pk)
     clean_sandbox.control.down()
     response = api.post(f"/api/v1/consents/{consent.pk}/revoke")
     assert response.status_code == 200
     assert response.json()["revoked_reason"] == "resident"
     # from this instant every face path for the subject is refused
-    assert not selectors.active_face_consent_exists(resident_id=resident.pk, partner_id=face_partner.pk)
-    assert not selectors.face_subject_allowed(partner_id=face_partner.pk, subject_id=subject)
+    assert not consent_open(resident, face_partner)
+    assert face_subject_refusal(facts=Facts(), partner_id=face_partner.pk, subject_id=subject,
+                                at=timezone.now()) == (Reason.NO_CONSENT, resident.pk)
     assert upload(api, face_partner, make_photo()).status_code == 403
     delete = OutboxMessage.objects.get(operation="face_delete")
     assert delete.status == "pending"
@@ -223,8 +235,6 @@ def test_retention_expiry_revokes_and_deletes(resident, face_partner, face_contr
 
 
 def test_move_out_revokes_the_consent(home, face_partner, face_contract, consent_text, clean_sandbox):
-    from access.services import residency_end
-
     building, _ = home
     resident = factories.resident(company_=building.company)
     unit = factories.unit(building_=building)
@@ -234,7 +244,7 @@ def test_move_out_revokes_the_consent(home, face_partner, face_contract, consent
     residency_end(residency=residency)
     consent.refresh_from_db()
     assert consent.revoked_reason == "move_out"
-    assert not selectors.active_face_consent_exists(resident_id=resident.pk, partner_id=face_partner.pk)
+    assert not consent_open(resident, face_partner)
     assert ("face.delete", services.subject_id_for(partner_id=face_partner.pk, resident_id=resident.pk)) in \
         logged_operations(clean_sandbox)
 

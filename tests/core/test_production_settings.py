@@ -16,6 +16,7 @@ PRODUCTION_ENV = {
     "DJANGO_ALLOWED_HOSTS": "smarthome.example.ru",
     "DATABASE_URL": "postgres://smarthome@127.0.0.1:1/smarthome",
     "PSEUDONYM_KEY": "pseudonym-key-for-the-check",
+    "SEARCH_INDEX_KEY": "search-index-key-for-the-check",
     "FIELD_ENCRYPTION_KEYS": "k1:" + base64.b64encode(b"k" * 32).decode(),
     "AUDIT_SIGNING_KEY": base64.b64encode(b"a" * 32).decode(),
     "CONSENT_RECEIPT_SIGNING_KEY": base64.b64encode(b"r" * 32).decode(),
@@ -41,7 +42,7 @@ def test_check_deploy_reports_nothing():
 
 
 def test_refuses_to_start_without_secrets():
-    absent = ("DJANGO_SECRET_KEY", "PSEUDONYM_KEY", "FIELD_ENCRYPTION_KEYS", "AUDIT_SIGNING_KEY",
+    absent = ("DJANGO_SECRET_KEY", "PSEUDONYM_KEY", "SEARCH_INDEX_KEY", "FIELD_ENCRYPTION_KEYS", "AUDIT_SIGNING_KEY",
               "CONSENT_RECEIPT_SIGNING_KEY")
     env = {k: v for k, v in PRODUCTION_ENV.items() if k not in absent}
     result = run_manage("check", env=env)

@@ -8,8 +8,9 @@ from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from access import services
 from access.models import Device
+from access.services.companies import building_create, company_create, staff_membership_create
+from access.services.devices import device_create, device_set_online
 from audit.actions import Action, ActorKind, Outcome
 from audit.models import AuditEvent
 from partners import services as partner_services
@@ -25,8 +26,8 @@ PASSWORD = "a long demo password 2026"
 
 
 def seed_building():
-    company = services.company_create(name="УК «Северный квартал»")
-    building = services.building_create(
+    company = company_create(name="УК «Северный квартал»")
+    building = building_create(
         company=company, name="ЖК Северный, корпус 2", address="Москва, ул. Полярная, 7"
     )
     partner = partner_services.partner_create(name="Sandbox", slug="sandbox", api_base_url="https://sandbox.example")
@@ -34,9 +35,9 @@ def seed_building():
         (Device.Kind.INTERCOM_DOOR, "Подъезд 1", True), (Device.Kind.INTERCOM_DOOR, "Подъезд 2", True),
         (Device.Kind.BARRIER, "Шлагбаум, въезд", True), (Device.Kind.BARRIER, "Шлагбаум, выезд", False),
     ]):
-        device = services.device_create(building=building, kind=kind, name=name, partner=partner,
+        device = device_create(building=building, kind=kind, name=name, partner=partner,
                                         partner_device_ref=f"dev-{i}")
-        services.device_set_online(device=device, online=online)
+        device_set_online(device=device, online=online)
     now = timezone.now()
     this_hour = now.replace(minute=0, second=0, microsecond=0)
 
@@ -57,7 +58,7 @@ def seed_building():
                                       action=Action.RESIDENT_OPEN, outcome=Outcome.SUCCESS, company_id=company.pk,
                                       building_id=building.pk)
     user = User.objects.create_user(username="manager", password=PASSWORD, is_staff=True, is_superuser=True)
-    services.staff_membership_create(user=user, company=company)
+    staff_membership_create(user=user, company=company)
     device = TOTPDevice.objects.create(user=user, name="default", confirmed=True)
     return building, device
 

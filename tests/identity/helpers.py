@@ -11,20 +11,21 @@ import pytest
 import requests
 from oauth2_provider.models import get_application_model
 
-from access import services as access_services
+from access.services.companies import company_create
+from access.services.residents import resident_create
 
 REDIRECT_URI = "ru.smarthome.app:/oauth2redirect"
 
 
 @pytest.fixture
 def company():
-    return access_services.company_create(name="УК «Тестовая»")
+    return company_create(name="УК «Тестовая»")
 
 
 @pytest.fixture
 def make_resident(company):
     def make(phone="+7 916 000-00-01", email="resident@example.ru", **kwargs):
-        return access_services.resident_create(
+        return resident_create(
             company=company, full_name="Иванов Иван Иванович", phone=phone, email=email, **kwargs
         )
     return make

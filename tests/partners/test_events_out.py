@@ -16,9 +16,9 @@ from audit.actions import Action, Outcome
 from audit.models import AuditEvent
 from partners.client import PartnerAuthError, partner_connection_for, send_event
 from partners.models import OutboxMessage
-from partners.outbound_events import DATA_KEYS, event_signing_secrets, partner_event_enqueue
+from partners.outbound_events import DATA_KEYS, partner_event_enqueue
 from partners.outbox.services import outbox_deliver, outbox_retry_now
-from partners.selectors import current_credentials
+from partners.selectors import current_credentials, webhook_secrets
 from partners.services import partner_credentials_rotate
 from tests.partners import outbox_fixtures
 
@@ -136,7 +136,7 @@ def test_during_a_rotation_events_carry_both_signatures(sandbox_partner, clean_s
     new = our_secret(sandbox_partner)
     assert new != old
     assert new.startswith("whsec_")
-    assert event_signing_secrets(partner_id=sandbox_partner.pk) == [new, old]
+    assert webhook_secrets(partner_id=sandbox_partner.pk, direction="outbound") == [new, old]
     partner_knows(clean_sandbox, old)  # the partner has not switched yet
     first = enqueue(sandbox_partner)
     partner_knows(clean_sandbox, new)  # ... now it has

@@ -12,7 +12,6 @@ from access.models import Device, Notification
 from audit.models import AuditEvent
 from partners.authentication import forget_certificate
 from partners.models import InboundWebhook, PartnerCredentials
-from partners.outbound_events import event_signing_secrets
 from partners.services import partner_credentials_rotate
 from partners.webhooks import webhook_secrets
 from tests import factories
@@ -189,8 +188,9 @@ def test_an_emergency_rotation_also_ends_the_grace_of_earlier_rotations(partner_
     second = partner_credentials_rotate(partner=partner_caller.partner)  # normal: first_secret in grace
     third = partner_credentials_rotate(partner=partner_caller.partner, emergency=True)
     forget_certificate(third.credentials.client_cert_fingerprint)
-    assert webhook_secrets(partner=partner_caller.partner) == [third.secrets["webhook_secret"]]
-    assert event_signing_secrets(partner_id=partner_caller.partner.pk) == [third.secrets["outbound_webhook_secret"]]
+    partner_id = partner_caller.partner.pk
+    assert webhook_secrets(partner_id=partner_id, direction="inbound") == [third.secrets["webhook_secret"]]
+    assert webhook_secrets(partner_id=partner_id, direction="outbound") == [third.secrets["outbound_webhook_secret"]]
     for stale in (first_secret, second.secrets["webhook_secret"]):
         payload, headers = online(partner_caller, device, secret=stale)
         assert send(partner_caller, payload, headers).status_code == 401
@@ -200,10 +200,10 @@ def test_an_emergency_rotation_also_ends_the_grace_of_earlier_rotations(partner_
 def test_after_a_normal_rotation_both_sides_keep_the_previous_secrets_for_the_grace(partner_caller, device):
     before = partner_caller.partner.credentials.get()
     issued = partner_credentials_rotate(partner=partner_caller.partner)
-    assert webhook_secrets(partner=partner_caller.partner) == [
+    assert webhook_secrets(partner_id=partner_caller.partner.pk, direction="inbound") == [
         issued.secrets["webhook_secret"], before.webhook_secret,
     ]
-    assert event_signing_secrets(partner_id=partner_caller.partner.pk) == [
+    assert webhook_secrets(partner_id=partner_caller.partner.pk, direction="outbound") == [
         issued.secrets["outbound_webhook_secret"], before.outbound_webhook_secret,
     ]
 

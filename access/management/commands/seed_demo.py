@@ -19,14 +19,23 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from oauth2_provider.models import get_application_model
 
-from access import services as access
 from access.management import demo_consent
 from access.models import AccessGrant, Building, Device, ManagementCompany, Residency, Resident, StaffMembership, Unit
+from access.services.companies import building_create, company_create, staff_membership_create, unit_create
+from access.services.devices import device_create
+from access.services.grants import grant_create
+from access.services.residencies import residency_create
+from access.services.residents import resident_create
+from access.services.vehicles import vehicle_create
 from consent import services as consent_services
 from consent.models import Consent, ConsentText, DeletionReceipt, FaceEnrolment
 from core.security import roles
 from partners import services as partners
+from partners.devcerts import generate_dev_pki
 from partners.models import OutboxMessage, Partner, PartnerContract, PartnerCredentials
 
 COMPANY = "УК Северный квартал"
@@ -96,9 +105,9 @@ class Command(BaseCommand):
     # --- seeding ---------------------------------------------------------------------------
 
     def _seed(self):
-        company = access.company_create(name=COMPANY)
+        company = company_create(name=COMPANY)
         partner = self._sandbox_partner()
-        buildings = [access.building_create(company=company, name=n, address=a) for n, a in BUILDINGS]
+        buildings = [building_create(company=company, name=n, address=a) for n, a in BUILDINGS]
         contract = partners.partner_contract_create(
             partner=partner, company=company, buildings=buildings,
             allows_open=True, allows_video=True, allows_face=True, allows_plate=True,
@@ -111,7 +120,7 @@ class Command(BaseCommand):
 
         def device(building, kind, label, name):
             counter[label] += 1
-            return access.device_create(
+            return device_create(
                 building=building, kind=kind, name=name, partner=partner,
                 partner_device_ref=f"sbx-{label}-{counter[label]}",
             )
@@ -123,18 +132,18 @@ class Command(BaseCommand):
             device(building, Device.Kind.CAMERA, "camera", "Камера двора")
         for index, (full_name, mail, plate) in enumerate(RESIDENTS):
             building = buildings[index % 2]
-            unit = access.unit_create(building=building, number=str(10 + index * 3))
-            resident = access.resident_create(
+            unit = unit_create(building=building, number=str(10 + index * 3))
+            resident = resident_create(
                 company=company, full_name=full_name, phone=_phone(index), email=f"{mail}@example.ru",
                 username=f"resident{index + 1}",
             )
-            residency = access.residency_create(
+            residency = residency_create(
                 resident=resident, unit=unit, kind="tenant" if index % 4 == 3 else "owner",
                 valid_from=datetime.date(2023, 1, 1) + datetime.timedelta(days=index * 17),
             )
-            access.grant_create(residency=residency, building=building)
+            grant_create(residency=residency, building=building)
             if plate:
-                access.vehicle_create(resident=resident, plate=plate, label="Автомобиль")
+                vehicle_create(resident=resident, plate=plate, label="Автомобиль")
         staff_secrets = [self._staff_user(username, role, company) for username, role in STAFF]
         staff_secrets.append(self._mobile_app_and_resident_login())
         return company, staff_secrets
@@ -159,8 +168,6 @@ class Command(BaseCommand):
 
     def _mobile_app_and_resident_login(self) -> dict:
         """The public mobile-app OAuth2 client and a password for `resident1`, for the walkthrough in docs/api.md."""
-        from oauth2_provider.models import get_application_model
-
         application_model = get_application_model()
         application_model.objects.get_or_create(
             client_id=MOBILE_APP_CLIENT_ID,
@@ -200,21 +207,13 @@ class Command(BaseCommand):
         wanted = ("partner-client.pem", "partner-jwe.pub.pem")
         if all((certs_dir / name).exists() for name in wanted):
             return {name: certs_dir / name for name in wanted}
-        try:
-            from partners.devcerts import generate_dev_pki
-        except ImportError:
-            self.stderr.write("seed_demo: partners.devcerts missing; the sandbox gets no certificate or JWE key")
-            return {}
         return generate_dev_pki(certs_dir)
 
     def _staff_user(self, username: str, role: str, company: ManagementCompany) -> dict:
-        from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-        from django_otp.plugins.otp_totp.models import TOTPDevice
-
         password = secrets.token_urlsafe(12)
         user = get_user_model().objects.create_user(username=username, password=password, is_staff=True)
         user.groups.add(Group.objects.get_or_create(name=role)[0])
-        access.staff_membership_create(user=user, company=company)
+        staff_membership_create(user=user, company=company)
         device = TOTPDevice.objects.create(user=user, name="default", confirmed=True)
         backup = StaticDevice.objects.create(user=user, name="backup", confirmed=True)
         codes = [StaticToken.random_token() for _ in range(5)]
@@ -233,9 +232,6 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def _reset(self):
-        from django_otp.plugins.otp_static.models import StaticDevice
-        from django_otp.plugins.otp_totp.models import TOTPDevice
-
         company = ManagementCompany.objects.filter(name=COMPANY).first()
         usernames = [username for username, _ in STAFF]
         User = get_user_model()

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from access.models import AccessGrant, GuestPass, Notification
 from access.plates import plate_token
-from access.resident_selectors import guest_pass_for_plate_token
-from access.services.guest_passes import guest_pass_consume
+from access.reasons import Reason
+from access.services.decisions import access_decide
 from access.services.notifications import notification_create
 from audit.actions import Action
 from audit.models import AuditEvent
@@ -22,6 +22,12 @@ from tests import factories
 from tests.access.api.conftest import api
 
 pytestmark = [pytest.mark.partner, pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def decide(estate, token):
+    """The sandbox partner asks whether the car with this plate token may pass the barrier."""
+    return access_decide(partner=estate.partner, device_ref=estate.barrier.partner_device_ref,
+                         credential_type="plate", credential_token=token)
 
 
 def create_pass(client, device, **overrides):
@@ -44,17 +50,15 @@ def test_guest_pass_lifecycle(estate):
         assert "E777KX750" not in cursor.fetchone()[0]
     key = current_credentials(partner=estate.partner).plate_token_key_bytes()
     token = plate_token(key=key, plate="E777KX750")
-    # the decision code finds it by the partner's plate token, and a one-time pass lets one car in
-    assert guest_pass_for_plate_token(device=estate.barrier, token=token) == guest_pass
-    assert guest_pass_consume(guest_pass=guest_pass, decided_at=timezone.now()) is True
-    assert guest_pass_consume(guest_pass=guest_pass, decided_at=timezone.now()) is False
-    assert guest_pass_for_plate_token(device=estate.barrier, token=token) is None
+    # the partner's decision finds it by the partner's plate token, and a one-time pass lets one car in
+    assert decide(estate, token).reason == Reason.GUEST_PASS
+    assert decide(estate, token).reason == Reason.UNKNOWN_CREDENTIAL
     assert client.get(f"/api/v1/guest-passes/{guest_pass.pk}").json()["active"] is False
     # a time-limited pass, revoked
     second = create_pass(client, estate.barrier).json()
     assert client.post(f"/api/v1/guest-passes/{second['id']}/revoke").status_code == 200
     assert client.post(f"/api/v1/guest-passes/{second['id']}/revoke").status_code == 200  # idempotent
-    assert guest_pass_for_plate_token(device=estate.barrier, token=token) is None
+    assert decide(estate, token).reason == Reason.UNKNOWN_CREDENTIAL
     listed = client.get("/api/v1/guest-passes").json()["results"]
     assert {p["id"] for p in listed} == {guest_pass.pk, second["id"]}
     assert AuditEvent.objects.filter(action=Action.RESIDENT_GUEST_PASS_CREATE).count() == 2

@@ -25,7 +25,7 @@ pytestmark = [
 ]
 
 MAX_EXAMPLES = 10
-# the resident API of issue 6 (other apps' endpoints under /api/v1/ have their own tests)
+# the resident API of the access app (other apps' endpoints under /api/v1/ have their own tests)
 RESIDENT_PATHS = r"^/api/v1/(me|devices|vehicles|guest-passes|history|notifications)"
 
 
