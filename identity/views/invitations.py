@@ -141,7 +141,7 @@ def password_reset(request):
         return refused_page(request, "provider_manages_passwords", status=404)
     form = PasswordResetRequestForm(request.POST or None)
     if request.method == "POST":
-        limited = _limited(request, "password-reset", settings.IDENTITY_RESET_RATE_PER_IP)
+        limited = _limited(request, "password-reset", settings.IDENTITY_RESET_RATE_PER_IP, fail_open=False)
         if limited:
             return limited
         if form.is_valid():

@@ -69,7 +69,7 @@ def login_otp(request):
         return redirect("resident-login")
     form = OtpForm(request.POST or None)
     if request.method == "POST":
-        limited = _limited(request, "login", settings.LOGIN_RATE_PER_IP)
+        limited = _limited(request, "login", settings.LOGIN_RATE_PER_IP, fail_open=False)
         if limited:
             return limited
         allowed, _details = device.verify_is_allowed()

@@ -107,6 +107,14 @@ def breaker_for(conn: PartnerConnection) -> PartnerBreaker:
         return breaker
 
 
+def forget_breakers() -> None:
+    """Drop this process's breaker objects and Redis client (tests; the shared state stays)."""
+    global _redis
+    with _lock:
+        _breakers.clear()
+        _redis = None
+
+
 def retry_after_s(conn: PartnerConnection, breaker: PartnerBreaker) -> float:
     """When trying again makes sense, as the partner's breaker sees it (at least 1 s).
 
