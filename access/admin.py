@@ -98,10 +98,18 @@ class StaffMembershipAdmin(ScopedServiceAdmin):
     list_filter = ("company",)
     autocomplete_fields = ("user", "company")
 
+    def has_change_permission(self, request, obj=None):
+        return False  # a membership is added or removed, never moved to another user or company
+
     def service_save(self, request, current, data, change):
-        if change:
-            return None
         return services.staff_membership_create(user=data["user"], company=data["company"], actor=request.user)
+
+    def delete_model(self, request, obj):
+        services.staff_membership_delete(membership=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset.select_related("user"):
+            services.staff_membership_delete(membership=membership, actor=request.user)
 
 
 class DeviceInline(CompanyScopedTabularInline):

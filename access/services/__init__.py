@@ -37,6 +37,7 @@ from access.services.allowlist import (
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
 from core.security.identifiers import pseudonymous_ref, user_ref
+from core.security.staff_policy import StaffChange, check_change
 from partners.models import PartnerCredentials
 from partners.selectors import partners_covering_building_ids
 
@@ -81,13 +82,25 @@ def company_create(*, name: str, actor=None) -> ManagementCompany:
 
 @transaction.atomic
 def staff_membership_create(*, user, company: ManagementCompany, actor=None) -> StaffMembership:
-    """Let a staff user work for `company` (the admin then shows its rows). Checks: the user is
-    staff. Records admin.change."""
+    """Let a staff user work for `company` (the admin then shows its rows). Checks: the staff
+    policy (nobody adds themselves; superusers' memberships by superusers), the user is staff.
+    Records admin.change."""
+    check_change(actor=actor, target=user, change=StaffChange.MEMBERSHIP)
     if not user.is_staff:
         raise ValidationError({"user": "Only staff users can belong to a management company."})
     membership = _save(StaffMembership(user=user, company=company))
     _audit(actor=actor, object_type="staff_membership", pk=membership.pk, reason="created", company_id=company.pk)
     return membership
+
+
+@transaction.atomic
+def staff_membership_delete(*, membership: StaffMembership, actor=None) -> None:
+    """Take a staff user off a company. Checks: the staff policy (nobody removes themselves).
+    Records admin.change."""
+    check_change(actor=actor, target=membership.user, change=StaffChange.MEMBERSHIP)
+    _audit(actor=actor, object_type="staff_membership", pk=membership.pk, reason="deleted",
+           company_id=membership.company_id)
+    membership.delete()
 
 
 @transaction.atomic

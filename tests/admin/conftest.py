@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.plugins.otp_static.models import StaticDevice
 
 from access import services as access_services
 from access.models import (
@@ -24,6 +24,8 @@ from access.models import (
     Unit,
     Vehicle,
 )
+from core.auth.otp import backup_code_digest
+from core.models import EncryptedTOTPDevice
 from core.security.roles import COMPLIANCE_OFFICER, PROPERTY_MANAGER, SECURITY_ADMIN
 from partners import services as partner_services
 from partners.models import Partner, PartnerContract, PartnerCredentials
@@ -97,13 +99,22 @@ def staff_user(username: str, *, company=None, roles=(), all_permissions=False, 
     return user
 
 
-def totp_device(user) -> TOTPDevice:
-    return TOTPDevice.objects.create(user=user, name="default", confirmed=True)  # two_factor uses "default"
+def totp_device(user) -> EncryptedTOTPDevice:
+    """A confirmed TOTP device with a random key (encrypted at rest); two_factor uses "default"."""
+    return EncryptedTOTPDevice.objects.create(user=user, name="default", confirmed=True)
+
+
+def backup_device(user, codes=("alpha234", "bravo567")) -> StaticDevice:
+    """The user's backup-code device holding `codes` (stored as their digests, as issued codes are)."""
+    device = StaticDevice.objects.create(user=user, name="backup", confirmed=True)
+    for code in codes:
+        device.token_set.create(token=backup_code_digest(code))
+    return device
 
 
 def login_verified(client, user):
     """Log `user` in as if they had passed password + TOTP (django_otp.login equivalent)."""
-    device = user.totpdevice_set.filter(confirmed=True).first() or totp_device(user)
+    device = user.totp_devices.filter(confirmed=True).first() or totp_device(user)
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id

@@ -6,12 +6,12 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from access import services
 from access.models import Device
 from audit.actions import Action, ActorKind, Outcome
 from audit.models import AuditEvent
+from core.models import EncryptedTOTPDevice
 from partners import services as partner_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -58,7 +58,7 @@ def seed_building():
                                       building_id=building.pk)
     user = User.objects.create_user(username="manager", password=PASSWORD, is_staff=True, is_superuser=True)
     services.staff_membership_create(user=user, company=company)
-    device = TOTPDevice.objects.create(user=user, name="default", confirmed=True)
+    device = EncryptedTOTPDevice.objects.create(user=user, name="default", confirmed=True)
     return building, device
 
 

@@ -19,9 +19,12 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice
 
 from access import services as access
 from access.models import AccessGrant, Building, Device, ManagementCompany, Residency, Resident, StaffMembership, Unit
+from core.auth import otp
+from core.models import EncryptedTOTPDevice
 from core.security import roles
 from partners import services as partners
 from partners.models import OutboxMessage, Partner, PartnerContract, PartnerCredentials
@@ -184,18 +187,12 @@ class Command(BaseCommand):
         return generate_dev_pki(certs_dir)
 
     def _staff_user(self, username: str, role: str, company: ManagementCompany) -> dict:
-        from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-        from django_otp.plugins.otp_totp.models import TOTPDevice
-
         password = secrets.token_urlsafe(12)
         user = get_user_model().objects.create_user(username=username, password=password, is_staff=True)
         user.groups.add(Group.objects.get_or_create(name=role)[0])
         access.staff_membership_create(user=user, company=company)
-        device = TOTPDevice.objects.create(user=user, name="default", confirmed=True)
-        backup = StaticDevice.objects.create(user=user, name="backup", confirmed=True)
-        codes = [StaticToken.random_token() for _ in range(5)]
-        for code in codes:
-            backup.token_set.create(token=code)
+        device = otp.totp_device_create(user=user, actor=None)  # key encrypted at rest
+        codes = otp.backup_codes_issue(user=user, actor=None, count=5)  # stored as digests, printed once
         return {
             "username": username,
             "role": role,
@@ -209,9 +206,6 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def _reset(self):
-        from django_otp.plugins.otp_static.models import StaticDevice
-        from django_otp.plugins.otp_totp.models import TOTPDevice
-
         company = ManagementCompany.objects.filter(name=COMPANY).first()
         usernames = [username for username, _ in STAFF]
         User = get_user_model()
@@ -234,7 +228,7 @@ class Command(BaseCommand):
             OutboxMessage.objects.filter(partner=sandbox).delete()  # its allowlist patches and events
             PartnerCredentials.objects.filter(partner=sandbox).delete()
             sandbox.delete()
-        TOTPDevice.objects.filter(user__username__in=usernames).delete()
+        EncryptedTOTPDevice.objects.filter(user__username__in=usernames).delete()
         StaticDevice.objects.filter(user__username__in=usernames).delete()
         User.objects.filter(username__in=usernames).delete()
         self.stdout.write("seed_demo: previous demo removed")
