@@ -111,10 +111,12 @@ class Session(AbstractBaseSession):
     """A browser session stored under the SHA-256 of its key (`core.auth.sessions`).
 
     The cookie carries the key; this table only its digest, so a database dump holds no
-    session anyone could present.
+    session anyone could present. The data is encrypted too (it holds, for a moment, the
+    secret of a TOTP device being enrolled).
     """
 
     session_key = models.CharField("session key digest", max_length=64, primary_key=True)
+    session_data = EncryptedTextField("session data")
 
     class Meta(AbstractBaseSession.Meta):
         db_table = "core_session"

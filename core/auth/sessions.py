@@ -4,7 +4,8 @@ Django's db backend keeps the session key in `django_session` exactly as the bro
 the cookie, so whoever reads a database dump can replay any live session (an admin's included,
 OTP verification and all). This store keeps the rows in `core.Session` under the SHA-256 of the
 key: the cookie still carries the key, and every lookup hashes it first. A session key is 32
-random characters, so a plain (unkeyed) digest cannot be reversed.
+random characters, so a plain (unkeyed) digest cannot be reversed. The session data is an
+encrypted column (field keyring); a row that no key of the keyring opens is no session.
 
 Django 5.2's `SessionStore` touches the key column in exactly these methods (loading, existence,
 saving, deleting, each with an async twin); they are overridden here one for one, and
@@ -18,6 +19,8 @@ from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionS
 from django.core.exceptions import SuspiciousOperation
 from django.utils import timezone
 
+from core.crypto import DecryptionError
+
 
 def session_key_digest(session_key: str) -> str:
     """What the table stores for `session_key`: SHA-256, hex."""
@@ -27,6 +30,8 @@ def session_key_digest(session_key: str) -> str:
 def _log_suspicious(exc) -> None:
     if isinstance(exc, SuspiciousOperation):
         logging.getLogger(f"django.security.{exc.__class__.__name__}").warning(str(exc))
+    elif isinstance(exc, DecryptionError):
+        logging.getLogger(__name__).warning("a session no key of the keyring opens was ignored")
 
 
 class SessionStore(DatabaseSessionStore):
@@ -42,14 +47,14 @@ class SessionStore(DatabaseSessionStore):
     def _get_session_from_db(self):
         try:
             return self.model.objects.get(session_key=self._stored(), expire_date__gt=timezone.now())
-        except (self.model.DoesNotExist, SuspiciousOperation) as exc:
+        except (self.model.DoesNotExist, SuspiciousOperation, DecryptionError) as exc:
             _log_suspicious(exc)
             self._session_key = None
 
     async def _aget_session_from_db(self):
         try:
             return await self.model.objects.aget(session_key=self._stored(), expire_date__gt=timezone.now())
-        except (self.model.DoesNotExist, SuspiciousOperation) as exc:
+        except (self.model.DoesNotExist, SuspiciousOperation, DecryptionError) as exc:
             _log_suspicious(exc)
             self._session_key = None
 

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Session',
             fields=[
-                ('session_data', models.TextField(verbose_name='session data')),
+                ('session_data', core.crypto.fields.EncryptedTextField(verbose_name='session data')),
                 ('expire_date', models.DateTimeField(db_index=True, verbose_name='expire date')),
                 ('session_key', models.CharField(max_length=64, primary_key=True, serialize=False, verbose_name='session key digest')),
             ],

@@ -3,6 +3,7 @@
 import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from tests.admin.conftest import PASSWORD, login_verified, staff_user, totp_device
 from tests.admin.test_two_factor import password_step
@@ -72,8 +73,6 @@ def test_the_security_admin_unlocks_by_deleting_the_attempt(client, world, users
 def test_lockout_records_keep_no_typed_password(client, world):
     """Failed logins at the admin's two-factor form and at the resident login, then the right
     password during the lockout: axes' records hold none of them (nor any other form field)."""
-    from django.contrib.auth import get_user_model
-
     staff = staff_user("pm-typed", superuser=True)
     totp_device(staff)
     get_user_model().objects.create_user("resident-typed", password=PASSWORD)

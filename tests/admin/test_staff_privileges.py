@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.forms import CheckboxInput, MultiWidget, SelectMultiple
 from django.urls import reverse
 from django_otp import devices_for_user
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
 from access.models import ManagementCompany, StaffMembership
 from audit.models import AuditEvent
@@ -84,8 +85,6 @@ def totp_device_of(user):
 
 
 def _static_tokens(user):
-    from django_otp.plugins.otp_static.models import StaticToken
-
     return StaticToken.objects.filter(device__user=user).values_list("token", flat=True)
 
 
@@ -224,8 +223,6 @@ def test_a_password_set_by_the_security_admin_is_audited(client, victims):
 
 
 def _devices(user):
-    from django_otp.plugins.otp_static.models import StaticDevice
-
     return totp_device_of(user), StaticDevice.objects.get(user=user)
 
 

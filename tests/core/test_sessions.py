@@ -1,6 +1,7 @@
 """Sessions are stored under the SHA-256 of their key (core.auth.sessions): the cookie works, the
 table holds nothing a browser could present."""
 
+import base64
 import hashlib
 import inspect
 import re
@@ -9,6 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore as DjangoSessionStore
 from django.contrib.sessions.models import Session as DjangoSession
+from django.db import connection
 
 from core.auth.sessions import SessionStore, session_key_digest
 from core.models import Session
@@ -28,7 +30,9 @@ def test_a_login_session_is_stored_under_its_digest_and_still_works(client):
     assert not DjangoSession.objects.exists()
     stored = Session.objects.get()  # one session: the anonymous one was replaced at login
     assert stored.session_key == hashlib.sha256(key.encode()).hexdigest()
-    assert key not in stored.session_data
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT session_data FROM core_session")
+        assert cursor.fetchone()[0].startswith("v1:")  # the data is encrypted too
     assert SessionStore(key).load()["_auth_user_id"]
     assert SessionStore(stored.session_key).load() == {}  # the digest is no key
     client.post("/o/authorize/")  # any page: the cookie is accepted (no redirect to the login)
@@ -58,3 +62,11 @@ def test_every_key_lookup_of_djangos_store_is_overridden():
                         "create_model_instance", "acreate_model_instance", "delete", "adelete"}
     for name in touching:
         assert name in vars(SessionStore), name
+
+
+def test_a_session_no_key_opens_is_no_session(settings):
+    store = SessionStore()
+    store["x"] = 1
+    store.save()
+    settings.FIELD_ENCRYPTION_KEYS = "other:" + base64.b64encode(b"k" * 32).decode()
+    assert SessionStore(store.session_key).load() == {}
