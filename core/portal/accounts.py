@@ -29,7 +29,21 @@ from core.security.staff_changes import (
 from core.security.staff_policy import StaffChange, may_change
 
 
-class StaffUserAdmin(UserAdmin):
+class DeletesThroughService:
+    """ModelAdmin mixin: single and bulk deletes both go through `delete_through_service`."""
+
+    def delete_through_service(self, request, obj) -> None:
+        raise NotImplementedError
+
+    def delete_model(self, request, obj):
+        self.delete_through_service(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_through_service(request, obj)
+
+
+class StaffUserAdmin(DeletesThroughService, UserAdmin):
     def _may(self, request, obj, change: StaffChange) -> bool:
         return obj is None or may_change(actor=request.user, target=obj, change=change)
 
@@ -64,15 +78,11 @@ class StaffUserAdmin(UserAdmin):
         if not change:
             announce_account(actor=request.user, user=obj, reason="created")
 
-    def delete_model(self, request, obj):
+    def delete_through_service(self, request, obj):
         staff_user_delete(actor=request.user, user=obj)
 
-    def delete_queryset(self, request, queryset):
-        for user in queryset:
-            staff_user_delete(actor=request.user, user=user)
 
-
-class RoleGroupAdmin(GroupAdmin):
+class RoleGroupAdmin(DeletesThroughService, GroupAdmin):
     def has_add_permission(self, request):
         return request.user.is_superuser and super().has_add_permission(request)
 
@@ -96,15 +106,11 @@ class RoleGroupAdmin(GroupAdmin):
         if not change:
             announce(actor=request.user, object_type="group", object_ref=f"group:{obj.pk}", reason="created")
 
-    def delete_model(self, request, obj):
+    def delete_through_service(self, request, obj):
         group_delete(actor=request.user, group=obj)
 
-    def delete_queryset(self, request, queryset):
-        for group in queryset:
-            group_delete(actor=request.user, group=group)
 
-
-class SecondFactorAdmin(admin.ModelAdmin):
+class SecondFactorAdmin(DeletesThroughService, admin.ModelAdmin):
     """A device model's admin: no secrets shown, changes under the policy and audited."""
 
     list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
@@ -136,12 +142,8 @@ class SecondFactorAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         otp_device_save(actor=request.user, device=obj)
 
-    def delete_model(self, request, obj):
+    def delete_through_service(self, request, obj):
         otp_device_delete(actor=request.user, device=obj)
-
-    def delete_queryset(self, request, queryset):
-        for device in queryset:
-            otp_device_delete(actor=request.user, device=device)
 
 
 class TOTPDeviceAdmin(SecondFactorAdmin):

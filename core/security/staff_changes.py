@@ -73,24 +73,21 @@ class AccountState:
         )
 
 
+# (attribute of AccountState, kind of change, audit reason)
+_TRACKED = (
+    ("profile", StaffChange.PROFILE, "profile_changed"),
+    ("password", StaffChange.PASSWORD, "password_set"),
+    ("is_staff", StaffChange.STATUS, "staff_status_changed"),
+    ("is_active", StaffChange.STATUS, "active_status_changed"),
+    ("is_superuser", StaffChange.SUPERUSER, "superuser_status_changed"),
+    ("groups", StaffChange.ROLES, "roles_changed"),
+    ("permissions", StaffChange.PERMISSIONS, "permissions_changed"),
+)
+
+
 def account_changes(before: AccountState, after: AccountState) -> list[tuple[StaffChange, str]]:
     """(kind of change, audit reason) for each thing that differs between two states."""
-    changes = []
-    if before.profile != after.profile:
-        changes.append((StaffChange.PROFILE, "profile_changed"))
-    if before.password != after.password:
-        changes.append((StaffChange.PASSWORD, "password_set"))
-    if before.is_staff != after.is_staff:
-        changes.append((StaffChange.STATUS, "staff_status_changed"))
-    if before.is_active != after.is_active:
-        changes.append((StaffChange.STATUS, "active_status_changed"))
-    if before.is_superuser != after.is_superuser:
-        changes.append((StaffChange.SUPERUSER, "superuser_status_changed"))
-    if before.groups != after.groups:
-        changes.append((StaffChange.ROLES, "roles_changed"))
-    if before.permissions != after.permissions:
-        changes.append((StaffChange.PERMISSIONS, "permissions_changed"))
-    return changes
+    return [(kind, reason) for name, kind, reason in _TRACKED if getattr(before, name) != getattr(after, name)]
 
 
 @contextlib.contextmanager

@@ -43,6 +43,18 @@ def personal_data() -> set[str]:
     return found
 
 
+def demo_env(database_url: str, var_dir) -> dict:
+    """The environment of `manage.py` runs against a scratch database (field keyring id "k1")."""
+    return {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        "DJANGO_SETTINGS_MODULE": "smarthome.settings",
+        "DATABASE_URL": database_url,
+        "CACHE_URL": "locmemcache://",
+        "SMARTHOME_VAR_DIR": str(var_dir),
+        "FIELD_ENCRYPTION_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+
+
 @pytest.fixture
 def scratch_database(postgres_server):
     name = f"pii_dump_{secrets.token_hex(4)}"
@@ -57,14 +69,7 @@ def scratch_database(postgres_server):
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_pg_dump_after_seed_demo_has_no_plaintext_personal_data(scratch_database, postgres_server, tmp_path):
-    env = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-        "DJANGO_SETTINGS_MODULE": "smarthome.settings",
-        "DATABASE_URL": scratch_database,
-        "CACHE_URL": "locmemcache://",
-        "SMARTHOME_VAR_DIR": str(tmp_path),
-        "FIELD_ENCRYPTION_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-    }
+    env = demo_env(scratch_database, tmp_path)
     for args in (["migrate", "--no-input", "-v", "0"], ["seed_demo"]):
         result = subprocess.run(
             [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
