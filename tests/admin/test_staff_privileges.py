@@ -20,7 +20,7 @@ from access.models import ManagementCompany, StaffMembership
 from audit.models import AuditEvent
 from core.security.identifiers import user_ref
 from core.security.roles import ALL_ROLES, PROPERTY_MANAGER, SECURITY_ADMIN
-from tests.admin.conftest import backup_device, login_verified, staff_user, totp_device
+from tests.admin.conftest import PASSWORD, backup_device, login_verified, staff_user, totp_device
 
 pytestmark = pytest.mark.django_db
 
@@ -217,6 +217,16 @@ def test_a_password_set_by_the_security_admin_is_audited(client, victims):
     assert User.objects.get(pk=victims.manager.pk).check_password(NEW_PASSWORD)
     event = staff_events(object_type="staff_user", reason="password_set").get()
     assert (event.actor_ref, event.object_ref) == (user_ref(victims.security), user_ref(victims.manager))
+
+
+def test_ones_own_password_change_is_audited(client, victims):
+    login_verified(client, victims.security)
+    response = client.post(reverse("admin:password_change"), {
+        "old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    assert response.status_code == 302
+    assert User.objects.get(pk=victims.security.pk).check_password(NEW_PASSWORD)
+    event = staff_events(object_type="staff_user", reason="password_set").get()
+    assert (event.actor_ref, event.object_ref) == (user_ref(victims.security), user_ref(victims.security))
 
 
 # --- OTP devices: only a superuser handles another staff member's second factors --------------------
