@@ -4,6 +4,9 @@ Their URLs reach the settings through DATABASE_URL and REDIS_URL exactly as in p
 Tasks run eagerly in-process unless a test starts a real worker.
 """
 
+import secrets
+
+import psycopg
 import pytest
 
 from tests.servers_plugin import running_server
@@ -26,6 +29,19 @@ def postgres_server():
     if server is None:
         pytest.skip("no real PostgreSQL in --quick mode")
     return server
+
+
+@pytest.fixture
+def scratch_database(postgres_server):
+    """The URL of a new, empty database on the suite's PostgreSQL, dropped afterwards (for tests that
+    run the real `manage.py migrate` in a subprocess without touching any other test's database)."""
+    name = f"scratch_{secrets.token_hex(4)}"
+    dsn = f"host={postgres_server.host} port={postgres_server.port} user=postgres dbname=postgres"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgres://postgres@{postgres_server.host}:{postgres_server.port}/{name}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(autouse=True)

@@ -29,8 +29,9 @@ def encrypt_totp_keys(apps, schema_editor):
     for legacy in Legacy.objects.order_by("pk").iterator():
         device = Encrypted.objects.create(user_id=legacy.user_id, encrypted_key="",
                                           **{name: getattr(legacy, name) for name in TOTP_FIELDS})
-        sealed = totp_key_plaintext(legacy.user_id, device.pk, legacy.key)
-        Encrypted.objects.filter(pk=device.pk).update(encrypted_key=sealed, created_at=legacy.created_at)
+        device.encrypted_key = totp_key_plaintext(legacy.user_id, device.pk, legacy.key)  # sealed under its id
+        device.save(update_fields=["encrypted_key"])
+        Encrypted.objects.filter(pk=device.pk).update(created_at=legacy.created_at)  # auto_now_add on create
         legacy.delete()
 
 

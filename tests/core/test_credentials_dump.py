@@ -10,6 +10,7 @@ codes, session keys from the cookies, authorisation codes, access or refresh tok
 import base64
 import hashlib
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -22,7 +23,7 @@ from django.db import connection
 from django.test import Client
 
 from tests.admin.conftest import PASSWORD, staff_user, totp_device
-from tests.core.test_pg_dump import PG_DUMP, ROOT, demo_env, scratch_database  # noqa: F401 (a fixture)
+from tests.core.test_pg_dump import PG_DUMP, ROOT
 
 WRONG = "Tr0ub4dor&3-not-the-password"
 
@@ -91,8 +92,16 @@ SEED_RESIDENT = re.compile(r"^  (?P<username>resident\d+) +password: (?P<passwor
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_a_dump_after_a_demo_run_holds_no_usable_credential(scratch_database, postgres_server, tmp_path):  # noqa: F811
-    env = {**demo_env(scratch_database, tmp_path), "OAUTHLIB_INSECURE_TRANSPORT": "1"}  # the test client: plain HTTP
+def test_a_dump_after_a_demo_run_holds_no_usable_credential(scratch_database, postgres_server, tmp_path):
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        "DJANGO_SETTINGS_MODULE": "smarthome.settings",
+        "DATABASE_URL": scratch_database,
+        "CACHE_URL": "locmemcache://",
+        "SMARTHOME_VAR_DIR": str(tmp_path),
+        "FIELD_ENCRYPTION_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "OAUTHLIB_INSECURE_TRANSPORT": "1",  # the test client speaks plain HTTP
+    }
 
     def run(*args, stdin=None):
         result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, input=stdin, capture_output=True,

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from access.management.commands.seed_demo import RESIDENTS, _phone
@@ -43,33 +42,17 @@ def personal_data() -> set[str]:
     return found
 
 
-def demo_env(database_url: str, var_dir) -> dict:
-    """The environment of `manage.py` runs against a scratch database (field keyring id "k1")."""
-    return {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-        "DJANGO_SETTINGS_MODULE": "smarthome.settings",
-        "DATABASE_URL": database_url,
-        "CACHE_URL": "locmemcache://",
-        "SMARTHOME_VAR_DIR": str(var_dir),
-        "FIELD_ENCRYPTION_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-    }
-
-
-@pytest.fixture
-def scratch_database(postgres_server):
-    name = f"pii_dump_{secrets.token_hex(4)}"
-    dsn = f"host={postgres_server.host} port={postgres_server.port} user=postgres dbname=postgres"
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgres://postgres@{postgres_server.host}:{postgres_server.port}/{name}"
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_pg_dump_after_seed_demo_has_no_plaintext_personal_data(scratch_database, postgres_server, tmp_path):
-    env = demo_env(scratch_database, tmp_path)
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        "DJANGO_SETTINGS_MODULE": "smarthome.settings",
+        "DATABASE_URL": scratch_database,
+        "CACHE_URL": "locmemcache://",
+        "SMARTHOME_VAR_DIR": str(tmp_path),
+        "FIELD_ENCRYPTION_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
     for args in (["migrate", "--no-input", "-v", "0"], ["seed_demo"]):
         result = subprocess.run(
             [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
