@@ -35,7 +35,7 @@ def totp_key_plaintext(user_id, device_id, key: str) -> str:
 
 
 class EncryptedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
-    """A TOTP authenticator app of a staff user, its secret encrypted at rest.
+    """A TOTP authenticator app of a user, its secret encrypted at rest.
 
     django-otp's own `TOTPDevice` keeps the key as hex in an 80-character column, so a database
     dump clones every authenticator. Here the key is AES-256-GCM encrypted with the field
