@@ -42,6 +42,7 @@ from access.services.companies import (
     company_create,
     company_update,
     staff_membership_create,
+    staff_membership_delete,
     unit_create,
     unit_update,
 )
@@ -123,10 +124,20 @@ class StaffMembershipAdmin(ScopedServiceAdmin):
     autocomplete_fields = ("user", "company")
     fixed_fields = ("user", "company")  # a membership is added or removed, never moved
 
+    def has_change_permission(self, request, obj=None):
+        return False  # a membership is added or removed, never moved to another user or company
+
     def service_save(self, request, current, data, change):
         if change:
             return current
         return staff_membership_create(user=data["user"], company=data["company"], actor=request.user)
+
+    def delete_model(self, request, obj):
+        staff_membership_delete(membership=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset.select_related("user"):
+            staff_membership_delete(membership=membership, actor=request.user)
 
 
 class DeviceInline(CompanyScopedTabularInline):

@@ -1,30 +1,27 @@
 """Admin wiring of the project app (imported by admin autodiscovery at start-up).
 
-Makes `admin.site` the OTP-required site before any page is served and keeps the role groups
-in step with core.security.role_permissions after every migrate. Users are edited by the security
-admin, who may assign roles but not make anyone a superuser.
+Makes `admin.site` the OTP-required site before any page is served, keeps the role groups in
+step with core.security.role_permissions after every migrate, and puts staff accounts, groups
+and second factors under the staff policy (core/portal/accounts.py).
 """
 
 from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db.models.signals import post_migrate
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from core.models import EncryptedTOTPDevice
 from core.portal import site as admin_site  # noqa: F401  (installs the OTP-required admin site)
+from core.portal.accounts import BackupCodeDeviceAdmin, RoleGroupAdmin, StaffUserAdmin, TOTPDeviceAdmin
 from core.security.role_permissions import sync_after_migrate
 
 post_migrate.connect(sync_after_migrate, dispatch_uid="core.sync_role_groups")
 
-
-class StaffUserAdmin(UserAdmin):
-    """Users for the security admin: roles (groups) yes, superuser status and raw permissions no."""
-
-    def get_readonly_fields(self, request, obj=None):
-        readonly = list(super().get_readonly_fields(request, obj))
-        if not request.user.is_superuser:
-            readonly += ["is_superuser", "user_permissions", "last_login", "date_joined"]
-        return readonly
-
-
-admin.site.unregister(User)
+for _model in (User, Group, TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
 admin.site.register(User, StaffUserAdmin)
+admin.site.register(Group, RoleGroupAdmin)
+admin.site.register(EncryptedTOTPDevice, TOTPDeviceAdmin)
+admin.site.register(StaticDevice, BackupCodeDeviceAdmin)

@@ -2,9 +2,9 @@
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from two_factor.urls import urlpatterns as two_factor_patterns
 
 from core.auth import views as auth_views
+from core.auth.two_factor_pages import urlpatterns as two_factor_patterns
 from core.observability import health, metrics
 from core.portal.site import admin_site  # the OTP-required admin (+ building dashboard)
 from identity.views import login as identity_login

@@ -6,6 +6,7 @@ from django.db import transaction
 from access.models import Building, ManagementCompany, StaffMembership, Unit
 from access.services.allowlist import allowlist_push_site
 from access.services.auditing import audit_change, clean_save
+from core.security.staff_policy import StaffChange, check_change
 
 
 @transaction.atomic
@@ -27,8 +28,10 @@ def company_update(*, company: ManagementCompany, name: str, actor=None) -> Mana
 
 @transaction.atomic
 def staff_membership_create(*, user, company: ManagementCompany, actor=None) -> StaffMembership:
-    """Let a staff user work for `company` (the admin then shows its rows). Checks: the user is
-    staff. Records admin.change."""
+    """Let a staff user work for `company` (the admin then shows its rows). Checks: the staff
+    policy (nobody adds themselves; superusers' memberships by superusers), the user is staff.
+    Records admin.change."""
+    check_change(actor=actor, target=user, change=StaffChange.MEMBERSHIP)
     if not user.is_staff:
         raise ValidationError({"user": "Only staff users can belong to a management company."})
     membership = clean_save(StaffMembership(user=user, company=company))
@@ -39,7 +42,9 @@ def staff_membership_create(*, user, company: ManagementCompany, actor=None) -> 
 
 @transaction.atomic
 def staff_membership_delete(*, membership: StaffMembership, actor=None) -> None:
-    """The staff user no longer works for the membership's company. Records admin.change."""
+    """Take a staff user off a company. Checks: the staff policy (nobody removes themselves).
+    Records admin.change."""
+    check_change(actor=actor, target=membership.user, change=StaffChange.MEMBERSHIP)
     audit_change(actor=actor, object_type="staff_membership", pk=membership.pk, reason="deleted",
                  company_id=membership.company_id)
     membership.delete()

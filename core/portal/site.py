@@ -25,6 +25,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from two_factor.admin import AdminSiteOTPRequired
 from two_factor.utils import default_device
 
+from core.security.staff_changes import account_change
+
 # (route, view, name) of admin pages that apps add (see add_view); mounted before the model pages.
 _extra_views: list[tuple[str, object, str]] = []
 
@@ -48,6 +50,13 @@ class SmarthomeAdminSite(AdminSiteOTPRequired):
         if unverified_staff and default_device(user) is None:
             return redirect(self._enrolment_url(request))
         return super().login(request, extra_context)
+
+    def password_change(self, request, extra_context=None):
+        """The admin's own "change password" page: audited like every account change."""
+        if request.method != "POST" or not request.user.is_authenticated:
+            return super().password_change(request, extra_context)
+        with account_change(actor=request.user, user_id=request.user.pk):
+            return super().password_change(request, extra_context)
 
     def _enrolment_url(self, request) -> str:
         target = request.GET.get(REDIRECT_FIELD_NAME, "")

@@ -10,6 +10,7 @@ by company isolation (`core.portal.isolation`).
 from fnmatch import fnmatchcase
 
 from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
 from django.db import DEFAULT_DB_ALIAS
 
 from core.security.roles import COMPLIANCE_OFFICER, PROPERTY_MANAGER, SECURITY_ADMIN
@@ -48,7 +49,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "audit.verify_*",
         "audit.reconcile_*",
     ),
-    # Accounts, second factors and lockouts; suspends partners; reads the admin audit trail.
+    # Accounts, second factors (others' only through a superuser: core.security.staff_policy) and
+    # lockouts; suspends partners; reads the admin audit trail.
     SECURITY_ADMIN: (
         "auth.add_user",
         "auth.change_user",
@@ -56,8 +58,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "auth.view_group",
         "axes.view_*",
         "axes.delete_accessattempt",
-        "otp_totp.view_totpdevice",
-        "otp_totp.delete_totpdevice",
+        "core.view_encryptedtotpdevice",
+        "core.delete_encryptedtotpdevice",
         "otp_static.view_staticdevice",
         "otp_static.delete_staticdevice",
         "partners.view_partner",
@@ -97,4 +99,7 @@ def sync_after_migrate(sender, using=DEFAULT_DB_ALIAS, **kwargs):
     """post_migrate receiver: runs once, after the last app with models has its permissions."""
     last = [config for config in global_apps.get_app_configs() if config.models_module][-1]
     if sender.label == last.label:
+        # This receiver may run before auth's create_permissions for the last app: create them first.
+        for config in global_apps.get_app_configs():
+            create_permissions(config, verbosity=0, using=using)
         sync_role_groups(using=using)

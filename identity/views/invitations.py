@@ -20,12 +20,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from qrcode.image.svg import SvgPathImage
 
 from audit.actions import Action, Outcome
 from audit.services import record
 from core.auth.views import _limited
+from core.models import EncryptedTOTPDevice
 from core.security.identifiers import user_ref
 from identity import oidc, signin_audit
 from identity.forms import InvitationPasswordForm, OtpForm, PasswordResetRequestForm
@@ -107,14 +107,14 @@ def totp_setup(request):
     if pending is None:
         return redirect("resident-login")
     user = get_user_model().objects.get(pk=pending["user"])
-    device = TOTPDevice.objects.filter(user=user, confirmed=False, name="resident").first()
+    device = EncryptedTOTPDevice.objects.filter(user=user, confirmed=False, name="resident").first()
     if device is None:
-        device = TOTPDevice.objects.create(user=user, name="resident", confirmed=False)
+        device = EncryptedTOTPDevice.objects.create(user=user, name="resident", confirmed=False)
     form = OtpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if device.verify_token(form.cleaned_data["otp_token"]):
             with transaction.atomic():
-                TOTPDevice.objects.filter(user=user, confirmed=True).delete()
+                EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).delete()
                 device.confirmed = True
                 device.save(update_fields=["confirmed"])
                 record(action=Action.IDENTITY_TOTP_ENROL, outcome=Outcome.SUCCESS, object_type="user",

@@ -18,10 +18,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django_otp import login as otp_login
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.auth.views import ResidentLoginView as PasswordLoginView
 from core.auth.views import _limited
+from core.models import EncryptedTOTPDevice
 from identity import oidc, signin_audit
 from identity.forms import OtpForm
 from identity.sessions import pending_step
@@ -31,7 +31,7 @@ PENDING_TTL_S = 300
 
 
 def confirmed_totp(user):
-    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
 class ResidentLoginView(PasswordLoginView):

@@ -236,6 +236,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 CSRF_FAILURE_VIEW = "core.http.problems.csrf_failure"
+# Database sessions stored under the SHA-256 of their key (the cookie holds the key).
+SESSION_ENGINE = "core.auth.sessions"
 LOGIN_URL = "two_factor:login"
 LOGIN_REDIRECT_URL = "admin:index"
 
@@ -401,6 +403,7 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="smarthome admin")
 OTP_TOTP_THROTTLE_FACTOR = 1  # django-otp: each failed token doubles the wait (1 s, 2 s, 4 s, ...)
 OTP_STATIC_THROTTLE_FACTOR = 1
 TWO_FACTOR_PATCH_ADMIN = False  # our admin site requires OTP itself; no monkeypatching
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # django-otp's admin never shows keys, QR codes or backup codes
 TWO_FACTOR_QR_FACTORY = "qrcode.image.svg.SvgPathImage"  # inline SVG, rendered server-side
 TWO_FACTOR_REMEMBER_COOKIE_AGE = None  # every admin login asks for a token
 TWO_FACTOR_LOGIN_TIMEOUT = env.int("TWO_FACTOR_LOGIN_TIMEOUT_S", default=600)

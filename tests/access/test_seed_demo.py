@@ -8,10 +8,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from access.models import AccessGrant, Building, Device, ManagementCompany, Resident, Vehicle, VehiclePlateToken
 from access.plates import plate_formats
+from core.models import EncryptedTOTPDevice
 from core.security import roles
 from core.security.tenancy import company_ids_for_user
 from partners.models import Partner, PartnerContract, PartnerCredentials
@@ -70,7 +70,7 @@ def test_printed_credentials_work(username, role):
     assert not user.is_superuser
     assert roles.has_role(user, role)
     assert company_ids_for_user(user) == {ManagementCompany.objects.get(name="УК Северный квартал").pk}
-    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    device = EncryptedTOTPDevice.objects.get(user=user, confirmed=True)
     key = base64.b32decode(secret + "=" * (-len(secret) % 8))
     assert key == device.bin_key
     assert device.verify_token(totp(key))
@@ -90,4 +90,4 @@ def test_seed_demo_is_idempotent_and_reset_starts_over():
             Partner.objects.count()) == counts
     old_password = re.search(r"manager .*password: (\S+)", first)[1]
     assert not get_user_model().objects.get(username="manager").check_password(old_password)
-    assert TOTPDevice.objects.filter(user__username="manager").count() == 1
+    assert EncryptedTOTPDevice.objects.filter(user__username="manager").count() == 1

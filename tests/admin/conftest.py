@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.plugins.otp_static.models import StaticDevice
 
 from access.models import (
     AccessGrant,
@@ -30,6 +30,8 @@ from access.services.grants import grant_create
 from access.services.residencies import residency_create
 from access.services.residents import resident_create
 from access.services.vehicles import vehicle_create
+from core.auth.otp import backup_code_digest
+from core.models import EncryptedTOTPDevice
 from core.security.roles import COMPLIANCE_OFFICER, PROPERTY_MANAGER, SECURITY_ADMIN
 from identity.models import Invitation, ProviderLink
 from identity.services.links import provider_link_create
@@ -115,13 +117,22 @@ def staff_user(username: str, *, company=None, roles=(), all_permissions=False, 
     return user
 
 
-def totp_device(user) -> TOTPDevice:
-    return TOTPDevice.objects.create(user=user, name="default", confirmed=True)  # two_factor uses "default"
+def totp_device(user) -> EncryptedTOTPDevice:
+    """A confirmed TOTP device with a random key (encrypted at rest); two_factor uses "default"."""
+    return EncryptedTOTPDevice.objects.create(user=user, name="default", confirmed=True)
+
+
+def backup_device(user, codes=("alpha234", "bravo567")) -> StaticDevice:
+    """The user's backup-code device holding `codes` (stored as their digests, as issued codes are)."""
+    device = StaticDevice.objects.create(user=user, name="backup", confirmed=True)
+    for code in codes:
+        device.token_set.create(token=backup_code_digest(code))
+    return device
 
 
 def login_verified(client, user):
     """Log `user` in as if they had passed password + TOTP (django_otp.login equivalent)."""
-    device = user.totpdevice_set.filter(confirmed=True).first() or totp_device(user)
+    device = user.totp_devices.filter(confirmed=True).first() or totp_device(user)
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id

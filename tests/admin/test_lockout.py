@@ -3,6 +3,7 @@
 import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from tests.admin.conftest import PASSWORD, login_verified, staff_user, totp_device
 from tests.admin.test_two_factor import password_step
@@ -67,3 +68,26 @@ def test_the_security_admin_unlocks_by_deleting_the_attempt(client, world, users
     client.logout()
     response = password_step(client, "manager-a", PASSWORD)
     assert response.status_code == 302  # no device yet -> enrolment, i.e. the password was accepted
+
+
+def test_lockout_records_keep_no_typed_password(client, world):
+    """Failed logins at the admin's two-factor form and at the resident login, then the right
+    password during the lockout: axes' records hold none of them (nor any other form field)."""
+    staff = staff_user("pm-typed", superuser=True)
+    totp_device(staff)
+    get_user_model().objects.create_user("resident-typed", password=PASSWORD)
+    typed = [f"typed secret {attempt}" for attempt in range(settings.AXES_FAILURE_LIMIT)]
+    for password in typed:
+        password_step(client, staff.username, password)
+        client.post("/accounts/login/", {"username": "resident-typed", "password": password})
+    assert password_step(client, staff.username, PASSWORD).status_code == 429
+    assert client.post("/accounts/login/", {"username": "resident-typed", "password": PASSWORD}).status_code == 429
+
+    attempts = list(AccessAttempt.objects.filter(username__in=[staff.username, "resident-typed"]))
+    assert len(attempts) == 2
+    assert all(a.failures_since_start >= settings.AXES_FAILURE_LIMIT for a in attempts)
+    for attempt in attempts:
+        assert attempt.post_data == ""
+        stored = " ".join(str(getattr(attempt, f.attname)) for f in AccessAttempt._meta.concrete_fields)
+        for password in (PASSWORD, *typed):
+            assert password not in stored

@@ -43,7 +43,7 @@ def test_compliance_officer_only_reads():
 def test_security_admin_handles_accounts_lockouts_and_partners_only():
     perms = perms_of(SECURITY_ADMIN)
     assert {"axes.view_accessattempt", "axes.delete_accessattempt", "auth.change_user",
-            "otp_totp.delete_totpdevice", "partners.change_partner"} <= perms
+            "core.delete_encryptedtotpdevice", "partners.change_partner"} <= perms
     assert not {p for p in perms if p.startswith("access.") and not p.startswith("access.view_")}
     assert "auth.delete_user" not in perms
 

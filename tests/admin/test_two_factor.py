@@ -143,7 +143,7 @@ def test_password_login_without_a_device_leads_to_enrolment_with_a_qr_code(clien
     done = client.post(SETUP, {"setup_view-current_step": "generator", "generator-token": f"{totp.token():06d}"})
     assert done.status_code == 302
     assert client.get("/admin/").status_code == 200
-    assert user.totpdevice_set.filter(confirmed=True).count() == 1
+    assert user.totp_devices.filter(confirmed=True).count() == 1
 
 
 def test_twofactor_pages_use_no_external_assets(client, world):

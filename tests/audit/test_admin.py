@@ -6,13 +6,13 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.actions import Action, Outcome
 from audit.models import AuditEvent
 from audit.sealing import audit_seal
 from audit.services import record
 from audit.verification import verify_export
+from core.models import EncryptedTOTPDevice
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ def events():
 
 def logged_in(user) -> Client:
     """A session that passed password + TOTP (the admin demands a verified second factor)."""
-    device = TOTPDevice.objects.create(user=user, name="default", confirmed=True)
+    device = EncryptedTOTPDevice.objects.create(user=user, name="default", confirmed=True)
     client = Client()
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     session = client.session

@@ -4,12 +4,17 @@ import base64
 import io
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django_otp.oath import TOTP
 
 from access.models import Resident, Vehicle
+from core.auth.otp import totp_device_create
+from core.auth.sessions import SessionStore
 from core.crypto.fields import encrypted_fields
 from core.crypto.keyring import DecryptionError
+from core.models import EncryptedTOTPDevice
 from partners.models import PartnerCredentials
 from tests import factories
 
@@ -141,3 +146,23 @@ def test_a_kid_with_an_underscore_is_matched_literally(settings):
 def test_batch_size_must_be_positive():
     with pytest.raises(CommandError, match="at least 1"):
         run("--batch-size", "0")
+
+
+@pytest.mark.django_db
+def test_rotation_covers_totp_keys_and_sessions(settings):
+    """Staff TOTP secrets and session data are encrypted columns too: after a rotation and the old
+    key's removal, the authenticator app and the signed-in browser keep working."""
+    settings.FIELD_ENCRYPTION_KEYS = OLD
+    device = totp_device_create(user=get_user_model().objects.create_user("rot", is_staff=True), actor=None)
+    key = device.key
+    session = SessionStore()
+    session["x"] = 1
+    session.save()
+    settings.FIELD_ENCRYPTION_KEYS = f"{NEW},{OLD}"
+    run()
+    settings.FIELD_ENCRYPTION_KEYS = NEW
+    assert set(stored_kids()) == {"new"}
+    rotated = EncryptedTOTPDevice.objects.get(pk=device.pk)
+    assert rotated.key == key
+    assert rotated.verify_token(TOTP(bytes.fromhex(key)).token())
+    assert SessionStore(session.session_key).load() == {"x": 1}

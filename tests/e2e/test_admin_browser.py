@@ -6,13 +6,13 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from access.models import Device
 from access.services.companies import building_create, company_create, staff_membership_create
 from access.services.devices import device_create, device_set_online
 from audit.actions import Action, ActorKind, Outcome
 from audit.models import AuditEvent
+from core.models import EncryptedTOTPDevice
 from partners import services as partner_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -59,7 +59,7 @@ def seed_building():
                                       building_id=building.pk)
     user = User.objects.create_user(username="manager", password=PASSWORD, is_staff=True, is_superuser=True)
     staff_membership_create(user=user, company=company)
-    device = TOTPDevice.objects.create(user=user, name="default", confirmed=True)
+    device = EncryptedTOTPDevice.objects.create(user=user, name="default", confirmed=True)
     return building, device
 
 

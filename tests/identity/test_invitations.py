@@ -10,11 +10,11 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from oauth2_provider.models import get_access_token_model, get_application_model
 
 from audit.actions import Action, Outcome
 from audit.models import AuditEvent
+from core.models import EncryptedTOTPDevice
 from identity.models import Invitation
 from identity.services.invitations import invitation_create, invitation_create_bulk
 from tests.identity.helpers import link_in
@@ -199,10 +199,10 @@ def test_a_one_time_code_app_can_be_added_and_is_then_asked_for(client, smtp_ser
     assert response["Location"] == "/accounts/password/code-app/"
     page = client.get(response["Location"])
     assert "<svg" in page.content.decode()
-    device = TOTPDevice.objects.get(user=resident.user)
+    device = EncryptedTOTPDevice.objects.get(user=resident.user)
     code = f"{TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).token():06d}"
     assert client.post(response["Location"], {"otp_token": code})["Location"] == "/accounts/password/done/"
-    assert TOTPDevice.objects.get(user=resident.user).confirmed
+    assert EncryptedTOTPDevice.objects.get(user=resident.user).confirmed
 
     client.logout()
     password_step = client.post("/accounts/login/", {"username": "+7 916 000 00 09", "password": NEW_PASSWORD,

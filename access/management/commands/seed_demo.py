@@ -19,8 +19,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.plugins.otp_static.models import StaticDevice
 from oauth2_provider.models import get_application_model
 
 from access.management import demo_consent
@@ -33,6 +32,8 @@ from access.services.residents import resident_create
 from access.services.vehicles import vehicle_create
 from consent import services as consent_services
 from consent.models import Consent, ConsentText, DeletionReceipt, FaceEnrolment
+from core.auth import otp
+from core.models import EncryptedTOTPDevice
 from core.security import roles
 from partners import services as partners
 from partners.devcerts import generate_dev_pki
@@ -214,11 +215,8 @@ class Command(BaseCommand):
         user = get_user_model().objects.create_user(username=username, password=password, is_staff=True)
         user.groups.add(Group.objects.get_or_create(name=role)[0])
         staff_membership_create(user=user, company=company)
-        device = TOTPDevice.objects.create(user=user, name="default", confirmed=True)
-        backup = StaticDevice.objects.create(user=user, name="backup", confirmed=True)
-        codes = [StaticToken.random_token() for _ in range(5)]
-        for code in codes:
-            backup.token_set.create(token=code)
+        device = otp.totp_device_create(user=user, actor=None)  # key encrypted at rest
+        codes = otp.backup_codes_issue(user=user, actor=None, count=5)  # stored as digests, printed once
         return {
             "username": username,
             "role": role,
@@ -260,7 +258,7 @@ class Command(BaseCommand):
             ConsentText.objects.filter(partner=sandbox).delete()
             PartnerCredentials.objects.filter(partner=sandbox).delete()
             sandbox.delete()
-        TOTPDevice.objects.filter(user__username__in=usernames).delete()
+        EncryptedTOTPDevice.objects.filter(user__username__in=usernames).delete()
         StaticDevice.objects.filter(user__username__in=usernames).delete()
         User.objects.filter(username__in=usernames).delete()
         self.stdout.write("seed_demo: previous demo removed")
