@@ -18,6 +18,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env.str("SMARTHOME_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# Production is said, never guessed from the settings module's name: production.py sets it, and
+# any other settings module that serves real users must set SMARTHOME_PRODUCTION=true. With it,
+# nothing falls back to a generated development key.
+PRODUCTION = env.bool("SMARTHOME_PRODUCTION", default=False)
 # A development-only key; production.py requires DJANGO_SECRET_KEY.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-not-secret-" + "x" * 40)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
@@ -346,6 +350,14 @@ OUTBOX_DISPATCH_INTERVAL_S = env.float("OUTBOX_DISPATCH_INTERVAL_S", default=15.
 AUDIT_PARTNER_LOG_FETCHER = env.str(
     "AUDIT_PARTNER_LOG_FETCHER", default="partners.client.audit_log.partner_log_fetcher"
 )
+# The audit app's own settings (meaning and units in audit/conf.py and docs/audit.md).
+AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")
+AUDIT_VERIFY_KEYS = env.str("AUDIT_VERIFY_KEYS", default="")
+AUDIT_SEAL_BATCH = env.int("AUDIT_SEAL_BATCH", default=100_000)
+AUDIT_SEAL_GAP_TTL_S = env.float("AUDIT_SEAL_GAP_TTL_S", default=86_400.0)
+AUDIT_EXPORT_GRACE_S = env.float("AUDIT_EXPORT_GRACE_S", default=60.0)
+AUDIT_RECONCILE_SKEW_S = env.float("AUDIT_RECONCILE_SKEW_S", default=5.0)
+AUDIT_REFUSAL_BURST_PER_MIN = env.int("AUDIT_REFUSAL_BURST_PER_MIN", default=100)
 
 # --- resident API
 OPEN_RATE_PER_MIN = env.int("OPEN_RATE_PER_MIN", default=6)  # per user per device

@@ -24,6 +24,7 @@ if _missing:
     )
 
 DEBUG = False
+PRODUCTION = True
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("dev-only", "django-insecure")):
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be a random value of at least 50 characters")
