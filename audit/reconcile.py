@@ -33,11 +33,13 @@ for matching but never reported as missing here.
 import csv
 import datetime
 import io
+import itertools
+import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.module_loading import import_string
 from prometheus_client import Counter
 
@@ -186,41 +188,69 @@ def reconcile_logs(
 ) -> ReconcileReport:
     """Match two logs of the period [since, until) and list every difference (pure function)."""
     margin = datetime.timedelta(seconds=skew_threshold_s)
+    mine = sorted((c for c in ours if since <= c.at < until and c.request_id), key=lambda c: c.request_id)
+    partner = sorted((e for e in theirs if since - margin <= e.at < until + margin and e.request_id),
+                     key=lambda e: e.request_id)
+    return merge_logs(mine, partner, since=since, until=until, skew_threshold_s=skew_threshold_s)
+
+
+def merge_logs(ours: Iterable[OurCall], theirs: Iterable[PartnerEntry], *, since: datetime.datetime,
+               until: datetime.datetime, skew_threshold_s: float) -> ReconcileReport:
+    """The matching rule, over two streams already sorted by request id (code point order) and
+    limited to the period (the partner's with the threshold's margin): memory holds one request
+    id's entries at a time, however long the logs."""
     report = ReconcileReport(since=since, until=until)
-    ours_by_key: dict[tuple[str, str], list[OurCall]] = defaultdict(list)
-    for call in ours:
-        if since <= call.at < until and call.request_id:
-            ours_by_key[(call.request_id, call.operation)].append(call)
-            report.ours += 1
-    theirs_by_key: dict[tuple[str, str], list[PartnerEntry]] = defaultdict(list)
-    for entry in theirs:
-        if since - margin <= entry.at < until + margin and entry.request_id:
-            key = (entry.request_id, normalise_operation(entry.operation))
-            theirs_by_key[key].append(entry)
-            if since <= entry.at < until:
-                report.theirs += 1
-    for key in sorted(set(ours_by_key) | set(theirs_by_key)):
-        mine = sorted(ours_by_key.get(key, []), key=lambda c: c.at)
-        partner = sorted(theirs_by_key.get(key, []), key=lambda e: e.at)
+    ours_groups = itertools.groupby(ours, key=lambda c: c.request_id)
+    theirs_groups = itertools.groupby(theirs, key=lambda e: e.request_id)
+    mine_next = next(ours_groups, None)
+    partner_next = next(theirs_groups, None)
+    while mine_next is not None or partner_next is not None:
+        if partner_next is None or (mine_next is not None and mine_next[0] < partner_next[0]):
+            request_id, mine, partner = mine_next[0], list(mine_next[1]), []
+            mine_next = next(ours_groups, None)
+        elif mine_next is None or partner_next[0] < mine_next[0]:
+            request_id, mine, partner = partner_next[0], [], list(partner_next[1])
+            partner_next = next(theirs_groups, None)
+        else:
+            request_id, mine, partner = mine_next[0], list(mine_next[1]), list(partner_next[1])
+            mine_next, partner_next = next(ours_groups, None), next(theirs_groups, None)
+        report.ours += len(mine)
+        report.theirs += sum(1 for e in partner if since <= e.at < until)
+        _match(report, request_id, mine, partner, skew_threshold_s)
+    return report
+
+
+def _match(report: ReconcileReport, request_id: str, mine: list[OurCall], partner: list[PartnerEntry],
+           skew_threshold_s: float) -> None:
+    """The differences between our calls and the partner's entries of one request id."""
+    since, until = report.since, report.until
+    by_operation: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    for call in mine:
+        by_operation[call.operation][0].append(call)
+    for entry in partner:
+        by_operation[normalise_operation(entry.operation)][1].append(entry)
+    for operation in sorted(by_operation):
+        calls, entries = by_operation[operation]
+        calls.sort(key=lambda c: c.at)
+        entries.sort(key=lambda e: e.at)
         # our calls the partner could not have seen do not consume partner entries first
-        mine.sort(key=lambda c: not c.expected_at_partner())
-        for call, entry in zip(mine, partner, strict=False):
+        calls.sort(key=lambda c: not c.expected_at_partner())
+        for call, entry in zip(calls, entries, strict=False):
             report.matched += 1
             if call.outcome != entry.outcome:
-                report.differences.append(Difference("outcome_mismatch", key[0], key[1], call.event_id,
+                report.differences.append(Difference("outcome_mismatch", request_id, operation, call.event_id,
                                                      call.outcome, entry.result, call.at, entry.at))
             if abs((entry.at - call.at).total_seconds()) > skew_threshold_s:
-                report.differences.append(Difference("clock_skew", key[0], key[1], call.event_id,
+                report.differences.append(Difference("clock_skew", request_id, operation, call.event_id,
                                                      call.outcome, entry.result, call.at, entry.at))
-        for call in mine[len(partner):]:
+        for call in calls[len(entries):]:
             if call.expected_at_partner():
-                report.differences.append(Difference("missing_at_partner", key[0], key[1], call.event_id,
-                                                      call.outcome, "", call.at, None))
-        for entry in partner[len(mine):]:
+                report.differences.append(Difference("missing_at_partner", request_id, operation, call.event_id,
+                                                     call.outcome, "", call.at, None))
+        for entry in entries[len(calls):]:
             if since <= entry.at < until:
-                report.differences.append(Difference("missing_here", key[0], key[1], None, "",
+                report.differences.append(Difference("missing_here", request_id, operation, None, "",
                                                      entry.result, None, entry.at))
-    return report
 
 
 # --- reading both sides ----------------------------------------------------------------------
@@ -237,10 +267,10 @@ def _int_or_none(value) -> int | None:
     return None if value in (None, "") else int(value)
 
 
-def partner_entries_from_dicts(entries: Iterable[dict]) -> list[PartnerEntry]:
+def iter_partner_entries(entries: Iterable[dict]) -> Iterator[PartnerEntry]:
     """The sandbox's `{"entries": [...]}` items (request_id, operation, result, http_status, at, ...)."""
-    return [
-        PartnerEntry(
+    for entry in entries:
+        yield PartnerEntry(
             request_id=entry.get("request_id") or "",
             operation=entry.get("operation") or "",
             result=entry.get("result") or "",
@@ -248,26 +278,44 @@ def partner_entries_from_dicts(entries: Iterable[dict]) -> list[PartnerEntry]:
             http_status=_int_or_none(entry.get("http_status")),
             device_ref=entry.get("device_ref") or "",
         )
-        for entry in entries
-    ]
+
+
+def partner_entries_from_dicts(entries: Iterable[dict]) -> list[PartnerEntry]:
+    return list(iter_partner_entries(entries))
 
 
 def partner_entries_from_text(text: str, *, name: str = "") -> list[PartnerEntry]:
     """A partner log file: the `GET /v1/audit` JSON document, JSON Lines, or CSV with its columns."""
-    import json
+    return list(partner_entries_from_lines(io.StringIO(text), name=name))
 
-    stripped = text.lstrip()
-    if name.endswith(".csv") or (stripped and not stripped.startswith(("{", "["))):
-        return partner_entries_from_dicts(csv.DictReader(io.StringIO(text)))
+
+def partner_entries_from_lines(lines: Iterable[str], *, name: str = "") -> Iterator[PartnerEntry]:
+    """Like `partner_entries_from_text`, streaming: JSON Lines and CSV are read line by line (a
+    million-entry log never sits in memory); a JSON document is read whole."""
+    lines = iter(lines)
+    first = next(lines, "")
+    while first is not None and not first.strip():
+        first = next(lines, None)
+    if first is None:
+        return
+    stripped = first.lstrip()
+    rest = itertools.chain([first], lines)
+    if name.endswith(".csv") or not stripped.startswith(("{", "[")):
+        yield from iter_partner_entries(csv.DictReader(rest))
+        return
     if stripped.startswith("["):
-        return partner_entries_from_dicts(json.loads(text))
+        yield from iter_partner_entries(json.loads("".join(rest)))
+        return
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
-        document = None
+        document = json.loads(first)
+    except json.JSONDecodeError:  # the first line is not a whole document: a multi-line JSON document
+        document = json.loads("".join(rest))
+        yield from iter_partner_entries(document["entries"] if isinstance(document, dict) else document)
+        return
     if isinstance(document, dict) and "entries" in document:
-        return partner_entries_from_dicts(document["entries"])
-    return partner_entries_from_dicts(json.loads(line) for line in text.splitlines() if line.strip())
+        yield from iter_partner_entries(document["entries"])
+        return
+    yield from iter_partner_entries(json.loads(line) for line in rest if line.strip())
 
 
 def our_calls(*, partner_id: int | None, since: datetime.datetime, until: datetime.datetime) -> list[OurCall]:
@@ -284,16 +332,57 @@ def our_calls(*, partner_id: int | None, since: datetime.datetime, until: dateti
     ]
 
 
+def _stream(sql: str, params: list, make) -> Iterator:
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(5000):
+            for row in rows:
+                yield make(row)
+
+
+def _reconcile_in_database(entries: Iterable[PartnerEntry], *, partner_id: int | None, since: datetime.datetime,
+                           until: datetime.datetime, skew_threshold_s: float) -> ReconcileReport:
+    """`reconcile_logs` for logs of any length (PostgreSQL): the partner's entries go to a
+    temporary table by COPY, both sides come back sorted by request id, `merge_logs` walks them."""
+    margin = datetime.timedelta(seconds=skew_threshold_s)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # inside an outer transaction ON COMMIT has not dropped the last one yet
+            cursor.execute("DROP TABLE IF EXISTS pg_temp.audit_partner_log")
+            cursor.execute("CREATE TEMP TABLE audit_partner_log (request_id text NOT NULL, operation text NOT NULL, "
+                           "result text NOT NULL, at timestamptz NOT NULL, http_status integer, device_ref text "
+                           "NOT NULL) ON COMMIT DROP")
+            with cursor.copy("COPY audit_partner_log FROM STDIN") as copy:
+                for e in entries:
+                    if e.request_id and since - margin <= e.at < until + margin:
+                        copy.write_row((e.request_id, e.operation, e.result, e.at, e.http_status, e.device_ref))
+        where, params = "", [[str(a) for a in PARTNER_CALL_ACTIONS], since, until]
+        if partner_id is not None:
+            where, params = " AND partner_id = %s", [*params, partner_id]
+        ours = _stream(
+            "SELECT id, request_id, action, outcome, occurred_at, http_status FROM audit_event "  # noqa: S608
+            f"WHERE action = ANY(%s) AND occurred_at >= %s AND occurred_at < %s AND request_id <> ''{where} "
+            'ORDER BY request_id COLLATE "C", id', params,
+            lambda r: OurCall(event_id=r[0], request_id=r[1], action=r[2], outcome=r[3], at=r[4], http_status=r[5]))
+        theirs = _stream(
+            'SELECT request_id, operation, result, at, http_status, device_ref FROM audit_partner_log '
+            'ORDER BY request_id COLLATE "C", at', [],
+            lambda r: PartnerEntry(request_id=r[0], operation=r[1], result=r[2], at=r[3], http_status=r[4],
+                                   device_ref=r[5]))
+        return merge_logs(ours, theirs, since=since, until=until, skew_threshold_s=skew_threshold_s)
+
+
 def audit_reconcile(
     *,
-    partner_entries: list[PartnerEntry],
+    partner_entries: Iterable[PartnerEntry],
     partner_id: int | None,
     since: datetime.datetime,
     until: datetime.datetime,
     skew_threshold_s: float | None = None,
     actor_ref: str = "",
 ) -> ReconcileReport:
-    """Reconcile our events with already-fetched partner entries; record `audit.reconciled`.
+    """Reconcile our events with the partner's entries (a list, or a stream of any length); record
+    `audit.reconciled`. On PostgreSQL memory stays flat (`_reconcile_in_database`).
 
     With differences, also records a `security.alert` (reason `audit_reconcile_mismatch`)
     and increments `smarthome_audit_reconcile_differences_total{kind}`.
@@ -301,10 +390,12 @@ def audit_reconcile(
     from audit.services import record
 
     threshold = conf.reconcile_skew_s() if skew_threshold_s is None else skew_threshold_s
-    report = reconcile_logs(
-        our_calls(partner_id=partner_id, since=since, until=until),
-        partner_entries, since=since, until=until, skew_threshold_s=threshold,
-    )
+    if connection.vendor == "postgresql":
+        report = _reconcile_in_database(partner_entries, partner_id=partner_id, since=since, until=until,
+                                        skew_threshold_s=threshold)
+    else:
+        report = reconcile_logs(our_calls(partner_id=partner_id, since=since, until=until), partner_entries,
+                                since=since, until=until, skew_threshold_s=threshold)
     actor = {"actor_kind": ActorKind.STAFF, "actor_ref": actor_ref} if actor_ref else {}
     with transaction.atomic():
         record(action=Action.AUDIT_RECONCILED, outcome=Outcome.SUCCESS if report.clean else Outcome.FAILURE,
