@@ -129,9 +129,12 @@ def sql_leaf_hash(alias: str = "e", *, generated: bool = False) -> str:
 
 
 def sql_jsonl_row(alias: str = "e") -> str:
-    """One export row as a JSON object `{"id":"...",...}` (keys in FIELDS order)."""
-    pairs = [f"""'"{name}":"' || {expr} || '"'""" for name, expr in zip(FIELDS, sql_column_exprs(alias), strict=True)]
-    return "'{' || " + " || ',' || ".join(pairs) + " || '}'"
+    """One export row as a JSON object `{"id":"...",...}` (keys in FIELDS order). One concat() call
+    (NULL as ""), not a chain of ||: each || copies the growing row again."""
+    parts = []
+    for index, (name, expr) in enumerate(zip(FIELDS, sql_column_exprs(alias), strict=True)):
+        parts += [("'{" if index == 0 else """'",""") + f""""{name}":"'""", expr]
+    return f"""concat({", ".join(parts)}, '"}}')"""
 
 
 def jsonl_row(strings) -> str:

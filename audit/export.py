@@ -67,6 +67,7 @@ COLUMNS = FIELDS
 PUBLIC_KEY_PATH = "/api/v1/audit/public-key"
 LEAF_RULE = 'SHA-256(0x00 || compact ASCII JSON ["v2", id, occurred_at, ..., origin_request_id] as strings)'
 _CHUNK = 2000
+_CHUNK_BYTES = 256 * 1024
 
 
 @dataclass
@@ -162,10 +163,22 @@ def _pg_rows(plan: ExportPlan, members: Membership, fmt: str, counter: _Counter)
         sql = (f"COPY (SELECT {select} FROM audit_event e WHERE {where}{company}{rows} ORDER BY e.id) "  # noqa: S608
                f"TO STDOUT {options}")
         with connection.cursor() as cursor, cursor.copy(sql, [*params, *company_params, *row_params]) as copy:
+            # COPY hands over one row at a time: pass them on in chunks of about _CHUNK_BYTES
+            parts, size = [], 0
             for block in copy:
-                block = bytes(block)
-                counter.rows += block.count(b"\n")
-                yield block
+                parts.append(block)
+                size += len(block)
+                if size >= _CHUNK_BYTES:
+                    yield _counted(parts, counter)
+                    parts, size = [], 0
+            if parts:
+                yield _counted(parts, counter)
+
+
+def _counted(parts: list, counter: _Counter) -> bytes:
+    chunk = b"".join(parts)
+    counter.rows += chunk.count(b"\n")
+    return chunk
 
 
 def _render(strings, fmt: str, buffer: io.StringIO, writer) -> None:

@@ -14,7 +14,15 @@ from django.utils import timezone
 
 from audit import signing
 from audit.actions import Action, Outcome
-from audit.canonical import FIELDS, event_leaf_hash, sql_columns, strings_from_values
+from audit.canonical import (
+    FIELDS,
+    event_leaf_hash,
+    jsonl_row,
+    sql_columns,
+    sql_jsonl_row,
+    sql_leaf_hash,
+    strings_from_values,
+)
 from audit.merkle import root
 from audit.models import AuditCheckpoint, AuditEvent, AuditLog, AuditSeal
 from audit.sealing import audit_seal, audit_seal_pending
@@ -330,6 +338,17 @@ def test_sql_and_python_canonical_strings_agree():
     assert [row[:-1] for row in from_sql] == from_python
     # the generated column holds exactly the Python leaf hash
     assert [bytes(row[-1]) for row in from_sql] == [event_leaf_hash(s) for s in from_python]
+    # and the export's JSON Lines rows are byte for byte what the Python path writes
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql_jsonl_row('e')} FROM audit_event e ORDER BY id")  # noqa: S608
+        assert [row[0] for row in cursor.fetchall()] == [jsonl_row(s) for s in from_python]
+
+
+def test_the_generated_column_of_migration_0004_is_the_canonical_leaf():
+    import importlib
+
+    migration = importlib.import_module("audit.migrations.0004_per_company_logs")
+    assert sql_leaf_hash("", generated=True) == migration.LEAF_V2
 
 
 @pytest.mark.postgres
