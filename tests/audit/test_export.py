@@ -308,10 +308,9 @@ def test_a_file_signed_by_a_retired_key_verifies_with_the_keyring(log, make_staf
 
 
 def test_export_after_pruning_still_verifies(log, make_staff, tmp_path, monkeypatch):
-    long_ago = timezone.now() - datetime.timedelta(days=400)
-    with monkeypatch.context() as patch:
-        patch.setattr("django.utils.timezone.now", lambda: long_ago)
-        audit_seal()
+    from tests.audit.test_sealing import seal_long_ago
+
+    seal_long_ago(monkeypatch)
     young = record(action=Action.PARTNER_OPEN, outcome=Outcome.SUCCESS, company_id=1)
     call_command("prune_audit", "--older-than-days", "30")
     body = export(make_staff("officer6", companies={1}))

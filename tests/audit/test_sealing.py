@@ -42,6 +42,14 @@ def leaves_of(checkpoint: AuditCheckpoint) -> list[bytes]:
     return [blob[i:i + 32] for i in range(0, len(blob), 32)]
 
 
+def seal_long_ago(monkeypatch) -> None:
+    """Seal what is waiting as if it were 400 days ago (old enough for any retention)."""
+    long_ago = timezone.now() - datetime.timedelta(days=400)
+    with monkeypatch.context() as patch:
+        patch.setattr("django.utils.timezone.now", lambda: long_ago)
+        audit_seal()
+
+
 def last_seal() -> int:
     return AuditSeal.objects.order_by("-pk").values_list("pk", flat=True).first()
 
@@ -207,11 +215,8 @@ class TestSealAndVerify:
         assert report.problems == ["company:1: checkpoint 3: signature invalid (a change in positions 0..2)"]
 
     def test_pruning_keeps_the_log_verifiable(self, capsys, monkeypatch):
-        long_ago = timezone.now() - datetime.timedelta(days=400)
         old = events(6)
-        with monkeypatch.context() as patch:
-            patch.setattr("django.utils.timezone.now", lambda: long_ago)
-            audit_seal()
+        seal_long_ago(monkeypatch)
         young = events(3)
         audit_seal()
         call_command("prune_audit", "--older-than-days", "30")
@@ -225,11 +230,8 @@ class TestSealAndVerify:
         assert (pruned.object_ref, pruned.company_id) == ("below:6", 1)
 
     def test_an_event_deleted_above_the_pruning_boundary_is_still_detected(self, monkeypatch):
-        long_ago = timezone.now() - datetime.timedelta(days=400)
         events(2)
-        with monkeypatch.context() as patch:
-            patch.setattr("django.utils.timezone.now", lambda: long_ago)
-            audit_seal()
+        seal_long_ago(monkeypatch)
         young = events(3)
         audit_seal()
         call_command("prune_audit", "--older-than-days", "30")

@@ -9,27 +9,14 @@ from django.utils import timezone
 
 from audit import refusals
 from audit.models import AuditEvent, AuditRefusal
-from tests import factories
-from tests.partners import partner_api
+from tests.partners import partner_api, test_partner_auth
 from tests.partners.partner_api import OUTSIDE_IP, PARTNER_IP
+from tests.partners.test_partner_auth import URL, body
 
 pytestmark = pytest.mark.django_db
 partner_api_settings = partner_api.partner_api_settings
 partner_caller = partner_api.partner_caller
-
-URL = "/partner/v1/access-decisions"
-
-
-@pytest.fixture
-def device(partner_caller):
-    building = factories.building()
-    factories.contract(partner_=partner_caller.partner, company_=building.company, buildings=[building])
-    return factories.device(building_=building, partner_=partner_caller.partner, kind="barrier")
-
-
-def body(device_ref="dev-unknown"):
-    return {"device_ref": device_ref, "credential": {"type": "plate", "token": "A" * 43}, "request_id": "req-1",
-            "observed_at": timezone.now().isoformat()}
+device = test_partner_auth.device
 
 
 def counted() -> dict[tuple[str, str], int]:
