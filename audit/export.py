@@ -292,12 +292,12 @@ def export_stream(*, plan: ExportPlan, fmt: str) -> Iterator[bytes]:
     yield from (_pg_rows if postgres else _orm_rows)(plan, members, fmt, counter)
     filtered = plan.filtered
     entries = []
+    expected = sum(r.end.tree_size - r.first for r in plan.logs)
     if filtered:
         seen = _filtered_positions(plan, members)
-        complete = all(seen[r.key] == r.end.tree_size - r.first for r in plan.logs)
-        complete = complete and counter.rows == sum(len(r.positions) for r in plan.logs)
+        complete = sum(seen.values()) == expected and counter.rows == sum(len(r.positions) for r in plan.logs)
     else:
-        complete = counter.rows == sum(r.end.tree_size - r.first for r in plan.logs)
+        complete = counter.rows == expected
     for r in plan.logs:
         rows = len(r.positions) if filtered else r.end.tree_size - r.first
         entry = {"log": r.log.name, "first": r.first, "rows": rows,
@@ -318,8 +318,8 @@ def export_stream(*, plan: ExportPlan, fmt: str) -> Iterator[bytes]:
         "logs": entries,
         "unsealed": unsealed,
     }
-    if not complete:
-        statement["missing"] = _missing(plan) or {"?": -1}
+    if not complete:  # an event row was deleted behind the service's back: say where, the file must fail
+        statement["missing"] = _missing(plan) or {"(rows)": expected - counter.rows}
     key_id, signature = signing.sign(signing.statement_message(FORMAT, statement))
     trailer = {
         "format": FORMAT,
