@@ -13,9 +13,9 @@ from django.urls import path
 from audit import signing
 from audit.api import CONTENT_TYPES
 from audit.forms import ExportForm, ReconcileForm
-from audit.models import AuditCheckpoint, AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent, AuditRefusal
 from audit.reconcile import audit_reconcile, partner_entries_from_text
-from audit.selectors import checkpoint_latest_verified, event_list, unsealed_count
+from audit.selectors import event_list, seal_latest_verified, unsealed_count
 from audit.services import audit_export_start
 from core.portal.readonly import ReadOnlyAdminMixin
 from core.security.identifiers import user_ref
@@ -37,9 +37,10 @@ class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "occurred_at", "action", "outcome", "actor_kind", "actor_ref", "object_ref",
-                    "partner_id", "company_id", "building_id", "request_id", "http_status", "latency_ms")
+                    "partner_id", "company_id", "building_id", "request_id", "origin_request_id", "http_status",
+                    "latency_ms")
     list_filter = ("action", "outcome", "actor_kind")
-    search_fields = ("=request_id", "=object_ref")
+    search_fields = ("=request_id", "=origin_request_id", "=object_ref")
     date_hierarchy = "occurred_at"
     show_full_result_count = False
     change_list_template = "audit/event_change_list.html"
@@ -109,8 +110,17 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 @admin.register(AuditCheckpoint)
 class AuditCheckpointAdmin(ReadOnlyAdmin):
-    list_display = ("tree_size", "root_hash", "signed_at", "key_id_short", "verified")
+    list_display = ("log", "tree_size", "first_position", "seal_id", "root_hash", "signed_at", "key_id_short",
+                    "verified")
     change_list_template = "audit/checkpoint_change_list.html"
+
+    def get_queryset(self, request):
+        from audit.selectors import logs_for_companies
+        from core.security.tenancy import company_ids_for_user
+
+        companies = company_ids_for_user(request.user)
+        logs = logs_for_companies(None if companies is None else frozenset(companies))
+        return super().get_queryset(request).filter(log__in=logs).select_related("log").defer("leaf_hashes")
 
     @admin.display(description="key id")
     def key_id_short(self, obj):
@@ -119,10 +129,27 @@ class AuditCheckpointAdmin(ReadOnlyAdmin):
     @admin.display(boolean=True, description="verified")
     def verified(self, obj):
         latest = getattr(self, "_latest_verified", None)
-        return bool(latest and obj.tree_size <= latest[0])
+        return bool(latest and obj.seal_id <= latest[0])
 
     def changelist_view(self, request, extra_context=None):
-        self._latest_verified = checkpoint_latest_verified()
+        self._latest_verified = seal_latest_verified()
+        keys = [{"key_id": key_id, "pem": signing.public_key_pem(key)} for key_id, key in signing.keyring().items()]
         extra = {"latest_verified": self._latest_verified, "unsealed": unsealed_count(),
-                 "public_key_pem": signing.public_key_pem(), "key_id": signing.key_id(signing.public_key())}
+                 "public_key_pem": signing.public_key_pem(), "key_id": signing.key_id(signing.public_key()),
+                 "retired_keys": keys[1:]}
         return super().changelist_view(request, {**(extra_context or {}), **extra})
+
+
+@admin.register(AuditRefusal)
+class AuditRefusalAdmin(ReadOnlyAdmin):
+    """Refused partner calls per minute, source and reason (a flood is one row with a count)."""
+
+    list_display = ("minute", "source", "reason", "count", "partner_id", "source_ip", "last_at")
+    list_filter = ("reason",)
+    search_fields = ("=source", "=source_ip")
+    date_hierarchy = "minute"
+
+    def get_queryset(self, request):
+        from audit.selectors import refusals_for_user
+
+        return refusals_for_user(request.user)

@@ -97,19 +97,29 @@ class ExportApi(APIView):
 
 
 class PublicKeyApi(APIView):
-    """`GET /api/v1/audit/public-key`: the Ed25519 key that signs checkpoints (no auth)."""
+    """`GET /api/v1/audit/public-key`: the Ed25519 key that signs checkpoints and exports now, and
+    `keys`: every key that still verifies (the current one first, then retired ones). No auth."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
+
+    class KeySerializer(serializers.Serializer):
+        key_id = serializers.CharField()
+        public_key_pem = serializers.CharField()
+        current = serializers.BooleanField()
 
     @extend_schema_serializer(component_name="AuditPublicKey")
     class OutputSerializer(serializers.Serializer):
         algorithm = serializers.CharField()
         key_id = serializers.CharField()
         public_key_pem = serializers.CharField()
+        keys = serializers.ListField(child=serializers.DictField())
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request):
         key = signing.public_key()
-        data = {"algorithm": "Ed25519", "key_id": signing.key_id(key), "public_key_pem": signing.public_key_pem(key)}
+        keys = [{"key_id": key_id, "public_key_pem": signing.public_key_pem(k), "current": index == 0}
+                for index, (key_id, k) in enumerate(signing.keyring().items())]
+        data = {"algorithm": "Ed25519", "key_id": signing.key_id(key), "public_key_pem": signing.public_key_pem(key),
+                "keys": self.KeySerializer(keys, many=True).data}
         return Response(self.OutputSerializer(data).data)

@@ -62,13 +62,33 @@ class Frontier:
         stack.append(node)
         self.size += 1
 
+    def extend(self, leaves: Sequence[bytes]) -> None:
+        """Append many leaves at once: the same result as `append` for each, level by level
+        (one list comprehension of node hashes per level instead of a Python loop per leaf)."""
+        if not leaves:
+            return
+        size = self.size
+        bits = [level for level in range(size.bit_length()) if size >> level & 1]
+        old = dict(zip(reversed(bits), self.stack, strict=True))  # level -> perfect subtree hash
+        new: dict[int, bytes] = {}
+        nodes = list(leaves)
+        index, level = size, 0  # index (at this level) of nodes[0]
+        sha = _sha256
+        while nodes:
+            if index & 1:  # nodes[0] is a right child: its left sibling waits in the frontier
+                nodes.insert(0, old.pop(level))
+                index -= 1
+            if len(nodes) & 1:
+                new[level] = nodes[-1]
+            nodes = [sha(b"\x01" + nodes[i] + nodes[i + 1]).digest() for i in range(0, len(nodes) - 1, 2)]
+            index >>= 1
+            level += 1
+        old.update(new)
+        self.size = size + len(leaves)
+        self.stack = [old[level] for level in sorted(old, reverse=True)]
+
     def root(self) -> bytes:
-        if not self.stack:
-            return EMPTY_ROOT
-        node = self.stack[-1]
-        for left in reversed(self.stack[:-1]):
-            node = node_hash(left, node)
-        return node
+        return fold(self.stack)
 
     def to_hex(self) -> list[str]:
         return [h.hex() for h in self.stack]
@@ -76,6 +96,16 @@ class Frontier:
     @classmethod
     def from_hex(cls, size: int, stack: Iterable[str]) -> "Frontier":
         return cls(size, [bytes.fromhex(h) for h in stack])
+
+
+def fold(stack: Sequence[bytes]) -> bytes:
+    """The root of a tree given its frontier (perfect subtree hashes, largest first)."""
+    if not stack:
+        return EMPTY_ROOT
+    node = stack[-1]
+    for left in reversed(stack[:-1]):
+        node = node_hash(left, node)
+    return node
 
 
 def root_of_stream(leaves: Iterable[bytes]) -> bytes:
@@ -224,21 +254,34 @@ class PositionRuns:
         return self._rank(hi) - self._rank(lo)
 
 
-def multiproof(size: int, members: PositionRuns, others: Iterator[bytes]) -> Iterator[bytes]:
+def multiproof(size: int, members: PositionRuns, others: Iterator[bytes], prefix: Frontier | None = None
+               ) -> Iterator[bytes]:
     """Yield the multiproof of `members` in the tree of `size`.
 
     `others` yields the leaf hashes of every position NOT in `members`, in position order
     (a database cursor: the proof never needs the members' leaves nor holds the tree).
+    With `prefix` (the frontier of the first `prefix.size` leaves, none of them a member),
+    `others` starts at position `prefix.size`: leaves below it may be gone (retention).
     """
+    start = prefix.size if prefix else 0
+    perfect = _perfect_subtrees(prefix) if prefix else {}
+
+    def subtree(lo: int, hi: int) -> bytes:
+        if (lo, hi) in perfect:
+            return perfect[(lo, hi)]
+        if lo < start:  # straddles the prefix boundary: split along the tree's own shape
+            k = split_point(hi - lo)
+            return node_hash(subtree(lo, lo + k), subtree(lo + k, hi))
+        frontier = Frontier()
+        frontier.extend([next(others) for _ in range(hi - lo)])
+        return frontier.root()
+
     def walk(lo: int, hi: int):
         covered = members.count(lo, hi)
         if covered == hi - lo:
             return
         if covered == 0:
-            frontier = Frontier()
-            for _ in range(hi - lo):
-                frontier.append(next(others))
-            yield frontier.root()
+            yield subtree(lo, hi)
             return
         k = split_point(hi - lo)
         yield from walk(lo, lo + k)
@@ -246,6 +289,17 @@ def multiproof(size: int, members: PositionRuns, others: Iterator[bytes]) -> Ite
 
     if size:
         yield from walk(0, size)
+
+
+def _perfect_subtrees(frontier: Frontier) -> dict[tuple[int, int], bytes]:
+    """(lo, hi) -> hash for each perfect subtree of a frontier, left to right."""
+    out = {}
+    lo = 0
+    levels = [level for level in range(frontier.size.bit_length()) if frontier.size >> level & 1]
+    for level, node in zip(reversed(levels), frontier.stack, strict=True):
+        out[(lo, lo + (1 << level))] = node
+        lo += 1 << level
+    return out
 
 
 def root_from_multiproof(size: int, positions: Sequence[int], leaves: Sequence[bytes], proof: Iterator[bytes]) -> bytes:

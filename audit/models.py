@@ -1,18 +1,25 @@
-"""The audit log: immutable events, the Merkle leaves the sealer assigns, signed checkpoints.
+"""The audit log: immutable events, one Merkle log per management company, signed checkpoints.
 
-Events are never updated or deleted through Django (the manager and the model refuse) and,
-on PostgreSQL, a trigger rejects UPDATE and DELETE on all three tables (migration 0002);
-the only exception is retention pruning of events (`audit.services.audit_prune`), which keeps
-their leaves and every checkpoint so the log still verifies.
+Every event belongs to one log: its management company's (`company:<id>`) or, with no company,
+the platform log. Within a log, positions follow the seals: the events of seal 1 in id order,
+then those of seal 2, and so on (`audit.sealing`); they are implicit, never stored per event.
+Each seal writes, per log it touched, a signed checkpoint holding the leaf hashes it added.
+
+Nothing here is updated or deleted through Django (the manager and the model refuse) and, on
+PostgreSQL, triggers reject UPDATE, DELETE and TRUNCATE (migrations 0002, 0003, 0005); the only
+exception is retention pruning of events (`audit.services.audit_prune`), which keeps every
+checkpoint and its leaf hashes so the logs still verify.
+
+The single log that came before (`Legacy*`, tables audit_leaf, audit_checkpoint, audit_prune)
+is kept as it was, read-only; `AuditLogLink` records how its events moved into the logs.
 """
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.canonical import format_time
-from audit.signing import checkpoint_message
 
 REF_PATTERN = r"^[A-Za-z0-9:._-]{0,64}$"
 REASON_PATTERN = r"^[a-z0-9_.]{0,64}$"
@@ -80,6 +87,9 @@ class AuditEvent(AppendOnlyModel):
     # resident's car or face): their pseudonymous ref, so their own history can find it. An
     # index for that lookup, not part of the sealed leaf (audit.canonical.FIELDS).
     subject_ref = models.CharField(max_length=64, blank=True, default="")
+    # the request that caused this event when it is not the current one (a partner call made
+    # for a resident's request: the resident's request id, while request_id is the partner's)
+    origin_request_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
         db_table = "audit_event"
@@ -100,6 +110,8 @@ class AuditEvent(AppendOnlyModel):
             models.CheckConstraint(condition=Q(device_ref__regex=REF_PATTERN), name="audit_event_device_ref"),
             models.CheckConstraint(condition=Q(subject_ref__regex=REF_PATTERN), name="audit_event_subject_ref"),
             models.CheckConstraint(condition=Q(request_id__regex=REF_PATTERN), name="audit_event_request_id"),
+            models.CheckConstraint(condition=Q(origin_request_id__regex=REF_PATTERN),
+                                   name="audit_event_origin_request_id"),
             models.CheckConstraint(condition=Q(reason__regex=REASON_PATTERN), name="audit_event_reason"),
             models.CheckConstraint(condition=Q(source_ip__regex=IP_PATTERN), name="audit_event_source_ip"),
             models.CheckConstraint(condition=Q(latency_ms__gte=0) | Q(latency_ms__isnull=True),
@@ -110,16 +122,178 @@ class AuditEvent(AppendOnlyModel):
         return f"#{self.pk} {self.action} {self.outcome}"
 
 
-class AuditLeaf(AppendOnlyModel):
-    """Position of an event in the Merkle tree, written by the sealer (events stay untouched).
+class AuditLog(AppendOnlyModel):
+    """One Merkle log: a management company's, or the platform's (events of no company)."""
 
-    `event` has no database constraint: when retention prunes an event, its leaf (and hash)
-    stays, so every checkpoint still recomputes.
+    PLATFORM = "platform"
+
+    name = models.CharField(max_length=40, unique=True)
+    company_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "audit_log"
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(company_id__isnull=True) & Q(name="platform")) | Q(company_id__gte=0),
+                name="audit_log_company_or_platform",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class AuditSeal(AppendOnlyModel):
+    """One run of the sealer: which event ids it took, for every log at once.
+
+    Its members are the events with `low_id < id <= high_id` that existed when it ran - ids in
+    `gaps` (ranges [a, b]) did not (their transaction had not committed, or rolled back) -
+    plus `late`: ids from earlier seals' gaps whose events have since appeared.
     """
+
+    sealed_at = models.DateTimeField(default=timezone.now)
+    low_id = models.BigIntegerField()
+    high_id = models.BigIntegerField()
+    gaps = models.JSONField(default=list, blank=True)
+    late = models.JSONField(default=list, blank=True)
+    events = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "audit_seal"
+        ordering = ["id"]
+        constraints = [models.CheckConstraint(condition=Q(high_id__gte=F("low_id")), name="audit_seal_range")]
+
+    def __str__(self):
+        return f"seal {self.pk} ({self.low_id}, {self.high_id}]"
+
+
+class AuditCheckpoint(AppendOnlyModel):
+    """A signed tree head of one log: its first `tree_size` leaves hash to `root_hash`.
+
+    `leaf_hashes` are the 32-byte leaf hashes this checkpoint added (positions
+    `first_position`..`tree_size - 1`), so proofs and verification never depend on event rows
+    still being there; `frontier` (hex hashes of the right edge) lets the next seal extend the
+    tree without reading old leaves. Both are checked by `verify_audit`, never trusted by an
+    export verifier.
+    """
+
+    log = models.ForeignKey(AuditLog, on_delete=models.PROTECT, related_name="checkpoints")
+    seal = models.ForeignKey(AuditSeal, on_delete=models.PROTECT, related_name="checkpoints")
+    first_position = models.BigIntegerField()
+    tree_size = models.BigIntegerField()
+    root_hash = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+    key_id = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128)
+    frontier = models.JSONField(default=list)
+    leaf_hashes = models.BinaryField()
+
+    class Meta:
+        db_table = "audit_log_checkpoint"
+        ordering = ["log_id", "-tree_size"]
+        constraints = [
+            models.UniqueConstraint(fields=["log", "tree_size"], name="audit_log_checkpoint_log_size"),
+            models.UniqueConstraint(fields=["log", "seal"], name="audit_log_checkpoint_log_seal"),
+            models.CheckConstraint(condition=Q(tree_size__gt=F("first_position")) & Q(first_position__gte=0),
+                                   name="audit_log_checkpoint_range"),
+        ]
+
+    def __str__(self):
+        return f"{self.log_id}: checkpoint {self.tree_size} {self.root_hash[:12]}"
+
+    def as_document(self, log_name: str | None = None) -> dict:
+        """The checkpoint as exported (what the signature covers, see audit.signing)."""
+
+        return {
+            "log": log_name or self.log.name,
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash,
+            "signed_at": format_time(self.signed_at),
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
+
+
+class AuditPrune(AppendOnlyModel):
+    """One retention pruning of one log: its events at positions below `below_position` are gone.
+
+    `below_position` is always the size of one of the log's checkpoints.
+    """
+
+    log = models.ForeignKey(AuditLog, on_delete=models.PROTECT, related_name="prunes")
+    below_position = models.BigIntegerField()
+    cutoff = models.DateTimeField()
+    deleted = models.BigIntegerField()
+    pruned_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "audit_log_prune"
+
+    def __str__(self):
+        return f"{self.log_id}: pruned below {self.below_position}"
+
+
+class AuditLogLink(AppendOnlyModel):
+    """The signed link from the single legacy log to the per-company logs (written once).
+
+    `statement` names the legacy log's last checkpoint (size, root) and, for each log, the
+    checkpoint that holds every event the legacy log had sealed (all of them were sealed by
+    seals up to `seal`); `verify_audit` checks it against both sides.
+    """
+
+    seal = models.ForeignKey(AuditSeal, on_delete=models.PROTECT, related_name="+")
+    statement = models.JSONField()
+    signed_at = models.DateTimeField()
+    key_id = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128)
+
+    class Meta:
+        db_table = "audit_log_link"
+
+    def __str__(self):
+        return f"legacy log linked at seal {self.seal_id}"
+
+
+class AuditRefusal(models.Model):
+    """Partner calls refused before any view ran, counted per minute, source and reason.
+
+    `source` is `partner:<id>` when the certificate named a partner, else `ip:<address>`; a
+    flood adds to `count` (one upsert, see audit.refusals) instead of adding rows. Counters,
+    not evidence: not part of the Merkle logs (the bursts they raise are `security.alert` events).
+    """
+
+    minute = models.DateTimeField()
+    source = models.CharField(max_length=64)
+    reason = models.CharField(max_length=32)
+    partner_id = models.BigIntegerField(null=True, blank=True)
+    source_ip = models.CharField(max_length=45, blank=True)
+    count = models.BigIntegerField(default=0)
+    last_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_refusal"
+        ordering = ["-minute"]
+        constraints = [
+            models.UniqueConstraint(fields=["minute", "source", "reason"], name="audit_refusal_key"),
+            models.CheckConstraint(condition=Q(reason__regex=REASON_PATTERN), name="audit_refusal_reason"),
+            models.CheckConstraint(condition=Q(source_ip__regex=IP_PATTERN), name="audit_refusal_source_ip"),
+        ]
+
+    def __str__(self):
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.source} {self.reason} x{self.count}"
+
+
+# --- the single log before per-company logs (read-only history) -------------------------------
+
+
+class LegacyLeaf(AppendOnlyModel):
+    """Position of an event in the single legacy Merkle tree (v1 leaves)."""
 
     position = models.BigIntegerField(primary_key=True)
     event = models.OneToOneField(
-        AuditEvent, on_delete=models.DO_NOTHING, db_constraint=False, related_name="leaf"
+        AuditEvent, on_delete=models.DO_NOTHING, db_constraint=False, related_name="legacy_leaf"
     )
     leaf_hash = models.BinaryField(max_length=32)
 
@@ -128,15 +302,11 @@ class AuditLeaf(AppendOnlyModel):
         constraints = [models.CheckConstraint(condition=Q(position__gte=0), name="audit_leaf_position")]
 
     def __str__(self):
-        return f"leaf {self.position} (event {self.event_id})"
+        return f"legacy leaf {self.position} (event {self.event_id})"
 
 
-class AuditCheckpoint(AppendOnlyModel):
-    """A signed tree head: the first `tree_size` leaves hash to `root_hash`.
-
-    `frontier` (hex hashes of the right edge) lets the next seal extend the tree without
-    reading old leaves; it is checked by `verify_audit`, never trusted by an export verifier.
-    """
+class LegacyCheckpoint(AppendOnlyModel):
+    """A signed tree head of the legacy log (v1 message, no log name)."""
 
     tree_size = models.BigIntegerField(unique=True)
     root_hash = models.CharField(max_length=64)
@@ -151,22 +321,11 @@ class AuditCheckpoint(AppendOnlyModel):
         constraints = [models.CheckConstraint(condition=Q(tree_size__gt=0), name="audit_checkpoint_size")]
 
     def __str__(self):
-        return f"checkpoint {self.tree_size} {self.root_hash[:12]}"
-
-    def as_document(self) -> dict:
-        """The checkpoint as exported (what the signature covers, see audit.signing)."""
-        return {
-            "tree_size": self.tree_size,
-            "root_hash": self.root_hash,
-            "signed_at": format_time(self.signed_at),
-            "key_id": self.key_id,
-            "signature": self.signature,
-            "signed_message": checkpoint_message(self.tree_size, self.root_hash, self.signed_at).decode(),
-        }
+        return f"legacy checkpoint {self.tree_size} {self.root_hash[:12]}"
 
 
-class AuditPrune(AppendOnlyModel):
-    """One retention pruning: events at positions below `below_position` may be gone."""
+class LegacyPrune(AppendOnlyModel):
+    """A retention pruning of the legacy log."""
 
     below_position = models.BigIntegerField()
     cutoff = models.DateTimeField()
@@ -177,4 +336,4 @@ class AuditPrune(AppendOnlyModel):
         db_table = "audit_prune"
 
     def __str__(self):
-        return f"pruned below {self.below_position}"
+        return f"legacy pruned below {self.below_position}"

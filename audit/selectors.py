@@ -1,18 +1,16 @@
 """Reads of the audit app, scoped to the caller where a caller is involved."""
 
 import datetime
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db import connection
 from django.db.models import Q, QuerySet
 
 from audit.actions import Action, Outcome
-from audit.canonical import FIELDS, sql_columns, strings_from_values
-from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditPrune
+from audit.models import AuditCheckpoint, AuditEvent, AuditLog, AuditPrune, AuditSeal
 from core.security.tenancy import company_ids_for_user
 
-_CHUNK = 5000
+ROW_FILTERS = (("building_id", "building_id"), ("partner_id", "partner_id"), ("action", "action"),
+               ("outcome", "outcome"))
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,18 @@ class EventFilter:
     def is_everything(self) -> bool:
         return self == EventFilter(company_ids=None)
 
+    def row_criteria(self) -> dict[str, object]:
+        """The criteria on single rows (not company, not time): column -> value."""
+        values = {column: getattr(self, attr) for attr, column in ROW_FILTERS}
+        return {column: value for column, value in values.items() if value not in (None, "")}
+
+    def row_q(self) -> Q:
+        return Q(**self.row_criteria())
+
+    def is_filtered(self) -> bool:
+        """True when the export is a filtered subset of its logs (building, partner, action, outcome)."""
+        return bool(self.row_criteria())
+
     def describe(self) -> dict:
         return {
             "companies": None if self.company_ids is None else sorted(self.company_ids),
@@ -71,61 +81,72 @@ def event_list(*, user) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(event_filter_for_user(user).q())
 
 
-def checkpoint_latest() -> AuditCheckpoint | None:
-    return AuditCheckpoint.objects.order_by("-tree_size").first()
+def seal_latest() -> AuditSeal | None:
+    return AuditSeal.objects.order_by("-pk").first()
 
 
-def checkpoint_latest_verified() -> tuple[int, datetime.datetime] | None:
-    """(tree size, when) of the last successful `verify_audit`, from its audit event."""
+def seal_latest_verified() -> tuple[int, datetime.datetime] | None:
+    """(seal id, when) of the last successful `verify_audit`, from its audit event."""
     event = (
         AuditEvent.objects.filter(action=Action.AUDIT_VERIFIED, outcome=Outcome.SUCCESS)
         .order_by("-id")
         .only("object_ref", "occurred_at")
         .first()
     )
-    if event is None or not event.object_ref.startswith("size:"):
+    if event is None or not event.object_ref.startswith("seal:"):
         return None
     return int(event.object_ref.split(":", 1)[1]), event.occurred_at
 
 
-def prune_boundary() -> int:
-    """Positions below this may have lost their event rows to retention pruning."""
-    prune = AuditPrune.objects.order_by("-below_position").first()
+def logs_for_companies(company_ids: frozenset[int] | None) -> QuerySet[AuditLog]:
+    """The logs of these companies (None: every log, the platform's included)."""
+    logs = AuditLog.objects.order_by("id")
+    return logs if company_ids is None else logs.filter(company_id__in=sorted(company_ids))
+
+
+def checkpoint_at_seal(*, log_id: int, seal_id: int) -> AuditCheckpoint | None:
+    """The log's latest checkpoint made by seal `seal_id` or before (without its leaf hashes)."""
+    if not seal_id:
+        return None
+    return (AuditCheckpoint.objects.filter(log_id=log_id, seal_id__lte=seal_id).order_by("-tree_size")
+            .defer("leaf_hashes").first())
+
+
+def checkpoint_of_size(*, log_id: int, tree_size: int) -> AuditCheckpoint | None:
+    return AuditCheckpoint.objects.filter(log_id=log_id, tree_size=tree_size).defer("leaf_hashes").first()
+
+
+def prune_boundary(log_id: int) -> int:
+    """The log's positions below this may have lost their event rows to retention pruning."""
+    prune = AuditPrune.objects.filter(log_id=log_id).order_by("-below_position").first()
     return prune.below_position if prune else 0
 
 
-# S608 noqa below: the SQL is built from constant column expressions (and a Django-compiled
-# filter); every value travels as a parameter.
-def leaf_rows() -> Iterator[tuple[int, bytes, tuple[str, ...] | None]]:
-    """Every leaf in position order: (position, stored leaf hash, canonical strings or None if pruned)."""
-    if connection.vendor == "postgresql":
-        sql = (
-            f"SELECT l.position, l.leaf_hash, e.id IS NOT NULL, {sql_columns('e')} "  # noqa: S608
-            "FROM audit_leaf l LEFT JOIN audit_event e ON e.id = l.event_id ORDER BY l.position"
-        )
-        with connection.chunked_cursor() as cursor:
-            cursor.execute(sql)
-            while rows := cursor.fetchmany(_CHUNK):
-                for row in rows:
-                    yield row[0], bytes(row[1]), (row[3:] if row[2] else None)
-        return
-    leaves = AuditLeaf.objects.order_by("position").values_list("position", "leaf_hash", "event_id")
-    batch: list = []
-    for row in leaves.iterator(chunk_size=_CHUNK):
-        batch.append(row)
-        if len(batch) >= _CHUNK:
-            yield from _with_events(batch)
-            batch = []
-    yield from _with_events(batch)
-
-
-def _with_events(batch):
-    ids = [event_id for _, _, event_id in batch]
-    events = {values[0]: values for values in AuditEvent.objects.filter(id__in=ids).values_list(*FIELDS)}
-    for position, leaf, event_id in batch:
-        values = events.get(event_id)
-        yield position, bytes(leaf), (strings_from_values(values) if values else None)
+def leaf_hashes(*, log_id: int, after: int, upto: int):
+    """The stored leaf hashes of positions after..upto-1 of a log, in order."""
+    rows = (AuditCheckpoint.objects.filter(log_id=log_id, tree_size__gt=after, first_position__lt=upto)
+            .order_by("tree_size").values_list("first_position", "leaf_hashes"))
+    for first, blob in rows.iterator(chunk_size=20):
+        blob = bytes(blob)
+        for position in range(max(first, after), min(first + len(blob) // 32, upto)):
+            offset = 32 * (position - first)
+            yield blob[offset:offset + 32]
 
 
 def unsealed_count() -> int:
-    return AuditEvent.objects.filter(leaf__isnull=True).count()
+    from audit.membership import existing_ids_in, open_gaps
+
+    last = seal_latest()
+    above = AuditEvent.objects.filter(id__gt=last.high_id if last else 0).count()
+    ranges, late = open_gaps(since=None)
+    return above + len(set(existing_ids_in(ranges)) - late)
+
+
+def refusals_for_user(user):
+    """Refused partner calls: partners serve every company, so only staff who see every company
+    (security, superusers) see them."""
+    from audit.models import AuditRefusal
+
+    if company_ids_for_user(user) is None:
+        return AuditRefusal.objects.all()
+    return AuditRefusal.objects.none()

@@ -1,7 +1,8 @@
 """Writes of the audit app. `record` is the only way any app writes an audit event.
 
 Sealing lives in `audit.sealing`, verification in `audit.verification`, reconciliation in
-`audit.reconcile`; retention pruning is `audit_prune` below.
+`audit.reconcile`, refused partner traffic in `audit.refusals`; retention pruning is
+`audit_prune` below.
 """
 
 import datetime
@@ -13,14 +14,12 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.canonical import LATENCY_QUANTUM
-from audit.export import export_stream
-from audit.models import REASON_PATTERN, REF_PATTERN, AuditCheckpoint, AuditEvent, AuditLeaf, AuditPrune
-from audit.sealing import audit_seal
-from audit.selectors import checkpoint_latest, event_filter_for_user
+from audit.models import REASON_PATTERN, REF_PATTERN, AuditCheckpoint, AuditEvent, AuditLog, AuditPrune
 from core.http.request_context import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -134,17 +133,20 @@ def record(
     latency_ms: float | None = None,
     http_status: int | None = None,
     subject_ref: str = "",
+    origin_request_id: str = "",
 ) -> AuditEvent:
     """Append one audit event, inside the caller's transaction (it rolls back with it).
 
     `subject_ref`: the pseudonymous ref of the person the event is about when they are not the
     actor (kept for their own history; not part of the sealed leaf).
-    Checks: action/outcome/actor_kind from the fixed vocabulary; refs (`actor_ref`,
-    `object_ref`, `device_ref`, `request_id`, `subject_ref`) match `[A-Za-z0-9:._-]{0,64}`; `reason` and
+    Checks: action/outcome/actor_kind from the fixed vocabulary; refs (`actor_ref`, `object_ref`,
+    `device_ref`, `request_id`, `origin_request_id`, `subject_ref`) match `[A-Za-z0-9:._-]{0,64}`; `reason` and
     `object_type` are codes `[a-z0-9_.]{0,64}`; ids are non-negative integers; `source_ip`
     parses as an IP; `latency_ms` is finite and >= 0 (kept to the microsecond);
     `http_status` is 100..599. Anything else raises ValueError, so free text (names, phones,
     plates) cannot get in. `request_id=None` takes the current request's id ("" outside one).
+    `origin_request_id` names the request that caused this event when `request_id` is another
+    one (a partner call: the partner's request id, caused by a resident's request).
     """
     if request_id is None:
         request_id = current_request_id()
@@ -168,6 +170,7 @@ def record(
         latency_ms=_latency(latency_ms),
         http_status=_status(http_status),
         subject_ref=_ref(subject_ref, "subject_ref"),
+        origin_request_id=_ref(origin_request_id, "origin_request_id"),
     ))
 
 
@@ -188,72 +191,86 @@ def audit_export_start(
 
     The caller has checked the compliance-officer role. Seals waiting events first (one
     batch, unless another sealer is busy) so the export is as fully proven as possible, then
-    records `audit.exported` (object: the covering checkpoint size, reason: the format).
+    records `audit.exported` (object: the last seal it covers, reason: the format).
     """
+    from audit.export import export_plan, export_stream
+    from audit.sealing import audit_seal
+    from audit.selectors import event_filter_for_user
+
     if seal_first:
         audit_seal()
     event_filter = event_filter_for_user(
         user, since=since, until=until, building_id=building_id, partner_id=partner_id,
         action=action, outcome=outcome,
     )
-    checkpoint = checkpoint_latest()
-    size = checkpoint.tree_size if checkpoint else 0
+    plan = export_plan(event_filter)
     record(
         action=Action.AUDIT_EXPORTED,
         outcome=Outcome.SUCCESS,
         actor_kind=ActorKind.STAFF,
         actor_ref=actor_ref,
-        object_type="audit_checkpoint",
-        object_ref=f"size:{size}",
+        object_type="audit_seal",
+        object_ref=f"seal:{plan.through_seal}",
         partner_id=partner_id,
         building_id=building_id,
         reason=f"format.{fmt}",
     )
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    return export_stream(event_filter=event_filter, fmt=fmt, checkpoint=checkpoint), f"audit-{stamp}.{fmt}"
+    return export_stream(plan=plan, fmt=fmt), f"audit-{stamp}.{fmt}"
 
 
-def audit_prune(*, older_than: datetime.datetime, actor_ref: str = "") -> AuditPrune | None:
-    """Delete events sealed under a checkpoint and older than `older_than`; keep their leaves.
+def audit_prune(*, older_than: datetime.datetime, actor_ref: str = "") -> list[AuditPrune]:
+    """Delete, log by log, the events of whole checkpoints older than `older_than`; keep every
+    checkpoint with its leaf hashes.
 
-    Only a prefix of the tree is pruned: positions below the first leaf that is either newer
-    than `older_than` or not covered by the latest checkpoint. Leaves (with their hashes) and
-    checkpoints stay, so `verify_audit` and every old export still verify; `verify_audit`
-    accepts a missing event only below the recorded `AuditPrune.below_position`.
-    Records `audit.pruned` with the number of events and the position boundary.
-    On PostgreSQL the append-only trigger lets this one transaction through (`audit.allow_prune`).
-    Returns None when nothing was old enough.
+    In each log only a prefix goes: the events of its checkpoints up to the last one signed
+    before `older_than` (so the boundary is always a checkpoint size and every export range
+    starts at a signed checkpoint). `verify_audit` then accepts missing events below the
+    recorded `AuditPrune.below_position` and nowhere else; old exports still verify. Records
+    `audit.pruned` per log with the number of events and the boundary. On PostgreSQL the
+    append-only trigger lets this one transaction through (`audit.allow_prune`). Returns the
+    prunes made (none when nothing was old enough).
     """
+    from audit.membership import membership
+    from audit.selectors import prune_boundary
+
+    made = []
     with transaction.atomic():
-        latest = AuditCheckpoint.objects.order_by("-tree_size").first()
-        if latest is None:
-            return None
-        first_young = (
-            AuditLeaf.objects.filter(position__lt=latest.tree_size, event__occurred_at__gte=older_than)
-            .order_by("position")
-            .values_list("position", flat=True)
-            .first()
-        )
-        below = latest.tree_size if first_young is None else first_young
-        if below == 0:
-            return None
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("SET LOCAL audit.allow_prune = 'on'")
-            cursor.execute(
-                "DELETE FROM audit_event WHERE id IN (SELECT event_id FROM audit_leaf WHERE position < %s)",
-                [below],
+        for log in AuditLog.objects.order_by("id"):
+            cut = (AuditCheckpoint.objects.filter(log=log, signed_at__lt=older_than).order_by("-tree_size")
+                   .only("tree_size", "seal_id").first())
+            if cut is None or cut.tree_size <= prune_boundary(log.pk):
+                continue
+            plan = membership(after_seal=0, through_seal=cut.seal_id)
+            company = Q(company_id__isnull=True) if log.company_id is None else Q(company_id=log.company_id)
+            ids = []
+            for segment in plan.segments:
+                ids.extend(AuditEvent.objects.filter(plan.q(segment) & company).values_list("id", flat=True))
+            deleted = _delete_events(ids)
+            made.append(AuditPrune.objects.create(log=log, below_position=cut.tree_size, cutoff=older_than,
+                                                  deleted=deleted))
+            record(
+                action=Action.AUDIT_PRUNED,
+                outcome=Outcome.SUCCESS,
+                actor_kind=ActorKind.STAFF if actor_ref else ActorKind.SYSTEM,
+                actor_ref=actor_ref,
+                company_id=log.company_id,
+                object_type="audit_prune",
+                object_ref=f"below:{cut.tree_size}",
+                reason="retention",
             )
-            deleted = cursor.rowcount
-        prune = AuditPrune.objects.create(below_position=below, cutoff=older_than, deleted=deleted)
-        record(
-            action=Action.AUDIT_PRUNED,
-            outcome=Outcome.SUCCESS,
-            actor_kind=ActorKind.STAFF if actor_ref else ActorKind.SYSTEM,
-            actor_ref=actor_ref,
-            object_type="audit_prune",
-            object_ref=f"below:{below}",
-            reason="retention",
-        )
-    logger.info("audit log pruned", extra={"below_position": below, "deleted": deleted})
-    return prune
+            logger.info("audit log pruned", extra={"log": log.name, "below_position": cut.tree_size,
+                                                   "deleted": deleted})
+    return made
+
+
+def _delete_events(ids: list[int]) -> int:
+    deleted = 0
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL audit.allow_prune = 'on'")
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start:start + 5000]
+            cursor.execute(f"DELETE FROM audit_event WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)  # noqa: S608
+            deleted += cursor.rowcount
+    return deleted

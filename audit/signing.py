@@ -1,8 +1,14 @@
-"""The service's Ed25519 audit key: signs checkpoints, published for offline verification.
+"""The service's Ed25519 audit key and the keyring that verifies what older keys signed.
 
-The signed message is plain text, so any Ed25519 tool can check it:
-`smarthome-audit-checkpoint/v1\n<tree_size>\n<root hash hex>\n<signed_at>\n`.
-Key id = SHA-256 hex of the raw 32-byte public key.
+Signed messages are plain text, so any Ed25519 tool can check them:
+- a checkpoint of one log: `smarthome-audit-checkpoint/v2\n<log>\n<tree_size>\n<root hex>\n<signed_at>\n`
+  (the single log before per-company logs signed `.../v1\n<tree_size>\n<root>\n<signed_at>\n`);
+- an export's statement and the legacy-log link: a prefix line, then canonical JSON (sorted
+  keys, no spaces, ASCII), see `statement_message`.
+Key id = SHA-256 hex of the raw 32-byte public key; every signature is stored with it.
+
+Rotation: put the new key in AUDIT_SIGNING_KEY and the old *public* key in AUDIT_VERIFY_KEYS;
+everything the old key signed keeps verifying (`keyring`), and new checkpoints use the new key.
 """
 
 import base64
@@ -10,6 +16,8 @@ import binascii
 import datetime
 import functools
 import hashlib
+import json
+import re
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -22,13 +30,31 @@ from audit import conf
 from audit.canonical import format_time
 from core.crypto.signing import dev_key_text
 
-MESSAGE_PREFIX = "smarthome-audit-checkpoint/v1"
+MESSAGE_PREFIX = "smarthome-audit-checkpoint/v2"
+LEGACY_MESSAGE_PREFIX = "smarthome-audit-checkpoint/v1"
 DEV_KEY_FILE = "audit-ed25519.pem"
+_PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.S)
 
 
-def checkpoint_message(tree_size: int, root_hash: str, signed_at: datetime.datetime | str) -> bytes:
-    when = signed_at if isinstance(signed_at, str) else format_time(signed_at)
-    return f"{MESSAGE_PREFIX}\n{tree_size}\n{root_hash}\n{when}\n".encode("ascii")
+def _when(signed_at: datetime.datetime | str) -> str:
+    return signed_at if isinstance(signed_at, str) else format_time(signed_at)
+
+
+def checkpoint_message(log: str, tree_size: int, root_hash: str, signed_at: datetime.datetime | str) -> bytes:
+    return f"{MESSAGE_PREFIX}\n{log}\n{tree_size}\n{root_hash}\n{_when(signed_at)}\n".encode("ascii")
+
+
+def legacy_checkpoint_message(tree_size: int, root_hash: str, signed_at: datetime.datetime | str) -> bytes:
+    return f"{LEGACY_MESSAGE_PREFIX}\n{tree_size}\n{root_hash}\n{_when(signed_at)}\n".encode("ascii")
+
+
+def canonical_json(document) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def statement_message(prefix: str, document: dict) -> bytes:
+    """`<prefix>\n<canonical JSON>`: what an export statement or the legacy link signs."""
+    return prefix.encode("ascii") + b"\n" + canonical_json(document)
 
 
 def parse_private_key(text: str) -> Ed25519PrivateKey:
@@ -48,6 +74,22 @@ def parse_private_key(text: str) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
+def parse_public_keys(text: str) -> list[Ed25519PublicKey]:
+    """PEM blocks and/or base64 raw 32-byte public keys (separated by commas, spaces or newlines)."""
+    keys = [load_public_key_pem(block) for block in _PEM_BLOCK.findall(text)]
+    for item in re.split(r"[\s,]+", _PEM_BLOCK.sub(" ", text).strip()):
+        if not item:
+            continue
+        try:
+            raw = base64.b64decode(item, validate=True)
+        except binascii.Error as exc:
+            raise ImproperlyConfigured("AUDIT_VERIFY_KEYS holds something that is neither PEM nor base64") from exc
+        if len(raw) != 32:
+            raise ImproperlyConfigured("AUDIT_VERIFY_KEYS: a raw Ed25519 public key has 32 bytes")
+        keys.append(Ed25519PublicKey.from_public_bytes(raw))
+    return keys
+
+
 def _dev_key() -> Ed25519PrivateKey:
     return parse_private_key(dev_key_text(Path(getattr(settings, "VAR_DIR", ".")) / DEV_KEY_FILE))
 
@@ -58,6 +100,8 @@ def _key_for(text: str) -> Ed25519PrivateKey:
 
 
 def private_key() -> Ed25519PrivateKey:
+    """The current signing key. Outside production an empty AUDIT_SIGNING_KEY means a generated
+    development key; in production (settings.PRODUCTION, never guessed) it is an error."""
     text = conf.signing_key_text()
     if not text and conf.is_production():
         raise ImproperlyConfigured("production requires AUDIT_SIGNING_KEY")
@@ -66,6 +110,20 @@ def private_key() -> Ed25519PrivateKey:
 
 def public_key() -> Ed25519PublicKey:
     return private_key().public_key()
+
+
+def keyring() -> dict[str, Ed25519PublicKey]:
+    """key id -> public key: the current key first, then AUDIT_VERIFY_KEYS (retired keys)."""
+    current = public_key()
+    ring = {key_id(current): current}
+    for key in _verify_keys(conf.verify_keys_text()):
+        ring.setdefault(key_id(key), key)
+    return ring
+
+
+@functools.cache
+def _verify_keys(text: str) -> tuple[Ed25519PublicKey, ...]:
+    return tuple(parse_public_keys(text))
 
 
 def raw_public_bytes(key: Ed25519PublicKey) -> bytes:
@@ -101,3 +159,13 @@ def verify(message: bytes, signature_b64: str, key: Ed25519PublicKey | None = No
     except (InvalidSignature, binascii.Error, ValueError):
         return False
     return True
+
+
+def verify_with(ring: dict[str, Ed25519PublicKey], signed_key_id: str, message: bytes, signature_b64: str) -> str:
+    """"" when `signature_b64` is good under the keyring's key `signed_key_id`, else the problem."""
+    key = ring.get(signed_key_id or "")
+    if key is None:
+        return f"signed by unknown key {str(signed_key_id)[:16]}"
+    if not verify(message, signature_b64, key):
+        return "signature invalid"
+    return ""

@@ -6,7 +6,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from audit.reconcile import FetcherNotConfigured, audit_reconcile, partner_entries_from_dicts, partner_log_fetcher
+from audit.reconcile import FetcherNotConfigured, audit_reconcile, iter_partner_entries, partner_log_fetcher
 from audit.sealing import audit_seal_pending
 from audit.verification import audit_verify
 
@@ -39,7 +39,7 @@ def reconcile_partners(days: int = 1) -> dict:
     since = until - datetime.timedelta(days=days)
     results = {}
     for partner_id in fetcher.partners():
-        entries = partner_entries_from_dicts(fetcher.fetch(partner_id=partner_id, url=None, since=since, until=until))
+        entries = iter_partner_entries(fetcher.fetch(partner_id=partner_id, url=None, since=since, until=until))
         report = audit_reconcile(partner_entries=entries, partner_id=partner_id, since=since, until=until)
         results[partner_id] = report.summary()
         if not report.clean:

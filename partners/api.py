@@ -6,9 +6,8 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.permissions import scope_required
 from core.http.client_ip import client_ip
-from partners.authentication import IsPartner, PartnerAuthentication
+from partners.authentication import IsPartner, PartnerAuthentication, partner_scope_required
 from partners.webhooks import EventRefused, WebhookMalformed, WebhookRejected, inbound_webhook_receive
 
 
@@ -36,7 +35,7 @@ class EventNotYours(exceptions.APIException):
 
 class PartnerEventApi(APIView):
     authentication_classes = [PartnerAuthentication]
-    permission_classes = [IsPartner, scope_required("events:write")]
+    permission_classes = [IsPartner, partner_scope_required("events:write")]
 
     class OutputSerializer(serializers.Serializer):
         class Meta:

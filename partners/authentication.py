@@ -11,7 +11,8 @@ A partner call is accepted only when, in this order:
    recorded by `token_issued` when /o/token/ was called through the mTLS listener) - else 401;
 6. the partner is active and not suspended - else 403.
 
-Scopes are checked by the views (core.api.permissions.scope_required).
+Scopes are checked by the views (`partner_scope_required`). Every refusal above, and a missing
+scope, is counted (audit.refusals: one row per minute, source and reason, however many calls).
 """
 
 import hashlib
@@ -26,6 +27,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
+from audit.refusals import RefusalReason, refusal_count
+from core.api.permissions import MissingScope, scope_required
 from core.auth.oauth_scopes import PARTNER_SCOPES
 from core.cache.shared import OUTAGE_ERRORS, shared_cache_unavailable
 from core.cache.versioned import VersionedCache
@@ -148,33 +151,46 @@ def _bearer(request) -> str | None:
     return value.strip()
 
 
+def _refused(request, reason: RefusalReason, error: Exception, partner_id: int | None = None) -> Exception:
+    refusal_count(reason=reason, partner_id=partner_id, source_ip=client_ip(request._request))
+    return error
+
+
 class PartnerAuthentication(BaseAuthentication):
     """DRF authentication of the partner API (see the module docstring for the checks)."""
 
     def authenticate(self, request):
         certificate = getattr(request._request, "client_certificate", None)
         if certificate is None:
-            raise PartnerNotAuthenticated("A verified client certificate is required.")
+            raise _refused(request, RefusalReason.NO_CERTIFICATE,
+                           PartnerNotAuthenticated("A verified client certificate is required."))
         entry = _cert_entry(certificate.fingerprint_sha256)
         if entry is None:
-            raise PartnerNotAuthenticated("The client certificate is not registered for any partner.")
+            raise _refused(request, RefusalReason.UNKNOWN_CERTIFICATE,
+                           PartnerNotAuthenticated("The client certificate is not registered for any partner."))
+        partner_id = entry["partner_id"]
         if not address_in(client_ip(request._request), entry["cidrs"]):
-            raise IpNotAllowed()
+            raise _refused(request, RefusalReason.IP_NOT_ALLOWED, IpNotAllowed(), partner_id)
         raw = _bearer(request._request)
         if raw is None:
-            raise PartnerNotAuthenticated("A bearer token is required.")
+            raise _refused(request, RefusalReason.NO_TOKEN, PartnerNotAuthenticated("A bearer token is required."),
+                           partner_id)
         token = _token(hashlib.sha256(raw.encode()).hexdigest())
         if token is None or token.is_expired() or token.application is None:
-            raise PartnerNotAuthenticated("The token is invalid or expired.")
+            raise _refused(request, RefusalReason.INVALID_TOKEN,
+                           PartnerNotAuthenticated("The token is invalid or expired."), partner_id)
         binding = getattr(token.application, "partner_binding", None)
-        if binding is None or binding.partner_id != entry["partner_id"]:
-            raise PartnerNotAuthenticated("The token does not belong to this certificate's partner.")
+        if binding is None or binding.partner_id != partner_id:
+            raise _refused(request, RefusalReason.TOKEN_OF_ANOTHER_PARTNER,
+                           PartnerNotAuthenticated("The token does not belong to this certificate's partner."),
+                           partner_id)
         cert_binding = getattr(token, "partner_cert_binding", None)
         if cert_binding is None or cert_binding.x5t_s256 != certificate.x5t_s256:
-            raise PartnerNotAuthenticated("The token is not bound to this client certificate.")
+            raise _refused(request, RefusalReason.TOKEN_NOT_BOUND,
+                           PartnerNotAuthenticated("The token is not bound to this client certificate."), partner_id)
         partner = binding.partner
         if not partner.is_usable:
-            raise PartnerSuspended()
+            raise _refused(request, RefusalReason.PARTNER_SUSPENDED, PartnerSuspended(), partner_id)
         request._request.partner = partner
         return PartnerPrincipal(partner=partner), token
 
@@ -197,6 +213,23 @@ class PartnerAuthenticationScheme(OpenApiAuthenticationExtension):
 class IsPartner(BasePermission):
     def has_permission(self, request, view):
         return isinstance(request.user, PartnerPrincipal)
+
+
+def partner_scope_required(*scopes: str) -> type[BasePermission]:
+    """`core.api.permissions.scope_required` for the partner API: a missing scope is also counted
+    as a refused call (audit.refusals)."""
+    base = scope_required(*scopes)
+
+    class HasPartnerScopes(base):
+        def has_permission(self, request, view):
+            try:
+                return super().has_permission(request, view)
+            except MissingScope as missing:
+                partner = getattr(request.user, "partner", None)
+                raise _refused(request, RefusalReason.MISSING_SCOPE, missing, partner.pk if partner else None) from None
+
+    HasPartnerScopes.__name__ = base.__name__
+    return HasPartnerScopes
 
 
 def partner_scopes(application) -> list[str]:

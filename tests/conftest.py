@@ -56,10 +56,12 @@ def _fresh_cache():
     from one test to the next (a rolled-back test leaves the data version where it was)."""
     from django.core.cache import cache
 
+    from audit import refusals
     from core.cache.versioned import clear_all
 
     cache.clear()
     clear_all()
+    refusals._pending.clear()  # counts buffered by a previous test's refused partner calls
 
 
 @pytest.fixture(autouse=True)

@@ -13,10 +13,9 @@ from access.anomalies import decision_rate_exceeded
 from access.errors import DecisionRateExceeded, DeviceNotFound
 from access.reasons import Reason
 from access.services.decisions import CREDENTIAL_TYPES, access_decide
-from core.api.permissions import scope_required
 from core.api.serializers import FieldsBuiltOnceSerializer
 from core.http.client_ip import client_ip
-from partners.authentication import IsPartner, PartnerAuthentication
+from partners.authentication import IsPartner, PartnerAuthentication, partner_scope_required
 
 _REF = r"^[A-Za-z0-9:._-]{1,64}$"
 
@@ -28,7 +27,7 @@ class UnknownDevice(exceptions.NotFound):
 
 class AccessDecisionApi(APIView):
     authentication_classes = [PartnerAuthentication]
-    permission_classes = [IsPartner, scope_required("access:decide")]
+    permission_classes = [IsPartner, partner_scope_required("access:decide")]
 
     class InputSerializer(FieldsBuiltOnceSerializer):  # the hot path: fields are stateless validators
         class CredentialSerializer(FieldsBuiltOnceSerializer):

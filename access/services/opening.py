@@ -133,7 +133,7 @@ def device_open(*, user, resident: Resident, device: Device, idempotency_key: st
         result = open_device(
             partner_connection_for(device.partner), device_ref=device.partner_device_ref, subject=subject,
             request_id=request.partner_request_id, company_id=device.building.company_id,
-            building_id=device.building_id,
+            building_id=device.building_id, actor_ref=user_ref(user),
         ).result
         reason = result
     except PartnerUnavailable as exc:

@@ -9,6 +9,7 @@ from access.models import Device, Resident
 from access.services.opening import _audit, device_authorise, resident_subject
 from audit.actions import Action, Outcome
 from core.http.request_context import current_request_id
+from core.security.identifiers import user_ref
 from partners.client import (
     PartnerRejected,
     PartnerUnavailable,
@@ -37,7 +38,7 @@ def video_session_create(*, user, resident: Resident, device: Device, sdp_offer:
         session = create_webrtc_session(
             partner_connection_for(device.partner), device_ref=device.partner_device_ref, subject=subject,
             request_id=request_id, sdp_offer=sdp_offer, company_id=device.building.company_id,
-            building_id=device.building_id,
+            building_id=device.building_id, actor_ref=user_ref(user),
         )
     except PartnerUnavailable as exc:
         _audit(Action.RESIDENT_VIDEO, user=user, device=device, outcome=Outcome.UNAVAILABLE,

@@ -30,6 +30,7 @@ import requests
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
+from core.http.request_context import current_request_id
 from partners.client import metrics, tokens
 from partners.client.breaker import failure_retry_after_s, guarded
 from partners.client.connection import PartnerConnection, session_for
@@ -67,13 +68,21 @@ class Exchange:
 
 @dataclass
 class AuditContext:
-    """Who/what the call is about, for its audit event (pseudonymous refs and ids only)."""
+    """Who/what the call is about, for its audit event (pseudonymous refs and ids only).
+
+    `actor_ref` names whoever caused the call (a resident's pseudonymous ref; empty: the system)
+    and `origin_request_id` the request that caused it (default: the request being served, if
+    any) - so the partner-call event alone answers "who caused this call".
+    """
 
     device_ref: str = ""
     object_type: str = ""
     object_ref: str = ""
     company_id: int | None = None
     building_id: int | None = None
+    actor_kind: ActorKind = ActorKind.SYSTEM
+    actor_ref: str = ""
+    origin_request_id: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -333,10 +342,16 @@ def _outcome(error: PartnerError) -> Outcome:
 
 
 def _audit(conn, spec, context: AuditContext, outcome, reason, request_id, latency_ms, http_status) -> None:
+    origin = context.origin_request_id
+    if origin is None:
+        origin = current_request_id()
+        origin = "" if origin == "-" else origin
     record(
         action=spec.action,
         outcome=outcome,
-        actor_kind=ActorKind.SYSTEM,
+        actor_kind=context.actor_kind if context.actor_ref else ActorKind.SYSTEM,
+        actor_ref=context.actor_ref,
+        origin_request_id=origin,
         object_type=context.object_type,
         object_ref=context.object_ref,
         partner_id=conn.partner_id,

@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 from standardwebhooks import Webhook
 
-from audit.actions import Action, Outcome
+from audit.actions import Action, ActorKind, Outcome
 from partners.client.calls import AuditContext, CallSpec, Exchange, perform
 from partners.client.connection import PartnerConnection
 from partners.client.errors import PartnerRejected
@@ -116,6 +116,10 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+def _caused_by(actor_ref: str, origin_request_id: str | None) -> dict:
+    return {"actor_kind": ActorKind.RESIDENT, "actor_ref": actor_ref, "origin_request_id": origin_request_id}
+
+
 def open_device(
     conn: PartnerConnection,
     *,
@@ -124,13 +128,19 @@ def open_device(
     request_id: str,
     company_id: int | None = None,
     building_id: int | None = None,
+    actor_ref: str = "",
+    origin_request_id: str | None = None,
 ) -> OpenResult:
-    """``POST /v1/devices/{device_ref}/open``. Not retried (see the module docstring)."""
+    """``POST /v1/devices/{device_ref}/open``. Not retried (see the module docstring).
+
+    `actor_ref` (the resident's pseudonymous ref) and `origin_request_id` (the resident's
+    request) go to the call's audit event, beside the partner request id."""
     exchange = perform(
         conn, OPEN, "POST", f"/v1/devices/{_segment(device_ref)}/open",
         body={"request_id": request_id, "subject": subject},
         request_id=request_id,
-        context=AuditContext(device_ref=device_ref, company_id=company_id, building_id=building_id),
+        context=AuditContext(device_ref=device_ref, company_id=company_id, building_id=building_id,
+                             **_caused_by(actor_ref, origin_request_id)),
         outcome_of=lambda ex: _OPEN_OUTCOMES.get((ex.body or {}).get("result"), Outcome.FAILURE),
     )
     return OpenResult(result=str((exchange.body or {}).get("result", "")), request_id=request_id,
@@ -146,15 +156,19 @@ def create_webrtc_session(
     sdp_offer: str | None = None,
     company_id: int | None = None,
     building_id: int | None = None,
+    actor_ref: str = "",
+    origin_request_id: str | None = None,
 ) -> WebRTCSession:
-    """``POST /v1/devices/{device_ref}/webrtc-sessions``: the partner's SDP answer and ICE servers."""
+    """``POST /v1/devices/{device_ref}/webrtc-sessions``: the partner's SDP answer and ICE servers
+    (`actor_ref`, `origin_request_id`: as for `open_device`)."""
     body = {"request_id": request_id, "subject": subject}
     if sdp_offer:
         body["sdp_offer"] = sdp_offer
     exchange = perform(
         conn, WEBRTC_SESSION, "POST", f"/v1/devices/{_segment(device_ref)}/webrtc-sessions",
         body=body, request_id=request_id,
-        context=AuditContext(device_ref=device_ref, company_id=company_id, building_id=building_id),
+        context=AuditContext(device_ref=device_ref, company_id=company_id, building_id=building_id,
+                             **_caused_by(actor_ref, origin_request_id)),
     )
     data = exchange.body or {}
     return WebRTCSession(

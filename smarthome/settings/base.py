@@ -471,14 +471,18 @@ OUTBOX_REDISPATCH_AFTER_S = env.float("OUTBOX_REDISPATCH_AFTER_S", default=120.0
 # How often beat re-dispatches due outbox messages (the table itself is in smarthome/schedule.py).
 OUTBOX_DISPATCH_INTERVAL_S = env.float("OUTBOX_DISPATCH_INTERVAL_S", default=15.0)
 
-# --- audit (audit/conf.py reads these)
-AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")  # required in production; dev: a generated key file
-AUDIT_SEAL_BATCH = env.int("AUDIT_SEAL_BATCH", default=100_000)
-AUDIT_RECONCILE_SKEW_S = env.float("AUDIT_RECONCILE_SKEW_S", default=5.0)
+# --- audit (audit/conf.py reads these; meaning and units in docs/audit.md)
 # The partner-log fetcher the audit app's reconciliation uses (GET /v1/audit of each partner).
 AUDIT_PARTNER_LOG_FETCHER = env.str(
     "AUDIT_PARTNER_LOG_FETCHER", default="partners.client.audit_log.partner_log_fetcher"
 )
+AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")  # required in production; dev: a generated key file
+AUDIT_VERIFY_KEYS = env.str("AUDIT_VERIFY_KEYS", default="")
+AUDIT_SEAL_BATCH = env.int("AUDIT_SEAL_BATCH", default=100_000)
+AUDIT_SEAL_GAP_TTL_S = env.float("AUDIT_SEAL_GAP_TTL_S", default=86_400.0)
+AUDIT_EXPORT_GRACE_S = env.float("AUDIT_EXPORT_GRACE_S", default=60.0)
+AUDIT_RECONCILE_SKEW_S = env.float("AUDIT_RECONCILE_SKEW_S", default=5.0)
+AUDIT_REFUSAL_BURST_PER_MIN = env.int("AUDIT_REFUSAL_BURST_PER_MIN", default=100)
 
 # --- resident API
 OPEN_RATE_PER_MIN = env.int("OPEN_RATE_PER_MIN", default=6)  # per user per device

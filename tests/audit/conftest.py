@@ -47,3 +47,29 @@ def tamper(sql: str, params=()) -> None:
         finally:
             if connection.vendor == "postgresql":
                 cursor.execute("SET session_replication_role = DEFAULT")
+
+
+def log_event_ids(company_id: int | None) -> list[int]:
+    """The event ids of one log in position order (the membership rule walked by hand)."""
+    from audit.membership import membership
+    from audit.models import AuditEvent, AuditSeal
+
+    latest = AuditSeal.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    plan = membership(after_seal=0, through_seal=latest)
+    ids: list[int] = []
+    for segment in plan.segments:
+        events = AuditEvent.objects.filter(plan.q(segment), company_id=company_id)
+        if company_id is None:
+            events = AuditEvent.objects.filter(plan.q(segment), company_id__isnull=True)
+        ids.extend(events.order_by("id").values_list("id", flat=True))
+    return ids
+
+
+def reseal_all() -> None:
+    """Throw the seals away and seal again (after rows were changed on purpose, as a test fixture)."""
+    from audit.sealing import audit_seal_pending
+
+    tamper("DELETE FROM audit_log_link")
+    tamper("DELETE FROM audit_log_checkpoint")
+    tamper("DELETE FROM audit_seal")
+    audit_seal_pending()

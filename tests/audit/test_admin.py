@@ -58,10 +58,12 @@ def test_event_list_is_scoped_and_read_only(events, make_staff):
 def test_checkpoint_list_shows_latest_verified_and_the_key(events, make_staff):
     from django.core.management import call_command
 
-    audit_seal()
+    result = audit_seal()
     call_command("verify_audit")
     text = logged_in(make_staff("co2", companies={1})).get("/admin/audit/auditcheckpoint/").content.decode()
-    assert "tree size 6" in text
+    assert f"Latest verified seal:\n{result.seal.pk} (verified" in text
+    assert "company:1" in text
+    assert "company:2" not in text  # another company's log
     assert "BEGIN PUBLIC KEY" in text
 
 
@@ -73,6 +75,18 @@ def test_admin_export_streams_a_verifiable_file(events, make_staff):
     body = b"".join(response.streaming_content).decode()
     assert {json.loads(line)["company_id"] for line in body.splitlines()[:-1]} == {"2"}
     assert verify_export(body).ok
+
+
+def test_refused_partner_calls_are_listed_for_staff_who_see_every_company(make_staff):
+    from audit.refusals import refusal_count
+
+    refusal_count(reason="ip_not_allowed", partner_id=4, source_ip="198.51.100.9")
+    root = logged_in(make_staff("sec", companies=set(), superuser=True))
+    text = root.get("/admin/audit/auditrefusal/").content.decode()
+    assert "ip_not_allowed" in text
+    assert "partner:4" in text
+    officer = logged_in(make_staff("co5", companies={1}))
+    assert "partner:4" not in officer.get("/admin/audit/auditrefusal/").content.decode()
 
 
 def test_admin_pages_refuse_staff_without_the_role(events, make_staff):

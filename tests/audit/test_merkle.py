@@ -96,3 +96,52 @@ def test_position_runs_count():
     for lo in range(0, 22):
         for hi in range(lo, 23):
             assert runs.count(lo, hi) == len([p for p in positions if lo <= p < hi])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=200), st.lists(st.integers(min_value=0, max_value=70), max_size=6))
+def test_extend_equals_appending_one_leaf_at_a_time(start, batches):
+    items = leaves(start + sum(batches))
+    one_by_one = merkle.Frontier()
+    for leaf in items[:start]:
+        one_by_one.append(leaf)
+    batched = merkle.Frontier.from_hex(one_by_one.size, one_by_one.to_hex())
+    done = start
+    for size in batches:
+        batched.extend(items[done:done + size])
+        for leaf in items[done:done + size]:
+            one_by_one.append(leaf)
+        done += size
+        assert (batched.size, batched.stack) == (one_by_one.size, one_by_one.stack)
+        assert batched.root() == brute_root(items[:done])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=200).flatmap(lambda n: st.tuples(
+    st.just(n), st.integers(min_value=0, max_value=n), st.sets(st.integers(min_value=0, max_value=n - 1)))))
+def test_multiproof_from_a_prefix_frontier_needs_no_leaf_below_it(case):
+    """Leaves below a retention boundary are gone; the frontier at the boundary stands in for them."""
+    n, boundary, chosen = case
+    members = sorted(p for p in chosen if p >= boundary)
+    items = leaves(n)
+    prefix = merkle.Frontier()
+    prefix.extend(items[:boundary])
+    runs = merkle.PositionRuns.from_positions(members)
+    full = list(merkle.multiproof(n, runs, iter([items[i] for i in range(n) if i not in set(members)])))
+    tail = iter([items[i] for i in range(boundary, n) if i not in set(members)])
+    proof = list(merkle.multiproof(n, runs, tail, prefix=prefix))
+    assert proof == full
+    assert next(tail, None) is None
+    assert merkle.root_from_multiproof(n, members, [items[i] for i in members], iter(proof)) == brute_root(items)
+
+
+def test_a_complete_range_proof_is_the_frontier_of_its_start():
+    """What an export of positions first..n-1 carries: the frontier at `first`, folding to its root."""
+    items = leaves(77)
+    for first in range(0, 77):
+        start = merkle.Frontier()
+        start.extend(items[:first])
+        runs = merkle.PositionRuns([(first, 77)])
+        proof = list(merkle.multiproof(77, runs, iter(items[:first])))
+        assert proof == start.stack
+        assert merkle.fold(proof) == brute_root(items[:first])

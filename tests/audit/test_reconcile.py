@@ -220,3 +220,27 @@ def test_reconcile_service_is_clean_for_matching_logs():
     assert report.clean
     assert not AuditEvent.objects.filter(action=Action.SECURITY_ALERT).exists()
     assert AuditEvent.objects.get(action=Action.AUDIT_RECONCILED).outcome == Outcome.SUCCESS
+
+
+@pytest.mark.django_db
+def test_the_database_walk_and_the_pure_function_report_the_same():
+    """audit_reconcile (on PostgreSQL: partner log in a temp table, both sides merged by request id)
+    gives exactly what reconcile_logs gives on the same two lists."""
+    from audit.reconcile import our_calls
+
+    made = [record(action=[Action.PARTNER_OPEN, Action.PARTNER_FACE_DELETE][i % 2],
+                   outcome=[Outcome.SUCCESS, Outcome.TIMEOUT, Outcome.UNAVAILABLE][i % 3], partner_id=3,
+                   request_id=f"r{i:03d}", http_status=None if i % 3 == 2 else 200) for i in range(40)]
+    operation = {Action.PARTNER_OPEN: ("device.open", "opened"), Action.PARTNER_FACE_DELETE: ("face.delete", "deleted")}
+    entries = [PartnerEntry(e.request_id, *operation[e.action], e.occurred_at + datetime.timedelta(seconds=i % 9), 200)
+               for i, e in enumerate(made) if i % 7]
+    entries += [PartnerEntry("zz-theirs", "device.open", "opened", made[0].occurred_at, 200),
+                PartnerEntry("r005", "face.enrol", "enrolled", made[0].occurred_at, 202)]
+    since = made[0].occurred_at - datetime.timedelta(minutes=1)
+    until = made[-1].occurred_at + datetime.timedelta(minutes=1)
+    pure = reconcile_logs(our_calls(partner_id=3, since=since, until=until), entries, since=since, until=until)
+    walked = audit_reconcile(partner_entries=iter(entries), partner_id=3, since=since, until=until)
+    assert walked.summary() == pure.summary()
+    assert walked.differences == pure.differences
+    assert {d.kind for d in walked.differences} == {"missing_at_partner", "missing_here", "outcome_mismatch",
+                                                    "clock_skew"}

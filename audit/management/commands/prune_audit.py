@@ -18,8 +18,8 @@ class Command(BaseCommand):
     def handle(self, *args, older_than_days, **options):
         if older_than_days < 1:
             raise CommandError("--older-than-days must be at least 1")
-        prune = audit_prune(older_than=timezone.now() - datetime.timedelta(days=older_than_days))
-        if prune is None:
+        prunes = audit_prune(older_than=timezone.now() - datetime.timedelta(days=older_than_days))
+        if not prunes:
             self.stdout.write("nothing to prune")
-        else:
-            self.stdout.write(f"pruned {prune.deleted} events below position {prune.below_position}")
+        for prune in prunes:
+            self.stdout.write(f"{prune.log.name}: pruned {prune.deleted} events below position {prune.below_position}")

@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from audit.reconcile import (
     FetcherNotConfigured,
     audit_reconcile,
-    partner_entries_from_dicts,
-    partner_entries_from_text,
+    iter_partner_entries,
+    partner_entries_from_lines,
     partner_log_fetcher,
 )
 
@@ -39,17 +39,20 @@ class Command(BaseCommand):
         if o["since"] >= o["until"]:
             raise CommandError("--from must be before --to")
         if o["file"]:
-            entries = partner_entries_from_text(Path(o["file"]).read_text(encoding="utf-8"), name=o["file"])
+            with open(o["file"], encoding="utf-8", newline="") as lines:
+                report = audit_reconcile(partner_entries=partner_entries_from_lines(lines, name=o["file"]),
+                                         partner_id=o["partner"], since=o["since"], until=o["until"],
+                                         skew_threshold_s=o["skew_threshold_s"])
         else:
             try:
                 fetcher = partner_log_fetcher()
             except FetcherNotConfigured as exc:
                 raise CommandError(str(exc)) from exc
-            entries = partner_entries_from_dicts(
+            entries = iter_partner_entries(
                 fetcher.fetch(partner_id=o["partner"], url=o["partner_url"], since=o["since"], until=o["until"])
             )
-        report = audit_reconcile(partner_entries=entries, partner_id=o["partner"], since=o["since"],
-                                 until=o["until"], skew_threshold_s=o["skew_threshold_s"])
+            report = audit_reconcile(partner_entries=entries, partner_id=o["partner"], since=o["since"],
+                                     until=o["until"], skew_threshold_s=o["skew_threshold_s"])
         self.stdout.write(json.dumps(report.summary()))
         if o["csv_out"]:
             Path(o["csv_out"]).write_text(report.to_csv(), encoding="utf-8")
