@@ -86,10 +86,10 @@ class AuditEvent(AppendOnlyModel):
     # The person an event is about when they are not its actor (a partner's decision about a
     # resident's car or face): their pseudonymous ref, so their own history can find it. An
     # index for that lookup, not part of the sealed leaf (audit.canonical.FIELDS).
-    subject_ref = models.CharField(max_length=64, blank=True, default="")
+    subject_ref = models.CharField(max_length=64, blank=True, default="", db_default="")
     # the request that caused this event when it is not the current one (a partner call made
     # for a resident's request: the resident's request id, while request_id is the partner's)
-    origin_request_id = models.CharField(max_length=64, blank=True)
+    origin_request_id = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         db_table = "audit_event"
