@@ -3,3 +3,9 @@ from django.apps import AppConfig
 
 class AuditConfig(AppConfig):
     name = "audit"
+
+    def ready(self):
+        from audit.monitoring import AuditHealthCollector
+        from core.observability.scrape import register_scrape_collector
+
+        register_scrape_collector(AuditHealthCollector())

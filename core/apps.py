@@ -10,6 +10,17 @@ class CoreConfig(AppConfig):
     verbose_name = "smarthome core"
 
     def ready(self):
+        from core.observability.certificates import (
+            CertificateExpiryCollector,
+            register_certificate_source,
+            server_certificate,
+        )
+        from core.observability.health import ReadinessCollector
+        from core.observability.scrape import register_scrape_collector
+
+        register_certificate_source(server_certificate)
+        register_scrape_collector(CertificateExpiryCollector())
+        register_scrape_collector(ReadinessCollector())
         if not settings.PRODUCTION:
             return
         if settings.DEBUG or not (settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE):

@@ -7,11 +7,13 @@ nginx the peer is always the proxy. nginx's listeners do not serve /metrics at a
 import hmac
 
 from django.conf import settings
-from django_prometheus.exports import ExportToDjangoView
+from django.http import HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from core.http.client_ip import client_ip
 from core.http.networks import address_in
 from core.http.problems import problem_response
+from core.observability.scrape import exposition
 
 
 def client_may_scrape(request) -> bool:
@@ -25,4 +27,4 @@ def client_may_scrape(request) -> bool:
 def metrics(request):
     if not client_may_scrape(request):
         return problem_response(403, "Metrics are restricted.", request=request)
-    return ExportToDjangoView(request)
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
