@@ -87,3 +87,12 @@ def test_the_site_loads_nothing_from_another_host(site):
         assert not loaded, f"{page.name} loads {loaded}"
         assert "fonts.googleapis" not in html
         assert "fonts.gstatic" not in html
+
+
+def test_the_readme_stays_short_and_its_links_resolve():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 60
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+    assert links
+    for link in links:
+        assert (ROOT / link).exists(), link
