@@ -4,7 +4,8 @@
   completed a TLS handshake with our client certificate against its pinned CA and answered an
   unauthenticated `GET /v1/` with a status below 500 - a 401, 404 or 429 is the partner
   answering), "unreachable", or "breaker_open" (our breaker refuses calls to it now,
-  so it is not probed). All partners are asked at once and for at most READYZ_PARTNER_TIMEOUT_S.
+  so it is not probed). All partners are asked at once; one that has not answered within
+  READYZ_PARTNER_TIMEOUT_S is unreachable.
   Information only: a barrier decision never needs the partner.
 - `partner_certificates`: the certificates of `core.observability.certificates` that partners
   depend on - our client certificate (PARTNER_CLIENT_CERT_FILE), each partner's pinned server
@@ -71,7 +72,7 @@ def partner_reachability() -> dict[str, str]:
     if to_probe:
         executor = ThreadPoolExecutor(max_workers=len(to_probe), thread_name_prefix="readyz-partner")
         futures = {executor.submit(_probe, conn, timeout_s): conn.slug for conn in to_probe}
-        done, _ = wait(futures, timeout=timeout_s * 2)
+        done, _ = wait(futures, timeout=timeout_s)
         executor.shutdown(wait=False)  # a late probe ends by its own socket timeouts
         for future in done:
             status[futures[future]] = future.result()
