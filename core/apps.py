@@ -22,6 +22,18 @@ class CoreConfig(AppConfig):
         pre_save.connect(refuse_plaintext_totp_device, sender=TOTPDevice, dispatch_uid="core.refuse_plain_totp")
         install_generator_method()
 
+        from core.observability.certificates import (
+            CertificateExpiryCollector,
+            register_certificate_source,
+            server_certificate,
+        )
+        from core.observability.health import ReadinessCollector
+        from core.observability.scrape import register_scrape_collector
+
+        register_certificate_source(server_certificate)
+        register_scrape_collector(CertificateExpiryCollector())
+        register_scrape_collector(ReadinessCollector())
+
         if not settings.PRODUCTION:
             return
         if settings.DEBUG or not (settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE):

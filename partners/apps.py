@@ -8,9 +8,15 @@ class PartnersConfig(AppConfig):
         # imported here, not at the top: receivers use models, which load after the app configs
         from oauth2_provider.signals import app_authorized
 
+        from core.observability.certificates import register_certificate_source
+        from core.observability.health import register_readiness_info
         from core.observability.scrape import register_scrape_collector
         from partners.authentication import token_issued
         from partners.metrics import SharedStateCollector
+        from partners.monitoring import DeadLetterCollector, partner_certificates, partner_reachability
 
         app_authorized.connect(token_issued, dispatch_uid="partners.token_issued")
+        register_readiness_info("partner", partner_reachability)
+        register_certificate_source(partner_certificates)
         register_scrape_collector(SharedStateCollector())
+        register_scrape_collector(DeadLetterCollector())

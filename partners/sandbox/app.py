@@ -21,6 +21,8 @@ from .operations import Call, PartnerOperations, call_record
 from .routing import ApiError, Reply, Request, Route, Router
 from .store import PartnerState, StoredReply
 
+IDEMPOTENCY_KEY_MAX = 64
+
 
 class PartnerApp:
     def __init__(self, *, clients: ClientRegistry, tokens: TokenAuthority, face_keys: FaceKeys):
@@ -76,6 +78,9 @@ class PartnerApp:
     def _perform(self, route: Route, call: Call) -> Reply:
         request = call.request
         key = request.header("Idempotency-Key") if route.idempotency_store else None
+        if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+            detail = f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters"
+            return ApiError(400, "invalid_request", detail).reply()
         slot = (call.client_id, request.method, request.path, key) if key else None
         body_sha256 = hashlib.sha256(request.body).hexdigest()
         with self.state.lock:

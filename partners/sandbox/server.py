@@ -246,7 +246,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return Request(
             method=self.command,
             path=url.path,
-            query=parse_qs(url.query),
+            query=parse_qs(url.query, keep_blank_values=True),
             headers=self.headers,
             body=body,
             client_cert_der=cert,

@@ -350,6 +350,11 @@ REQUEST_BODY_MAX_BYTES_BY_PREFIX = {"/api/v1/biometrics/": env.int("FACE_UPLOAD_
 # /metrics answers only callers from these networks or with this bearer token.
 METRICS_ALLOWED_CIDRS = env.list("METRICS_ALLOWED_CIDRS", default=["127.0.0.0/8", "::1/128"])
 METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+# The public TLS server certificate (nginx's, PEM with its chain) whose expiry /metrics reports;
+# empty: not watched (core/observability/certificates.py).
+TLS_SERVER_CERT_FILE = env.str("TLS_SERVER_CERT_FILE", default="")
+# /readyz asks each partner whether it answers, all at once, waiting at most this long.
+READYZ_PARTNER_TIMEOUT_S = env.float("READYZ_PARTNER_TIMEOUT_S", default=0.5)
 # Key that turns user ids into pseudonymous actor refs for logs and audit events.
 PSEUDONYM_KEY = env.str("PSEUDONYM_KEY", default="dev-only-pseudonym-key")
 # Key of the blind indexes the admin searches encrypted names, phones and plates by (access.search).
