@@ -2,7 +2,8 @@
 are the same whichever process is scraped; registered by AuditConfig.ready):
 
 - `smarthome_audit_unsealed_events`: events not yet under a signed checkpoint;
-- `smarthome_audit_last_seal_timestamp_seconds`: when the latest checkpoint was signed (0: never).
+- `smarthome_audit_last_seal_timestamp_seconds`: when the latest seal (its logs' checkpoints) was
+  signed (0: never).
   Together they say "sealing stalled": events wait while no seal has happened for a while;
 - `smarthome_audit_verification_ok`: 1 if the latest `verify_audit` (daily beat task, or the
   command) found the log intact, 0 if it found tampering; absent before the first run;
@@ -16,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from audit.actions import Action, Outcome
 from audit.models import AuditEvent
-from audit.selectors import checkpoint_latest, unsealed_count
+from audit.selectors import seal_latest, unsealed_count
 
 UNSEALED = ("smarthome_audit_unsealed_events", "Audit events not yet under a signed checkpoint")
 LAST_SEAL = ("smarthome_audit_last_seal_timestamp_seconds", "When the latest audit checkpoint was signed (0: never)")
@@ -26,8 +27,8 @@ LAST_VERIFICATION = ("smarthome_audit_last_verification_timestamp_seconds",
 
 
 def last_seal_timestamp() -> float:
-    checkpoint = checkpoint_latest()
-    return checkpoint.signed_at.timestamp() if checkpoint else 0.0
+    seal = seal_latest()
+    return seal.sealed_at.timestamp() if seal else 0.0
 
 
 def last_verification() -> AuditEvent | None:
