@@ -3,8 +3,9 @@ the expression selects or groups by.
 
 The test exercises the paths that create labelled series - a partner's access decision through
 the partner API, an outbox message delivered to the real sandbox over mTLS, a security alert, an
-audit verification - then scrapes the real /metrics and parses it. Prometheus's own series
-(`up`) and the target labels it adds (`job`, `instance`) are not the service's to export.
+audit verification, a request that found Redis down - then scrapes the real /metrics and parses
+it. Prometheus's own series (`up`) and the target labels it adds (`job`, `instance`) are not the
+service's to export.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from access.anomalies import security_alert_raise
 from audit.verification import audit_verify
+from core.cache.shared import shared_cache_unavailable
 from partners.outbox.services import outbox_enqueue
 from tests.access.decision_scene import build_scene
 from tests.partners import outbox_fixtures, partner_api
@@ -97,6 +99,7 @@ def scraped(client, partner_caller, sandbox_partner, clean_sandbox) -> dict[str,
     security_alert_raise(partner_id=partner_caller.partner.pk, kind="deny_ratio", scope="partner",
                          observed=0.9, threshold=0.8, window_s=60)
     audit_verify()
+    shared_cache_unavailable("partner_decision", ConnectionError("the suite's stand-in for a Redis outage"))
     response = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
     assert response.status_code == 200
     return exported(response.content.decode())
