@@ -34,13 +34,13 @@ test-quick: $(STAMP)
 # bandit: no finding of high severity in the shipped code (config in pyproject.toml; each `# nosec`
 # says why on its line). pip-audit needs a vulnerability database this CI cannot reach: see
 # docs/security.md "Supply chain" for running it where the network allows.
-lint: $(STAMP)
+lint: install  # python-ldap builds against the Debian headers system-deps installs
 	$(BIN)/ruff check .
 	$(BIN)/bandit -c pyproject.toml -r . -q --severity-level high --confidence-level medium
 
 # The documentation site from docs/ into var/site/ (offline; --strict: a broken link, a missing
 # anchor or a page left out of mkdocs.yml's nav fails the build).
-docs: $(STAMP)
+docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 bench: install   # make bench BENCH="decisions outbox" runs only those
