@@ -15,11 +15,12 @@ from audit.api import CONTENT_TYPES
 from audit.forms import ExportForm, ReconcileForm
 from audit.models import AuditCheckpoint, AuditEvent, AuditRefusal
 from audit.reconcile import audit_reconcile, partner_entries_from_text
-from audit.selectors import event_list, seal_latest_verified, unsealed_count
+from audit.selectors import event_list, logs_for_companies, refusals_for_user, seal_latest_verified, unsealed_count
 from audit.services import audit_export_start
 from core.portal.readonly import ReadOnlyAdminMixin
 from core.security.identifiers import user_ref
 from core.security.roles import COMPLIANCE_OFFICER, has_role
+from core.security.tenancy import company_ids_for_user
 
 
 def _is_compliance(request) -> bool:
@@ -115,9 +116,6 @@ class AuditCheckpointAdmin(ReadOnlyAdmin):
     change_list_template = "audit/checkpoint_change_list.html"
 
     def get_queryset(self, request):
-        from audit.selectors import logs_for_companies
-        from core.security.tenancy import company_ids_for_user
-
         companies = company_ids_for_user(request.user)
         logs = logs_for_companies(None if companies is None else frozenset(companies))
         return super().get_queryset(request).filter(log__in=logs).select_related("log").defer("leaf_hashes")
@@ -150,6 +148,4 @@ class AuditRefusalAdmin(ReadOnlyAdmin):
     date_hierarchy = "minute"
 
     def get_queryset(self, request):
-        from audit.selectors import refusals_for_user
-
         return refusals_for_user(request.user)

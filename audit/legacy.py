@@ -16,7 +16,8 @@ from django.db import connection
 from django.db.models import Max
 
 from audit import signing
-from audit.canonical import LEGACY_FIELDS, format_time, legacy_leaf_hash, strings_from_values
+from audit.canonical import FIELDS, LEGACY_FIELDS, format_time, legacy_leaf_hash, sql_column_exprs, strings_from_values
+from audit.membership import existing_ids_in
 from audit.merkle import Frontier
 from audit.models import (
     AuditCheckpoint,
@@ -84,8 +85,6 @@ def legacy_prune_boundary() -> int:
 def _legacy_rows():
     """(position, stored leaf, v1 strings or None when the event row is gone), in position order."""
     if connection.vendor == "postgresql":
-        from audit.canonical import sql_column_exprs
-
         columns = ", ".join(sql_column_exprs("e")[:len(LEGACY_FIELDS)])
         sql = (f"SELECT l.position, l.leaf_hash, e.id IS NOT NULL, {columns} FROM audit_leaf l "  # noqa: S608
                "LEFT JOIN audit_event e ON e.id = l.event_id ORDER BY l.position")
@@ -106,8 +105,6 @@ def _legacy_rows():
 
 
 def _with_events(batch):
-    from audit.canonical import FIELDS
-
     ids = [event_id for _, _, event_id in batch]
     events = {v[0]: v for v in AuditEvent.objects.filter(id__in=ids).values_list(*FIELDS)}
     for position, leaf, event_id in batch:
@@ -159,8 +156,6 @@ def _walk_legacy(report, ring, rows, frontier: Frontier, checkpoints: list[Legac
 
 
 def _verify_link(report, ring, last: LegacyCheckpoint) -> None:
-    from audit.membership import existing_ids_in
-
     link = AuditLogLink.objects.select_related("seal").first()
     if link is None:
         report.fail(None, "legacy log: not linked to the per-company logs yet (run seal_audit)")

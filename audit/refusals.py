@@ -27,6 +27,7 @@ from prometheus_client import Counter
 
 from audit import conf
 from audit.actions import Action, ActorKind, Outcome
+from audit.services import record
 
 logger = logging.getLogger(__name__)
 FLUSH_S = 5.0
@@ -125,8 +126,6 @@ def _upsert(minute, source, reason, entry: _Pending, count: int) -> int:
 
 
 def _alert(*, reason: str, partner_id: int | None, source_ip: str, count: int) -> None:
-    from audit.services import record
-
     bursts_total.labels(reason=reason).inc()
     logger.error("burst of refused partner calls", extra={"reason": reason, "partner_id": partner_id,
                                                           "count": count})

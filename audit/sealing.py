@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import connection, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from audit import conf, signing
 from audit.canonical import COMPANY_INDEX, FIELDS, event_leaf_hash, log_name, strings_from_values
+from audit.legacy import legacy_link_pending, legacy_link_write
 from audit.membership import existing_ids_in, open_gaps
 from audit.merkle import Frontier
 from audit.models import AuditCheckpoint, AuditEvent, AuditLog, AuditSeal
@@ -120,8 +121,6 @@ def _shares_orm(q, limit: int | None) -> dict[int, _Share]:
 
 def event_shares(*, ids=None, above=None, through=None, limit=None) -> dict[int, _Share]:
     """company key -> _Share of the events with an id in `ids`, or in (above, through] (the first `limit`)."""
-    from django.db.models import Q
-
     if connection.vendor == "postgresql":
         if ids is not None:
             return _shares_pg("e.id = ANY(%s)", [list(ids)], limit)
@@ -174,8 +173,6 @@ def audit_seal(*, max_events: int | None = None, sweep: bool = False, through_id
     each other. Seals are not themselves audit events (they would feed the next seal forever):
     the seal and checkpoint rows are their record.
     """
-    from audit.legacy import legacy_link_pending
-
     limit = max_events or conf.seal_batch()
     with transaction.atomic():
         if not _lock():
@@ -206,8 +203,6 @@ def audit_seal(*, max_events: int | None = None, sweep: bool = False, through_id
                                             events=sealed)
             result = SealResult(sealed, seal, _checkpoints(seal, shares))
         if link_bound is not None and (result.seal.high_id if result.seal else low) >= link_bound:
-            from audit.legacy import legacy_link_write
-
             legacy_link_write(seal=result.seal or previous)
     if result.sealed:
         logger.info("audit logs sealed", extra={"sealed": sealed, "seal": result.seal.pk,

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 
 from audit.actions import Action, Outcome
-from audit.models import AuditCheckpoint, AuditEvent, AuditLog, AuditPrune, AuditSeal
+from audit.membership import existing_ids_in, open_gaps
+from audit.models import AuditCheckpoint, AuditEvent, AuditLog, AuditPrune, AuditRefusal, AuditSeal
 from core.security.tenancy import company_ids_for_user
 
 ROW_FILTERS = (("building_id", "building_id"), ("partner_id", "partner_id"), ("action", "action"),
@@ -134,8 +135,6 @@ def leaf_hashes(*, log_id: int, after: int, upto: int):
 
 
 def unsealed_count() -> int:
-    from audit.membership import existing_ids_in, open_gaps
-
     last = seal_latest()
     above = AuditEvent.objects.filter(id__gt=last.high_id if last else 0).count()
     ranges, late = open_gaps(since=None)
@@ -145,8 +144,6 @@ def unsealed_count() -> int:
 def refusals_for_user(user):
     """Refused partner calls: partners serve every company, so only staff who see every company
     (security, superusers) see them."""
-    from audit.models import AuditRefusal
-
     if company_ids_for_user(user) is None:
         return AuditRefusal.objects.all()
     return AuditRefusal.objects.none()

@@ -19,7 +19,12 @@ from django.utils import timezone
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.canonical import LATENCY_QUANTUM
+from audit.export import export_plan, export_stream
+from audit.membership import membership
 from audit.models import REASON_PATTERN, REF_PATTERN, AuditCheckpoint, AuditEvent, AuditLog, AuditPrune
+from audit.sealing import audit_seal
+from audit.selectors import event_filter_for_user, prune_boundary
+from audit.verification import Report, verify_log
 from core.http.request_context import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -193,10 +198,6 @@ def audit_export_start(
     batch, unless another sealer is busy) so the export is as fully proven as possible, then
     records `audit.exported` (object: the last seal it covers, reason: the format).
     """
-    from audit.export import export_plan, export_stream
-    from audit.sealing import audit_seal
-    from audit.selectors import event_filter_for_user
-
     if seal_first:
         audit_seal()
     event_filter = event_filter_for_user(
@@ -231,9 +232,6 @@ def audit_prune(*, older_than: datetime.datetime, actor_ref: str = "") -> list[A
     append-only trigger lets this one transaction through (`audit.allow_prune`). Returns the
     prunes made (none when nothing was old enough).
     """
-    from audit.membership import membership
-    from audit.selectors import prune_boundary
-
     made = []
     with transaction.atomic():
         for log in AuditLog.objects.order_by("id"):
@@ -274,3 +272,18 @@ def _delete_events(ids: list[int]) -> int:
             cursor.execute(f"DELETE FROM audit_event WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)  # noqa: S608
             deleted += cursor.rowcount
     return deleted
+
+
+def audit_verify(*, progress=None) -> Report:
+    """Run `verify_log` and record `audit.verified` (success with the verified seal, or failure)."""
+    report = verify_log(progress=progress)
+    record(
+        action=Action.AUDIT_VERIFIED,
+        outcome=Outcome.SUCCESS if report.ok else Outcome.FAILURE,
+        object_type="audit_seal",
+        object_ref=f"seal:{report.verified_seal}",
+        reason="" if report.ok else "tamper_detected",
+    )
+    if not report.ok:
+        logger.error("audit log verification failed", extra={"first_bad": report.first_bad})
+    return report

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from audit.reconcile import FetcherNotConfigured, audit_reconcile, iter_partner_entries, partner_log_fetcher
 from audit.sealing import audit_seal_pending
-from audit.verification import audit_verify
+from audit.services import audit_verify
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import conf, signing
-from audit.actions import Action, Outcome
 from audit.canonical import FIELDS, event_leaf_hash, log_name, sql_leaf_hash, strings_from_values
+from audit.legacy import verify_legacy
 from audit.membership import Membership, existing_ids_in, membership, open_gaps
 from audit.merkle import Frontier, fold, root_from_multiproof
 from audit.models import AuditCheckpoint, AuditEvent, AuditLog, AuditPrune, AuditSeal
@@ -243,30 +243,11 @@ def _check_stragglers(report: Report) -> None:
 
 def verify_log(*, progress: Callable[[int], None] | None = None, progress_every: int = 100_000) -> Report:
     """Verify everything (see the module docstring). Never raises on bad data: reports it."""
-    from audit.legacy import verify_legacy
-
     report = Report()
     with transaction.atomic():
         check_logs(report, progress=progress, progress_every=progress_every)
         _check_stragglers(report)
         verify_legacy(report, signing.keyring())
-    return report
-
-
-def audit_verify(*, progress=None) -> Report:
-    """Run `verify_log` and record `audit.verified` (success with the verified seal, or failure)."""
-    from audit.services import record
-
-    report = verify_log(progress=progress)
-    record(
-        action=Action.AUDIT_VERIFIED,
-        outcome=Outcome.SUCCESS if report.ok else Outcome.FAILURE,
-        object_type="audit_seal",
-        object_ref=f"seal:{report.verified_seal}",
-        reason="" if report.ok else "tamper_detected",
-    )
-    if not report.ok:
-        logger.error("audit log verification failed", extra={"first_bad": report.first_bad})
     return report
 
 

@@ -7,8 +7,7 @@ from django.utils import timezone
 
 from audit.actions import Action, Outcome
 from audit.sealing import audit_seal
-from audit.services import record
-from audit.verification import audit_verify
+from audit.services import audit_verify, record
 from core.observability.scrape import scrape_registry
 from tests.audit.conftest import tamper
 

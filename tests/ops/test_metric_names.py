@@ -21,7 +21,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from access.anomalies import security_alert_raise
-from audit.verification import audit_verify
+from audit.services import audit_verify
 from core.cache.shared import shared_cache_unavailable
 from partners.outbox.services import outbox_enqueue
 from tests.access.decision_scene import build_scene

@@ -2,7 +2,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from audit.verification import audit_verify
+from audit.services import audit_verify
 
 
 class Command(BaseCommand):
