@@ -3,8 +3,9 @@
     .venv/bin/python bench/decisions.py [--connections 32] [--duration 10] [--workers 2]
 
 Starts its own PostgreSQL and Redis, migrates, seeds one partner (certificate, OAuth2 client,
-contract, barrier) and one resident with a grant and a car, and serves the project with
-gunicorn in production settings (bench.settings = production + the bare view at /bench/bare).
+contract, barrier) and one resident with a grant and a car, and serves the partner pool
+(smarthome.wsgi_partner: the partner API's URLs and middleware) with gunicorn in production
+settings (bench.settings = production + the bare view at /bench/bare, behind the same middleware).
 The partner's token comes from the real /o/token/ endpoint. wrk then POSTs the same request to
 both URLs with the headers nginx would add (verified certificate, X-Forwarded-For/-Proto and the
 proxy secret in X-Proxy-Auth: the bench stands in for the trusted proxy on 127.0.0.1). Every
@@ -129,7 +130,7 @@ def main() -> None:
         django.setup()
         body, client = seed(pki)
         cert_header = quote(pki["partner-client.pem"].read_text())
-        with gunicorn(env, workers=args.workers) as url:
+        with gunicorn(env, workers=args.workers, app="smarthome.wsgi_partner") as url:
             token = fetch_token(url, client, cert_header)
             script = work / "decision.lua"
             script.write_text(LUA.format(body=lua_string(json.dumps(body)), authorization=lua_string(f"Bearer {token}"),

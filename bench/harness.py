@@ -51,11 +51,12 @@ def manage(*args: str, env: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], *, workers: int = 2, port: int | None = None):
-    """gunicorn serving the project with `env`; yields its base URL."""
+def gunicorn(env: dict[str, str], *, workers: int = 2, port: int | None = None, app: str = "smarthome.wsgi"):
+    """gunicorn serving one pool of the project (`app`: smarthome.wsgi or smarthome.wsgi_partner) with
+    `env`; yields its base URL."""
     port = port or infra.free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "smarthome.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+        [sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", "-w", str(workers),
          "--access-logfile", "/dev/null", "--error-logfile", "/dev/null"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

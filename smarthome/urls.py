@@ -1,11 +1,14 @@
-"""URL map: probes, metrics, OAuth2, admin (2FA), OpenAPI, and the versioned APIs."""
+"""The public pool's URL map: probes, metrics, OAuth2, admin (2FA), OpenAPI and the resident API.
+
+The partner API is the partner pool's (smarthome/partner_urls.py): `/partner/` is 404 here.
+"""
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from oauth2_provider import views as oauth_views
 from two_factor.urls import urlpatterns as two_factor_patterns
 
-from core.observability import health, metrics
+from core.observability.urls import probe_urlpatterns
 from core.portal.site import admin_site  # the OTP-required admin (+ building dashboard)
 from identity.views import login as identity_login
 from identity.views import oauth as identity_oauth
@@ -20,10 +23,6 @@ api_v1 = [
     path("", include("consent.urls")),
     path("", include("audit.urls")),
 ]
-partner_v1 = [
-    path("", include("access.partner_urls")),
-    path("", include("partners.urls")),
-]
 
 # Only the protocol endpoints of django-oauth-toolkit: no self-service application management.
 # identity's subclasses of core.auth's views add the sign-in audit and the provider's acr rule.
@@ -35,11 +34,7 @@ oauth_endpoints = [
 ]
 
 urlpatterns = [
-    # first: the access-decision hot path resolves without trying the patterns below
-    path("partner/v1/", include((partner_v1, "partner"), namespace="partner-v1")),
-    path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
-    path("metrics", metrics.metrics, name="metrics"),
+    *probe_urlpatterns("public"),
     path("accounts/login/", identity_login.ResidentLoginView.as_view(), name="resident-login"),
     path("accounts/", include("identity.urls")),
     path("o/", include((oauth_endpoints, "oauth2_provider"), namespace="oauth2_provider")),

@@ -1,4 +1,5 @@
-"""A real nginx in front of pytest-django's live server: public TLS and partner mTLS listeners."""
+"""A real nginx in front of the live servers: the public TLS listener before the public pool
+(pytest-django's live_server), the partner mTLS listener before the partner pool (tests/pools.py)."""
 
 import os
 import secrets
@@ -15,12 +16,16 @@ from core import nginx
 from tests import infra
 
 
-def proxy_config(prefix, upstream: str, dev_pki, proxy_secret: str) -> nginx.ProxyConfig:
+def proxy_config(prefix, upstream: str, dev_pki, proxy_secret: str, *, partner_upstream: str | None = None,
+                 **limits) -> nginx.ProxyConfig:
+    """Both listeners on free ports; the partner listener goes to `partner_upstream` (default: `upstream`,
+    for a test that has one backend only)."""
     public_port, partner_port = infra.free_ports(2)
     return nginx.ProxyConfig(
-        prefix=prefix, upstream=upstream, public_port=public_port, partner_port=partner_port,
-        server_cert=dev_pki["smarthome-server.pem"], server_key=dev_pki["smarthome-server.key"],
-        partner_ca=dev_pki["ca.pem"], proxy_secret=proxy_secret,
+        prefix=prefix, upstream=upstream, partner_upstream=partner_upstream or upstream, public_port=public_port,
+        partner_port=partner_port, server_cert=dev_pki["smarthome-server.pem"],
+        server_key=dev_pki["smarthome-server.key"], partner_ca=dev_pki["ca.pem"], proxy_secret=proxy_secret,
+        **limits,
     )
 
 
@@ -50,12 +55,13 @@ def nginx_prefix():
 
 
 @pytest.fixture
-def proxy(live_server, dev_pki, nginx_prefix, settings):
-    """nginx terminating TLS for `live_server`; the service believes its headers (proxy secret shared)."""
+def proxy(live_server, partner_live_server, dev_pki, nginx_prefix, settings):
+    """nginx terminating TLS for both pools; the service believes its headers (proxy secret shared)."""
     settings.TRUSTED_PROXY_CIDRS = ["127.0.0.1/32"]
     settings.PROXY_AUTH_SECRET = secrets.token_urlsafe(32)
     upstream = urlparse(live_server.url)
-    config = proxy_config(nginx_prefix, f"127.0.0.1:{upstream.port}", dev_pki, settings.PROXY_AUTH_SECRET)
+    config = proxy_config(nginx_prefix, f"127.0.0.1:{upstream.port}", dev_pki, settings.PROXY_AUTH_SECRET,
+                          partner_upstream=f"127.0.0.1:{partner_live_server.port}")
     process = nginx.start(config)
     infra.wait_for_http(f"https://localhost:{config.public_port}/healthz", verify=str(dev_pki["ca.pem"]))
     yield config

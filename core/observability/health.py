@@ -1,7 +1,9 @@
 """Liveness (/healthz) and readiness (/readyz) probes.
 
 Readiness checks every dependency with a short timeout and answers 503 naming the ones that
-failed; failure details are the exception class only (no hosts, no credentials).
+failed; failure details are the exception class only (no hosts, no credentials). Each web worker
+pool answers its own probes, and both answers name the pool (`public` or `partner`), so a probe
+that hangs or fails says which side is saturated or down.
 """
 
 import time
@@ -46,13 +48,13 @@ CHECKS = {"database": check_database, "cache": check_cache, "broker": check_brok
 
 @never_cache
 @require_GET
-def healthz(request):
-    return JsonResponse({"status": "ok"})
+def healthz(request, pool: str):
+    return JsonResponse({"status": "ok", "pool": pool})
 
 
 @never_cache
 @require_GET
-def readyz(request):
+def readyz(request, pool: str):
     results = {}
     for name, check in CHECKS.items():
         started = time.perf_counter()
@@ -64,5 +66,5 @@ def readyz(request):
             results[name] = {"status": "ok"}
         results[name]["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
     failed = [name for name, result in results.items() if result["status"] != "ok"]
-    body = {"status": "fail" if failed else "ok", "failed": failed, "checks": results}
+    body = {"status": "fail" if failed else "ok", "pool": pool, "failed": failed, "checks": results}
     return JsonResponse(body, status=503 if failed else 200)

@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from smarthome.schedule import BEAT_SCHEDULE
 from smarthome.settings.datastores import redis_ssl_options
+from smarthome.settings.pools import POOLS
 
 env = environ.Env()
 
@@ -82,41 +83,16 @@ INSTALLED_APPS = [
     "core",
 ]
 
-MIDDLEWARE = [
-    # First: forwarded identity headers survive only over the authenticated proxy hop.
-    "core.http.proxy.TrustedProxyMiddleware",
-    "core.http.middleware.RequestIdMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "core.http.middleware.AccessLogMiddleware",
-    "core.http.middleware.BodySizeLimitMiddleware",
-    "core.http.mtls.ClientCertificateMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    # Below this line: the partner API (MACHINE_LANE_PREFIXES) takes MACHINE_LANE_MIDDLEWARE instead.
-    "core.http.lanes.MachineLaneMiddleware",
-    "csp.middleware.CSPMiddleware",  # the browser pages' Content-Security-Policy (CONTENT_SECURITY_POLICY)
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
-    "identity.middleware.SessionCutoffMiddleware",  # sessions revoked from the admin or the provider end
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "core.http.middleware.AuditlogMiddleware",  # auditlog's, with the trusted client address
-    "axes.middleware.AxesMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-]
-
-# Server-to-server paths: mTLS + bearer token, no cookies, so no sessions, CSRF, login, OTP,
-# messages, framing headers, auditlog actor or axes lockout (core/http/lanes.py).
-MACHINE_LANE_PREFIXES = ["/partner/"]
-MACHINE_LANE_MIDDLEWARE = [
-    "django.middleware.common.CommonMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-]
-
-ROOT_URLCONF = "smarthome.urls"
-WSGI_APPLICATION = "smarthome.wsgi.application"
+# Which web worker pool this process is (smarthome/settings/pools.py): `public` (residents, OAuth2,
+# admin) or `partner` (the partner API behind nginx's mTLS listener). The WSGI entry points say it:
+# smarthome.wsgi is the public pool, smarthome.wsgi_partner the partner pool.
+SMARTHOME_POOL = env.str("SMARTHOME_POOL", default="public")
+if SMARTHOME_POOL not in POOLS:
+    raise ImproperlyConfigured(f"SMARTHOME_POOL must be one of {sorted(POOLS)}, not {SMARTHOME_POOL!r}")
+MIDDLEWARE = list(POOLS[SMARTHOME_POOL].middleware)
+ROOT_URLCONF = POOLS[SMARTHOME_POOL].urlconf
+WSGI_APPLICATION = POOLS[SMARTHOME_POOL].wsgi_application
+SILENCED_SYSTEM_CHECKS = list(POOLS[SMARTHOME_POOL].silenced_checks)
 ASGI_APPLICATION = "smarthome.asgi.application"
 
 TEMPLATES = [
@@ -322,6 +298,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # one document for both pools' APIs (the public pool serves it)
+    "SERVE_URLCONF": [POOLS["public"].urlconf, POOLS["partner"].urlconf],
 }
 
 # Largest accepted request body; bigger ones get 413 before any view runs.

@@ -1,0 +1,31 @@
+"""The partner pool's URL map: the partner API, the token endpoint partners call, probes, metrics.
+
+Served by smarthome.wsgi_partner behind nginx's mTLS listener (smarthome/settings/pools.py);
+everything else is 404 here. `/o/token/` is here because partners fetch their client-credentials
+token through the mTLS listener, which binds it to their certificate (RFC 8705).
+"""
+
+from django.urls import include, path
+
+from core.observability.urls import probe_urlpatterns
+from identity.views import oauth as identity_oauth
+
+handler400 = "core.http.problems.handler400"
+handler403 = "core.http.problems.handler403"
+handler404 = "core.http.problems.handler404"
+handler500 = "core.http.problems.handler500"
+
+partner_v1 = [
+    path("", include("access.partner_urls")),
+    path("", include("partners.urls")),
+]
+oauth_endpoints = [
+    path("token/", identity_oauth.TokenView.as_view(), name="token"),
+]
+
+urlpatterns = [
+    # first: the access-decision hot path resolves without trying the patterns below
+    path("partner/v1/", include((partner_v1, "partner"), namespace="partner-v1")),
+    path("o/", include((oauth_endpoints, "oauth2_provider"), namespace="oauth2_provider")),
+    *probe_urlpatterns("partner"),
+]
