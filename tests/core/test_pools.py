@@ -52,7 +52,7 @@ def test_every_request_of_either_pool_passes_the_shared_middleware_first():
     for pool in (PUBLIC, PARTNER):
         assert list(pool.middleware[:len(SHARED)]) == SHARED
         assert pool.middleware[-1] == "django_prometheus.middleware.PrometheusAfterMiddleware"  # metrics close both
-    assert settings.MIDDLEWARE == list(PUBLIC.middleware)  # this process is the public pool
+    assert list(PUBLIC.middleware) == settings.MIDDLEWARE  # this process is the public pool
     assert not set(BROWSER_ONLY) & set(PARTNER.middleware)
     assert set(BROWSER_ONLY) <= set(PUBLIC.middleware)
 
@@ -167,5 +167,6 @@ def test_an_entry_point_refuses_the_other_pools_variable():
 
 
 def test_the_partner_pool_passes_check_deploy():
-    result = run_manage("check", "--deploy", "--fail-level", "DEBUG", env={**PRODUCTION_ENV, "SMARTHOME_POOL": "partner"})
+    partner = {**PRODUCTION_ENV, "SMARTHOME_POOL": "partner"}
+    result = run_manage("check", "--deploy", "--fail-level", "DEBUG", env=partner)
     assert result.returncode == 0, result.stderr + result.stdout
