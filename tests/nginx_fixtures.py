@@ -1,6 +1,7 @@
 """A real nginx in front of the live servers: the public TLS listener before the public pool
 (pytest-django's live_server), the partner mTLS listener before the partner pool (tests/pools.py)."""
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -54,16 +55,25 @@ def nginx_prefix():
     shutil.rmtree(prefix, ignore_errors=True)
 
 
-@pytest.fixture
-def proxy(live_server, partner_live_server, dev_pki, nginx_prefix, settings):
-    """nginx terminating TLS for both pools; the service believes its headers (proxy secret shared)."""
+@contextlib.contextmanager
+def proxy_for_pools(live_server, partner_live_server, dev_pki, prefix, settings, **limits):
+    """nginx terminating TLS for both live pools; the service believes its headers (proxy secret shared)."""
     settings.TRUSTED_PROXY_CIDRS = ["127.0.0.1/32"]
     settings.PROXY_AUTH_SECRET = secrets.token_urlsafe(32)
     upstream = urlparse(live_server.url)
-    config = proxy_config(nginx_prefix, f"127.0.0.1:{upstream.port}", dev_pki, settings.PROXY_AUTH_SECRET,
-                          partner_upstream=f"127.0.0.1:{partner_live_server.port}")
+    config = proxy_config(prefix, f"127.0.0.1:{upstream.port}", dev_pki, settings.PROXY_AUTH_SECRET,
+                          partner_upstream=f"127.0.0.1:{partner_live_server.port}", **limits)
     process = nginx.start(config)
-    infra.wait_for_http(f"https://localhost:{config.public_port}/healthz", verify=str(dev_pki["ca.pem"]))
-    yield config
-    process.terminate()
-    process.wait(10)
+    try:
+        infra.wait_for_http(f"https://localhost:{config.public_port}/healthz", verify=str(dev_pki["ca.pem"]))
+        yield config
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def proxy(live_server, partner_live_server, dev_pki, nginx_prefix, settings):
+    """nginx terminating TLS for both pools, with the default limits of the public listener."""
+    with proxy_for_pools(live_server, partner_live_server, dev_pki, nginx_prefix, settings) as config:
+        yield config

@@ -1,0 +1,101 @@
+"""The public listener's limits per client address, through the real nginx (core/nginx.py): over
+the rate or the number of requests in progress, nginx answers 429 itself - a problem document with
+Retry-After - and the request never reaches a worker; another address is not limited by the first
+one's flood, and the partner listener not at all."""
+
+import contextlib
+import socket
+import ssl
+
+import pytest
+from prometheus_client import REGISTRY
+
+from tests.core.test_client_identity_through_nginx import client_from
+from tests.nginx_fixtures import proxy_for_pools
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ATTACKER, NEIGHBOUR = "127.0.0.2", "127.0.0.3"
+
+
+@pytest.fixture
+def limited(live_server, partner_live_server, dev_pki, nginx_prefix, settings):
+    """nginx with small limits: 1 request/s with a burst of 4, 2 requests in progress per address."""
+    with proxy_for_pools(live_server, partner_live_server, dev_pki, nginx_prefix, settings,
+                         public_rate_per_s=1, public_burst=4, public_connections=2) as config:
+        yield config
+
+
+def healthz_served() -> float:
+    labels = {"status": "200", "view": "healthz", "method": "GET"}
+    return REGISTRY.get_sample_value("django_http_responses_total_by_status_view_method_total", labels) or 0
+
+
+def test_a_flood_from_one_address_is_refused_by_nginx_and_not_its_neighbour(limited, dev_pki):
+    base = f"https://localhost:{limited.public_port}"
+    attacker = client_from(ATTACKER, dev_pki["ca.pem"])
+    served_before = healthz_served()
+    answers = [attacker.get(f"{base}/healthz", timeout=10) for _ in range(20)]
+    statuses = [answer.status_code for answer in answers]
+    assert statuses.count(200) <= 6, statuses  # the burst of 4 plus what the rate refills meanwhile
+    assert statuses[:5] == [200] * 5, statuses
+    assert set(statuses) == {200, 429}, statuses
+    refused = [answer for answer in answers if answer.status_code == 429]
+    for answer in refused:
+        assert answer.headers["Content-Type"] == "application/problem+json"
+        assert answer.headers["Retry-After"] == "1"
+        problem = answer.json()
+        assert problem["type"] == "/problems/rate-limited"
+        assert problem["status"] == 429
+        assert problem["request_id"] == answer.headers["X-Request-ID"]
+    # Django served exactly the requests nginx let through: the refused ones never reached it
+    assert healthz_served() - served_before == statuses.count(200)
+    api = attacker.get(f"{base}/api/v1/me", headers={"Authorization": "Bearer flood"}, timeout=10)
+    assert api.status_code == 429
+    assert api.headers["Content-Type"] == "application/problem+json"
+
+    neighbour = client_from(NEIGHBOUR, dev_pki["ca.pem"])
+    assert [neighbour.get(f"{base}/healthz", timeout=10).status_code for _ in range(4)] == [200] * 4
+    assert neighbour.get(f"{base}/api/v1/me", timeout=10).status_code == 401  # the service's own answer
+
+
+def test_the_partner_listener_is_not_limited_per_address(limited, dev_pki):
+    partner = client_from(ATTACKER, dev_pki["ca.pem"])
+    partner.cert = (str(dev_pki["partner-client.pem"]), str(dev_pki["partner-client.key"]))
+    statuses = [partner.get(f"https://localhost:{limited.partner_port}/healthz", timeout=10).status_code
+                for _ in range(12)]
+    assert statuses == [200] * 12
+
+
+@contextlib.contextmanager
+def stalled_upload(port: int, ca, source: str):
+    """A POST whose body never comes: nginx holds it in progress (limit_conn counts it)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    raw = socket.create_connection(("localhost", port), timeout=10, source_address=(source, 0))
+    connection = context.wrap_socket(raw, server_hostname="localhost")
+    connection.sendall(b"POST /api/v1/vehicles HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: 1000\r\n\r\n{")
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def test_requests_in_progress_are_limited_per_address(limited, dev_pki):
+    base = f"https://localhost:{limited.public_port}"
+    ca = dev_pki["ca.pem"]
+    with stalled_upload(limited.public_port, ca, ATTACKER), stalled_upload(limited.public_port, ca, ATTACKER):
+        third = client_from(ATTACKER, ca).get(f"{base}/healthz", timeout=10)
+        assert third.status_code == 429
+        assert third.headers["Content-Type"] == "application/problem+json"
+        assert third.headers["Retry-After"] == "1"
+        assert client_from(NEIGHBOUR, ca).get(f"{base}/healthz", timeout=10).status_code == 200
+
+
+def test_limits_are_positive_integers(tmp_path, dev_pki):
+    from core import nginx
+    from tests.nginx_fixtures import proxy_config
+
+    for bad in ({"public_rate_per_s": 0}, {"public_burst": -1}, {"public_connections": "5; evil"}):
+        with pytest.raises(ValueError, match="positive integers"):
+            nginx.render(proxy_config(tmp_path, "127.0.0.1:1", dev_pki, "s" * 32, **bad))
