@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 
 from core.cache.shared import count as shared_count
+from core.cache.shared import current as shared_current
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,26 @@ def retry_after(count: int, limit: Limit, window_start: int, now: int) -> int | 
 def hit(key: str, limit: Limit) -> int | None:
     """Count one hit on `key`; None if allowed, else the seconds until the window resets.
     On Redis: one pipelined round trip (SET NX with the expiry, then INCR)."""
+    return attempt(key, limit).retry_after_s
+
+
+@dataclass(frozen=True)
+class Attempt:
+    retry_after_s: int | None  # None: allowed
+    repeated_refusal: bool  # refused, and not the first refusal of this window
+
+
+def attempt(key: str, limit: Limit) -> Attempt:
+    """`hit`, also telling whether an earlier hit of the window was refused already (a flood)."""
     now = int(time.time())
     cache_key, window_start = window(key, limit, now)
-    return retry_after(shared_count(cache_key, timeout_s=limit.window_s + 1), limit, window_start, now)
+    count = shared_count(cache_key, timeout_s=limit.window_s + 1)
+    return Attempt(retry_after(count, limit, window_start, now), count > limit.count + 1)
+
+
+def exceeded(key: str, limit: Limit) -> int | None:
+    """Whether `key` has used up `limit` in the current window, without counting a hit: None if
+    one more hit is allowed, else the seconds until the window resets (one GET)."""
+    now = int(time.time())
+    cache_key, window_start = window(key, limit, now)
+    return retry_after(shared_current(cache_key) + 1, limit, window_start, now)

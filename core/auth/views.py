@@ -3,7 +3,7 @@
 The mobile app sends residents to `/o/authorize/` (Authorization Code + PKCE S256); a resident
 who is not signed in logs in at `/accounts/login/` (CSRF, django-axes lockout, per-IP rate
 limit), then confirms the scopes on a consent screen listing them in English and Russian.
-`/o/token/` is rate limited per client IP.
+`/o/token/` is rate limited per client IP: over the limit it answers 429 before any database work.
 """
 
 from django.conf import settings
@@ -13,17 +13,22 @@ from oauth2_provider import views as oauth_views
 from core.auth.oauth_scopes import ALL_SCOPES
 from core.http.client_ip import client_ip
 from core.http.problems import problem_response
-from core.ratelimit import Limit, hit
+from core.ratelimit import Limit, attempt
 
 
 def _limited(request, name: str, rate: str):
-    retry_after = hit(f"{name}:{client_ip(request)}", Limit.parse(rate))
-    if retry_after is None:
+    """429 once the client address is over `rate`, before any database work. The response's
+    `repeated_refusal` says an earlier request of the window was refused already: a flood, whose
+    further refusals test no credential and need no audit event each."""
+    result = attempt(f"{name}:{client_ip(request)}", Limit.parse(rate))
+    if result.retry_after_s is None:
         return None
-    return problem_response(
-        429, f"Too many {name} requests; try again in {retry_after} s.", request=request,
-        headers={"Retry-After": str(retry_after)},
+    response = problem_response(
+        429, f"Too many {name} requests; try again in {result.retry_after_s} s.", request=request,
+        headers={"Retry-After": str(result.retry_after_s)},
     )
+    response.repeated_refusal = result.repeated_refusal
+    return response
 
 
 class ResidentLoginView(LoginView):

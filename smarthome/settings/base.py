@@ -257,6 +257,13 @@ OAUTH_SERVICE_CLIENTS = env.dict("OAUTH_SERVICE_CLIENTS", cast={"value": lambda 
 OAUTH_SCOPE_RESOLVERS: list[str] = ["partners.authentication.partner_scopes"]
 TOKEN_RATE_PER_IP = env.str("TOKEN_RATE_PER_IP", default="30/min")
 LOGIN_RATE_PER_IP = env.str("LOGIN_RATE_PER_IP", default="20/min")
+# Unknown bearer tokens per client address on the resident API; past it, 429 before the token lookup.
+API_BAD_TOKENS_PER_IP = env.str("API_BAD_TOKENS_PER_IP", default="60/min")
+# nginx's public listener, per client address (core/nginx.py; rendered by `manage.py nginx_config`):
+# requests per second with a burst, and requests in progress at once. Over either: 429 from nginx.
+NGINX_PUBLIC_RATE_PER_S = env.int("NGINX_PUBLIC_RATE_PER_S", default=20)
+NGINX_PUBLIC_BURST = env.int("NGINX_PUBLIC_BURST", default=40)
+NGINX_PUBLIC_CONNECTIONS = env.int("NGINX_PUBLIC_CONNECTIONS", default=20)
 # The proxy hop (core/http/proxy.py): X-Forwarded-For/-Proto and X-Client-Cert/-Verify are believed
 # only from a peer in TRUSTED_PROXY_CIDRS (or a unix socket) that presents PROXY_AUTH_SECRET in
 # X-Proxy-Auth. Without a secret, no forwarded header is believed.
@@ -278,7 +285,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # --- API conventions ------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "oauth2_provider.contrib.rest_framework.OAuth2Authentication",
+        "core.api.authentication.BudgetedOAuth2Authentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
