@@ -283,6 +283,10 @@ def write_config(config: ProxyConfig) -> Path:
 
 def start(config: ProxyConfig) -> subprocess.Popen:
     """Write the configuration under `prefix` and run nginx in the foreground (caller stops it)."""
-    conf = write_config(config)
-    subprocess.run([NGINX, "-t", "-q", "-p", str(config.prefix), "-c", str(conf)], check=True)
-    return subprocess.Popen([NGINX, "-p", str(config.prefix), "-c", str(conf), "-g", "daemon off;"])
+    return run(config.prefix, write_config(config))
+
+
+def run(prefix: Path, conf: Path) -> subprocess.Popen:
+    """Check `conf` and run nginx on it in the foreground (caller stops it)."""
+    subprocess.run([NGINX, "-t", "-q", "-p", str(prefix), "-c", str(conf)], check=True)
+    return subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"])

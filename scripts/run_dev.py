@@ -1,6 +1,7 @@
 """`make run`: prepare a one-machine demo and run every process until Ctrl-C.
 
-Migrates, generates dev certificates and keys, seeds the demo, then starts the web service,
+Migrates, generates dev certificates and keys, seeds the demo, then starts the two web worker
+pools (public and partner, each its own process; smarthome/settings/pools.py), nginx before them,
 the sandbox partner and the background work (an in-process scheduler without REDIS_URL, a
 Celery worker + beat with it) and prints where everything is. Ctrl-C stops all of them.
 """
@@ -20,6 +21,7 @@ from core import nginx  # noqa: E402  (Django-free; needs the project root on sy
 
 PYTHON = sys.executable
 WEB_PORT = int(os.environ.get("SMARTHOME_WEB_PORT", "8000"))
+PARTNER_WEB_PORT = int(os.environ.get("SMARTHOME_PARTNER_WEB_PORT", "8001"))
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8443"))
 SANDBOX_CONTROL_PORT = int(os.environ.get("SANDBOX_CONTROL_PORT", "8444"))
 PUBLIC_TLS_PORT = int(os.environ.get("SMARTHOME_TLS_PORT", "9443"))
@@ -109,10 +111,14 @@ def stop_all(processes: list[tuple[str, subprocess.Popen]]) -> None:
 
 
 def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) -> int:
-    def start(name: str, args: list[str]) -> None:
-        processes.append((name, subprocess.Popen(args, cwd=ROOT)))
+    def start(name: str, args: list[str], **env: str) -> None:
+        processes.append((name, subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env} if env else None)))
 
-    start("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload", "--insecure"])
+    # one process per pool, so the sandbox's decisions never queue behind the public side
+    start("web (public pool)", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload", "--insecure"],
+          SMARTHOME_POOL="public")
+    start("web (partner pool)", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{PARTNER_WEB_PORT}", "--noreload"],
+          SMARTHOME_POOL="partner")
     if (ROOT / "partners" / "sandbox" / "__main__.py").exists():
         start(
             "sandbox partner",
@@ -122,17 +128,16 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
             ],
         )
     if (certs_dir / "smarthome-server.pem").exists():
-        processes.append(("nginx (TLS + partner mTLS)", nginx.start(nginx.ProxyConfig(
-            prefix=var_dir_of(certs_dir) / "nginx",
-            upstream=f"127.0.0.1:{WEB_PORT}",
-            public_port=PUBLIC_TLS_PORT,
-            partner_port=PARTNER_TLS_PORT,
-            server_cert=certs_dir / "smarthome-server.pem",
-            server_key=certs_dir / "smarthome-server.key",
-            partner_ca=certs_dir / "ca.pem",
-            proxy_secret=os.environ["PROXY_AUTH_SECRET"],
-            face_upload_max=str(int(os.environ.get("FACE_UPLOAD_MAX_BYTES", 8 * 1024 * 1024))),
-        ))))
+        prefix = var_dir_of(certs_dir) / "nginx"
+        conf = subprocess.run(  # the limits of the public listener come from the settings (NGINX_PUBLIC_*)
+            [PYTHON, "manage.py", "nginx_config", "--prefix", str(prefix), "--listen-host", "127.0.0.1",
+             "--public-upstream", f"127.0.0.1:{WEB_PORT}", "--partner-upstream", f"127.0.0.1:{PARTNER_WEB_PORT}",
+             "--public-port", str(PUBLIC_TLS_PORT), "--partner-port", str(PARTNER_TLS_PORT),
+             "--server-cert", str(certs_dir / "smarthome-server.pem"),
+             "--server-key", str(certs_dir / "smarthome-server.key"), "--partner-ca", str(certs_dir / "ca.pem")],
+            cwd=ROOT, check=True, capture_output=True, text=True,
+        ).stdout.strip()
+        processes.append(("nginx (TLS + partner mTLS)", nginx.run(prefix, Path(conf))))
     register_demo_devices_at_sandbox()
     link = subprocess.run(  # the sandbox asks us for decisions and sends events through nginx's mTLS port
         [PYTHON, "manage.py", "link_sandbox", "--control-url", f"http://127.0.0.1:{SANDBOX_CONTROL_PORT}",
@@ -153,7 +158,8 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
     service       https://localhost:{PUBLIC_TLS_PORT}/healthz  (through nginx; dev CA in var/certs/ca.pem)
     API docs      https://localhost:{PUBLIC_TLS_PORT}/api/docs/
     admin (2FA)   https://localhost:{PUBLIC_TLS_PORT}/admin/   (demo logins and TOTP secrets printed above)
-    metrics       http://127.0.0.1:{WEB_PORT}/metrics  (the web process itself; nginx does not serve it)
+    metrics       http://127.0.0.1:{WEB_PORT}/metrics  (public pool; nginx serves no metrics)
+                  http://127.0.0.1:{PARTNER_WEB_PORT}/metrics  (partner pool)
     partner API   https://localhost:{PARTNER_TLS_PORT}/partner/v1/  (mTLS: partner-client.pem)
     sandbox       https://127.0.0.1:{SANDBOX_PORT}/  (mTLS; fault control http://127.0.0.1:{SANDBOX_CONTROL_PORT}/_control/faults)
     processes     {", ".join(name for name, _ in processes)}

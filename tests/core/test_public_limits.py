@@ -99,3 +99,39 @@ def test_limits_are_positive_integers(tmp_path, dev_pki):
     for bad in ({"public_rate_per_s": 0}, {"public_burst": -1}, {"public_connections": "5; evil"}):
         with pytest.raises(ValueError, match="positive integers"):
             nginx.render(proxy_config(tmp_path, "127.0.0.1:1", dev_pki, "s" * 32, **bad))
+
+
+def test_the_limits_come_from_the_settings(tmp_path, dev_pki):
+    """`manage.py nginx_config` renders the limits of NGINX_PUBLIC_* (environment -> settings -> nginx)."""
+    import subprocess
+
+    from core import nginx
+    from tests.core.test_production_settings import run_manage
+
+    prefix = tmp_path / "nginx"
+    result = run_manage(
+        "nginx_config", "--prefix", str(prefix), "--public-upstream", "127.0.0.1:8000",
+        "--partner-upstream", "unix:/run/smarthome/partner.sock", "--server-cert", str(dev_pki["smarthome-server.pem"]),
+        "--server-key", str(dev_pki["smarthome-server.key"]), "--partner-ca", str(dev_pki["ca.pem"]),
+        "--public-port", "19443", "--partner-port", "19444", "--listen-host", "127.0.0.1",
+        env={"PROXY_AUTH_SECRET": "s" * 40, "NGINX_PUBLIC_RATE_PER_S": "7", "NGINX_PUBLIC_BURST": "9",
+             "NGINX_PUBLIC_CONNECTIONS": "3"},
+    )
+    assert result.returncode == 0, result.stderr
+    conf = prefix / "nginx.conf"
+    assert result.stdout.strip() == str(conf)
+    text = conf.read_text()
+    assert "rate=7r/s;" in text
+    assert "limit_req zone=public_rate burst=9 nodelay;" in text
+    assert "limit_conn public_connections 3;" in text
+    assert "upstream smarthome_public { server 127.0.0.1:8000;" in text
+    assert "upstream smarthome_partner { server unix:/run/smarthome/partner.sock;" in text
+    assert conf.stat().st_mode & 0o777 == 0o600
+    checked = subprocess.run([nginx.NGINX, "-t", "-q", "-p", str(prefix), "-c", str(conf)], capture_output=True,
+                             text=True)
+    assert checked.returncode == 0, checked.stderr
+    refused = run_manage("nginx_config", "--prefix", str(tmp_path / "other"), "--public-upstream", "a:1",
+                         "--partner-upstream", "b:2", "--server-cert", "c", "--server-key", "d", "--partner-ca", "e",
+                         env={"PROXY_AUTH_SECRET": ""})
+    assert refused.returncode != 0
+    assert "PROXY_AUTH_SECRET is not set" in refused.stderr
