@@ -60,8 +60,9 @@ def lua_string(value: str) -> str:
     return json.dumps(value)  # a JSON string literal is a valid Lua string literal for ASCII text
 
 
-def seed(pki: dict) -> tuple[dict, str]:
-    """Partner, OAuth2 client, building, barrier, resident, grant, car. Returns (body, client credentials)."""
+def seed(pki: dict, *, cidrs: tuple[str, ...] = ("203.0.113.0/24",)) -> tuple[dict, str]:
+    """Partner (calling from `cidrs`), OAuth2 client, building, barrier, resident, grant, car.
+    Returns (body, client credentials)."""
     from oauth2_provider.models import get_application_model
 
     from access.models import VehiclePlateToken
@@ -71,7 +72,7 @@ def seed(pki: dict) -> tuple[dict, str]:
 
     partner = factories.partner(with_credentials=False)
     partner_credentials_rotate(partner=partner, client_id="smarthome", client_cert_pem=pki["partner-client.pem"]
-                               .read_text(), allowed_cidrs=["203.0.113.0/24"])
+                               .read_text(), allowed_cidrs=list(cidrs))
     Application = get_application_model()
     secret = secrets.token_urlsafe(24)
     app = Application.objects.create(name="bench partner", client_id="bench-partner", client_secret=secret,
