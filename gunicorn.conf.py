@@ -8,7 +8,7 @@ public load cannot occupy the workers that decide for barriers:
     SMARTHOME_POOL=partner gunicorn       # the partner pool: smarthome.wsgi_partner on 127.0.0.1:8001
 
 SMARTHOME_POOL picks the entry point, the default bind and the process name (`smarthome-public`,
-`smarthome-partner` in `ps`). Sync workers behind nginx (nginx buffers slow clients).
+`smarthome-partner`). Sync workers behind nginx (nginx buffers slow clients).
 GUNICORN_WORKERS overrides the worker count (default: 2 per core + 1, gunicorn's own advice; each
 pool has its own). gunicorn itself believes no forwarded header: the service does, over the
 authenticated proxy hop only (core/http/proxy.py). GUNICORN_BIND (default above) may be
@@ -25,14 +25,15 @@ import gc
 import multiprocessing
 import os
 
-from smarthome.settings.pools import POOLS  # plain data, no Django
-
-_pool = os.environ.get("SMARTHOME_POOL", "public")
+# The pools' entry points (smarthome/settings/pools.py). Not imported from there: importing the
+# settings package here, in the master, would load the settings before a pool is chosen.
+_entry_points = {"public": "smarthome.wsgi", "partner": "smarthome.wsgi_partner"}
 _default_binds = {"public": "127.0.0.1:8000", "partner": "127.0.0.1:8001"}
-if _pool not in POOLS:
-    raise SystemExit(f"SMARTHOME_POOL must be one of {sorted(POOLS)}, not {_pool!r}")
+_pool = os.environ.get("SMARTHOME_POOL", "public")
+if _pool not in _entry_points:
+    raise SystemExit(f"SMARTHOME_POOL must be one of {sorted(_entry_points)}, not {_pool!r}")
 
-wsgi_app = POOLS[_pool].wsgi_application.rpartition(".")[0]  # the module; gunicorn finds `application`
+wsgi_app = _entry_points[_pool]
 proc_name = f"smarthome-{_pool}"
 workers = int(os.environ.get("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1))
 worker_class = "sync"

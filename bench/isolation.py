@@ -286,7 +286,9 @@ def measure(args, work, config, egress, public_url, body, client, app_token, pki
     check = requests.post(f"{egress}/partner/v1/access-decisions", data=json.dumps(body), timeout=10, headers={
         "Content-Type": "application/json", "Authorization": f"Bearer {token.json()['access_token']}"})
     if check.status_code != 200 or check.json()["decision"] != "allow":
-        raise SystemExit(f"the decision endpoint refused the seeded car: {check.status_code} {check.text}")
+        access = (config.prefix / "access.log").read_text().splitlines()[-3:]
+        raise SystemExit(f"the decision endpoint refused the seeded car: {check.status_code} {check.text}\n"
+                         + "\n".join(access))
     scripts = {}
     for name, (path, lua) in FLOODS.items():
         scripts[name] = (f"{public_url}{path}", work / f"flood-{len(scripts)}.lua")

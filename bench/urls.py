@@ -19,8 +19,12 @@ from django.views.decorators.csrf import csrf_exempt
 
 from smarthome.settings.pools import POOLS
 
-# this pool's own URL map (the decision endpoint is the partner pool's)
-project_urlpatterns = import_module(POOLS[settings.SMARTHOME_POOL].urlconf).urlpatterns
+# this pool's own URL map (the decision endpoint is the partner pool's), with its error handlers
+_pool_urls = import_module(POOLS[settings.SMARTHOME_POOL].urlconf)
+project_urlpatterns = _pool_urls.urlpatterns
+handler400, handler403, handler404, handler500 = (
+    _pool_urls.handler400, _pool_urls.handler403, _pool_urls.handler404, _pool_urls.handler500,
+)
 
 ANSWER = {"decision": "allow", "reason": "granted", "decision_id": "0" * 32, "ttl_s": 60}
 STEPS = ("version", "counters", "audit")  # the decision's order

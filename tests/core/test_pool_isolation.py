@@ -32,15 +32,18 @@ def database_url() -> str:
 
 
 @contextlib.contextmanager
-def gunicorn_pool(app: str, *, workers: int, env: dict):
-    """One pool in gunicorn (gunicorn.conf.py: sync workers), on its own port; yields the port."""
+def gunicorn_pool(pool: str, *, workers: int, env: dict, app: tuple[str, ...] = ()):
+    """One pool in gunicorn (gunicorn.conf.py: sync workers; SMARTHOME_POOL picks the entry point
+    unless `app` names it), on its own port; yields the port."""
     port = infra.free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", "-w", str(workers)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "gunicorn", *app, "-w", str(workers)], cwd=ROOT,
+        env={**env, "SMARTHOME_POOL": pool, "GUNICORN_BIND": f"127.0.0.1:{port}"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         infra.wait_for_http(f"http://127.0.0.1:{port}/healthz")
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()["pool"] == pool
         yield port
     finally:
         process.terminate()
@@ -57,8 +60,8 @@ def deployed(redis_server, nginx_prefix, dev_pki):
         "REDIS_URL": settings.REDIS_URL, "TRUSTED_PROXY_CIDRS": "127.0.0.1/32", "PROXY_AUTH_SECRET": secret,
         "LOG_LEVEL": "WARNING",
     }
-    with gunicorn_pool("smarthome.wsgi", workers=PUBLIC_WORKERS, env=env) as public, \
-            gunicorn_pool("smarthome.wsgi_partner", workers=1, env=env) as partner:
+    with gunicorn_pool("public", workers=PUBLIC_WORKERS, env=env, app=("smarthome.wsgi",)) as public, \
+            gunicorn_pool("partner", workers=1, env=env) as partner:
         config = proxy_config(nginx_prefix, f"127.0.0.1:{public}", dev_pki, secret,
                               partner_upstream=f"127.0.0.1:{partner}")
         process = nginx.start(config)
