@@ -84,7 +84,7 @@ class WrkResult:
 
 
 def _ms(value: str, unit: str) -> float:
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def wrk(url: str, *, connections: int = 32, duration_s: int = 10, threads: int = 2,
@@ -97,8 +97,10 @@ def wrk(url: str, *, connections: int = 32, duration_s: int = 10, threads: int =
     if script:
         args[1:1] = ["-s", str(script)]
     output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    latencies = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))$", output, re.MULTILINE))
-    parsed = {k: re.match(r"([\d.]+)(us|ms|s)", v).groups() for k, v in latencies.items()}
+    latencies = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s|m))\s*$", output, re.MULTILINE))
+    if set(latencies) != {"50", "99"}:
+        raise RuntimeError(f"wrk's output has no latency percentiles:\n{output}")
+    parsed = {k: re.match(r"([\d.]+)(us|ms|s|m)", v).groups() for k, v in latencies.items()}
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return WrkResult(

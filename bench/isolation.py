@@ -228,7 +228,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--public-workers", type=int, default=2)
     parser.add_argument("--partner-workers", type=int, default=2)
-    parser.add_argument("--resident-rate", type=float, default=10.0, help="the normal resident's requests per second")
+    parser.add_argument("--resident-rate", type=float, default=15.0, help="the normal resident's requests per second")
     args = parser.parse_args()
 
     from partners.devcerts import generate_dev_pki
@@ -321,9 +321,9 @@ def measure(args, work, config, egress, public_url, body, client, app_token, pki
 def report(args, config, decisions, resident, floods, loads):
     alone, resident_alone = decisions["alone"], resident["alone"]
     print(f"isolation benchmark: public pool {args.public_workers} + partner pool {args.partner_workers} sync workers "
-          f"(gunicorn, production settings), PostgreSQL + Redis, the real nginx with its default public limits "
-          f"({config.public_rate_per_s} r/s, burst {config.public_burst}, {config.public_connections} in progress "
-          f"per address); {os.cpu_count()} cores; load average at the start and after each flood: {' | '.join(loads)}")
+          f"(gunicorn, production settings), PostgreSQL + Redis, the real nginx; its public limits "
+          f"{config.public_rate_per_s} r/s, burst {config.public_burst}, {config.public_connections} in progress "
+          f"per address; {os.cpu_count()} cores; load average at the start and after each flood: {' | '.join(loads)}")
     print(f"\ndecisions (wrk {DECISION_CONNECTIONS} connections x {args.duration} s through the mTLS listener)")
     for name, result in decisions.items():
         label = "alone" if name == "alone" else f"during a flood: {name}"

@@ -9,7 +9,8 @@ From the settings: the proxy secret (PROXY_AUTH_SECRET), the face upload limit
 (FACE_UPLOAD_MAX_BYTES) and the public listener's limits per client address
 (NGINX_PUBLIC_RATE_PER_S, NGINX_PUBLIC_BURST, NGINX_PUBLIC_CONNECTIONS). Writes
 `<prefix>/nginx.conf` (mode 0600: it holds the secret) and prints its path; run nginx with
-`nginx -p <prefix> -c <prefix>/nginx.conf`. `make run` uses it too.
+`nginx -p <prefix> -c <prefix>/nginx.conf`. `--listeners public` / `--listeners partner` write the
+configuration of an nginx that serves one listener (one prefix each). `make run` uses it too.
 """
 
 from pathlib import Path
@@ -33,6 +34,9 @@ class Command(BaseCommand):
         parser.add_argument("--public-port", type=int, default=443)
         parser.add_argument("--partner-port", type=int, default=8443)
         parser.add_argument("--listen-host", default="0.0.0.0")  # noqa: S104 - nginx is the edge
+        parser.add_argument("--listeners", default="public,partner",
+                            help="the listeners of this nginx: both, or one (an nginx per listener)")
+        parser.add_argument("--worker-processes", default="auto")
 
     def handle(self, *args, **options):
         if not settings.PROXY_AUTH_SECRET:
@@ -47,6 +51,7 @@ class Command(BaseCommand):
                 proxy_secret=settings.PROXY_AUTH_SECRET, face_upload_max=str(face_upload_max),
                 listen_host=options["listen_host"], public_rate_per_s=settings.NGINX_PUBLIC_RATE_PER_S,
                 public_burst=settings.NGINX_PUBLIC_BURST, public_connections=settings.NGINX_PUBLIC_CONNECTIONS,
+                listeners=tuple(options["listeners"].split(",")), worker_processes=options["worker_processes"],
             ))
         except ValueError as error:
             raise CommandError(str(error)) from error
