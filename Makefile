@@ -39,6 +39,7 @@ lint: $(STAMP)
 
 bench: install
 	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/isolation.py
 
 clean:
 	rm -rf $(VENV) var

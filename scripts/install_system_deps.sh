@@ -2,7 +2,8 @@
 # Debian packages the service and its tests use, installed only when missing:
 # PostgreSQL + Redis (the test suite starts its own servers from these binaries), nginx (TLS
 # terminator for the partner API's mTLS), Chromium + driver (browser tests), OpenLDAP's headers
-# (python-ldap has no wheel: pip builds it) and slapd + ldap-utils (the directory tests' server).
+# (python-ldap has no wheel: pip builds it), slapd + ldap-utils (the directory tests' server) and
+# wrk (the benchmarks' load generator).
 set -euo pipefail
 missing=()
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
@@ -15,6 +16,7 @@ command -v gcc >/dev/null || missing+=(gcc)
 [ -f /usr/include/python3.11/Python.h ] || missing+=(python3-dev)
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapadd >/dev/null || missing+=(ldap-utils)
+command -v wrk >/dev/null || missing+=(wrk)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
