@@ -4,9 +4,11 @@ Every benchmark measures its baseline in the same run on the same machine and pr
 so figures from different machines stay comparable.
 """
 
+import base64
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -44,6 +46,20 @@ def own_servers():
 def base_env(**extra: str) -> dict[str, str]:
     keep = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     return {**keep, "SMARTHOME_VAR_DIR": "/tmp/smarthome-bench-var", **extra}
+
+
+def production_env(database_url: str, redis_url: str, *, proxy_secret: str, **extra: str) -> dict[str, str]:
+    """What a pool needs to serve in production settings (bench.settings) on this run's PostgreSQL and
+    Redis, with fresh keys, believing the proxy on 127.0.0.1 that presents `proxy_secret`."""
+    return base_env(
+        DATABASE_URL=database_url, REDIS_URL=redis_url, DJANGO_SETTINGS_MODULE="bench.settings", **PRODUCTION_ENV,
+        FIELD_ENCRYPTION_KEYS="bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        AUDIT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        CONSENT_RECEIPT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        TRUSTED_PROXY_CIDRS="127.0.0.1/32", PROXY_AUTH_SECRET=proxy_secret,
+        CELERY_TASK_ALWAYS_EAGER="false",  # seeding queues patches: not sent
+        **extra,
+    )
 
 
 def manage(*args: str, env: dict[str, str]) -> None:

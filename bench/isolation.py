@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.decisions import lua_string, seed  # noqa: E402
-from bench.harness import PRODUCTION_ENV, WrkResult, base_env, gunicorn, manage, own_servers, wrk  # noqa: E402
+from bench.harness import WrkResult, gunicorn, manage, own_servers, production_env, wrk  # noqa: E402
 from core import nginx  # noqa: E402
 from tests import infra  # noqa: E402
 
@@ -237,16 +237,8 @@ def main() -> None:
     os.chmod(work, 0o755)  # noqa: S103 - nginx's workers (nobody) reach their temp paths in it
     pki = generate_dev_pki(work / "pki")
     with own_servers() as (database_url, redis_url):
-        env = base_env(
-            DATABASE_URL=database_url, REDIS_URL=redis_url, DJANGO_SETTINGS_MODULE="bench.settings",
-            **PRODUCTION_ENV,
-            FIELD_ENCRYPTION_KEYS="bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-            AUDIT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-            CONSENT_RECEIPT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-            TRUSTED_PROXY_CIDRS="127.0.0.1/32", PROXY_AUTH_SECRET=PROXY_SECRET,
-            CELERY_TASK_ALWAYS_EAGER="false",  # seeding queues patches: not sent
-            API_RATE_PER_MIN="1000000",  # the paced resident must not meet the per-user limit
-        )
+        # the paced resident must not meet the per-user limit
+        env = production_env(database_url, redis_url, proxy_secret=PROXY_SECRET, API_RATE_PER_MIN="1000000")
         manage("migrate", "--noinput", env=env)
         os.environ.update(env)
         import django

@@ -7,13 +7,9 @@ token through the mTLS listener, which binds it to their certificate (RFC 8705).
 
 from django.urls import include, path
 
+from core.http.problems import handler400, handler403, handler404, handler500  # noqa: F401 - this map's error views
 from core.observability.urls import probe_urlpatterns
 from identity.views import oauth as identity_oauth
-
-handler400 = "core.http.problems.handler400"
-handler403 = "core.http.problems.handler403"
-handler404 = "core.http.problems.handler404"
-handler500 = "core.http.problems.handler500"
 
 partner_v1 = [
     path("", include("access.partner_urls")),

@@ -8,15 +8,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from oauth2_provider import views as oauth_views
 from two_factor.urls import urlpatterns as two_factor_patterns
 
+from core.http.problems import handler400, handler403, handler404, handler500  # noqa: F401 - this map's error views
 from core.observability.urls import probe_urlpatterns
 from core.portal.site import admin_site  # the OTP-required admin (+ building dashboard)
 from identity.views import login as identity_login
 from identity.views import oauth as identity_oauth
-
-handler400 = "core.http.problems.handler400"
-handler403 = "core.http.problems.handler403"
-handler404 = "core.http.problems.handler404"
-handler500 = "core.http.problems.handler500"
 
 api_v1 = [
     path("", include("access.urls")),
