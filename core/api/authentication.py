@@ -10,6 +10,7 @@ too (the lookup that would tell them apart is the cost being refused).
 """
 
 from django.conf import settings
+from drf_spectacular.contrib.django_oauth_toolkit import DjangoOAuthToolkitScheme
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from rest_framework.exceptions import Throttled
 
@@ -34,3 +35,9 @@ class BudgetedOAuth2Authentication(OAuth2Authentication):
         if authenticated is None:
             hit(key, limit)
         return authenticated
+
+
+class BudgetedOAuth2Scheme(DjangoOAuthToolkitScheme):
+    """The OpenAPI security scheme of the resident API: django-oauth-toolkit's, unchanged."""
+
+    target_class = "core.api.authentication.BudgetedOAuth2Authentication"
