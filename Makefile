@@ -39,7 +39,6 @@ lint: $(STAMP)
 
 bench: install
 	$(BIN)/python bench/run_all.py
-	$(BIN)/python bench/isolation.py
 
 clean:
 	rm -rf $(VENV) var
