@@ -3,7 +3,6 @@
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
-from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, BasePermission
@@ -13,6 +12,7 @@ from rest_framework.views import APIView
 from audit import signing
 from audit.actions import Action, Outcome
 from audit.services import audit_export_start
+from core.api.authentication import BudgetedOAuth2Authentication
 from core.api.permissions import MissingScope
 from core.api.serializers import QuerySerializer
 from core.security.identifiers import user_ref
@@ -39,7 +39,7 @@ class IsComplianceOfficer(BasePermission):
 class ExportApi(APIView):
     """`GET /api/v1/audit/export?format=csv|jsonl&from=&to=&building=&partner=&action=&outcome=`."""
 
-    authentication_classes = [OAuth2Authentication, SessionAuthentication]
+    authentication_classes = [BudgetedOAuth2Authentication, SessionAuthentication]
     permission_classes = [IsComplianceOfficer]
 
     class InputSerializer(QuerySerializer):

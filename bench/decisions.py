@@ -3,8 +3,9 @@
     .venv/bin/python bench/decisions.py [--connections 32] [--duration 10] [--workers 2]
 
 Starts its own PostgreSQL and Redis, migrates, seeds one partner (certificate, OAuth2 client,
-contract, barrier) and one resident with a grant and a car, and serves the project with
-gunicorn in production settings (bench.settings = production + the bare view at /bench/bare).
+contract, barrier) and one resident with a grant and a car, and serves the partner pool
+(smarthome.wsgi_partner: the partner API's URLs and middleware) with gunicorn in production
+settings (bench.settings = production + the bare view at /bench/bare, behind the same middleware).
 The partner's token comes from the real /o/token/ endpoint. wrk then POSTs the same request to
 both URLs with the headers nginx would add (verified certificate, X-Forwarded-For/-Proto and the
 proxy secret in X-Proxy-Auth: the bench stands in for the trusted proxy on 127.0.0.1). Every
@@ -30,7 +31,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import PRODUCTION_ENV, base_env, gunicorn, manage, own_servers, wrk  # noqa: E402
+from bench.harness import gunicorn, manage, own_servers, production_env, wrk  # noqa: E402
 
 PARTNER_IP = "203.0.113.7"
 PROXY_SECRET = secrets.token_urlsafe(32)  # what nginx would send in X-Proxy-Auth
@@ -59,8 +60,9 @@ def lua_string(value: str) -> str:
     return json.dumps(value)  # a JSON string literal is a valid Lua string literal for ASCII text
 
 
-def seed(pki: dict) -> tuple[dict, str]:
-    """Partner, OAuth2 client, building, barrier, resident, grant, car. Returns (body, client credentials)."""
+def seed(pki: dict, *, cidrs: tuple[str, ...] = ("203.0.113.0/24",)) -> tuple[dict, str]:
+    """Partner (calling from `cidrs`), OAuth2 client, building, barrier, resident, grant, car.
+    Returns (body, client credentials)."""
     from oauth2_provider.models import get_application_model
 
     from access.models import VehiclePlateToken
@@ -70,7 +72,7 @@ def seed(pki: dict) -> tuple[dict, str]:
 
     partner = factories.partner(with_credentials=False)
     partner_credentials_rotate(partner=partner, client_id="smarthome", client_cert_pem=pki["partner-client.pem"]
-                               .read_text(), allowed_cidrs=["203.0.113.0/24"])
+                               .read_text(), allowed_cidrs=list(cidrs))
     Application = get_application_model()
     secret = secrets.token_urlsafe(24)
     app = Application.objects.create(name="bench partner", client_id="bench-partner", client_secret=secret,
@@ -114,14 +116,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="smarthome-bench-decisions-"))
     pki = generate_dev_pki(work / "pki")
     with own_servers() as (database_url, redis_url):
-        env = base_env(
-            DATABASE_URL=database_url, REDIS_URL=redis_url, DJANGO_SETTINGS_MODULE="bench.settings",
-            **PRODUCTION_ENV,
-            FIELD_ENCRYPTION_KEYS="bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-            AUDIT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-            TRUSTED_PROXY_CIDRS="127.0.0.1/32", PROXY_AUTH_SECRET=PROXY_SECRET,
-            CELERY_TASK_ALWAYS_EAGER="false",  # seeding queues patches: not sent
-        )
+        env = production_env(database_url, redis_url, proxy_secret=PROXY_SECRET)
         manage("migrate", "--noinput", env=env)
         os.environ.update(env)
         import django
@@ -129,7 +124,7 @@ def main() -> None:
         django.setup()
         body, client = seed(pki)
         cert_header = quote(pki["partner-client.pem"].read_text())
-        with gunicorn(env, workers=args.workers) as url:
+        with gunicorn(env, workers=args.workers, app="smarthome.wsgi_partner") as url:
             token = fetch_token(url, client, cert_header)
             script = work / "decision.lua"
             script.write_text(LUA.format(body=lua_string(json.dumps(body)), authorization=lua_string(f"Bearer {token}"),

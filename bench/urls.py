@@ -1,4 +1,4 @@
-"""The project's URLs plus the baselines the decision endpoint is compared to.
+"""The URLs of the pool being measured plus the baselines the decision endpoint is compared to.
 
 - `bench/bare`: a bare Django JSON view.
 - `bench/floor`: the same view plus the round trips every decision makes to keep its promises,
@@ -10,7 +10,9 @@
 """
 
 import uuid
+from importlib import import_module
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -19,7 +21,14 @@ from access.anomalies import decision_admit
 from access.policy import access_data
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
-from smarthome.urls import urlpatterns as project_urlpatterns
+from smarthome.settings.pools import POOLS
+
+# this pool's own URL map (the decision endpoint is the partner pool's), with its error handlers
+_pool_urls = import_module(POOLS[settings.SMARTHOME_POOL].urlconf)
+project_urlpatterns = _pool_urls.urlpatterns
+handler400, handler403, handler404, handler500 = (
+    _pool_urls.handler400, _pool_urls.handler403, _pool_urls.handler404, _pool_urls.handler500,
+)
 
 ANSWER = {"decision": "allow", "reason": "granted", "decision_id": "0" * 32, "ttl_s": 60}
 STEPS = ("version", "counters", "audit")  # the decision's order

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from core.cache.shared import OUTAGE_ERRORS, SharedCacheUnavailable, shared_cache_unavailable
 from core.cache.shared import count as shared_count
+from core.cache.shared import current as shared_current
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,38 @@ def hit(key: str, limit: Limit, *, path: str, fail_open: bool) -> int | None:
 
     Shared cache down: None with `fail_open`, else SharedCacheUnavailable; `path` labels the
     outage metric (the kind of request, e.g. "resident_read")."""
+    return attempt(key, limit, path=path, fail_open=fail_open).retry_after_s
+
+
+@dataclass(frozen=True)
+class Attempt:
+    retry_after_s: int | None  # None: allowed
+    repeated_refusal: bool  # refused, and not the first refusal of this window
+
+
+def attempt(key: str, limit: Limit, *, path: str, fail_open: bool) -> Attempt:
+    """`hit`, also telling whether an earlier hit of the window was refused already (a flood)."""
     now = int(time.time())
     cache_key, window_start = window(key, limit, now)
     try:
-        hits = shared_count(cache_key, timeout_s=limit.window_s + 1)
+        count = shared_count(cache_key, timeout_s=limit.window_s + 1)
     except OUTAGE_ERRORS as error:
         shared_cache_unavailable(path, error)
         if fail_open:
-            return None
+            return Attempt(None, False)
         raise SharedCacheUnavailable(path) from error
-    return retry_after(hits, limit, window_start, now)
+    return Attempt(retry_after(count, limit, window_start, now), count > limit.count + 1)
+
+
+def exceeded(key: str, limit: Limit, *, path: str) -> int | None:
+    """Whether `key` has used up `limit` in the current window, without counting a hit: None if
+    one more hit is allowed, else the seconds until the window resets (one GET). Shared cache
+    down: None (not known to be over; the outage is counted under `path`)."""
+    now = int(time.time())
+    cache_key, window_start = window(key, limit, now)
+    try:
+        current = shared_current(cache_key)
+    except OUTAGE_ERRORS as error:
+        shared_cache_unavailable(path, error)
+        return None
+    return retry_after(current + 1, limit, window_start, now)

@@ -2,7 +2,8 @@
 
 Migrates and generates dev certificates and keys; starts the sandbox partner and waits until it
 answers, so the demo's first deliveries (seeded allowlists) reach it at once instead of opening
-the breaker; seeds the demo; starts the web service and nginx and waits for them; links the
+the breaker; seeds the demo; starts the two web worker pools (public and partner, each its own
+process: smarthome/settings/pools.py) and nginx in front of them and waits for them; links the
 sandbox (`manage.py link_sandbox`: registers the demo devices there and has the sandbox report
 them online through our partner API); starts the background work (an in-process scheduler
 without REDIS_URL, a Celery worker + beat with it) and prints where everything is. Ctrl-C (or
@@ -26,6 +27,7 @@ from core import nginx  # noqa: E402  (Django-free; needs the project root on sy
 
 PYTHON = sys.executable
 WEB_PORT = int(os.environ.get("SMARTHOME_WEB_PORT", "8000"))
+PARTNER_WEB_PORT = int(os.environ.get("SMARTHOME_PARTNER_WEB_PORT", "8001"))
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8443"))
 SANDBOX_CONTROL_PORT = int(os.environ.get("SANDBOX_CONTROL_PORT", "8444"))
 PUBLIC_TLS_PORT = int(os.environ.get("SMARTHOME_TLS_PORT", "9443"))
@@ -111,8 +113,8 @@ def stop_all(processes: list[tuple[str, subprocess.Popen]]) -> None:
 
 
 def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) -> int:
-    def start(name: str, args: list[str]) -> None:
-        processes.append((name, subprocess.Popen(args, cwd=ROOT)))
+    def start(name: str, args: list[str], **env: str) -> None:
+        processes.append((name, subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env} if env else None)))
 
     def interrupted(*_):
         raise KeyboardInterrupt
@@ -132,21 +134,25 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
             f"http://127.0.0.1:{SANDBOX_CONTROL_PORT}/_control/faults") and listens(SANDBOX_PORT))
     print("==> seeding the demo", flush=True)
     manage("seed_demo")
-    start("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload", "--insecure"])
+    # one process per pool, so the sandbox's decisions never queue behind the public side
+    start("web (public pool)", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload", "--insecure"],
+          SMARTHOME_POOL="public")
+    start("web (partner pool)", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{PARTNER_WEB_PORT}", "--noreload"],
+          SMARTHOME_POOL="partner")
     if (certs_dir / "smarthome-server.pem").exists():
-        processes.append(("nginx (TLS + partner mTLS)", nginx.start(nginx.ProxyConfig(
-            prefix=var_dir_of(certs_dir) / "nginx",
-            upstream=f"127.0.0.1:{WEB_PORT}",
-            public_port=PUBLIC_TLS_PORT,
-            partner_port=PARTNER_TLS_PORT,
-            server_cert=certs_dir / "smarthome-server.pem",
-            server_key=certs_dir / "smarthome-server.key",
-            partner_ca=certs_dir / "ca.pem",
-            proxy_secret=os.environ["PROXY_AUTH_SECRET"],
-            face_upload_max=str(int(os.environ.get("FACE_UPLOAD_MAX_BYTES", 8 * 1024 * 1024))),
-        ))))
+        prefix = var_dir_of(certs_dir) / "nginx"
+        conf = subprocess.run(  # the limits of the public listener come from the settings (NGINX_PUBLIC_*)
+            [PYTHON, "manage.py", "nginx_config", "--prefix", str(prefix), "--listen-host", "127.0.0.1",
+             "--public-upstream", f"127.0.0.1:{WEB_PORT}", "--partner-upstream", f"127.0.0.1:{PARTNER_WEB_PORT}",
+             "--public-port", str(PUBLIC_TLS_PORT), "--partner-port", str(PARTNER_TLS_PORT),
+             "--server-cert", str(certs_dir / "smarthome-server.pem"),
+             "--server-key", str(certs_dir / "smarthome-server.key"), "--partner-ca", str(certs_dir / "ca.pem")],
+            cwd=ROOT, check=True, capture_output=True, text=True,
+        ).stdout.strip()
+        processes.append(("nginx (TLS + partner mTLS)", nginx.run(prefix, Path(conf))))
         wait_until("nginx", lambda: listens(PARTNER_TLS_PORT))
-    wait_until("the web service", lambda: answers(f"http://127.0.0.1:{WEB_PORT}/healthz"))
+    wait_until("the public pool", lambda: answers(f"http://127.0.0.1:{WEB_PORT}/healthz"))
+    wait_until("the partner pool", lambda: answers(f"http://127.0.0.1:{PARTNER_WEB_PORT}/healthz"))
     link = subprocess.run(  # the sandbox asks us for decisions and sends events through nginx's mTLS port
         [PYTHON, "manage.py", "link_sandbox", "--control-url", f"http://127.0.0.1:{SANDBOX_CONTROL_PORT}",
          "--partner-url", f"https://localhost:{PARTNER_TLS_PORT}"], cwd=ROOT, check=False,
@@ -166,7 +172,8 @@ def supervise(processes: list[tuple[str, subprocess.Popen]], certs_dir: Path) ->
     service       https://localhost:{PUBLIC_TLS_PORT}/healthz  (through nginx; dev CA in var/certs/ca.pem)
     API docs      https://localhost:{PUBLIC_TLS_PORT}/api/docs/
     admin (2FA)   https://localhost:{PUBLIC_TLS_PORT}/admin/   (demo logins and TOTP secrets printed above)
-    metrics       http://127.0.0.1:{WEB_PORT}/metrics  (the web process itself; nginx does not serve it)
+    metrics       http://127.0.0.1:{WEB_PORT}/metrics  (public pool; nginx serves no metrics)
+                  http://127.0.0.1:{PARTNER_WEB_PORT}/metrics  (partner pool)
     partner API   https://localhost:{PARTNER_TLS_PORT}/partner/v1/  (mTLS: partner-client.pem)
     sandbox       https://127.0.0.1:{SANDBOX_PORT}/  (mTLS; fault control http://127.0.0.1:{SANDBOX_CONTROL_PORT}/_control/faults)
     processes     {", ".join(name for name, _ in processes)}

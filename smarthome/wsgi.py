@@ -1,9 +1,8 @@
-"""WSGI entry point for gunicorn."""
+"""WSGI entry point of the public pool (residents, OAuth2, admin): `gunicorn smarthome.wsgi`.
 
-import os
+The partner pool has its own entry point, smarthome.wsgi_partner (smarthome/settings/pools.py).
+"""
 
-from django.core.wsgi import get_wsgi_application
+from smarthome.pool import pool_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smarthome.settings")
-
-application = get_wsgi_application()
+application = pool_application("public")

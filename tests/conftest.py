@@ -14,6 +14,7 @@ from tests.servers_plugin import running_server
 pytest_plugins = [
     "tests.partners.sandbox_fixtures",
     "tests.nginx_fixtures",
+    "tests.pools",
     "tests.identity.helpers",
     "tests.identity.oidc_fixtures",
     "tests.identity.ldap_fixtures",

@@ -1,5 +1,7 @@
-"""A real nginx in front of pytest-django's live server: public TLS and partner mTLS listeners."""
+"""A real nginx in front of the live servers: the public TLS listener before the public pool
+(pytest-django's live_server), the partner mTLS listener before the partner pool (tests/pools.py)."""
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -15,12 +17,16 @@ from core import nginx
 from tests import infra
 
 
-def proxy_config(prefix, upstream: str, dev_pki, proxy_secret: str) -> nginx.ProxyConfig:
+def proxy_config(prefix, upstream: str, dev_pki, proxy_secret: str, *, partner_upstream: str | None = None,
+                 **limits) -> nginx.ProxyConfig:
+    """Both listeners on free ports; the partner listener goes to `partner_upstream` (default: `upstream`,
+    for a test that has one backend only)."""
     public_port, partner_port = infra.free_ports(2)
     return nginx.ProxyConfig(
-        prefix=prefix, upstream=upstream, public_port=public_port, partner_port=partner_port,
-        server_cert=dev_pki["smarthome-server.pem"], server_key=dev_pki["smarthome-server.key"],
-        partner_ca=dev_pki["ca.pem"], proxy_secret=proxy_secret,
+        prefix=prefix, upstream=upstream, partner_upstream=partner_upstream or upstream, public_port=public_port,
+        partner_port=partner_port, server_cert=dev_pki["smarthome-server.pem"],
+        server_key=dev_pki["smarthome-server.key"], partner_ca=dev_pki["ca.pem"], proxy_secret=proxy_secret,
+        **limits,
     )
 
 
@@ -49,15 +55,25 @@ def nginx_prefix():
     shutil.rmtree(prefix, ignore_errors=True)
 
 
-@pytest.fixture
-def proxy(live_server, dev_pki, nginx_prefix, settings):
-    """nginx terminating TLS for `live_server`; the service believes its headers (proxy secret shared)."""
+@contextlib.contextmanager
+def proxy_for_pools(live_server, partner_live_server, dev_pki, prefix, settings, **limits):
+    """nginx terminating TLS for both live pools; the service believes its headers (proxy secret shared)."""
     settings.TRUSTED_PROXY_CIDRS = ["127.0.0.1/32"]
     settings.PROXY_AUTH_SECRET = secrets.token_urlsafe(32)
     upstream = urlparse(live_server.url)
-    config = proxy_config(nginx_prefix, f"127.0.0.1:{upstream.port}", dev_pki, settings.PROXY_AUTH_SECRET)
+    config = proxy_config(prefix, f"127.0.0.1:{upstream.port}", dev_pki, settings.PROXY_AUTH_SECRET,
+                          partner_upstream=f"127.0.0.1:{partner_live_server.port}", **limits)
     process = nginx.start(config)
-    infra.wait_for_http(f"https://localhost:{config.public_port}/healthz", verify=str(dev_pki["ca.pem"]))
-    yield config
-    process.terminate()
-    process.wait(10)
+    try:
+        infra.wait_for_http(f"https://localhost:{config.public_port}/healthz", verify=str(dev_pki["ca.pem"]))
+        yield config
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def proxy(live_server, partner_live_server, dev_pki, nginx_prefix, settings):
+    """nginx terminating TLS for both pools, with the default limits of the public listener."""
+    with proxy_for_pools(live_server, partner_live_server, dev_pki, nginx_prefix, settings) as config:
+        yield config

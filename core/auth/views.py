@@ -3,7 +3,7 @@
 The mobile app sends residents to `/o/authorize/` (Authorization Code + PKCE S256); a resident
 who is not signed in logs in at `/accounts/login/` (CSRF, django-axes lockout, per-IP rate
 limit), then confirms the scopes on a consent screen listing them in English and Russian.
-`/o/token/` is rate limited per client IP.
+`/o/token/` is rate limited per client IP: over the limit it answers 429 before any database work.
 
 With the shared cache (Redis) down, the token endpoint goes on uncounted (every grant it accepts
 needs an unguessable secret - a PKCE verifier, a refresh token, a client secret with mTLS - and
@@ -24,17 +24,23 @@ from core.api.serializers import input_errors
 from core.auth.oauth_scopes import ALL_SCOPES
 from core.http.client_ip import client_ip
 from core.http.problems import problem_response
-from core.ratelimit import Limit, hit
+from core.ratelimit import Limit, attempt
 
 
 def _limited(request, name: str, rate: str, *, fail_open: bool):
-    retry_after = hit(f"{name}:{client_ip(request)}", Limit.parse(rate), path=name, fail_open=fail_open)
-    if retry_after is None:
+    """429 once the client address is over `rate`, before any database work. The response's
+    `repeated_refusal` says an earlier request of the window was refused already: a flood, whose
+    further refusals test no credential and need no audit event each. Shared cache down: see
+    core.ratelimit (`fail_open`)."""
+    result = attempt(f"{name}:{client_ip(request)}", Limit.parse(rate), path=name, fail_open=fail_open)
+    if result.retry_after_s is None:
         return None
-    return problem_response(
-        429, f"Too many {name} requests; try again in {retry_after} s.", request=request,
-        headers={"Retry-After": str(retry_after)},
+    response = problem_response(
+        429, f"Too many {name} requests; try again in {result.retry_after_s} s.", request=request,
+        headers={"Retry-After": str(result.retry_after_s)},
     )
+    response.repeated_refusal = result.repeated_refusal
+    return response
 
 
 class TextInputRefused:

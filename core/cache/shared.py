@@ -81,3 +81,10 @@ def count(key: str, *, timeout_s: int) -> int:
     except ValueError:  # expired between add and incr
         cache.add(key, 1, timeout=timeout_s)
         return 1
+
+
+def current(key: str) -> int:
+    """The value of the counter `key` (0 when absent), without changing it: one GET."""
+    client = redis_client()
+    value = client.get(key) if client is not None else cache.get(key)
+    return int(value or 0)

@@ -5,7 +5,9 @@ failed; failure details are the exception class only (no hosts, no credentials).
 information to its body that does not decide readiness (`register_readiness_info`: whether each
 partner answers - a barrier decision never needs the partner, so an unreachable partner must not
 take the service out of rotation). `ReadinessCollector` runs the same checks when /metrics is
-scraped (`smarthome_readiness_check_ok{check}`), so an alert does not depend on anyone probing.
+scraped (`smarthome_readiness_check_ok{check}`), so an alert does not depend on anyone probing. Each web worker
+pool answers its own probes, and both answers name the pool (`public` or `partner`), so a probe
+that hangs or fails says which side is saturated or down.
 """
 
 import time
@@ -82,16 +84,17 @@ def readiness_info() -> dict[str, dict]:
 
 @never_cache
 @require_GET
-def healthz(request):
-    return JsonResponse({"status": "ok"})
+def healthz(request, pool: str):
+    return JsonResponse({"status": "ok", "pool": pool})
 
 
 @never_cache
 @require_GET
-def readyz(request):
+def readyz(request, pool: str):
     results = run_checks()
     failed = [name for name, result in results.items() if result["status"] != "ok"]
-    body = {"status": "fail" if failed else "ok", "failed": failed, "checks": results, **readiness_info()}
+    body = {"status": "fail" if failed else "ok", "pool": pool, "failed": failed, "checks": results,
+            **readiness_info()}
     return JsonResponse(body, status=503 if failed else 200)
 
 

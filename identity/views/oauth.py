@@ -50,7 +50,9 @@ def _error_code(response) -> str:
 class TokenView(RateLimitedTokenView):
     def post(self, request, *args, **kwargs):
         response = super().post(request, *args, **kwargs)
-        if response.status_code >= 400:
+        # past the first refusal of a rate-limit window a flood is refused without database work
+        # (the first refusal is the window's audit event; nginx's access log has every request)
+        if response.status_code >= 400 and not getattr(response, "repeated_refusal", False):
             signin_audit.token_refused(request=request, status=response.status_code, error=_error_code(response))
         return response
 

@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from smarthome.schedule import BEAT_SCHEDULE
 from smarthome.settings.datastores import redis_ssl_options
+from smarthome.settings.pools import POOLS
 
 env = environ.Env()
 
@@ -83,42 +84,16 @@ INSTALLED_APPS = [
     "core",
 ]
 
-MIDDLEWARE = [
-    # First: forwarded identity headers survive only over the authenticated proxy hop.
-    "core.http.proxy.TrustedProxyMiddleware",
-    "core.http.middleware.RequestIdMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "core.http.middleware.AccessLogMiddleware",
-    "core.http.middleware.BodySizeLimitMiddleware",
-    "core.http.middleware.SharedCacheOutageMiddleware",
-    "core.http.mtls.ClientCertificateMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    # Below this line: the partner API (MACHINE_LANE_PREFIXES) takes MACHINE_LANE_MIDDLEWARE instead.
-    "core.http.lanes.MachineLaneMiddleware",
-    "csp.middleware.CSPMiddleware",  # the browser pages' Content-Security-Policy (CONTENT_SECURITY_POLICY)
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
-    "identity.middleware.SessionCutoffMiddleware",  # sessions revoked from the admin or the provider end
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "core.http.middleware.AuditlogMiddleware",  # auditlog's, with the trusted client address
-    "axes.middleware.AxesMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-]
-
-# Server-to-server paths: mTLS + bearer token, no cookies, so no sessions, CSRF, login, OTP,
-# messages, framing headers, auditlog actor or axes lockout (core/http/lanes.py).
-MACHINE_LANE_PREFIXES = ["/partner/"]
-MACHINE_LANE_MIDDLEWARE = [
-    "django.middleware.common.CommonMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-]
-
-ROOT_URLCONF = "smarthome.urls"
-WSGI_APPLICATION = "smarthome.wsgi.application"
+# Which web worker pool this process is (smarthome/settings/pools.py): `public` (residents, OAuth2,
+# admin) or `partner` (the partner API behind nginx's mTLS listener). The WSGI entry points say it:
+# smarthome.wsgi is the public pool, smarthome.wsgi_partner the partner pool.
+SMARTHOME_POOL = env.str("SMARTHOME_POOL", default="public")
+if SMARTHOME_POOL not in POOLS:
+    raise ImproperlyConfigured(f"SMARTHOME_POOL must be one of {sorted(POOLS)}, not {SMARTHOME_POOL!r}")
+MIDDLEWARE = list(POOLS[SMARTHOME_POOL].middleware)
+ROOT_URLCONF = POOLS[SMARTHOME_POOL].urlconf
+WSGI_APPLICATION = POOLS[SMARTHOME_POOL].wsgi_application
+SILENCED_SYSTEM_CHECKS = list(POOLS[SMARTHOME_POOL].silenced_checks)
 ASGI_APPLICATION = "smarthome.asgi.application"
 
 TEMPLATES = [
@@ -297,6 +272,13 @@ OAUTH_SERVICE_CLIENTS = env.dict("OAUTH_SERVICE_CLIENTS", cast={"value": lambda 
 OAUTH_SCOPE_RESOLVERS: list[str] = ["partners.authentication.partner_scopes"]
 TOKEN_RATE_PER_IP = env.str("TOKEN_RATE_PER_IP", default="30/min")
 LOGIN_RATE_PER_IP = env.str("LOGIN_RATE_PER_IP", default="20/min")
+# Unknown bearer tokens per client address on the resident API; past it, 429 before the token lookup.
+API_BAD_TOKENS_PER_IP = env.str("API_BAD_TOKENS_PER_IP", default="60/min")
+# nginx's public listener, per client address (core/nginx.py; rendered by `manage.py nginx_config`):
+# requests per second with a burst, and requests in progress at once. Over either: 429 from nginx.
+NGINX_PUBLIC_RATE_PER_S = env.int("NGINX_PUBLIC_RATE_PER_S", default=20)
+NGINX_PUBLIC_BURST = env.int("NGINX_PUBLIC_BURST", default=40)
+NGINX_PUBLIC_CONNECTIONS = env.int("NGINX_PUBLIC_CONNECTIONS", default=20)
 # The proxy hop (core/http/proxy.py): X-Forwarded-For/-Proto and X-Client-Cert/-Verify are believed
 # only from a peer in TRUSTED_PROXY_CIDRS (or a unix socket) that presents PROXY_AUTH_SECRET in
 # X-Proxy-Auth. Without a secret, no forwarded header is believed.
@@ -318,7 +300,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # --- API conventions ------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "oauth2_provider.contrib.rest_framework.OAuth2Authentication",
+        "core.api.authentication.BudgetedOAuth2Authentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -338,6 +320,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # one document for both pools' APIs (the public pool serves it)
+    "SERVE_URLCONF": [POOLS["public"].urlconf, POOLS["partner"].urlconf],
 }
 
 # Largest accepted request body; bigger ones get 413 before any view runs.

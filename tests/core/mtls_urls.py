@@ -1,9 +1,12 @@
-"""A test-only view that shows which client certificate the service believes."""
+"""A test-only view that shows which client certificate the service believes, in either pool
+(this module: the public pool's URL map; `partner_urlpatterns`: the partner pool's, see
+`mtls_partner_urls`)."""
 
 from django.http import JsonResponse
 from django.urls import path
 
 from core.http.client_ip import client_ip
+from smarthome.partner_urls import urlpatterns as partner_pool_urlpatterns
 from smarthome.urls import urlpatterns as real_urlpatterns
 
 
@@ -16,4 +19,5 @@ def whoami(request):
     })
 
 
-urlpatterns = [path("partner/v1/_test/whoami", whoami), path("api/v1/_test/whoami", whoami), *real_urlpatterns]
+urlpatterns = [path("api/v1/_test/whoami", whoami), *real_urlpatterns]
+partner_urlpatterns = [path("partner/v1/_test/whoami", whoami), *partner_pool_urlpatterns]

@@ -5,7 +5,7 @@ import pytest
 def test_healthz_answers_ok(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "pool": "public"}
 
 
 @pytest.mark.django_db

@@ -3,7 +3,6 @@
 import http.client
 import json
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -11,6 +10,13 @@ import requests
 from partners.devcerts import x5t_s256
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.core.mtls_urls")]
+
+
+@pytest.fixture(autouse=True)
+def _partner_pool_whoami(request):
+    """The partner pool serves the whoami view too (when a test runs the partner pool live)."""
+    if "partner_live_server" in request.fixturenames:
+        request.getfixturevalue("partner_live_server").handler.urlconf = "tests.core.mtls_partner_urls"
 
 
 def partner_url(proxy, path="/partner/v1/_test/whoami"):
@@ -55,10 +61,10 @@ def test_public_port_ignores_a_forged_certificate_header(proxy, dev_pki):
                         verify=str(dev_pki["ca.pem"]), timeout=10).status_code == 404
 
 
-def test_headers_from_an_untrusted_peer_are_dropped(live_server, dev_pki, settings):
+def test_headers_from_an_untrusted_peer_are_dropped(partner_live_server, dev_pki, settings):
     settings.TRUSTED_PROXY_CIDRS = ["127.0.0.1/32"]
     forged = requests.utils.quote(Path(dev_pki["partner-client.pem"]).read_text())
-    port = urlparse(live_server.url).port
+    port = partner_live_server.port
     # 127.0.0.2 is loopback too, but not the trusted proxy address
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=("127.0.0.2", 0))
     connection.request("GET", "/partner/v1/_test/whoami",

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -122,7 +122,7 @@ def test_the_nginx_configuration_holding_the_secret_is_private(tmp_path, dev_pki
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_forged_certificate_header_over_loopback_gets_no_decision(proxy, dev_pki, live_server):
+def test_a_forged_certificate_header_over_loopback_gets_no_decision(proxy, dev_pki, partner_live_server):
     """Through nginx the partner gets `allow`; a local process replaying its token with a forged
     X-Client-Cert (public certificate, no key) from 127.0.0.1 gets 401, and no allowed decision is audited."""
     partner = factories.partner(with_credentials=False)
@@ -157,7 +157,7 @@ def test_a_forged_certificate_header_over_loopback_gets_no_decision(proxy, dev_p
     allowed = AuditEvent.objects.filter(action="access.decision", outcome="success").count()
     assert allowed == 1
 
-    port = urlparse(live_server.url).port
+    port = partner_live_server.port  # the partner pool's own port
     forged = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
               "X-Client-Cert": quote(cert_pem), "X-Client-Verify": "SUCCESS", "X-Forwarded-For": "127.0.0.1",
               "X-Forwarded-Proto": "https"}

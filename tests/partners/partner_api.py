@@ -1,6 +1,7 @@
 """Helpers for partner API tests: a partner with a registered certificate, an OAuth2 client bound
-to it, and calls that arrive as nginx forwards them (verified certificate header from the
-trusted proxy with its proxy secret, the partner's address in X-Forwarded-For)."""
+to it, and calls that arrive at the partner pool as nginx's mTLS listener forwards them (verified
+certificate header from the trusted proxy with its proxy secret, the partner's address in
+X-Forwarded-For)."""
 
 import base64
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from partners import services as partner_services
 from partners.authentication import forget_certificate
 from partners.models import Partner, PartnerApplication
 from tests import factories
+from tests.pools import partner_client
 
 PARTNER_IP = "203.0.113.7"
 PARTNER_CIDRS = ["203.0.113.0/24"]
@@ -34,7 +36,7 @@ class PartnerCaller:
     client_id: str
     client_secret: str
     webhook_secret: str
-    client: Client = field(default_factory=Client)
+    client: Client = field(default_factory=partner_client)
     token: str | None = None
 
     def headers(self, *, cert: str | None = "own", ip: str = PARTNER_IP, token: str | None = "own") -> dict:  # noqa: S107
