@@ -259,8 +259,7 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
              "client": spoken(fingerprints["client_secret"])}, messages.SUCCESS)
         response = HttpResponse(export.jwe, content_type="application/jose")
         response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
-        response["Cache-Control"] = "no-store"
-        return response
+        return response  # the admin marks every response no-store
 
     @admin.action(description=_("Retire the previous plate-token key (end the rotation's overlap)"),
                   permissions=["change"])
