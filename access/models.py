@@ -280,16 +280,21 @@ class VehiclePlateToken(models.Model):
     """HMAC-SHA256 of a vehicle's normalised plate under one partner's plate-token key.
 
     What a partner's camera sends us and what we look a vehicle up by; never the plate itself.
+    One per plate-token key the partner's decisions accept: the current one, and during a
+    rotation's overlap the previous one too (`key_version`: the credentials version whose key
+    made it), so a token under either key names the car in the same lookup.
     """
 
     vehicle = models.ForeignKey(Vehicle, on_delete=models.CASCADE, related_name="plate_tokens")
     partner = models.ForeignKey("partners.Partner", on_delete=models.CASCADE, related_name="plate_tokens")
     token = models.CharField(max_length=64)
+    key_version = models.PositiveIntegerField(help_text="Version of the partner's credentials whose key made it")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["partner", "token"], name="plate_token_unique_per_partner"),
-            models.UniqueConstraint(fields=["vehicle", "partner"], name="plate_token_one_per_vehicle_and_partner"),
+            models.UniqueConstraint(fields=["vehicle", "partner", "key_version"],
+                                    name="plate_token_one_per_vehicle_partner_and_key"),
         ]
 
     def __str__(self):
@@ -333,13 +338,15 @@ class GuestPass(EncryptedModel):
     """A resident lets a guest car through one barrier of their building for a while (or once).
 
     The plate is stored normalised and encrypted; `plate_token` is its HMAC under the barrier's
-    partner's plate-token key (what the partner's camera sends).
+    partner's plate-token key (what the partner's camera sends), `previous_plate_token` the
+    same under its previous key while a rotation's overlap lasts (else NULL, which no token equals).
     """
 
     resident = models.ForeignKey(Resident, on_delete=models.CASCADE, related_name="guest_passes")
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="guest_passes")
     plate = EncryptedCharField(max_length=16)
     plate_token = models.CharField(max_length=64, db_index=True)
+    previous_plate_token = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL matches nothing
     label = models.CharField(max_length=64, blank=True, help_text="The resident's own note, e.g. \"plumber\"")
     valid_from = models.DateTimeField()
     valid_until = models.DateTimeField()

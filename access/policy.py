@@ -35,6 +35,7 @@ import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db.models import Q
 from django.utils import timezone
 
 from access.models import AccessGrant, Device, GuestPass, Resident, VehiclePlateToken
@@ -108,7 +109,8 @@ class Facts:
         )
 
     def plate_owner(self, *, partner_id: int, token: str) -> tuple[int, bool] | None:
-        """(resident id, suspended) of the vehicle the token names."""
+        """(resident id, suspended) of the vehicle the token names (under any key the partner's
+        decisions accept: one row per key, access.services.plate_tokens)."""
         return (
             VehiclePlateToken.objects.filter(partner_id=partner_id, token=token)
             .values_list("vehicle__resident_id", "vehicle__resident__suspended")
@@ -116,10 +118,11 @@ class Facts:
         )
 
     def guest_passes(self, *, device_id: int, token: str) -> tuple:
-        """Unrevoked, unused guest passes for this plate at this device (validity is judged by the rules)."""
+        """Unrevoked, unused guest passes for this plate - under the partner's current or, during
+        a rotation's overlap, previous key - at this device (validity is judged by the rules)."""
         return tuple(
-            GuestPass.objects.filter(device_id=device_id, plate_token=token, revoked_at__isnull=True,
-                                     used_at__isnull=True).order_by("valid_until")
+            GuestPass.objects.filter(Q(plate_token=token) | Q(previous_plate_token=token), device_id=device_id,
+                                     revoked_at__isnull=True, used_at__isnull=True).order_by("valid_until")
         )
 
     def face_resident(self, *, partner_id: int, subject_id: str) -> int | None:

@@ -6,6 +6,8 @@ changes"). Here:
 - partners.partner_scope_changed (a partner's contracts or credentials changed): once that has
   committed, the task `partner_scope_refresh` rebuilds the partner's plate tokens and then pushes
   the full allowlist of each of its sites (access.services.plate_tokens);
+- partners.plate_keys_retired (a previous plate-token key retired): its plate tokens go and
+  guest passes drop their tokens under it, in the retiring transaction (`plate_tokens_retire`);
 - consent.face_subjects_revoked (a consent revoked): the subjects leave the partner's allowlists
   (a patch, in the revocation's transaction);
 - consent.face_subject_enrolled (the partner acknowledged an enrolment, which consent has just
@@ -23,14 +25,20 @@ from django.utils import timezone
 
 from access.models import SecurityAlert
 from access.services.allowlist import Credential, allowlist_resident_changed
+from access.services.plate_tokens import plate_tokens_retire
 from access.tasks import partner_scope_refresh
 from consent.signals import face_subject_enrolled, face_subjects_revoked
-from partners.signals import partner_reinstated, partner_scope_changed
+from partners.signals import partner_reinstated, partner_scope_changed, plate_keys_retired
 
 
 @receiver(partner_scope_changed, dispatch_uid="access.partner_scope_refresh")
 def refresh_partner_scope(sender, *, partner_id: int, **kwargs):
     transaction.on_commit(lambda: partner_scope_refresh.delay(partner_id))
+
+
+@receiver(plate_keys_retired, dispatch_uid="access.plate_tokens_retire")
+def retire_plate_tokens(sender, *, partner_id: int, versions, **kwargs):
+    plate_tokens_retire(partner_id=partner_id, versions=versions)
 
 
 @receiver(face_subjects_revoked, dispatch_uid="access.allowlist_face_revoked")

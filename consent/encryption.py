@@ -9,22 +9,10 @@ against them before it is queued.
 
 from django.conf import settings
 from joserfc import jwe
-from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 
-from partners.face_jwe import check_compact_size, face_jwe_registry
+from partners.face_jwe import check_compact_size, face_jwe_registry, key_algorithm, load_partner_public_key
 
-
-def load_partner_public_key(pem: str | bytes):
-    data = pem.encode() if isinstance(pem, str) else pem
-    for key_type in ("EC", "RSA", "OKP"):
-        try:
-            key = import_key(data, key_type)
-        except Exception:  # noqa: S112 - try the next key type
-            continue
-        if key.is_private:
-            raise ValueError("expected the partner's PUBLIC key, got a private key")
-        return key
-    raise ValueError("not a PEM public key of a supported type (EC, RSA, OKP)")
+__all__ = ["encrypt_for_partner", "load_partner_public_key"]
 
 
 def encrypt_for_partner(plaintext: bytes, *, public_key_pem: str | bytes, key_id: str = "",
@@ -37,15 +25,9 @@ def encrypt_for_partner(plaintext: bytes, *, public_key_pem: str | bytes, key_id
     if len(plaintext) > limit:
         raise ValueError(f"the photo is {len(plaintext)} bytes; the partner accepts at most {limit}")
     key = load_partner_public_key(public_key_pem)
-    header = {"enc": "A256GCM", "cty": "image/jpeg"}
+    header = {"alg": key_algorithm(key), "enc": "A256GCM", "cty": "image/jpeg"}
     if key_id:
         header["kid"] = key_id
-    if isinstance(key, RSAKey):
-        header["alg"] = "RSA-OAEP-256"
-    elif isinstance(key, (ECKey, OKPKey)):
-        header["alg"] = "ECDH-ES+A256KW"
-    else:
-        raise ValueError(f"unsupported key type {type(key).__name__}")
     registry = face_jwe_registry(max_photo_bytes=limit)
     compact = jwe.encrypt_compact(header, plaintext, key, registry=registry)
     check_compact_size(compact, registry)

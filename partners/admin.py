@@ -3,20 +3,27 @@
 A property manager sees the partners their company has contracts with, their own contracts,
 and the fingerprints of those partners' credentials; rotation goes through
 partners.services.partner_credentials_rotate. Secrets are never rendered, not even after a
-rotation: the page shows the new version's fingerprints. The security admin sees every partner
-and can suspend or reinstate one (partners.services.partner_suspend / partner_reinstate).
+rotation: the page shows the new version's fingerprints, the new material reaches the partner
+as a file encrypted to its own key (partner_credentials_export), and the previous plate-token
+key is retired by its own action once the partner has switched (partner_plate_key_retire).
+The security admin sees every partner and can suspend or reinstate one
+(partners.services.partner_suspend / partner_reinstate).
 """
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
+from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from core.portal import auditlog_mask as admin_auditlog
 from core.portal.isolation import CompanyScopedModelAdmin, CompanyScopedTabularInline
 from core.portal.service_forms import ServiceBackedAdminMixin
 from core.security.roles import SECURITY_ADMIN
 from partners import services
+from partners.key_material import spoken
 from partners.models import Partner, PartnerContract, PartnerCredentials
 
 FINGERPRINTS = (
@@ -148,13 +155,13 @@ class PartnerContractAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
 class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
     company_path = "partner__contracts__company"
     list_display = ("partner", "version", "client_id", "current", "created_at", "revoked_at",
-                    "plate_token_key_fingerprint", "webhook_secret_fingerprint")
+                    "plate_token_key_fingerprint", "webhook_secret_fingerprint", "plate_key_status")
     search_fields = ("partner__name", "client_id")
     list_filter = ("partner", "revoked_at", "created_at")
     fields = ("partner", "version", "client_id", "created_at", "revoked_at", "revoked_without_grace", "allowed_cidrs",
-              *FINGERPRINTS)
+              "handed_over_at", "plate_key_status", *FINGERPRINTS)
     readonly_fields = fields
-    actions = ("rotate_credentials", "rotate_credentials_emergency")
+    actions = ("rotate_credentials", "rotate_credentials_emergency", "export_key_material", "retire_previous_plate_key")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("partner")
@@ -162,6 +169,15 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
     @admin.display(description="current", boolean=True)
     def current(self, obj):
         return obj.is_current
+
+    @admin.display(description=_("plate-token key"))
+    def plate_key_status(self, obj):
+        if obj.is_current:
+            return gettext("in use")
+        until = obj.plate_key_accepted_until()
+        if until is not None and until > timezone.now():
+            return gettext("still accepted until %(until)s") % {"until": f"{timezone.localtime(until):%Y-%m-%d %H:%M}"}
+        return gettext("retired")
 
     def has_add_permission(self, request):
         return False  # a new version is issued by rotation
@@ -203,6 +219,68 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
                 "The secrets themselves are never shown here; they reach the partner out of band.",
                 messages.WARNING if emergency else messages.SUCCESS,
             )
+            self.message_user(request, self._next_steps(partner), messages.INFO)
+
+    @staticmethod
+    def _next_steps(partner) -> str:
+        steps = gettext("Next: export the key material for %(partner)s (action \"Export key material\"), send "
+                        "the file and read the fingerprints aloud to the partner.") % {"partner": partner}
+        previous = PartnerCredentials.objects.plate_keys_in_overlap().filter(partner=partner).first()
+        if previous is None:
+            return steps + " " + gettext("No previous plate-token key is accepted any more: the partner's cars are "
+                                         "recognised once it uses the new key.")
+        return steps + " " + gettext(
+            "The previous plate-token key %(fingerprint)s is accepted until %(until)s at the latest; retire it "
+            "(action \"Retire the previous plate-token key\") once the partner's barriers use the new one."
+        ) % {"fingerprint": spoken(previous.plate_token_key_fingerprint),
+             "until": f"{timezone.localtime(previous.plate_key_accepted_until()):%Y-%m-%d %H:%M}"}
+
+    @admin.action(description=_("Export key material for the partner (a file only its private key opens)"),
+                  permissions=["change"])
+    def export_key_material(self, request, queryset):
+        partners = {credentials.partner for credentials in queryset.select_related("partner")}
+        if len(partners) != 1:
+            self.message_user(request, gettext("Select the credentials of one partner to export."), messages.ERROR)
+            return None
+        partner = partners.pop()
+        try:
+            export = services.partner_credentials_export(partner=partner, actor=request.user)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return None
+        fingerprints = export.fingerprints
+        self.message_user(request, gettext(
+            "%(partner)s: key material of version %(version)s exported, encrypted to the partner's key. "
+            "Read aloud and compare with the partner: plate-token key %(plate)s, webhook secret %(webhook)s, "
+            "outbound webhook secret %(outbound)s, client secret %(client)s."
+        ) % {"partner": partner, "version": export.credentials.version,
+             "plate": spoken(fingerprints["plate_token_key"]), "webhook": spoken(fingerprints["webhook_secret"]),
+             "outbound": spoken(fingerprints["outbound_webhook_secret"]),
+             "client": spoken(fingerprints["client_secret"])}, messages.SUCCESS)
+        response = HttpResponse(export.jwe, content_type="application/jose")
+        response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+        return response  # the admin marks every response no-store
+
+    @admin.action(description=_("Retire the previous plate-token key (end the rotation's overlap)"),
+                  permissions=["change"])
+    def retire_previous_plate_key(self, request, queryset):
+        partners = {credentials.partner for credentials in queryset.select_related("partner")}
+        for partner in sorted(partners, key=lambda p: p.pk):
+            try:
+                retired = services.partner_plate_key_retire(partner=partner, actor=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"{partner}: {' '.join(exc.messages)}", messages.ERROR)
+                continue
+            if not retired:
+                self.message_user(request, gettext("%(partner)s: no previous plate-token key is in use.")
+                                  % {"partner": partner}, messages.INFO)
+                continue
+            self.message_user(request, ngettext(
+                "%(partner)s: plate-token key %(fingerprints)s retired; plate tokens under it are now unknown.",
+                "%(partner)s: plate-token keys %(fingerprints)s retired; plate tokens under them are now unknown.",
+                len(retired),
+            ) % {"partner": partner, "fingerprints": ", ".join(spoken(c.plate_token_key_fingerprint) for c in retired)},
+                messages.SUCCESS)
 
 
 for _model in (Partner, PartnerContract, PartnerCredentials):

@@ -14,6 +14,7 @@ Django-free: the sandbox partner runs without Django and imports this module.
 from __future__ import annotations
 
 from joserfc import jwe
+from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 
 KEY_ALGORITHMS = ("ECDH-ES+A256KW", "RSA-OAEP-256")
 CONTENT_ENCRYPTION = "A256GCM"
@@ -27,6 +28,30 @@ MAX_PROTECTED_HEADER = 1024
 MAX_ENCRYPTED_KEY = 1024
 MAX_INITIALIZATION_VECTOR = 64
 MAX_AUTH_TAG = 64
+
+
+def load_partner_public_key(pem: str | bytes):
+    """The partner's JWE public key (EC, RSA or OKP) from PEM; ValueError for a private key or
+    anything else."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    for key_type in ("EC", "RSA", "OKP"):
+        try:
+            key = import_key(data, key_type)
+        except Exception:  # noqa: S112 - try the next key type
+            continue
+        if key.is_private:
+            raise ValueError("expected the partner's PUBLIC key, got a private key")
+        return key
+    raise ValueError("not a PEM public key of a supported type (EC, RSA, OKP)")
+
+
+def key_algorithm(key) -> str:
+    """The JWE key management algorithm the contract uses for a partner key of this type."""
+    if isinstance(key, RSAKey):
+        return "RSA-OAEP-256"
+    if isinstance(key, (ECKey, OKPKey)):
+        return "ECDH-ES+A256KW"
+    raise ValueError(f"unsupported key type {type(key).__name__}")
 
 
 def base64url_length(size: int) -> int:

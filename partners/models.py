@@ -18,12 +18,7 @@ from django.utils import timezone
 
 from core.crypto.fields import EncryptedCharField
 from core.crypto.models import EncryptedModel
-
-
-def fingerprint(value: str | bytes) -> str:
-    """Short SHA-256 fingerprint (first 16 hex chars) that identifies a secret without revealing it."""
-    data = value.encode() if isinstance(value, str) else value
-    return hashlib.sha256(data).hexdigest()[:16]
+from partners.key_material import fingerprint
 
 
 class PartnerQuerySet(models.QuerySet):
@@ -131,6 +126,22 @@ class PartnerCredentialsQuerySet(models.QuerySet):
             Q(revoked_at__isnull=True) | Q(revoked_at__gt=at - grace, revoked_without_grace=False)
         ).order_by("-version")
 
+    def plate_keys_accepted(self, at=None):
+        """Credentials whose plate-token key decisions accept at `at` (newest first): the current
+        ones, and a revoked version whose key is in its overlap - not retired (explicitly, by an
+        emergency or a later rotation, or because it was never handed over) and revoked less than
+        PLATE_TOKEN_KEY_OVERLAP_S before `at`."""
+        at = at or timezone.now()
+        overlap = datetime.timedelta(seconds=settings.PLATE_TOKEN_KEY_OVERLAP_S)
+        return self.filter(
+            Q(revoked_at__isnull=True)
+            | Q(plate_key_retired_at__isnull=True, revoked_without_grace=False, revoked_at__gt=at - overlap)
+        ).order_by("partner_id", "-version")
+
+    def plate_keys_in_overlap(self, at=None):
+        """Revoked versions whose plate-token key is still accepted (see `plate_keys_accepted`)."""
+        return self.plate_keys_accepted(at).filter(revoked_at__isnull=False)
+
 
 class PartnerCredentials(EncryptedModel):
     """One version of everything that connects us to a partner.
@@ -138,7 +149,9 @@ class PartnerCredentials(EncryptedModel):
     - client_id / client_secret: what WE present at the partner's token endpoint;
     - client_cert_pem: the partner's client certificate when it calls us (pinned by fingerprint);
     - partner_public_key_pem: the key face photos are encrypted to (JWE recipient);
-    - plate_token_key: HMAC key of plate tokens (base64, shared with the partner out of band);
+    - plate_token_key: HMAC key of plate tokens (base64, handed to the partner out of band:
+      partners.key_material); after a normal rotation decisions accept it for an overlap until
+      it is retired (`plate_key_retired_at`);
     - subject_key: key of the pairwise pseudonymous subject ids (never leaves us);
     - webhook_secret: Standard Webhooks secret (whsec_...) of the partner's signed events;
     - outbound_webhook_secret: Standard Webhooks secret (whsec_...) our events TO the partner are
@@ -162,6 +175,12 @@ class PartnerCredentials(EncryptedModel):
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_without_grace = models.BooleanField(
         default=False, help_text="Revoked by an emergency rotation: its secrets stopped working at once"
+    )
+    handed_over_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its key material was last exported to the partner (encrypted)"
+    )
+    plate_key_retired_at = models.DateTimeField(
+        null=True, blank=True, help_text="When decisions stopped accepting plate tokens under its key"
     )
 
     objects = PartnerCredentialsQuerySet.as_manager()
@@ -196,6 +215,13 @@ class PartnerCredentials(EncryptedModel):
     @property
     def client_secret_fingerprint(self) -> str:
         return fingerprint(self.client_secret)
+
+    def plate_key_accepted_until(self) -> datetime.datetime | None:
+        """For a revoked version in its overlap: when its plate-token key stops being accepted at
+        the latest (None for the current version or a retired key)."""
+        if self.revoked_at is None or self.plate_key_retired_at is not None or self.revoked_without_grace:
+            return None
+        return self.revoked_at + datetime.timedelta(seconds=settings.PLATE_TOKEN_KEY_OVERLAP_S)
 
     @property
     def plate_token_key_fingerprint(self) -> str:

@@ -17,6 +17,16 @@ def webhook_secrets(*, partner_id: int, direction: str, at=None) -> list[str]:
     return [getattr(row, field) for row in rows if getattr(row, field)]
 
 
+def plate_keys_in_use(*, partner_ids, at=None) -> dict[int, list[tuple[int, bytes]]]:
+    """{partner id: [(credentials version, plate-token key), ...]}: the keys whose plate tokens
+    decisions accept at `at`, the current key first, then a previous one in its overlap
+    (PartnerCredentialsQuerySet.plate_keys_accepted); partners without credentials are absent."""
+    keys: dict[int, list[tuple[int, bytes]]] = {}
+    for credentials in PartnerCredentials.objects.plate_keys_accepted(at).filter(partner_id__in=list(partner_ids)):
+        keys.setdefault(credentials.partner_id, []).append((credentials.version, credentials.plate_token_key_bytes()))
+    return keys
+
+
 def current_credentials(*, partner: Partner | int) -> PartnerCredentials | None:
     """The partner's (object or id) current, not revoked credentials, or None."""
     return PartnerCredentials.objects.current().filter(partner=partner).first()

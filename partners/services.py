@@ -4,12 +4,14 @@ Every function runs in one transaction and records an audit event inside it.
 """
 
 import base64
+import datetime
 import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -21,6 +23,7 @@ from audit.services import record
 from core.security.identifiers import user_ref
 from core.security.roles import SECURITY_ADMIN, has_role
 from partners.authentication import forget_partner_certificates, partner_tokens_revoke
+from partners.key_material import FORMAT, PLATE_TOKEN, SECRET_FIELDS, material_encrypt, secret_fingerprints
 from partners.models import (
     Partner,
     PartnerApplication,
@@ -28,7 +31,7 @@ from partners.models import (
     PartnerCredentials,
     public_key_fingerprint,
 )
-from partners.signals import partner_reinstated, partner_scope_changed
+from partners.signals import partner_reinstated, partner_scope_changed, plate_keys_retired
 
 PLATE_KEY_BYTES = 32
 SUBJECT_KEY_BYTES = 32
@@ -236,13 +239,22 @@ def partner_credentials_rotate(
     first version always gets one. Unspecified client id, certificate, public key and CIDRs are
     carried over. Checks the model's validation; the partner row is locked so two rotations
     cannot race (and the one-current constraint would refuse it anyway). Records admin.change
-    and sends partner_scope_changed (plate tokens are recomputed with the new key).
+    and sends partner_scope_changed (plate tokens under the new key are added and allowlists
+    pushed once this commits).
+
+    Plate-token keys: the previous version's key stays accepted - decisions, allowlists - for
+    its overlap (PLATE_TOKEN_KEY_OVERLAP_S, or until `partner_plate_key_retire`) if its material
+    was handed over to the partner (`partner_credentials_export`); a key never handed over, and
+    any older key still in an overlap, is retired with the rotation (`_plate_keys_retire`).
 
     `emergency` (a secret leaked): every earlier version is marked `revoked_without_grace`, so
     its webhook secrets stop verifying and signing at once instead of after
-    WEBHOOK_PREVIOUS_SECRET_GRACE_S - the partner's events fail until it has the new secret.
+    WEBHOOK_PREVIOUS_SECRET_GRACE_S - the partner's events fail until it has the new secret -
+    and every earlier plate-token key is retired at once (tokens under it are unknown from the
+    commit; the partner's cars are unknown until it has the new key).
     Recorded with reason `rotated_emergency`.
-    Returns the new secrets once, in plain text; afterwards only fingerprints are shown.
+    Returns the new secrets once, in plain text; afterwards only fingerprints are shown (the
+    partner gets them through `partner_credentials_export`).
     """
     Partner.objects.select_for_update().get(pk=partner.pk)
     previous = PartnerCredentials.objects.current().filter(partner=partner).first()
@@ -291,8 +303,145 @@ def partner_credentials_rotate(
         actor=actor, object_type="partner_credentials", pk=credentials.pk,
         reason="rotated_emergency" if emergency else "rotated", partner_id=partner.pk,
     )
+    retiring = PartnerCredentials.objects.filter(
+        partner=partner, revoked_at__isnull=False, plate_key_retired_at__isnull=True
+    )
+    if not emergency and previous is not None and previous.handed_over_at is not None:
+        retiring = retiring.exclude(pk=previous.pk)  # its overlap begins
+    _plate_keys_retire(partner_id=partner.pk, versions=retiring, actor=actor, reason="retired")
     _scope_changed(PartnerCredentials, partner.pk)
     return IssuedCredentials(credentials=credentials, secrets=issued)
+
+
+def _plate_keys_retire(*, partner_id: int, versions, actor, reason: str) -> list[PartnerCredentials]:
+    """Retire the plate-token keys of `versions` (revoked credentials; caller's transaction):
+    mark them, record admin.change `reason` for each key the partner may hold (one it was handed
+    over), and send plate_keys_retired so that their tokens go in this transaction."""
+    retired = list(versions)
+    if not retired:
+        return []
+    now = timezone.now()
+    PartnerCredentials.objects.filter(pk__in=[c.pk for c in retired]).update(plate_key_retired_at=now)
+    for credentials in retired:
+        credentials.plate_key_retired_at = now
+        if credentials.handed_over_at is not None:
+            _audit(actor=actor, object_type="partner_credentials", pk=credentials.pk, reason=reason,
+                   partner_id=partner_id)
+    plate_keys_retired.send(sender=PartnerCredentials, partner_id=partner_id,
+                            versions=sorted(c.version for c in retired))
+    return retired
+
+
+@transaction.atomic
+def partner_plate_key_retire(*, partner: Partner, actor=None, force: bool = False) -> list[PartnerCredentials]:
+    """End the overlap of a rotation: decisions stop accepting plate tokens under the partner's
+    previous plate-token key(s), and its allowlists lose their entries.
+
+    Refused (ValidationError `not_handed_over`, nothing changes) while the current key material
+    was never handed over to the partner - it would have no key that still works - unless
+    `force`. Marks each previous key retired and records admin.change `retired` for it; its
+    tokens are deleted in this transaction (an old-key token is `unknown_credential` from the
+    commit) and partner_scope_changed pushes the full allowlists once it commits. Idempotent:
+    returns the versions retired (none when no key was in an overlap)."""
+    Partner.objects.select_for_update().get(pk=partner.pk)
+    current = PartnerCredentials.objects.current().filter(partner=partner).first()
+    if current is None:
+        raise ValidationError({"plate_token_key": ValidationError("The partner has no current credentials.",
+                                                                  code="no_credentials")})
+    if current.handed_over_at is None and not force:
+        raise ValidationError({"plate_token_key": ValidationError(
+            "The current key material was never handed over to the partner: export it first.",
+            code="not_handed_over",
+        )})
+    retired = _plate_keys_retire(
+        partner_id=partner.pk, actor=actor, reason="retired",
+        versions=PartnerCredentials.objects.filter(partner=partner, revoked_at__isnull=False,
+                                                   plate_key_retired_at__isnull=True),
+    )
+    if retired:
+        _scope_changed(PartnerCredentials, partner.pk)
+    return retired
+
+
+def plate_keys_retire_expired(*, at=None) -> int:
+    """Retire every previous plate-token key whose overlap (PLATE_TOKEN_KEY_OVERLAP_S since its
+    rotation) has ended without an explicit retirement; one transaction per partner, recorded as
+    admin.change `retired_overlap_ended` by the system (beat). Returns the number retired."""
+    at = at or timezone.now()
+    ended = at - datetime.timedelta(seconds=settings.PLATE_TOKEN_KEY_OVERLAP_S)
+    expired = PartnerCredentials.objects.filter(revoked_at__isnull=False, revoked_at__lte=ended,
+                                                plate_key_retired_at__isnull=True)
+    retired = 0
+    for partner_id in sorted(set(expired.values_list("partner_id", flat=True))):
+        with transaction.atomic():
+            Partner.objects.select_for_update().get(pk=partner_id)
+            done = _plate_keys_retire(partner_id=partner_id, versions=expired.filter(partner_id=partner_id),
+                                      actor=None, reason="retired_overlap_ended")
+            if done:
+                _scope_changed(PartnerCredentials, partner_id)
+            retired += len(done)
+    return retired
+
+
+@dataclass(frozen=True)
+class KeyExport:
+    """The current key material of a partner, encrypted to its JWE public key."""
+
+    credentials: PartnerCredentials
+    jwe: str = field(repr=False)
+    fingerprints: dict[str, str]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.credentials.partner.slug}-credentials-v{self.credentials.version}.jwe"
+
+
+@transaction.atomic
+def partner_credentials_export(*, partner: Partner, actor=None) -> KeyExport:
+    """Hand the partner's current key material over: a compact JWE of the document of
+    partners.key_material (client id and secret, plate-token key, both webhook secrets, their
+    fingerprints, the previous plate key's fingerprint and overlap end) encrypted to the
+    partner's JWE public key - only its private key opens it; never the subject key.
+
+    Checks: current credentials exist and have a partner public key (ValidationError
+    `no_credentials` / `no_public_key`). Sets `handed_over_at` (a later rotation then keeps this
+    key in an overlap, and its retirement is allowed) and records admin.change `handed_over`.
+    May be repeated (each export is recorded)."""
+    Partner.objects.select_for_update().get(pk=partner.pk)
+    credentials = PartnerCredentials.objects.current().select_related("partner").filter(partner=partner).first()
+    if credentials is None:
+        raise ValidationError({"partner": ValidationError("The partner has no current credentials.",
+                                                          code="no_credentials")})
+    if not credentials.partner_public_key_pem:
+        raise ValidationError({"partner_public_key_pem": ValidationError(
+            "The partner has no JWE public key to encrypt its key material to.", code="no_public_key",
+        )})
+    now = timezone.now()
+    material = {name: getattr(credentials, name) for name in SECRET_FIELDS}
+    fingerprints = secret_fingerprints(material)
+    previous = PartnerCredentials.objects.plate_keys_in_overlap(now).filter(partner=partner).first()
+    document = {
+        "format": FORMAT,
+        "partner": credentials.partner.slug,
+        "credentials_version": credentials.version,
+        "issued_at": credentials.created_at.isoformat(),
+        "exported_at": now.isoformat(),
+        "client_id": credentials.client_id,
+        "secrets": material,
+        "fingerprints": fingerprints,
+        "plate_token": PLATE_TOKEN,
+        "previous_plate_key": None if previous is None else {
+            "credentials_version": previous.version,
+            "fingerprint": previous.plate_token_key_fingerprint,
+            "accepted_until": previous.plate_key_accepted_until().isoformat(),
+        },
+    }
+    compact = material_encrypt(document, public_key_pem=credentials.partner_public_key_pem)
+    credentials.handed_over_at = now
+    credentials.save(update_fields=["handed_over_at"])
+    _audit(actor=actor, object_type="partner_credentials", pk=credentials.pk, reason="handed_over",
+           partner_id=partner.pk)
+    return KeyExport(credentials=credentials, jwe=compact, fingerprints=fingerprints)
 
 
 def _cert_fingerprint(cert_pem: str) -> str:

@@ -25,3 +25,9 @@ partner_event_received = Signal()
 # `partner_reinstated(partner_id=, actor_ref=)`: a security admin lifted the partner's suspension
 # (partners.services.partner_reinstate), inside its transaction.
 partner_reinstated = Signal()
+
+# `plate_keys_retired(partner_id=, versions=)`: decisions must stop accepting plate tokens under
+# the plate-token keys of these credentials versions (retired explicitly, by an emergency or a
+# later rotation, or at the end of their overlap). Sent inside the retiring transaction, so the
+# tokens go with it: an old-key token is unknown from the moment the retirement commits.
+plate_keys_retired = Signal()

@@ -1,8 +1,9 @@
-"""Celery tasks of the partners app: thin wrappers around the outbox services (idempotent)."""
+"""Celery tasks of the partners app: thin wrappers around its services (idempotent)."""
 
 from celery import shared_task
 
 from partners.outbox.services import outbox_deliver, outbox_dispatch
+from partners.services import plate_keys_retire_expired
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -15,3 +16,9 @@ def deliver_outbox_message(message_id: int) -> str:
 def outbox_dispatch_due() -> int:
     """Beat: send delivery tasks for due messages whose task was lost; refresh backlog metrics."""
     return outbox_dispatch()
+
+
+@shared_task(ignore_result=True)
+def plate_keys_retire_overlap_ended() -> int:
+    """Beat: retire previous plate-token keys whose overlap (PLATE_TOKEN_KEY_OVERLAP_S) has ended."""
+    return plate_keys_retire_expired()

@@ -28,6 +28,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "partners.tasks.outbox_dispatch_due",
         "schedule": timedelta(seconds=float(os.environ.get("OUTBOX_DISPATCH_INTERVAL_S", "15"))),
     },
+    "partners-plate-keys-retire": {
+        "task": "partners.tasks.plate_keys_retire_overlap_ended",
+        "schedule": timedelta(minutes=5),  # an old plate key outlives its overlap by 5 minutes at most
+    },
     "consent-expire-due": {
         "task": "consent.tasks.expire_due_consents",
         "schedule": timedelta(minutes=5),

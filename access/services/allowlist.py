@@ -1,10 +1,12 @@
 """Allowlist sync: what a partner's barriers and doors may let through when we are unreachable.
 
 Per site (= building) and partner: one entry per credential - the plate tokens of residents'
-vehicles under this partner's key (if the contract allows plates) and the face subject ids
-of residents with a delivered enrolment and an active consent (if it allows faces) - with the
-partner's device refs the resident's grants cover, the validity of the grants and, when every
-one of them has a weekly schedule, their windows (`schedule`, in the site's `timezone`). Which
+vehicles under this partner's key (if the contract allows plates; during a rotation's overlap
+under its previous key as well, an entry each, so a barrier on either key lets the car in) and
+the face subject ids of residents with a delivered enrolment and an active consent (if it allows
+faces) - with the partner's device refs the resident's grants cover, the validity of the grants
+and, when every one of them has a weekly schedule, their windows (`schedule`, in the site's
+`timezone`). Which
 grants are listed is access.policy's rule (`grant_listed`): suspended residents and grants,
 grants of ended residencies and expired grants are left out. Guest passes are never listed.
 
@@ -166,7 +168,7 @@ def resident_credentials(*, resident_id: int) -> set[Credential]:
 
 
 def vehicle_credentials(*, vehicle_id: int) -> set[Credential]:
-    """The plate tokens of one vehicle, one per partner (capture before changing its plate)."""
+    """The plate tokens of one vehicle, one per partner and accepted key (capture before changing its plate)."""
     return {
         Credential(partner_id, "plate", token)
         for partner_id, token in VehiclePlateToken.objects.filter(vehicle_id=vehicle_id).values_list("partner_id",

@@ -18,10 +18,11 @@ from django.utils import timezone
 
 from access.errors import RuleDenied
 from access.models import Device, GuestPass, Resident
-from access.plates import InvalidPlate, normalise_plate, plate_token
+from access.plates import InvalidPlate, normalise_plate
 from access.policy import resident_verdict
 from access.reasons import resident_code
 from access.selectors.guest_passes import guest_passes_active_count
+from access.services.plate_tokens import guest_pass_tokens
 from audit.actions import Action, Outcome
 from audit.actors import actor_fields
 from audit.services import record
@@ -70,7 +71,8 @@ def guest_pass_create(
     at most GUEST_PASS_MAX_DAYS long (`too_long`); fewer than GUEST_PASSES_ACTIVE_MAX passes
     not yet ended (`limit_reached`, counted under a lock on the resident); the partner has
     current credentials (`partner_not_configured`). Stores the plate normalised and encrypted
-    plus its token under the partner's plate key. Records resident.guest_pass_create.
+    plus its token under the partner's plate key (and under the previous key during a rotation's
+    overlap: access.services.plate_tokens). Records resident.guest_pass_create.
     """
     Resident.objects.select_for_update().filter(pk=resident.pk).first()
     if device.kind != Device.Kind.BARRIER:
@@ -104,9 +106,9 @@ def guest_pass_create(
         raise ValidationError(
             {"device": ValidationError("This barrier's platform is not configured.", code="partner_not_configured")}
         )
+    token, previous_token = guest_pass_tokens(partner_id=device.partner_id, plate=normalised)
     guest_pass = GuestPass(
-        resident=resident, device=device, plate=normalised,
-        plate_token=plate_token(key=credentials.plate_token_key_bytes(), plate=normalised),
+        resident=resident, device=device, plate=normalised, plate_token=token, previous_plate_token=previous_token,
         label=label, valid_from=valid_from, valid_until=valid_until, one_time=one_time,
     )
     guest_pass.full_clean()

@@ -6,7 +6,8 @@ Runs as its own process, without Django::
 
 Modules: `server` (HTTPS + mTLS listener, control listener), `app` (request pipeline),
 `routing` (request/reply types), `oauth` (client credentials, certificate-bound JWTs),
-`operations` (the /v1 API), `faces` (JWE decryption), `store` (in-memory state and call log),
+`operations` (the /v1 API), `faces` (JWE decryption), `keyring` (our key material after a
+rotation: plate-token key and secrets), `store` (in-memory state and call log),
 `faults` (fault injection), `smarthome_link` (the partner calling our service: arrivals and
 event webhooks), `control_api` (the control port's API) and `control` (a client for it).
 """

@@ -6,6 +6,7 @@
     control.down(); control.up(); control.reset()
     control.configure_smarthome("https://127.0.0.1:8000", webhook_secret="whsec_...")
     control.arrival("gate-1", "plate", plate_token)
+    control.install_key_material(exported_jwe); control.arrival("gate-1", "plate", plate="A123BC77")
 
 Standard library only; proxies from the environment are ignored (the sandbox is local).
 """
@@ -75,14 +76,24 @@ class SandboxControl:
         return self._call("GET", "/_control/smarthome")
 
     def arrival(
-        self, device_ref: str, credential_type: str, token: str, request_id: str | None = None
+        self, device_ref: str, credential_type: str, token: str | None = None, request_id: str | None = None,
+        *, plate: str | None = None,
     ) -> dict:
         """A car (plate) or person (face) at `device_ref`: the partner asks our service, or
-        decides from its local allowlist if we cannot answer. Returns the decision."""
-        body = {"device_ref": device_ref, "credential": {"type": credential_type, "token": token}}
+        decides from its local allowlist if we cannot answer. Returns the decision. With `plate`
+        instead of a token, the partner's camera tokenises it under the key it uses
+        (``plate_key_version`` in the answer)."""
+        credential = {"type": credential_type, "plate": plate} if plate is not None else {
+            "type": credential_type, "token": token}
+        body = {"device_ref": device_ref, "credential": credential}
         if request_id:
             body["request_id"] = request_id
         return self._call("POST", "/_control/arrivals", body)
+
+    def install_key_material(self, jwe: str) -> dict:
+        """Hand the partner our exported key material (a compact JWE); it switches to it and
+        answers ``{credentials_version, fingerprints, previous_plate_key}``."""
+        return self._call("POST", "/_control/key-material", {"jwe": jwe})
 
     def emit_event(self, event_type: str, data: dict, **overrides) -> dict:
         """Send us a Standard Webhooks event; overrides: webhook_id, timestamp (Unix seconds)."""

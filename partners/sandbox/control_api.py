@@ -10,12 +10,18 @@
                                            tokens issued
 ``GET /_control/log``                      ``{entries, idempotency_keys}``: the call log of all
                                            clients (each entry with ``client_id``)
-``POST /_control/reset``                   clear state, call log, idempotency store, faults
-                                           and the link to our service
+``POST /_control/reset``                   clear state, call log, idempotency store, faults,
+                                           the link to our service and installed key material
 ``GET|PUT /_control/smarthome``            the link to our service (see `smarthome_link.py`)
-``POST /_control/arrivals``                ``{device_ref, credential: {type, token},
-                                           request_id?}``: ask our service (or the local
-                                           allowlist) -> ``{decision, reason, source, ...}``
+``POST /_control/arrivals``                ``{device_ref, credential: {type, token} or
+                                           {type: "plate", plate}, request_id?}``: ask our
+                                           service (or the local allowlist) -> ``{decision,
+                                           reason, source, ...}``; a plate is tokenised under
+                                           the plate-token key in use (``plate_key_version``)
+``POST /_control/key-material``            ``{jwe}``: our exported key material, opened with
+                                           the partner's JWE key and switched to (see
+                                           `keyring.py`) -> ``{credentials_version,
+                                           fingerprints, previous_plate_key}``
 ``POST /_control/emit-event``              ``{type, data, webhook_id?, timestamp?}``: send us
                                            a Standard Webhooks event -> ``{webhook_id,
                                            http_status}``
@@ -28,6 +34,7 @@ import dataclasses
 from typing import Protocol
 
 from .app import PartnerApp
+from .keyring import PartnerKeyring
 from .routing import ApiError, Reply, Request, Route, Router
 from .smarthome_link import SmarthomeLink
 from .store import Device
@@ -38,10 +45,11 @@ class Listener(Protocol):
 
 
 class ControlApp:
-    def __init__(self, partner: PartnerApp, listener: Listener, link: SmarthomeLink):
+    def __init__(self, partner: PartnerApp, listener: Listener, link: SmarthomeLink, keyring: PartnerKeyring):
         self.partner = partner
         self.listener = listener
         self.link = link
+        self.keyring = keyring
         self.router = Router(
             [
                 Route("GET", "/_control/faults", self.get_faults),
@@ -55,6 +63,7 @@ class ControlApp:
                 Route("PUT", "/_control/smarthome", self.put_link),
                 Route("POST", "/_control/arrivals", self.arrival),
                 Route("POST", "/_control/emit-event", self.emit_event),
+                Route("POST", "/_control/key-material", self.install_key_material),
             ]
         )
 
@@ -109,6 +118,7 @@ class ControlApp:
         self.partner.faults.clear()
         self.listener.set_down(False)
         self.link.clear()
+        self.partner.clients.reset()
         return Reply(200, {"reset": True})
 
     def get_link(self, request: Request) -> Reply:
@@ -118,7 +128,17 @@ class ControlApp:
         return Reply(200, self.link.configure(request.json))
 
     def arrival(self, request: Request) -> Reply:
-        return Reply(200, self.link.decide_arrival(request.json))
+        arrival = request.json
+        credential = arrival.get("credential") if isinstance(arrival, dict) else None
+        if isinstance(credential, dict) and credential.get("type") == "plate" and "plate" in credential:
+            version, token = self.keyring.plate_token(credential["plate"])
+            arrival = {**arrival, "credential": {"type": "plate", "token": token}}
+            return Reply(200, {**self.link.decide_arrival(arrival), "plate_key_version": version})
+        return Reply(200, self.link.decide_arrival(arrival))
+
+    def install_key_material(self, request: Request) -> Reply:
+        body = request.json
+        return Reply(200, self.keyring.install(body.get("jwe") if isinstance(body, dict) else None))
 
     def emit_event(self, request: Request) -> Reply:
         return Reply(200, self.link.emit_event(request.json))

@@ -39,16 +39,26 @@ DEFAULT_CLIENTS = {"smarthome": "sandbox-secret"}
 
 
 class ClientRegistry:
-    """The partner's registered API clients: client id -> secret."""
+    """The partner's registered API clients: client id -> secret (and, after a rotation's key
+    material arrived, the new secret beside the previous one: either authenticates)."""
 
     def __init__(self, secrets: dict[str, str]):
-        self._secrets = dict(secrets)
+        self._initial = {client_id: (secret,) for client_id, secret in secrets.items()}
+        self._secrets = dict(self._initial)
 
     def authenticate(self, client_id: str, secret: str) -> bool:
-        expected = self._secrets.get(client_id)
+        expected = self._secrets.get(client_id) or ("\0",)
         # Compared even for an unknown client, so timing does not tell which ids exist.
-        matches = hmac.compare_digest((expected or "\0").encode(), secret.encode())
-        return expected is not None and matches
+        matches = [hmac.compare_digest(value.encode(), secret.encode()) for value in expected]
+        return client_id in self._secrets and any(matches)
+
+    def add_secret(self, client_id: str, secret: str) -> None:
+        """A new secret for `client_id`; its newest previous one stays valid too."""
+        previous = tuple(value for value in self._secrets.get(client_id, ()) if value != secret)
+        self._secrets[client_id] = (secret, *previous[:1])
+
+    def reset(self) -> None:
+        self._secrets = dict(self._initial)
 
 
 class TokenAuthority:

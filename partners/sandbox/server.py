@@ -25,11 +25,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from joserfc.jwk import ECKey, RSAKey
+
 from partners.face_jwe import DEFAULT_FACE_PHOTO_MAX_BYTES, max_compact_length
 
 from .app import PartnerApp
 from .control_api import ControlApp
 from .faces import FaceKeys
+from .keyring import PartnerKeyring
 from .oauth import ClientRegistry, TokenAuthority
 from .routing import Reply, Request
 from .smarthome_link import SmarthomeLink
@@ -94,12 +97,17 @@ class SandboxServer:
         self.link = SmarthomeLink(
             self.partner.state, (certs / "partner-client.pem", certs / "partner-client.key"), certs / "ca.pem"
         )
+        self.keyring = PartnerKeyring(
+            self.partner.state, self.link, self.partner.clients,
+            [ECKey.import_key((certs / "partner-jwe.key").read_bytes()),
+             RSAKey.import_key((certs / "partner-jwe-rsa.key").read_bytes())],
+        )
         self._control_address = (CONTROL_HOST, config.control_port)
         self._control_server: _HTTPServer | None = None
 
     def start(self) -> None:
         self.listener.set_down(False)
-        control = ControlApp(self.partner, self.listener, self.link)
+        control = ControlApp(self.partner, self.listener, self.link, self.keyring)
         self._control_server = _HTTPServer(self._control_address, control)
         _serve_in_thread(self._control_server)
 

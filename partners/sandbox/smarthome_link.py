@@ -85,6 +85,16 @@ class SmarthomeLink:
             public = {k: v for k, v in self._settings.items() if k not in _SECRETS}
             return {**public, **{f"has_{k}": k in self._settings for k in _SECRETS}}
 
+    def rotate_secrets(self, *, webhook_secret: str, outbound_webhook_secret: str) -> None:
+        """New key material (keyring.py): the events it sends us are signed with `webhook_secret`
+        from now on (once linked), and ours verify under the new outbound secret or the one before."""
+        with self._lock:
+            if self._settings:
+                self._settings["webhook_secret"] = webhook_secret
+        with self.state.lock:
+            previous = [secret for secret in self.state.event_secrets if secret != outbound_webhook_secret]
+            self.state.event_secrets = [outbound_webhook_secret, *previous[:1]]
+
     def clear(self) -> None:
         with self._lock:
             self._settings = {}

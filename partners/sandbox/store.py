@@ -1,6 +1,6 @@
 """The sandbox partner's in-memory state: devices, enrolled faces, deletions, allowlists,
 video sessions, arrivals, events it sent us and events it accepted from us (with the secrets it
-verifies them with), its log of our calls and its idempotency store.
+verifies them with), the plate-token key it uses, its log of our calls and its idempotency store.
 
 One re-entrant lock (`PartnerState.lock`) guards everything; callers hold it for the whole of
 an operation, so an idempotency check, the operation and its log entry are atomic.
@@ -14,6 +14,8 @@ import dataclasses
 import datetime
 import threading
 from dataclasses import dataclass, field
+
+from partners.key_material import fingerprint
 
 from .routing import Reply
 
@@ -139,6 +141,9 @@ class PartnerState:
     events_received: dict[str, ReceivedEvent] = field(default_factory=dict)
     # Standard Webhooks secrets our events must be signed with (set through the control API)
     event_secrets: list[str] = field(default_factory=list, repr=False)
+    # (credentials version, key) of the plate-token key its cameras tokenise plates with: the
+    # newest key material it was handed (keyring.py)
+    plate_key: tuple[int, bytes] | None = field(default=None, repr=False)
     calls: list[CallRecord] = field(default_factory=list)
     # (client_id, method, path, Idempotency-Key) -> the reply first given
     idempotency: dict[tuple[str, str, str, str], StoredReply] = field(default_factory=dict)
@@ -180,4 +185,7 @@ class PartnerState:
                 "events_sent": [dataclasses.asdict(e) for e in self.events_sent],
                 "events_received": [dataclasses.asdict(e) for e in self.events_received.values()],
                 "tokens_issued": self.tokens_issued,
+                "plate_key": None if self.plate_key is None else {
+                    "credentials_version": self.plate_key[0], "fingerprint": fingerprint(self.plate_key[1]),
+                },
             }

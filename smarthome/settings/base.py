@@ -429,6 +429,9 @@ ACCESS_ANOMALY = env.json("ACCESS_ANOMALY", default={})
 # After a normal credentials rotation the previous webhook secrets still verify (inbound) and
 # sign (outbound) this long; an emergency rotation drops them at once.
 WEBHOOK_PREVIOUS_SECRET_GRACE_S = env.int("WEBHOOK_PREVIOUS_SECRET_GRACE_S", default=24 * 3600)
+# After a normal rotation decisions accept plate tokens under the previous plate-token key too,
+# at most this long (retired earlier by partner_plate_key_retire once the partner has switched).
+PLATE_TOKEN_KEY_OVERLAP_S = env.int("PLATE_TOKEN_KEY_OVERLAP_S", default=7 * 24 * 3600)
 
 # --- partner client and outbox
 # Outbound calls to partner platforms (partners/client) and the transactional outbox
