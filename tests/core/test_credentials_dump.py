@@ -10,11 +10,8 @@ codes, session keys from the cookies, authorisation codes, access or refresh tok
 import base64
 import hashlib
 import json
-import os
 import re
 import secrets
-import subprocess
-import sys
 
 import pytest
 from django.conf import settings
@@ -23,17 +20,9 @@ from django.db import connection
 from django.test import Client
 
 from tests.admin.conftest import PASSWORD, staff_user, totp_device
-from tests.core.test_pg_dump import PG_DUMP, ROOT
+from tests.demo_database import pg_dump, seed_demo_database
 
 WRONG = "Tr0ub4dor&3-not-the-password"
-
-
-def pg_dump(postgres_server, dbname: str) -> str:
-    return subprocess.run(
-        [PG_DUMP, "--no-owner", "--host", postgres_server.host, "--port", str(postgres_server.port),
-         "--username", "postgres", dbname],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout
 
 
 def spellings(secret: str) -> set[str]:
@@ -93,32 +82,17 @@ SEED_RESIDENT = re.compile(r"^  (?P<username>resident\d+) +password: (?P<passwor
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_a_dump_after_a_demo_run_holds_no_usable_credential(scratch_database, postgres_server, tmp_path):
-    env = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-        "DJANGO_SETTINGS_MODULE": "smarthome.settings",
-        "DATABASE_URL": scratch_database,
-        "CACHE_URL": "locmemcache://",
-        "SMARTHOME_VAR_DIR": str(tmp_path),
-        "FIELD_ENCRYPTION_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-        "OAUTHLIB_INSECURE_TRANSPORT": "1",  # the test client speaks plain HTTP
-    }
-
-    def run(*args, stdin=None):
-        result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, input=stdin, capture_output=True,
-                                text=True, timeout=300)
-        assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-3000:])
-        return result.stdout
-
-    run("manage.py", "migrate", "--no-input", "-v", "0")
-    seeded = run("manage.py", "seed_demo")
+    demo = seed_demo_database(url=scratch_database, postgres_server=postgres_server, var_dir=tmp_path)
+    seeded = demo.seed_output
     staff = {m["username"]: {**m.groupdict(), "backup_codes": m["backup_codes"].split()}
              for m in SEED_STAFF.finditer(seeded)}
     resident = SEED_RESIDENT.search(seeded).groupdict()
     assert set(staff) == {"manager", "compliance", "security"}
     assert all(len(entry["backup_codes"]) == 5 for entry in staff.values())
 
-    used = json.loads(run("-m", "tests.core.demo_logins", stdin=json.dumps({"staff": staff, "resident": resident})))
-    dump = pg_dump(postgres_server, scratch_database.rsplit("/")[-1])
+    logins = json.dumps({"staff": staff, "resident": resident})
+    used = json.loads(demo.run("-m", "tests.core.demo_logins", stdin=logins))
+    dump = demo.dump()
 
     typed_or_issued = [
         *(entry[name] for entry in staff.values() for name in ("password", "totp_secret")),

@@ -5,21 +5,13 @@ database of its own on the suite's PostgreSQL server, so the dump sees committed
 other test's database is touched.
 """
 
-import base64
-import os
 import re
-import secrets
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from access.management.commands.seed_demo import RESIDENTS, _phone
 from access.plates import normalise_plate
-
-ROOT = Path(__file__).resolve().parents[2]
-PG_DUMP = "/usr/lib/postgresql/15/bin/pg_dump"
+from tests.demo_database import seed_demo_database
 
 
 def variants(value: str) -> set[str]:
@@ -45,26 +37,9 @@ def personal_data() -> set[str]:
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_pg_dump_after_seed_demo_has_no_plaintext_personal_data(scratch_database, postgres_server, tmp_path):
-    env = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-        "DJANGO_SETTINGS_MODULE": "smarthome.settings",
-        "DATABASE_URL": scratch_database,
-        "CACHE_URL": "locmemcache://",
-        "SMARTHOME_VAR_DIR": str(tmp_path),
-        "FIELD_ENCRYPTION_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-    }
-    for args in (["migrate", "--no-input", "-v", "0"], ["seed_demo"]):
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-    assert "20 residents, 16 vehicles" in result.stdout
-
-    host, port, dbname = postgres_server.host, str(postgres_server.port), scratch_database.rsplit("/")[-1]
-    dump = subprocess.run(
-        [PG_DUMP, "--no-owner", "--host", host, "--port", port, "--username", "postgres", dbname],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout
+    demo = seed_demo_database(url=scratch_database, postgres_server=postgres_server, var_dir=tmp_path)
+    assert "20 residents, 16 vehicles" in demo.seed_output
+    dump = demo.dump()
 
     # The dump is real and complete: plain data (the company, the addresses) is there in clear,
     # and the personal columns hold envelopes: 3 per resident, 1 per vehicle.
