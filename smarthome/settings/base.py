@@ -339,6 +339,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "OAS_VERSION": "3.1.0",
+    # /api/schema/ lists the operations of every URLconf named here (a URLconf of its own, e.g.
+    # for the partner worker pool, is added to this list)
+    "SERVE_URLCONF": ["smarthome.urls"],
     # what each operation implies (problems, headers, input rules): core/api/autoschema.py
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
