@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import secrets
 import threading
 import time
 import uuid
@@ -30,7 +29,7 @@ import requests
 import schemathesis
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.utils import timezone
-from oauth2_provider.models import AccessToken, get_application_model, set_token_value
+from oauth2_provider.models import AccessToken
 from schemathesis.engine import Status, events
 from schemathesis.openapi.checks import RejectedPositiveData
 from standardwebhooks import Webhook
@@ -42,6 +41,7 @@ from core.auth.oauth_scopes import RESIDENT_SCOPES, SERVICE_SCOPES
 from core.security.roles import COMPLIANCE_OFFICER
 from partners.webhooks import WEBHOOK_ID
 from tests import factories
+from tests.access.api.conftest import make_token
 from tests.access.decision_scene import build_scene
 from tests.partners import partner_api
 
@@ -61,18 +61,7 @@ class ContractWorld:
 
 
 def _token(user, scopes) -> str:
-    Application = get_application_model()
-    app, _ = Application.objects.get_or_create(
-        client_id="contract-tests",
-        defaults={"name": "Contract tests", "client_type": Application.CLIENT_PUBLIC,
-                  "authorization_grant_type": Application.GRANT_AUTHORIZATION_CODE,
-                  "redirect_uris": "ru.smarthome.app:/oauth2redirect", "algorithm": ""},
-    )
-    raw = secrets.token_urlsafe(32)
-    token = AccessToken(user=user, application=app, scope=" ".join(scopes), expires=timezone.now() + TOKEN_LIFETIME)
-    set_token_value(token, raw)
-    token.save()
-    return raw
+    return make_token(user, " ".join(scopes), lifetime=TOKEN_LIFETIME)
 
 
 def contract_world(estate, caller: partner_api.PartnerCaller) -> ContractWorld:
@@ -161,6 +150,10 @@ class Edge:
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # one request per connection: its thread ends, and closes its database connections, with it
+    # (keep-alive connections would outlive the run and hold the test database open)
+    protocol_version = "HTTP/1.0"
+
     def log_message(self, format, *args):
         pass
 
@@ -213,6 +206,7 @@ WORLD_BINDINGS = {
 # than by chance.
 HOSTILE_TEXT = ["a\u0000b", "\u0000", "a\u001bb", "a\u0085b", "a\u007fb", "a\nb", "a\rb"]
 BINDING_PROBABILITY = 0.6
+STATELESS_PHASES = ("examples", "coverage", "fuzzing")
 
 
 def _resolve(raw: dict, node: dict) -> dict:
@@ -281,7 +275,7 @@ def _accept_semantic_refusals(context, failure, case, response) -> bool:
 
 
 def config(world: ContractWorld, raw: dict, *, max_examples: int, max_steps: int = 20,
-           stateful: bool = True) -> schemathesis.Config:
+           stateful: bool = True, stateless: bool = True) -> schemathesis.Config:
     """The run's configuration for the schema `raw`: every check, every phase, a fixed seed, and
     the world's objects and the hostile text as dictionaries bound to the inputs they fit."""
     entries: dict[str, list] = {key: list(world.dictionaries[name]) for key, name in WORLD_BINDINGS.items()
@@ -294,7 +288,8 @@ def config(world: ContractWorld, raw: dict, *, max_examples: int, max_steps: int
         "workers": 1,
         "generation": {"max-examples": max_examples, "database": "none"},
         "checks": {"enabled": True},
-        "phases": {"stateful": {"enabled": stateful, "max-steps": max_steps}},
+        "phases": {**{phase: {"enabled": stateless} for phase in STATELESS_PHASES},
+                   "stateful": {"enabled": stateful, "max-steps": max_steps}},
         "dictionaries": {names[key]: {"values": values} for key, values in entries.items()},
         "parameters": {key: {"dictionary": names[key], "probability": BINDING_PROBABILITY} for key in entries},
     })
@@ -360,11 +355,12 @@ def _interaction(recorder, case_id: str) -> tuple[str, int | None, str]:
             response.content[:300].decode("utf-8", "replace") if response and response.content else "")
 
 
-def run(base_url: str, world: ContractWorld, *, max_examples: int, stateful: bool = True, **include) -> RunResult:
+def run(base_url: str, world: ContractWorld, *, max_examples: int, stateful: bool = True, stateless: bool = True,
+        **include) -> RunResult:
     """Run every phase over the operations of the served schema (`include`: schemathesis' filters,
-    e.g. operation_id=..., to run some only)."""
+    e.g. operation_id=..., to run some only; `stateful`/`stateless`: False leaves those phases out)."""
     raw = requests.get(f"{base_url}/api/schema/?format=json", timeout=30).json()
-    cfg = config(world, raw, max_examples=max_examples, stateful=stateful)
+    cfg = config(world, raw, max_examples=max_examples, stateful=stateful, stateless=stateless)
     schema = schemathesis.openapi.from_dict(raw, config=cfg)
     schema.config.base_url = base_url
     if include:

@@ -277,6 +277,49 @@ def test_the_nul_that_was_a_500_on_postgresql(world):
     assert snapshot(world) == before
 
 
+@pytest.mark.parametrize(("path", "method", "field_name", "value"), [
+    ("/api/v1/vehicles", "post", "label", 5),  # DRF read it as the text "5"
+    ("/api/v1/guest-passes", "post", "one_time", "true"),  # ... and this as True
+    ("/api/v1/consents", "post", "partner", "1"),  # ... and this as the id 1
+    ("/partner/v1/access-decisions", "post", "credential.token", 12345678),
+])
+def test_a_json_value_of_another_type_than_its_field_is_refused(world, path, method, field_name, value):
+    """The schema says `type: string` (or boolean, integer): a JSON value of another type is 400
+    `invalid_type` naming the field, and nothing changes."""
+    body = _with(example_body(world, path, method), field_name, value)
+    before = snapshot(world)
+    response = call(world, path, method, body)
+    assert response.status_code == 400, response.content
+    assert fields_named(response, "invalid_type") == {field_name}
+    assert snapshot(world) == before
+
+
+@pytest.mark.parametrize(("query", "field_name"), [
+    ({"page": "0"}, "page"), ({"page": "a"}, "page"), ({"page_size": "abc"}, "page_size"),
+    ({"page_size": "0"}, "page_size"), ({"page_size": "201"}, "page_size"),
+])
+@pytest.mark.parametrize("path", ["/api/v1/vehicles", "/api/v1/guest-passes", "/api/v1/history",
+                                  "/api/v1/notifications"])
+def test_page_parameters_out_of_their_range_are_400_naming_them(world, path, query, field_name):
+    """Was 404 (page 0, page "a") or silently the default page size (page_size "abc", 0, 201)."""
+    response = world.resident_client.get(path, query)
+    assert response.status_code == 400, response.content
+    assert field_name in {error["field"] for error in response.json()["errors"]}
+
+
+def test_a_plate_another_car_has_is_a_409_conflict(world):
+    """A well-formed request that conflicts with what exists: 409 `/problems/plate-taken` naming
+    the field (was 400, which the schema gives to malformed requests)."""
+    plate = "Е789КХ50"
+    assert world.resident_client.post("/api/v1/vehicles", {"plate": plate}, format="json").status_code == 201
+    before = snapshot(world)
+    response = world.resident_client.post("/api/v1/vehicles", {"plate": "е 789 кх 50"}, format="json")
+    assert response.status_code == 409, response.content
+    assert response.json()["type"] == "/problems/plate-taken"
+    assert fields_named(response, "plate_taken") == {"plate"}
+    assert snapshot(world) == before
+
+
 def test_an_sdp_offer_may_hold_line_breaks(world):
     offer = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
     response = call(world, "/api/v1/devices/{device_id}/video-sessions", "post", {"sdp_offer": offer})
