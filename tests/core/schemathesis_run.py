@@ -115,10 +115,12 @@ class Edge:
     (X-Proxy-Auth, X-Forwarded-For/-Proto) and, on the partner listener, the verified client
     certificate; a partner signs each event it sends (Standard Webhooks) with its webhook
     secret. Well-formed webhook headers are signed over the body as sent (the timestamp becomes
-    now); malformed or missing ones are passed on as they are, to be refused."""
+    now); malformed or missing ones are passed on as they are, to be refused. `/partner/` goes to
+    `partner_app` if the partner API has an application (a worker pool) of its own."""
 
-    def __init__(self, app, caller: partner_api.PartnerCaller):
+    def __init__(self, app, caller: partner_api.PartnerCaller, *, partner_app=None):
         self.app = app
+        self.partner_app = partner_app or app
         self.caller = caller
 
     def __call__(self, environ, start_response):
@@ -129,7 +131,7 @@ class Edge:
         environ["HTTP_X_FORWARDED_PROTO"] = "https"
         if partner and self._well_formed_webhook(environ):
             self._sign(environ)
-        return self.app(environ, start_response)
+        return (self.partner_app if partner else self.app)(environ, start_response)
 
     @staticmethod
     def _well_formed_webhook(environ) -> bool:
