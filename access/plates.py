@@ -22,6 +22,7 @@ import hmac
 import re
 import unicodedata
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 PLATE_LETTERS = "ABEKMHOPCTYX"
@@ -36,6 +37,36 @@ FORMATS = {
     "motorcycle": re.compile(rf"^(?P<number>\d{{4}}){_L}{{2}}{_REGION}$"),
 }
 MAX_INPUT_LENGTH = 24
+
+
+def _spelling_pattern() -> str:
+    """The plates the API accepts, as they may be typed: one of FORMATS with a valid region and a
+    number that is not all zeros, letters Latin or Cyrillic in either case, and up to three
+    spaces, hyphens, dots, underscores or middle dots before, between and after them. Built so
+    that a match always normalises (the OpenAPI schema declares it; PlateField refuses anything
+    else)."""
+    sep = "[ ._\u00b7\u2010-\u2015-]{0,3}"
+    letter = f"[{PLATE_LETTERS}{PLATE_LETTERS.lower()}АВЕКМНОРСТУХавекмнорстух]"
+    digit = "[0-9]"
+
+    def seq(*parts: str) -> str:
+        return sep.join(parts)
+
+    def not_all_zeros(digits: int) -> str:
+        return "(?:" + "|".join(seq(*["0"] * first, "[1-9]", *[digit] * (digits - first - 1))
+                                for first in range(digits)) + ")"
+
+    region = "(?:" + "|".join([seq("0", "[1-9]"), seq("[1-9]", digit), seq("[1279]", digit, digit)]) + ")"
+    spelled = [
+        seq(letter, not_all_zeros(3), letter, letter, region),  # private
+        seq(letter, letter, not_all_zeros(3), region),  # taxi
+        seq(letter, letter, not_all_zeros(4), region),  # trailer
+        seq(not_all_zeros(4), letter, letter, region),  # motorcycle
+    ]
+    return f"^{sep}(?:{'|'.join(spelled)}){sep}$"
+
+
+PLATE_SPELLING = re.compile(_spelling_pattern())
 
 
 class InvalidPlate(ValueError):
@@ -102,17 +133,26 @@ def plate_token(*, key: bytes, plate: str) -> str:
     return hmac.new(key, normalise_plate(plate).encode("ascii"), hashlib.sha256).hexdigest()
 
 
+@extend_schema_field({"type": "string", "maxLength": MAX_INPUT_LENGTH, "pattern": PLATE_SPELLING.pattern})
 class PlateField(serializers.CharField):
-    """DRF field: accepts any spelling of a valid plate, yields the normal form, else a 400."""
+    """DRF field: accepts a valid plate in any spelling PLATE_SPELLING allows, yields the normal
+    form, else a 400 (the codes of `normalise_plate`; `invalid_characters` for a character the
+    normaliser would fold but the API does not take, e.g. full-width letters)."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", MAX_INPUT_LENGTH)
+        kwargs.setdefault("trim_whitespace", False)  # PLATE_SPELLING says where spaces may be
         kwargs.setdefault("help_text", "Licence plate, Cyrillic or Latin, e.g. \"А123ВС 77\"")
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         try:
-            return normalise_plate(value)
+            plate = normalise_plate(value)
         except InvalidPlate as exc:
             raise serializers.ValidationError(exc.message, code=exc.code) from None
+        if not PLATE_SPELLING.match(value):
+            raise serializers.ValidationError(
+                "Type the plate with digits, the letters А В Е К М Н О Р С Т У Х (Cyrillic or Latin) and "
+                "spaces or hyphens only.", code="invalid_characters")
+        return plate

@@ -2,7 +2,7 @@
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, BasePermission
@@ -13,7 +13,9 @@ from audit import signing
 from audit.actions import Action, Outcome
 from audit.services import audit_export_start
 from core.api.authentication import BudgetedOAuth2Authentication
+from core.api.oauth_schemes import SERVICE_CLIENT
 from core.api.permissions import MissingScope
+from core.api.schema import problems
 from core.api.serializers import QuerySerializer
 from core.security.identifiers import user_ref
 from core.security.roles import COMPLIANCE_OFFICER, has_role
@@ -24,6 +26,8 @@ CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjso
 
 class IsComplianceOfficer(BasePermission):
     """A compliance officer; through OAuth2 the token must also carry `audit:export`."""
+
+    required_scopes = (EXPORT_SCOPE,)
 
     def has_permission(self, request, view):
         if request.user is None or not request.user.is_authenticated:
@@ -41,6 +45,7 @@ class ExportApi(APIView):
 
     authentication_classes = [BudgetedOAuth2Authentication, SessionAuthentication]
     permission_classes = [IsComplianceOfficer]
+    oauth2_scheme = SERVICE_CLIENT
 
     class InputSerializer(QuerySerializer):
         format = serializers.ChoiceField(choices=["csv", "jsonl"], default="jsonl")
@@ -58,7 +63,7 @@ class ExportApi(APIView):
 
         def validate(self, attrs):
             if attrs.get("from") and attrs.get("to") and attrs["from"] >= attrs["to"]:
-                raise serializers.ValidationError({"to": "must be after from"})
+                raise serializers.ValidationError({"to": serializers.ErrorDetail("must be after from", code="order")})
             return attrs
 
     def perform_content_negotiation(self, request, force=False):
@@ -66,13 +71,11 @@ class ExportApi(APIView):
         return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("format", str, enum=["csv", "jsonl"]),
-            OpenApiParameter("from", OpenApiTypes.DATETIME), OpenApiParameter("to", OpenApiTypes.DATETIME),
-            OpenApiParameter("building", int), OpenApiParameter("partner", int),
-            OpenApiParameter("action", str, enum=Action.values), OpenApiParameter("outcome", str, enum=Outcome.values),
-        ],
-        responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, "application/x-ndjson"): OpenApiTypes.BINARY},
+        parameters=[InputSerializer],
+        responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, "application/x-ndjson"): OpenApiTypes.BINARY,
+                   **problems(400, 403, s400="Invalid parameters, or `to` not after `from`",
+                              s403="Not a compliance officer, or the token lacks `audit:export`")},
+        summary="Export the audit log with proof (compliance officers; `to` must be after `from`)",
     )
     def get(self, request):
         serializer = self.InputSerializer(data=request.query_params.dict())
@@ -96,6 +99,13 @@ class ExportApi(APIView):
         return response
 
 
+@extend_schema_serializer(component_name="AuditVerificationKey")
+class VerificationKeySerializer(serializers.Serializer):
+    key_id = serializers.CharField()
+    public_key_pem = serializers.CharField()
+    current = serializers.BooleanField()
+
+
 class PublicKeyApi(APIView):
     """`GET /api/v1/audit/public-key`: the Ed25519 key that signs checkpoints and exports now, and
     `keys`: every key that still verifies (the current one first, then retired ones). No auth."""
@@ -103,17 +113,12 @@ class PublicKeyApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    class KeySerializer(serializers.Serializer):
-        key_id = serializers.CharField()
-        public_key_pem = serializers.CharField()
-        current = serializers.BooleanField()
-
     @extend_schema_serializer(component_name="AuditPublicKey")
     class OutputSerializer(serializers.Serializer):
         algorithm = serializers.CharField()
         key_id = serializers.CharField()
         public_key_pem = serializers.CharField()
-        keys = serializers.ListField(child=serializers.DictField())
+        keys = VerificationKeySerializer(many=True, help_text="Every key that still verifies, current first")
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request):
@@ -121,5 +126,5 @@ class PublicKeyApi(APIView):
         keys = [{"key_id": key_id, "public_key_pem": signing.public_key_pem(k), "current": index == 0}
                 for index, (key_id, k) in enumerate(signing.keyring().items())]
         data = {"algorithm": "Ed25519", "key_id": signing.key_id(key), "public_key_pem": signing.public_key_pem(key),
-                "keys": self.KeySerializer(keys, many=True).data}
+                "keys": VerificationKeySerializer(keys, many=True).data}
         return Response(self.OutputSerializer(data).data)

@@ -5,7 +5,8 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from django.utils.cache import patch_vary_headers
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiRequest, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -22,7 +23,7 @@ from consent.receipts import consent_receipt, receipt_keyring
 from consent.uploads import InMemoryOnlyUploadHandler
 from core.api.resident import ResidentApi
 from core.api.schema import problems
-from core.api.serializers import BodySerializer, QuerySerializer, input_errors, no_body
+from core.api.serializers import BodySerializer, QuerySerializer, no_body
 from core.crypto.signing import public_key_pem
 from core.http.client_ip import client_ip
 from core.security.identifiers import user_ref
@@ -111,8 +112,9 @@ class ConsentTextApi(ResidentApi):
 
     class FilterSerializer(QuerySerializer):
         partner = serializers.IntegerField(min_value=1, help_text="The partner that will process your face")
-        purpose = serializers.CharField(max_length=32, default=FACE_PURPOSE,
-                                        help_text=f"What the consent is for (default {FACE_PURPOSE})")
+        purpose = serializers.CharField(max_length=32, default=FACE_PURPOSE, trim_whitespace=False,
+                                        help_text=f"What the consent is for (default {FACE_PURPOSE}); a purpose "
+                                                  "without a text is 404")
         language = serializers.ChoiceField(choices=[code for code, _name in settings.LANGUAGES], required=False,
                                            help_text="Overrides Accept-Language")
 
@@ -132,8 +134,8 @@ class ConsentTextApi(ResidentApi):
 
     @extend_schema(
         operation_id="consent_texts_retrieve", tags=["consent"], parameters=[FilterSerializer],
-        responses={200: OutputSerializer, **problems(400, 401, 403, 404, s404="No text for this partner, purpose "
-                                                      "and language, or the partner does not process your faces")},
+        responses={200: OutputSerializer, **problems(404, s404="No text for this partner, purpose and language, or "
+                                                         "the partner does not process your faces")},
     )
     def get(self, request):
         resident = resident_of(request)
@@ -173,18 +175,28 @@ class ConsentOutput(serializers.Serializer):
         return consent.is_active()
 
 
+@extend_schema_field({"type": "string", "pattern": "^[0-9a-f]{64}$"})
+class ConsentTextField(serializers.SlugRelatedField):
+    """A consent text named by its SHA-256 (lower-case hex); an unknown one is 400 `does_not_exist`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="sha256", queryset=ConsentText.objects.all(), **kwargs)
+
+
 class ConsentListApi(ResidentApi):
     """GET: your consents (history included). POST: give a consent (scope consent:write)."""
 
     class ConsentGiveInputSerializer(BodySerializer):
         partner = serializers.PrimaryKeyRelatedField(queryset=Partner.objects.all())
-        text_sha256 = serializers.SlugRelatedField(
-            slug_field="sha256", queryset=ConsentText.objects.all(), help_text="SHA-256 of the consent text shown"
-        )
-        building = serializers.IntegerField(required=False, allow_null=True)
-        retention_until = serializers.DateTimeField(required=False)
+        text_sha256 = ConsentTextField(help_text="SHA-256 of the consent text shown (GET consent-texts)")
+        building = serializers.IntegerField(required=False, allow_null=True,
+                                            help_text="Limit the consent to one building of the partner's contract")
+        retention_until = serializers.DateTimeField(
+            required=False, help_text="When the partner must delete the face; in the future and within the "
+                                      "contract's retention period (default: the longest it allows)")
 
     required_scopes = {"GET": READ_SCOPES, "POST": WRITE_SCOPES}
+    conflict_codes = frozenset({"consent_exists"})
 
     @extend_schema(responses=ConsentOutput(many=True), operation_id="consents_list", tags=["consent"])
     def get(self, request):
@@ -194,8 +206,12 @@ class ConsentListApi(ResidentApi):
 
     @extend_schema(request=ConsentGiveInputSerializer, operation_id="consents_give", tags=["consent"],
                    responses={201: ConsentOutput, **problems(
-                       400, 401, 403, s400="Invalid request; `text_sha256` unknown (`does_not_exist`) or not a "
-                                           "text for this partner and purpose (`text_not_applicable`)")})
+                       400, 409,
+                       s400="Invalid request; `partner` or `text_sha256` unknown (`does_not_exist`), the text is not "
+                            "the one for this partner and purpose (`text_not_applicable`), the partner may not "
+                            "process faces for your building (`no_face_contract`) or the retention is outside the "
+                            "contract's (`bad_retention`)",
+                       s409="A consent for this partner is already open (`/problems/consent-exists`)")})
     def post(self, request):
         resident = resident_of(request)
         data = self.ConsentGiveInputSerializer(data=request.data)
@@ -210,6 +226,8 @@ class ConsentListApi(ResidentApi):
                 actor=request.user,
             )
         except DjangoValidationError as error:
+            if error.code in self.conflict_codes:
+                raise
             raise _validation(error) from None
         return Response(ConsentOutput(consent).data, status=status.HTTP_201_CREATED)
 
@@ -234,7 +252,8 @@ class ConsentRevokeApi(ResidentApi):
 class ConsentReceiptApi(ResidentApi):
     required_scopes = {"GET": READ_SCOPES}
 
-    @extend_schema(responses=dict, operation_id="consents_receipt", tags=["consent"])
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, operation_id="consents_receipt", tags=["consent"],
+                   summary="The consent's signed receipt (verify it with GET consents/receipt-keys)")
     def get(self, request, pk: int):
         consent = _own_consent(request, pk)
         response = Response(consent_receipt(consent=consent))
@@ -281,15 +300,31 @@ class EnrolmentOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+@extend_schema_field({"type": "string", "format": "binary", "minLength": 1, "maxLength": settings.FACE_PHOTO_MAX_BYTES})
+class PhotoField(serializers.FileField):
+    """The face photo part of the upload (its content is checked by consent.photos)."""
+
+
 class FaceEnrolmentApi(ResidentApi):
     """POST multipart `photo` + `partner`: enrol your face. GET: your enrolments and their status.
 
-    The upload is kept in memory only (InMemoryOnlyUploadHandler, installed before anything -
-    authentication included - reads the body)."""
+    The photo is a JPEG or PNG of FACE_PHOTO_MIN_SIDE_PX to FACE_PHOTO_MAX_SIDE_PX a side and at
+    most FACE_PHOTO_MAX_BYTES (413 `/problems/photo-too-large` above); another format is 415, an
+    image that does not decode or is too small 400. The upload is kept in memory only
+    (InMemoryOnlyUploadHandler, installed before anything - authentication included - reads the
+    body)."""
 
     parser_classes = [MultiPartParser]
     required_scopes = {"GET": READ_SCOPES, "POST": WRITE_SCOPES}
-    FORM_FIELDS = frozenset({"photo", "partner"})  # any other form field is refused (400 naming it)
+
+    class InputSerializer(BodySerializer):  # any other form field is refused (400 naming it)
+        class Meta:
+            ref_name = "FaceEnrolmentRequest"
+
+        photo = PhotoField(help_text="JPEG or PNG (see the operation)", error_messages={
+            "required": "Attach the photo as multipart field 'photo'.",
+            "invalid": "Attach the photo as multipart field 'photo'."})
+        partner = serializers.IntegerField(min_value=1, help_text="The partner you gave your consent to")
 
     def initialize_request(self, request, *args, **kwargs):
         self.upload_handler = InMemoryOnlyUploadHandler(request, max_bytes=settings.FACE_PHOTO_MAX_BYTES)
@@ -301,25 +336,33 @@ class FaceEnrolmentApi(ResidentApi):
         resident = resident_of(request)
         return Response(EnrolmentOutput(selectors.enrolment_list(resident_id=resident.pk), many=True).data)
 
-    @extend_schema(request=None, operation_id="biometrics_face_enrol", tags=["consent"],
-                   responses={202: EnrolmentOutput, **problems(
-                       400, 401, 403, 409, 413, 415,
-                       s413="The photo is larger than FACE_PHOTO_MAX_BYTES (`/problems/photo-too-large`)")})
+    @extend_schema(
+        request={"multipart/form-data": OpenApiRequest(
+            InputSerializer, encoding={"photo": {"contentType": "image/jpeg, image/png"}})},
+        operation_id="biometrics_face_enrol", tags=["consent"],
+        responses={202: EnrolmentOutput, **problems(
+            400, 403, 409, 413, 415,
+            s400="Invalid form, unknown partner, or a photo that does not decode or is too small",
+            s403="Missing scope, no active consent for this partner (`/problems/consent-required`), or not a "
+                 "resident",
+            s409="The partner cannot receive photos now (`/problems/partner-key-missing`)",
+            s413="The photo is larger than FACE_PHOTO_MAX_BYTES (`/problems/photo-too-large`)",
+            s415="Not a JPEG or PNG (`/problems/photo-unsupported-type`)")},
+    )
     def post(self, request):
         resident = resident_of(request)
-        photo = request.data.get("photo")  # parses the body (if authentication has not already)
+        data = request.data  # parses the body (if authentication has not already)
         if self.upload_handler.too_large:
             raise PhotoProblem(PhotoRejected(
                 413, "too_large", f"At most {settings.FACE_PHOTO_MAX_BYTES} bytes are accepted."))
-        refused = input_errors(request.data, known=self.FORM_FIELDS)
-        if refused:
-            raise exceptions.ValidationError(refused)
-        if photo is None or not hasattr(photo, "read"):
-            raise exceptions.ValidationError({"photo": ["Attach the photo as multipart field 'photo'."]})
+        form = self.InputSerializer(data=data)
+        form.is_valid(raise_exception=True)
+        photo = form.validated_data["photo"]
         try:
-            partner = Partner.objects.get(pk=int(request.data.get("partner", "")))
-        except (ValueError, Partner.DoesNotExist):
-            raise exceptions.ValidationError({"partner": ["Unknown partner."]}) from None
+            partner = Partner.objects.get(pk=form.validated_data["partner"])
+        except Partner.DoesNotExist:
+            raise exceptions.ValidationError(
+                {"partner": [serializers.ErrorDetail("Unknown partner.", code="does_not_exist")]}) from None
         try:
             enrolment = services.face_enrol(
                 resident_id=resident.pk, partner=partner, photo=photo.read(),

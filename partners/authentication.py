@@ -28,6 +28,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from audit.refusals import RefusalReason, refusal_count
+from core.api.oauth_schemes import flows_scopes, oauth_urls, scope_requirements
 from core.api.permissions import MissingScope, scope_required
 from core.auth.oauth_scopes import PARTNER_SCOPES
 from core.cache.shared import OUTAGE_ERRORS, shared_cache_unavailable
@@ -40,6 +41,7 @@ LOCAL_CERT_CACHE_TTL_S = 5  # and, in front of it, per process
 _CERT_CACHE_KEY = "partner-api:cert:{}"
 _local_certs: dict[str, tuple[float, dict]] = {}
 partner_tokens = VersionedCache("tokens")
+PARTNER_CLIENT = "partnerClient"  # the OpenAPI security scheme
 
 
 class PartnerNotAuthenticated(exceptions.AuthenticationFailed):
@@ -199,14 +201,23 @@ class PartnerAuthentication(BaseAuthentication):
 
 
 class PartnerAuthenticationScheme(OpenApiAuthenticationExtension):
+    """The partner API's OAuth2 scheme in the OpenAPI schema (scopes: partner_scope_required)."""
+
     target_class = "partners.authentication.PartnerAuthentication"
-    name = "partnerMtlsBearer"
+    name = PARTNER_CLIENT
+
+    def get_security_requirement(self, auto_schema):
+        return scope_requirements(PARTNER_CLIENT, auto_schema.view, auto_schema.method)
 
     def get_security_definition(self, auto_schema):
         return {
-            "type": "http", "scheme": "bearer",
-            "description": "Client-credentials token from /o/token/, bound (RFC 8705) to the partner's client "
-                           "certificate; both over the mTLS listener, from an allowlisted address.",
+            "type": "oauth2",
+            "description": "The partner platform: client credentials at the token endpoint through the mTLS "
+                           "listener; the token is bound (RFC 8705) to the client certificate it was requested "
+                           "with. Every call comes through the mTLS listener with that certificate, from an "
+                           "address in the partner's allowlist.",
+            "flows": {"clientCredentials": {"tokenUrl": oauth_urls()["tokenUrl"],
+                                            "scopes": flows_scopes(PARTNER_SCOPES)}},
         }
 
 

@@ -7,7 +7,7 @@ less than WEBHOOK_PREVIOUS_SECRET_GRACE_S ago (not after an emergency rotation, 
 at once). A `webhook-id` is processed once per partner: a
 replay is acknowledged (200) but changes nothing. The envelope holds `type`, `timestamp` and
 `data` only, without control characters (core.api.serializers.input_errors: 400 naming the
-field); `data` keeps only DATA_KEYS. Unknown event types are stored and
+field); `data` is flat (text, numbers, booleans) and keeps only DATA_KEYS. Unknown event types are stored and
 acknowledged (forward compatible); known ones are dispatched through
 `partners.signals.partner_event_received`, in the same transaction as the stored row.
 """
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from rest_framework.exceptions import ErrorDetail
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -41,8 +42,8 @@ DATA_KEYS = frozenset({
 })
 # The Standard Webhooks envelope; any other key is refused (400 naming it).
 ENVELOPE_KEYS = frozenset({"type", "timestamp", "data"})
-_TYPE = re.compile(r"^[a-z0-9_.]{1,64}$")
-_ID = re.compile(r"^[A-Za-z0-9:._-]{1,128}$")
+EVENT_TYPE = re.compile(r"^[a-z0-9_.]{1,64}$")
+WEBHOOK_ID = re.compile(r"^[A-Za-z0-9:._-]{1,128}$")
 _VALUE = re.compile(r"^[A-Za-z0-9:._+-]{0,128}$")
 
 
@@ -108,23 +109,40 @@ def _event(body: bytes) -> tuple[str, dict, datetime.datetime | None]:
     refused = input_errors(event, known=ENVELOPE_KEYS) if isinstance(event, dict) else None
     if refused:
         raise WebhookMalformed("The event has unknown keys or control characters.", errors=refused)
-    if not isinstance(event, dict) or not isinstance(event.get("type"), str) or not _TYPE.match(event["type"]):
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str) or not EVENT_TYPE.match(event["type"]):
         raise WebhookMalformed("The event needs a `type` code ([a-z0-9_.]).")
     data = event.get("data", {})
     if not isinstance(data, dict):
         raise WebhookMalformed("`data` must be an object.")
+    nested = {f"data.{key}": [ErrorDetail("Expected text, a number or a boolean.", code="invalid_type")]
+              for key, value in data.items() if not isinstance(value, str | int | float)}
+    if nested:
+        raise WebhookMalformed("`data` holds text, numbers and booleans only.", errors=nested)
     kept = {
         key: value for key, value in data.items()
         if key in DATA_KEYS and (isinstance(value, bool | int) or (isinstance(value, str) and _VALUE.match(value)))
     }
-    occurred = parse_datetime(event["timestamp"]) if isinstance(event.get("timestamp"), str) else None
-    return event["type"], kept, occurred
+    return event["type"], kept, _occurred_at(event.get("timestamp"))
+
+
+def _occurred_at(timestamp) -> datetime.datetime | None:
+    """The envelope's `timestamp`: absent, or an RFC 3339 date-time with its offset."""
+    if timestamp is None:
+        return None
+    try:
+        occurred = parse_datetime(timestamp) if isinstance(timestamp, str) else None
+    except ValueError:  # well-formed but no such date (month 13)
+        occurred = None
+    if occurred is None or occurred.tzinfo is None:
+        raise WebhookMalformed("`timestamp` must be a date-time with its UTC offset (RFC 3339).", errors={
+            "timestamp": [ErrorDetail("Enter a date-time with its UTC offset (RFC 3339).", code="invalid")]})
+    return occurred
 
 
 def _audit(partner: Partner, action: Action, outcome: Outcome, reason: str, webhook_id: str = "") -> None:
     record(
         action=action, outcome=outcome, actor_kind=ActorKind.PARTNER, actor_ref=f"partner:{partner.pk}",
-        object_type="webhook", object_ref=f"webhook:{webhook_id}"[:64] if _ID.match(webhook_id or "") else "",
+        object_type="webhook", object_ref=f"webhook:{webhook_id}"[:64] if WEBHOOK_ID.match(webhook_id or "") else "",
         partner_id=partner.pk, reason=reason,
     )
 
@@ -146,7 +164,7 @@ def inbound_webhook_receive(*, partner: Partner, body: bytes, headers: dict) -> 
         _audit(partner, Action.WEBHOOK_REJECTED, Outcome.DENIED, rejected.code)
         raise
     webhook_id = headers["webhook-id"]
-    if not _ID.match(webhook_id):
+    if not WEBHOOK_ID.match(webhook_id):
         raise WebhookMalformed("webhook-id must be 1-128 characters [A-Za-z0-9:._-].")
     event_type, data, occurred_at = _event(body)
     existing = InboundWebhook.objects.filter(partner=partner, webhook_id=webhook_id).first()

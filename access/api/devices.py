@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from access.api.base import ResidentApi, problems
+from access.api.base import ResidentApi
 from access.models import Device
 from access.selectors.devices import devices_for_resident
 
@@ -27,7 +27,7 @@ class DeviceListApi(ResidentApi):
     @extend_schema(
         operation_id="devices_list", tags=["devices"],
         summary="Your devices (active grants only)",
-        responses={200: OutputSerializer(many=True), **problems(401, 403, 429)},
+        responses={200: OutputSerializer(many=True)},
     )
     def get(self, request):
         devices = devices_for_resident(resident=self.resident)

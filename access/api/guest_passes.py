@@ -11,7 +11,7 @@ from access.plates import PlateField
 from access.selectors.devices import device_for_resident
 from access.selectors.guest_passes import guest_pass_for_resident, guest_passes_for_resident
 from access.services.guest_passes import guest_pass_create, guest_pass_revoke
-from core.api.pagination import StandardPagination
+from core.api.pagination import PageQuerySerializer, StandardPagination
 from core.api.serializers import BodySerializer, no_body
 
 SCOPES = ("guests:write",)
@@ -37,6 +37,7 @@ class GuestPassOutputSerializer(serializers.Serializer):
 
 class GuestPassListCreateApi(ResidentApi):
     required_scopes = {"GET": SCOPES, "POST": SCOPES}
+    conflict_codes = frozenset({"limit_reached"})
 
     class InputSerializer(BodySerializer):
         class Meta:
@@ -49,16 +50,21 @@ class GuestPassListCreateApi(ResidentApi):
         valid_until = serializers.DateTimeField(required=False, help_text="Default: valid_from + 1 day; max 7 days")
         one_time = serializers.BooleanField(required=False, default=False, help_text="Lets one car through once")
 
-    @extend_schema(operation_id="guest_passes_list", tags=["guest-passes"],
-                   responses={200: paginated(GuestPassOutputSerializer, "GuestPassPage"),
-                              **problems(401, 403, 404, 429)})
+    @extend_schema(operation_id="guest_passes_list", tags=["guest-passes"], parameters=[PageQuerySerializer],
+                   responses={200: paginated(GuestPassOutputSerializer, "GuestPassPage"), **problems(404)})
     def get(self, request):
         paginator = StandardPagination()
         page = paginator.paginate_queryset(guest_passes_for_resident(resident=self.resident), request, view=self)
         return paginator.get_paginated_response(GuestPassOutputSerializer(page, many=True).data)
 
     @extend_schema(operation_id="guest_passes_create", tags=["guest-passes"], request=InputSerializer,
-                   responses={201: GuestPassOutputSerializer, **problems(400, 401, 403, 429)})
+                   responses={201: GuestPassOutputSerializer, **problems(
+                       400, 403, 409,
+                       s400="Invalid request: `device_id` not a barrier of your building, a window that starts in "
+                            "the past, ends before it starts or lasts more than GUEST_PASS_MAX_DAYS, or the barrier's "
+                            "partner is not configured",
+                       s403="Missing scope, or a rule refuses you the barrier (`reason`)",
+                       s409="GUEST_PASSES_ACTIVE_MAX passes are active already (`/problems/limit-reached`)")})
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -80,7 +86,7 @@ class GuestPassDetailApi(ResidentApi):
     required_scopes = {"GET": SCOPES}
 
     @extend_schema(operation_id="guest_passes_retrieve", tags=["guest-passes"],
-                   responses={200: GuestPassOutputSerializer, **problems(401, 403, 404, 429)})
+                   responses={200: GuestPassOutputSerializer})
     def get(self, request, pass_id: int):
         guest_pass = guest_pass_for_resident(resident=self.resident, pass_id=pass_id)
         return Response(GuestPassOutputSerializer(guest_pass).data)
@@ -91,7 +97,7 @@ class GuestPassRevokeApi(ResidentApi):
 
     @extend_schema(operation_id="guest_passes_revoke", tags=["guest-passes"], request=None,
                    summary="Revoke a guest pass (idempotent: a revoked pass is returned as it is)",
-                   responses={200: GuestPassOutputSerializer, **problems(401, 403, 404, 429)})
+                   responses={200: GuestPassOutputSerializer})
     def post(self, request, pass_id: int):
         no_body(request)
         guest_pass = guest_pass_for_resident(resident=self.resident, pass_id=pass_id)

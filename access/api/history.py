@@ -8,7 +8,7 @@ from rest_framework import exceptions, serializers
 from access.api.base import ResidentApi, paginated, problems
 from access.selectors.devices import device_for_resident
 from access.selectors.history import history_for_resident
-from core.api.pagination import StandardPagination
+from core.api.pagination import PageQuerySerializer, StandardPagination
 from core.api.serializers import QuerySerializer
 
 
@@ -16,7 +16,8 @@ class HistoryListApi(ResidentApi):
     """Opens, video sessions, changes of your cars and guest passes, and partners' access
     decisions about your cars, your face and your guests' passes; newest first, paginated.
     `since`/`until` are ISO dates or date-times (until is exclusive; a date means its start in
-    UTC); `device_id` one of your devices."""
+    UTC); with both, `until` must be after `since` (else 400 naming `until`); `device_id` one of
+    your devices (else 404)."""
 
     required_scopes = {"GET": ("history:read",)}
 
@@ -24,8 +25,6 @@ class HistoryListApi(ResidentApi):
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)
         device_id = serializers.IntegerField(required=False, min_value=1)
-        page = serializers.IntegerField(required=False, min_value=1)
-        page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
         def to_internal_value(self, data):
             data = {key: _date_to_datetime(value) if key in ("since", "until") else value
@@ -44,8 +43,10 @@ class HistoryListApi(ResidentApi):
         object_type = serializers.CharField()
         device_ref = serializers.CharField(help_text="The partner's id of the device, if any")
 
-    @extend_schema(operation_id="history_list", tags=["history"], parameters=[FilterSerializer],
-                   responses={200: paginated(OutputSerializer, "HistoryPage"), **problems(400, 401, 403, 404, 429)})
+    @extend_schema(operation_id="history_list", tags=["history"], parameters=[FilterSerializer, PageQuerySerializer],
+                   responses={200: paginated(OutputSerializer, "HistoryPage"), **problems(
+                       400, 404, s400="Invalid parameters, or `until` not after `since`",
+                       s404="`device_id` is not one of your devices, or the page is past the last")})
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -54,7 +55,8 @@ class HistoryListApi(ResidentApi):
         if "device_id" in params:
             device = device_for_resident(resident=self.resident, device_id=params["device_id"])
         if "since" in params and "until" in params and params["since"] >= params["until"]:
-            raise exceptions.ValidationError({"until": ["until must be after since."]})
+            raise exceptions.ValidationError(
+                {"until": [serializers.ErrorDetail("until must be after since.", code="order")]})
         events = history_for_resident(
             user=request.user, resident=self.resident, since=params.get("since"), until=params.get("until"),
             device=device,

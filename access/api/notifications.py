@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from access.api.base import ResidentApi, paginated, problems
 from access.selectors.notifications import notification_for_resident, notifications_for_resident
 from access.services.notifications import notification_mark_read
-from core.api.pagination import StandardPagination
+from core.api.pagination import PageQuerySerializer, StandardPagination
 from core.api.serializers import QuerySerializer, no_body
 
 SCOPES = ("history:read",)
@@ -35,12 +35,10 @@ class NotificationListApi(ResidentApi):
     class FilterSerializer(QuerySerializer):
         unread = serializers.BooleanField(required=False, allow_null=True, default=None,
                                           help_text="true: only unread; false: only read")
-        page = serializers.IntegerField(required=False, min_value=1)
-        page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
-    @extend_schema(operation_id="notifications_list", tags=["notifications"], parameters=[FilterSerializer],
-                   responses={200: paginated(NotificationOutputSerializer, "NotificationPage"),
-                              **problems(400, 401, 403, 404, 429)})
+    @extend_schema(operation_id="notifications_list", tags=["notifications"],
+                   parameters=[FilterSerializer, PageQuerySerializer],
+                   responses={200: paginated(NotificationOutputSerializer, "NotificationPage"), **problems(404)})
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -54,7 +52,7 @@ class NotificationReadApi(ResidentApi):
     required_scopes = {"POST": SCOPES}
 
     @extend_schema(operation_id="notifications_mark_read", tags=["notifications"], request=None,
-                   responses={200: NotificationOutputSerializer, **problems(401, 403, 404, 429)})
+                   responses={200: NotificationOutputSerializer})
     def post(self, request, notification_id: int):
         no_body(request)
         notification = notification_for_resident(resident=self.resident, notification_id=notification_id)

@@ -46,17 +46,22 @@ class DeviceOpenApi(ResidentApi):
         summary="Open a door or barrier",
         parameters=[
             OpenApiParameter(
-                "Idempotency-Key", str, OpenApiParameter.HEADER, required=True,
+                "Idempotency-Key", str, OpenApiParameter.HEADER, required=True, pattern=IDEMPOTENCY_KEY.pattern,
                 description="8-64 characters [A-Za-z0-9._:-], e.g. a UUID; a retry with the same key "
                             "returns the stored result and never opens twice",
             ),
         ],
-        responses={200: OutputSerializer, **problems(400, 401, 403, 404, 409, 422, 429, 503)},
+        responses={200: OutputSerializer, **problems(
+            404, 409, 422, 503,
+            s409="An open with this key is still in progress (`/problems/open-in-progress`), or the device is not "
+                 "a door or barrier (`/problems/not-openable`)",
+            s503="The partner platform is unavailable (`/problems/partner-unavailable`), or the shared cache is "
+                 "down; see Retry-After")},
     )
     def post(self, request, device_id: int):
         no_body(request)
         key = request.headers.get("Idempotency-Key", "")
-        if not IDEMPOTENCY_KEY.match(key):
+        if not IDEMPOTENCY_KEY.fullmatch(key):
             raise exceptions.ValidationError(
                 {"Idempotency-Key": [serializers.ErrorDetail(
                     "An Idempotency-Key header of 8-64 characters [A-Za-z0-9._:-] is required.", code="invalid")]}

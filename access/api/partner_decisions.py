@@ -13,6 +13,7 @@ from access.anomalies import decision_rate_exceeded
 from access.errors import DecisionRateExceeded, DeviceNotFound
 from access.reasons import Reason
 from access.services.decisions import CREDENTIAL_TYPES, access_decide
+from core.api.schema import problems
 from core.api.serializers import FieldsBuiltOnceSerializer
 from core.http.client_ip import client_ip
 from partners.authentication import IsPartner, PartnerAuthentication, partner_scope_required
@@ -62,8 +63,15 @@ class AccessDecisionApi(APIView):
             raise exceptions.Throttled(wait=retry_after)
         raise error
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="access_decision_create",
-                   tags=["partner"])
+    @extend_schema(
+        request=InputSerializer, operation_id="access_decision_create", tags=["partner"],
+        responses={200: OutputSerializer, **problems(
+            401, 403, 404, 429,
+            s401="No verified client certificate, or no valid token bound to it",
+            s403="Address not allowed (`/problems/ip-not-allowed`), partner suspended, or missing scope",
+            s404="No such device of yours (`/problems/unknown-device`)",
+            s429="More decisions than PARTNER_DECISION_RATE allows; see Retry-After")},
+    )
     def post(self, request):
         try:
             body = request.data

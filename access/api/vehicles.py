@@ -12,11 +12,12 @@ from access.api.base import ResidentApi, paginated, problems
 from access.plates import PlateField
 from access.selectors.vehicles import vehicle_for_resident, vehicles_for_resident
 from access.services.vehicles import vehicle_create, vehicle_delete, vehicle_update
-from core.api.pagination import StandardPagination
+from core.api.pagination import PageQuerySerializer, StandardPagination
 from core.api.serializers import BodySerializer
 
 READ = ("vehicles:write", "devices:read")
 WRITE = ("vehicles:write",)
+PLATE_TAKEN = "Another car already has this plate (`/problems/plate-taken`)"
 
 
 class VehicleOutputSerializer(serializers.Serializer):
@@ -37,6 +38,7 @@ def _require_resident(view):
 
 class VehicleListCreateApi(ResidentApi):
     required_scopes = {"GET": READ, "POST": WRITE}
+    conflict_codes = frozenset({"plate_taken"})
 
     class InputSerializer(BodySerializer):
         class Meta:
@@ -45,16 +47,15 @@ class VehicleListCreateApi(ResidentApi):
         plate = PlateField()
         label = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
 
-    @extend_schema(operation_id="vehicles_list", tags=["vehicles"],
-                   responses={200: paginated(VehicleOutputSerializer, "VehiclePage"),
-                              **problems(401, 403, 404, 429)})
+    @extend_schema(operation_id="vehicles_list", tags=["vehicles"], parameters=[PageQuerySerializer],
+                   responses={200: paginated(VehicleOutputSerializer, "VehiclePage"), **problems(404)})
     def get(self, request):
         paginator = StandardPagination()
         page = paginator.paginate_queryset(vehicles_for_resident(resident=self.resident), request, view=self)
         return paginator.get_paginated_response(VehicleOutputSerializer(page, many=True).data)
 
     @extend_schema(operation_id="vehicles_create", tags=["vehicles"], request=InputSerializer,
-                   responses={201: VehicleOutputSerializer, **problems(400, 401, 403, 429)})
+                   responses={201: VehicleOutputSerializer, **problems(409, s409=PLATE_TAKEN)})
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -64,6 +65,7 @@ class VehicleListCreateApi(ResidentApi):
 
 class VehicleDetailApi(ResidentApi):
     required_scopes = {"GET": READ, "PATCH": WRITE, "DELETE": WRITE}
+    conflict_codes = frozenset({"plate_taken"})
 
     class InputSerializer(BodySerializer):
         class Meta:
@@ -72,14 +74,13 @@ class VehicleDetailApi(ResidentApi):
         plate = PlateField(required=False)
         label = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
-    @extend_schema(operation_id="vehicles_retrieve", tags=["vehicles"],
-                   responses={200: VehicleOutputSerializer, **problems(401, 403, 404, 429)})
+    @extend_schema(operation_id="vehicles_retrieve", tags=["vehicles"], responses={200: VehicleOutputSerializer})
     def get(self, request, vehicle_id: int):
         vehicle = vehicle_for_resident(resident=self.resident, vehicle_id=vehicle_id)
         return Response(VehicleOutputSerializer(vehicle).data)
 
     @extend_schema(operation_id="vehicles_partial_update", tags=["vehicles"], request=InputSerializer,
-                   responses={200: VehicleOutputSerializer, **problems(400, 401, 403, 404, 429)})
+                   responses={200: VehicleOutputSerializer, **problems(409, s409=PLATE_TAKEN)})
     def patch(self, request, vehicle_id: int):
         vehicle = vehicle_for_resident(resident=self.resident, vehicle_id=vehicle_id)
         serializer = self.InputSerializer(data=request.data)
@@ -87,8 +88,7 @@ class VehicleDetailApi(ResidentApi):
         vehicle = vehicle_update(vehicle=vehicle, actor=request.user, **serializer.validated_data)
         return Response(VehicleOutputSerializer(vehicle).data)
 
-    @extend_schema(operation_id="vehicles_destroy", tags=["vehicles"],
-                   responses={204: None, **problems(401, 403, 404, 429)})
+    @extend_schema(operation_id="vehicles_destroy", tags=["vehicles"], responses={204: None})
     def delete(self, request, vehicle_id: int):
         vehicle = vehicle_for_resident(resident=self.resident, vehicle_id=vehicle_id)
         vehicle_delete(vehicle=vehicle, actor=request.user)

@@ -8,9 +8,12 @@ from access.api.base import ResidentApi, problems
 from access.models import Device
 from access.selectors.devices import device_for_resident
 from access.services.video import video_session_create
-from core.api.serializers import BodySerializer
+from core.api.serializers import BodySerializer, text_pattern
 
 VIDEO_KINDS = {Device.Kind.INTERCOM_DOOR, Device.Kind.CAMERA}
+# An SDP offer (RFC 8866) starts with its version line and is lines (CRLF): the character rule
+# with line breaks allowed.
+SDP_OFFER = text_pattern(multiline=True).replace("^", "^v=0", 1)
 
 
 class NoVideo(exceptions.APIException):
@@ -33,8 +36,10 @@ class VideoSessionCreateApi(ResidentApi):
 
         multiline_fields = frozenset({"sdp_offer"})  # an SDP offer is lines (RFC 8866: CRLF)
 
-        sdp_offer = serializers.CharField(
-            required=False, max_length=20000, help_text="The app's SDP offer (starts with v=0), optional"
+        sdp_offer = serializers.RegexField(
+            SDP_OFFER, required=False, max_length=20000, trim_whitespace=False,
+            help_text="The app's SDP offer (starts with v=0), optional",
+            error_messages={"invalid": "An SDP offer starts with v=0."},
         )
 
     class OutputSerializer(serializers.Serializer):
@@ -49,7 +54,11 @@ class VideoSessionCreateApi(ResidentApi):
     @extend_schema(
         operation_id="devices_video_session_create", tags=["devices"], request=InputSerializer,
         summary="Start a live video session",
-        responses={201: OutputSerializer, **problems(400, 401, 403, 404, 409, 429, 503)},
+        responses={201: OutputSerializer, **problems(
+            404, 409, 503,
+            s409="The device has no camera (`/problems/no-video`) or is offline (`/problems/device-offline`)",
+            s503="The partner platform is unavailable (`/problems/partner-unavailable`), or the shared cache is "
+                 "down; see Retry-After")},
     )
     def post(self, request, device_id: int):
         serializer = self.InputSerializer(data=request.data)
@@ -58,8 +67,6 @@ class VideoSessionCreateApi(ResidentApi):
         if device.kind not in VIDEO_KINDS:
             raise NoVideo()
         offer = serializer.validated_data.get("sdp_offer")
-        if offer is not None and not offer.startswith("v=0"):
-            raise exceptions.ValidationError({"sdp_offer": ["An SDP offer starts with v=0."]})
         session = video_session_create(
             user=request.user, resident=self.resident, device=device, sdp_offer=offer, source_ip=self.source_ip()
         )

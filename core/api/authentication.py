@@ -11,7 +11,6 @@ down the budget is not counted (fail open: the tokens are still looked up and ch
 """
 
 from django.conf import settings
-from drf_spectacular.contrib.django_oauth_toolkit import DjangoOAuthToolkitScheme
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from rest_framework.exceptions import Throttled
 
@@ -36,9 +35,3 @@ class BudgetedOAuth2Authentication(OAuth2Authentication):
         if authenticated is None:
             hit(key, limit, path="bearer_budget", fail_open=True)
         return authenticated
-
-
-class BudgetedOAuth2Scheme(DjangoOAuthToolkitScheme):
-    """The OpenAPI security scheme of the resident API: django-oauth-toolkit's, unchanged."""
-
-    target_class = "core.api.authentication.BudgetedOAuth2Authentication"

@@ -9,6 +9,9 @@ included); a method it does not implement is 405 with Allow. No token: 401.
 Suspended residents: 403 `/problems/resident-suspended` on every endpoint (a view that records
 the refusal among its own rules sets `checks_suspension_itself`).
 Rate limit: API_RATE_PER_MIN (default 120) requests per user per minute -> 429 + Retry-After.
+Domain ValidationErrors are 400 naming the field, except those whose code the view lists in
+`conflict_codes` (the request is well-formed but conflicts with what exists, e.g. a plate another
+car already has): 409 `/problems/<code>`, with the same `errors`.
 
 The kernel knows no resident model: settings.RESIDENT_RESOLVER names the function
 `user -> resident or None` (the resident must have a boolean `suspended`).
@@ -43,6 +46,17 @@ class UndeclaredScope(exceptions.PermissionDenied):
     default_detail = "No OAuth2 scope allows this operation."
 
 
+class Conflict(exceptions.APIException):
+    """409: a well-formed request that conflicts with the current state (`problem_code` from its code)."""
+
+    status_code = 409
+
+    def __init__(self, code: str, errors: list[dict]):
+        super().__init__(errors[0]["detail"])
+        self.problem_code = code.replace("_", "-")
+        self.problem_errors = errors
+
+
 class ResidentSuspended(exceptions.PermissionDenied):
     problem_code = "resident-suspended"
     default_detail = RESIDENT_SUSPENDED_DETAIL
@@ -75,6 +89,7 @@ class ResidentApi(APIView):
     # A suspended resident is refused everywhere (403 /problems/resident-suspended); the device
     # operations check it among their object rules instead, so the refusal is audited there.
     checks_suspension_itself = False
+    conflict_codes: frozenset[str] = frozenset()
 
     def check_permissions(self, request):
         super().check_permissions(request)
@@ -106,10 +121,16 @@ class ResidentApi(APIView):
         if isinstance(exc, DjangoValidationError):
             detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
             codes = _codes(exc)
-            exc = exceptions.ValidationError(
-                {field: [serializers.ErrorDetail(m, code=codes.get(field, "invalid")) for m in messages]
-                 for field, messages in detail.items()}
-            )
+            conflicts = sorted(set(codes.values()) & self.conflict_codes)
+            if conflicts:
+                exc = Conflict(conflicts[0], [
+                    {"field": "" if field == "non_field_errors" else field, "code": codes[field], "detail": message}
+                    for field, messages in detail.items() for message in messages])
+            else:
+                exc = exceptions.ValidationError(
+                    {field: [serializers.ErrorDetail(m, code=codes.get(field, "invalid")) for m in messages]
+                     for field, messages in detail.items()}
+                )
         return super().handle_exception(exc)
 
 

@@ -4,8 +4,10 @@ One rule for every text input, in one place (`input_errors`): a string (a key or
 depth) must not hold control characters - C0 (NUL included), DEL, C1 - nor lone UTF-16 surrogates
 (which no database can store); TAB, LF and CR are allowed only in the fields a serializer lists in
 `multiline_fields` (an SDP offer). And a JSON body holds only the keys its operation declares
-(the partner contract review: a whitelist of parameters). Each breach is a field-level error
-(`forbidden_character`, `unknown_field`), so the caller gets 400 naming the field.
+(the partner contract review: a whitelist of parameters), each with the JSON type the schema
+gives it (DRF would read `5` as the text "5" and `"5"` or `true` as a number). Each breach is a
+field-level error (`forbidden_character`, `unknown_field`, `invalid_type`), so the caller gets 400
+naming the field.
 
 Every input serializer derives from `BodySerializer` (request bodies: both rules) or
 `QuerySerializer` (query parameters: the character rule; unknown parameters such as `page` are
@@ -20,11 +22,21 @@ from collections.abc import Mapping
 from django.http import QueryDict
 from rest_framework import serializers
 
-# C0 controls but TAB, LF, CR; DEL and C1; lone surrogates (JSON "\ud800" decodes to one)
-FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-LINE_BREAKS = re.compile("[\t\n\r]")
+# C0 controls but TAB, LF, CR; DEL and C1 (as regex class ranges, shared with the schema's patterns)
+_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_LINE_BREAKS = r"\t\n\r"
+# ... and lone surrogates (JSON "\ud800" decodes to one)
+FORBIDDEN = re.compile(f"[{_CONTROLS}\ud800-\udfff]")
+LINE_BREAKS = re.compile(f"[{_LINE_BREAKS}]")
 FORBIDDEN_DETAIL = "Control characters are not allowed here."
 UNKNOWN_DETAIL = "Unknown field."
+
+
+def text_pattern(*, multiline: bool = False) -> str:
+    """The character rule as a JSON Schema `pattern` (the OpenAPI schema declares it on every text
+    input: core.api.autoschema). Lone surrogates are left out: no regex dialect of the schema's
+    readers takes them, and only a JSON escape can carry one."""
+    return f"^[^{_CONTROLS}{'' if multiline else _LINE_BREAKS}]*$"
 
 
 def _error(detail: str, code: str) -> list:
@@ -79,11 +91,59 @@ class QuerySerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+# The JSON types a field of a JSON body takes (the rest of a field's rules are its own).
+_JSON_TYPES = (
+    (serializers.BooleanField, (bool,), "a boolean"),
+    (serializers.IntegerField, (int,), "an integer"),
+    (serializers.PrimaryKeyRelatedField, (int,), "an integer"),
+    (serializers.FloatField, (int, float), "a number"),
+    (serializers.DecimalField, (int, float, str), "a number"),
+    (serializers.ChoiceField, None, "one of the choices"),
+    (serializers.CharField, (str,), "a string"),
+    (serializers.SlugRelatedField, (str,), "a string"),
+    (serializers.DateTimeField, (str,), "a date-time string"),
+    (serializers.DateField, (str,), "a date string"),
+    (serializers.DictField, (dict,), "an object"),
+    (serializers.ListField, (list,), "an array"),
+)
+
+
+def _json_type(field) -> tuple[tuple, str] | None:
+    for kind, types, label in _JSON_TYPES:
+        if isinstance(field, kind):
+            if types is None:  # a choice: the types of its choices
+                types = tuple({type(choice) for choice in field.choices}) or (str,)
+            return types, label
+    return None
+
+
 class BodySerializer(QuerySerializer):
-    """Input serializer of a request body: unknown keys (400, `unknown_field`, naming each) and
-    control characters refused. Nested serializers of a body derive from it too."""
+    """Input serializer of a request body: unknown keys (400, `unknown_field`, naming each),
+    control characters and, in a JSON body, a value of another JSON type than its field's
+    (`invalid_type`) refused. Nested serializers of a body derive from it too."""
 
     refuses_unknown = True
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and not isinstance(data, QueryDict):  # JSON (a form's values are text)
+            errors = self._type_errors(data)
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+    def _type_errors(self, data: dict) -> dict:
+        cls = type(self)
+        plan = cls.__dict__.get("_json_type_plan")
+        if plan is None:  # once per class: the fields of an input serializer do not change
+            plan = tuple((name, *found) for name, field in self.fields.items()
+                         if not field.read_only and (found := _json_type(field)) is not None)
+            cls._json_type_plan = plan
+        errors = {}
+        for name, types, label in plan:
+            value = data.get(name)
+            if value is not None and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
+                errors[name] = _error(f"Expected {label}.", "invalid_type")
+        return errors
 
 
 class _NoBody(BodySerializer):

@@ -1,7 +1,8 @@
 """RFC 9457 problem details: the one error shape of /api/ and /partner/.
 
 Body: `{"type", "title", "status", "detail", "instance", "request_id"}` plus, for validation
-errors, `"errors": [{"field": "credential.type", "code": "invalid_choice", "detail": "..."}]`.
+errors (and a 409 conflict that names its field), `"errors": [{"field": "credential.type",
+"code": "invalid_choice", "detail": "..."}]`.
 Content type `application/problem+json`. DRF errors go through `exception_handler`; Django's
 own 400/403/404/500 (unknown URL, CSRF, crash) go through the `handler*` views below, which
 keep Django's HTML pages for the admin and other browser pages.
@@ -89,7 +90,7 @@ def exception_handler(exc, context):
     if response is None:
         return None  # unexpected error: Django logs it and handler500 answers
     status = response.status_code
-    errors = None
+    errors = getattr(exc, "problem_errors", None)  # {field, code, detail} of a problem that is not a 400
     code = getattr(exc, "problem_code", None)
     if isinstance(exc, exceptions.ValidationError):
         errors = flatten_errors(exc.detail)

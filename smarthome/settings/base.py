@@ -307,7 +307,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.api.autoschema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "core.http.problems.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -320,8 +320,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # one document for both pools' APIs (the public pool serves it)
+    "OAS_VERSION": "3.1.0",
+    # /api/schema/ lists the operations of every URLconf named here: one document for both
+    # pools' APIs (the public pool serves it)
     "SERVE_URLCONF": [POOLS["public"].urlconf, POOLS["partner"].urlconf],
+    # what each operation implies (problems, headers, input rules): core/api/autoschema.py
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.api.oauth_schemes.add_bearer_scheme",
+        "core.api.schema_links.link_operations",
+    ],
 }
 
 # Largest accepted request body; bigger ones get 413 before any view runs.

@@ -5,9 +5,20 @@ import hmac
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from rest_framework import serializers
 
-from access.plates import InvalidPlate, PlateField, normalise_plate, plate_formats, plate_token
+from access.plates import (
+    MAX_INPUT_LENGTH,
+    PLATE_SPELLING,
+    InvalidPlate,
+    PlateField,
+    normalise_plate,
+    plate_formats,
+    plate_token,
+)
 
 
 @pytest.mark.parametrize(
@@ -128,3 +139,23 @@ def test_plate_field_is_a_400_problem_through_the_api(rf):
     assert body["errors"] == [
         {"field": "plate", "code": "invalid_number", "detail": "The registration number cannot be all zeros."}
     ]
+
+
+@pytest.mark.parametrize("spelling", ["Ａ123ВС77", "A123BC77\u00a0", "A\u2009123BC77", "A123BC\U0001d7d5\U0001d7d5"])
+def test_plate_field_refuses_what_the_schema_pattern_refuses(spelling):
+    """Full-width letters, no-break or thin spaces, mathematical digits: the normaliser folds
+    them, but the OpenAPI schema's pattern (PLATE_SPELLING) says they are not a plate, so the API
+    refuses them too."""
+    assert normalise_plate(spelling).startswith("A123BC")
+    assert not PLATE_SPELLING.match(spelling)
+    serializer = _PlateInput(data={"plate": spelling})
+    assert not serializer.is_valid()
+    assert serializer.errors["plate"][0].code == "invalid_characters"
+
+
+@hypothesis_settings(max_examples=300, database=None, derandomize=True)
+@given(st.from_regex(PLATE_SPELLING, fullmatch=True).filter(lambda spelling: len(spelling) <= MAX_INPUT_LENGTH))
+def test_every_spelling_the_schema_pattern_allows_is_accepted(spelling):
+    serializer = _PlateInput(data={"plate": spelling})
+    assert serializer.is_valid(), (spelling, serializer.errors)
+    assert plate_formats(serializer.validated_data["plate"])

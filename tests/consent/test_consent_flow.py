@@ -272,8 +272,10 @@ def test_consents_api_give_list_and_scopes(resident, face_partner, face_contract
     consent = Consent.objects.get(pk=response.json()["id"])
     assert consent.channel == "app"
     assert consent.evidence_user_agent_sha256 == hashlib.sha256(b"TestApp/1.0").hexdigest()
-    assert api.post("/api/v1/consents", {"partner": face_partner.pk, "text_sha256": consent_text.sha256},
-                    format="json").status_code == 400  # already open
+    again = api.post("/api/v1/consents", {"partner": face_partner.pk, "text_sha256": consent_text.sha256},
+                     format="json")
+    assert again.status_code == 409  # already open: a conflict with the consent you have
+    assert again.json()["type"] == "/problems/consent-exists"
     assert [c["id"] for c in api.get("/api/v1/consents").json()] == [consent.pk]
     reader = api_for(resident.user, scopes="history:read")
     assert reader.get("/api/v1/consents").status_code == 200

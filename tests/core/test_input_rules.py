@@ -24,13 +24,14 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
-from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.settings import spectacular_settings
 from rest_framework.parsers import MultiPartParser
 from rest_framework.test import APIClient
 from standardwebhooks import Webhook
 
 from access.models import Notification
 from audit.models import AuditEvent
+from core.api.schema import api_schema
 from core.security.roles import COMPLIANCE_OFFICER
 from partners.models import InboundWebhook, OutboxMessage
 from tests import factories
@@ -52,7 +53,7 @@ BAD_FORM_TEXTS = {name: text for name, text in BAD_TEXTS.items() if name != "sur
 
 
 def _operations() -> list[tuple[str, str, dict]]:
-    schema = SchemaGenerator().get_schema(request=None, public=True)
+    schema = api_schema()
     found = []
     for path, item in schema["paths"].items():
         if not path.startswith(API_PREFIXES):
@@ -76,7 +77,8 @@ def _drf_routes() -> set[str]:
                 path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
                 routes.add(path.replace("{pk}", "{id}"))  # drf-spectacular names `pk` `id`
 
-    walk(get_resolver().url_patterns, "")
+    for urlconf in spectacular_settings.SERVE_URLCONF:  # both pools
+        walk(get_resolver(urlconf).url_patterns, "")
     return {route for route in routes if route.startswith(API_PREFIXES)}
 
 
@@ -274,6 +276,49 @@ def test_the_nul_that_was_a_500_on_postgresql(world):
                                           format="json")
     assert response.status_code == 400
     assert fields_named(response, "forbidden_character") == {"text_sha256"}
+    assert snapshot(world) == before
+
+
+@pytest.mark.parametrize(("path", "method", "field_name", "value"), [
+    ("/api/v1/vehicles", "post", "label", 5),  # DRF read it as the text "5"
+    ("/api/v1/guest-passes", "post", "one_time", "true"),  # ... and this as True
+    ("/api/v1/consents", "post", "partner", "1"),  # ... and this as the id 1
+    ("/partner/v1/access-decisions", "post", "credential.token", 12345678),
+])
+def test_a_json_value_of_another_type_than_its_field_is_refused(world, path, method, field_name, value):
+    """The schema says `type: string` (or boolean, integer): a JSON value of another type is 400
+    `invalid_type` naming the field, and nothing changes."""
+    body = _with(example_body(world, path, method), field_name, value)
+    before = snapshot(world)
+    response = call(world, path, method, body)
+    assert response.status_code == 400, response.content
+    assert fields_named(response, "invalid_type") == {field_name}
+    assert snapshot(world) == before
+
+
+@pytest.mark.parametrize(("query", "field_name"), [
+    ({"page": "0"}, "page"), ({"page": "a"}, "page"), ({"page_size": "abc"}, "page_size"),
+    ({"page_size": "0"}, "page_size"), ({"page_size": "201"}, "page_size"),
+])
+@pytest.mark.parametrize("path", ["/api/v1/vehicles", "/api/v1/guest-passes", "/api/v1/history",
+                                  "/api/v1/notifications"])
+def test_page_parameters_out_of_their_range_are_400_naming_them(world, path, query, field_name):
+    """Was 404 (page 0, page "a") or silently the default page size (page_size "abc", 0, 201)."""
+    response = world.resident_client.get(path, query)
+    assert response.status_code == 400, response.content
+    assert field_name in {error["field"] for error in response.json()["errors"]}
+
+
+def test_a_plate_another_car_has_is_a_409_conflict(world):
+    """A well-formed request that conflicts with what exists: 409 `/problems/plate-taken` naming
+    the field (was 400, which the schema gives to malformed requests)."""
+    plate = "Е789КХ50"
+    assert world.resident_client.post("/api/v1/vehicles", {"plate": plate}, format="json").status_code == 201
+    before = snapshot(world)
+    response = world.resident_client.post("/api/v1/vehicles", {"plate": "е 789 кх 50"}, format="json")
+    assert response.status_code == 409, response.content
+    assert response.json()["type"] == "/problems/plate-taken"
+    assert fields_named(response, "plate_taken") == {"plate"}
     assert snapshot(world) == before
 
 

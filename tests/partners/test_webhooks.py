@@ -300,6 +300,24 @@ def test_signed_but_malformed_event_is_400(partner_caller, device):
     assert not InboundWebhook.objects.exists()
 
 
+@pytest.mark.parametrize("timestamp", [
+    "2026-13-45T10:00:00Z",  # the shape of a date-time, but no such day: was a 500
+    "2026-11-30T10:00:00",  # no UTC offset: compared with stored aware times, was a 500
+    "yesterday", 1764496800,
+])
+def test_an_event_timestamp_that_is_not_an_rfc3339_date_time_is_400(partner_caller, device, timestamp):
+    first = send(partner_caller, *online(partner_caller, device))
+    assert first.status_code == 200, first.content
+    data = {"device_ref": device.partner_device_ref}
+    body = json.dumps({"type": "device.offline", "timestamp": timestamp, "data": data})
+    response = send(partner_caller, *signed(partner_caller.webhook_secret, "", {}, body=body))
+    assert response.status_code == 400, response.content
+    assert [error["field"] for error in response.json()["errors"]] == ["timestamp"]
+    assert InboundWebhook.objects.count() == 1
+    device.refresh_from_db()
+    assert device.online
+
+
 def test_door_opened_notifies_the_resident(partner_caller, device):
     resident = factories.resident(unit_=factories.unit(building_=device.building))
     factories.face_enrolment(resident_=resident, partner_=partner_caller.partner, subject_id="subj_abc",

@@ -31,7 +31,7 @@ class Estate:
     sandbox: object
 
 
-def make_token(user, scope: str = ALL_SCOPES) -> str:
+def make_token(user, scope: str = ALL_SCOPES, *, lifetime: datetime.timedelta = datetime.timedelta(minutes=5)) -> str:
     Application = get_application_model()
     app, _ = Application.objects.get_or_create(
         client_id="mobile-app-tests",
@@ -41,7 +41,7 @@ def make_token(user, scope: str = ALL_SCOPES) -> str:
     )
     raw = secrets.token_urlsafe(32)
     token = AccessToken(user=user, application=app, scope=scope,
-                        expires=timezone.now() + datetime.timedelta(minutes=5))
+                        expires=timezone.now() + lifetime)
     set_token_value(token, raw)
     token.save()
     return raw

@@ -124,7 +124,8 @@ def test_guest_pass_limit_and_validation(estate, settings):
     assert create_pass(client, estate.barrier).status_code == 201
     assert create_pass(client, estate.barrier).status_code == 201
     response = create_pass(client, estate.barrier)
-    assert response.status_code == 400
+    assert response.status_code == 409  # a conflict with the passes you have, not a malformed request
+    assert response.json()["type"] == "/problems/limit-reached"
     assert response.json()["errors"][0]["code"] == "limit_reached"
     GuestPass.objects.all().delete()
     now = timezone.now()
