@@ -30,7 +30,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import PRODUCTION_ENV, base_env, gunicorn, manage, own_servers, wrk  # noqa: E402
+from bench.harness import gunicorn, manage, own_servers, production_env, wrk  # noqa: E402
 
 PARTNER_IP = "203.0.113.7"
 PROXY_SECRET = secrets.token_urlsafe(32)  # what nginx would send in X-Proxy-Auth
@@ -114,14 +114,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="smarthome-bench-decisions-"))
     pki = generate_dev_pki(work / "pki")
     with own_servers() as (database_url, redis_url):
-        env = base_env(
-            DATABASE_URL=database_url, REDIS_URL=redis_url, DJANGO_SETTINGS_MODULE="bench.settings",
-            **PRODUCTION_ENV,
-            FIELD_ENCRYPTION_KEYS="bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-            AUDIT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-            TRUSTED_PROXY_CIDRS="127.0.0.1/32", PROXY_AUTH_SECRET=PROXY_SECRET,
-            CELERY_TASK_ALWAYS_EAGER="false",  # seeding queues patches: not sent
-        )
+        env = production_env(database_url, redis_url, proxy_secret=PROXY_SECRET)
         manage("migrate", "--noinput", env=env)
         os.environ.update(env)
         import django

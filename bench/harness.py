@@ -4,9 +4,11 @@ Every benchmark measures its baseline in the same run on the same machine and pr
 so figures from different machines stay comparable.
 """
 
+import base64
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -47,6 +49,20 @@ def base_env(**extra: str) -> dict[str, str]:
     return {**keep, "SMARTHOME_VAR_DIR": "/tmp/smarthome-bench-var", **extra}
 
 
+def production_env(database_url: str, redis_url: str, *, proxy_secret: str, **extra: str) -> dict[str, str]:
+    """What a pool needs to serve in production settings (bench.settings) on this run's PostgreSQL and
+    Redis, with fresh keys, believing the proxy on 127.0.0.1 that presents `proxy_secret`."""
+    return base_env(
+        DATABASE_URL=database_url, REDIS_URL=redis_url, DJANGO_SETTINGS_MODULE="bench.settings", **PRODUCTION_ENV,
+        FIELD_ENCRYPTION_KEYS="bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        AUDIT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        CONSENT_RECEIPT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        TRUSTED_PROXY_CIDRS="127.0.0.1/32", PROXY_AUTH_SECRET=proxy_secret,
+        CELERY_TASK_ALWAYS_EAGER="false",  # seeding queues patches: not sent
+        **extra,
+    )
+
+
 def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 
@@ -84,7 +100,7 @@ class WrkResult:
 
 
 def _ms(value: str, unit: str) -> float:
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def wrk(url: str, *, connections: int = 32, duration_s: int = 10, threads: int = 2,
@@ -97,8 +113,10 @@ def wrk(url: str, *, connections: int = 32, duration_s: int = 10, threads: int =
     if script:
         args[1:1] = ["-s", str(script)]
     output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    latencies = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))$", output, re.MULTILINE))
-    parsed = {k: re.match(r"([\d.]+)(us|ms|s)", v).groups() for k, v in latencies.items()}
+    latencies = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s|m))\s*$", output, re.MULTILINE))
+    if set(latencies) != {"50", "99"}:
+        raise RuntimeError(f"wrk's output has no latency percentiles:\n{output}")
+    parsed = {k: re.match(r"([\d.]+)(us|ms|s|m)", v).groups() for k, v in latencies.items()}
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return WrkResult(
