@@ -53,7 +53,7 @@ def scratch_database(postgres_server):
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate-limit counters, cached tokens, breaker state and the processes' decision facts never leak
-    from one test to the next (a rolled-back test leaves the data version where it was)."""
+    from one test to the next (a rolled-back test leaves the change counter where it was)."""
     from django.core.cache import cache
 
     from audit import refusals
@@ -66,8 +66,8 @@ def _fresh_cache():
 
 @pytest.fixture(autouse=True)
 def _decision_data_version_per_statement(request):
-    """A rolled-back test never commits, so the deferred triggers that bump DecisionDataVersion at
-    commit (access migration 0005) would never fire and the decision cache would serve facts the
+    """A rolled-back test never commits, so the deferred triggers that record data changes at
+    commit (access migration 0012) would never fire and the decision cache would serve facts the
     test has since changed. Inside such a test they fire per statement instead, which is what
     another connection sees after a commit. Transactional tests keep the production behaviour."""
     transactional = "transactional_db" in request.fixturenames or any(
