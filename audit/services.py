@@ -21,6 +21,7 @@ from audit.actions import Action, ActorKind, Outcome
 from audit.canonical import LATENCY_QUANTUM
 from audit.models import REASON_PATTERN, REF_PATTERN, AuditCheckpoint, AuditEvent, AuditLog, AuditPrune
 from core.http.request_context import current_request_id
+from core.prepared_statements import prepared_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ _insert_sql: dict[str, str] = {}
 
 def _insert(event: AuditEvent) -> AuditEvent:
     """INSERT one event without the ORM's per-call query compilation (every access decision
-    writes one): the same columns and database conversions, one statement, id returned."""
+    writes one): the same columns and database conversions, one statement prepared on the
+    server once per connection (core.prepared_statements), id returned."""
     db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of the `connection` proxy costs a lookup
     sql = _insert_sql.get(db.vendor)
     if sql is None:
@@ -107,7 +109,7 @@ def _insert(event: AuditEvent) -> AuditEvent:
             f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) VALUES ({placeholders}) RETURNING id"  # noqa: S608
         )
     params = [field.get_db_prep_save(getattr(event, field.attname), db) for field in _INSERT_FIELDS]
-    with db.cursor() as cursor:
+    with prepared_cursor(db) as cursor:
         cursor.execute(sql, params)
         event.pk = cursor.fetchone()[0]
     event._state.adding = False

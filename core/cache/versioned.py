@@ -36,6 +36,8 @@ from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connec
 from django.db.models import Max
 from django.utils import timezone
 
+from core.prepared_statements import prepared_cursor
+
 T = TypeVar("T")
 
 MAX_ENTRIES = 50_000  # per process and cache; the cache is emptied when it grows past this
@@ -86,7 +88,7 @@ def _database():
 
 
 def _select_changes(db, read_from: int | None) -> list:
-    with db.cursor() as cursor:
+    with prepared_cursor(db) as cursor:
         cursor.execute(_CHANGES_SQL, [_NONE_YET if read_from is None else read_from, CHANGES_READ_LIMIT + 1])
         return cursor.fetchall()
 

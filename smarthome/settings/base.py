@@ -161,6 +161,11 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"].setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT_S", default=3)
     )
+    # The statements hot paths send on every request are prepared on the server
+    # (core.prepared_statements); psycopg prepares nothing while this is None (Django's default).
+    # Django's own queries stay unprepared either way (client-side binding).
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
     # TLS (libpq options): DATABASE_URL's ?sslmode=...&sslrootcert=... works too; these win.
     # Production refuses a server off loopback without sslmode=verify-full (settings/datastores.py).
     _database_tls = {

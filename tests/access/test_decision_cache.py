@@ -329,3 +329,41 @@ def test_the_scheduler_prunes_the_change_log(scene):
     DataChange.objects.update(changed_at=timezone.now() - timezone.timedelta(seconds=versioned.CHANGES_KEPT_S + 1))
     assert data_changes_prune.apply().get() >= 1
     assert not DataChange.objects.exists()
+
+
+# --- the statements every decision sends are prepared on the server ---------------------------
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_decisions_statements_are_prepared_once_per_connection(scene):
+    assert decide(scene) == (200, "granted")
+    statements = _prepared_statements()
+    assert [s for s in statements if s.startswith('INSERT INTO "audit_event"')] != []
+    assert [s for s in statements if "core_datachange" in s] != []
+    for _ in range(3):
+        assert decide(scene) == (200, "granted")
+    assert _prepared_statements() == statements  # prepared once (per parameter types), then only executed
+    assert AuditEvent.objects.filter(action="access.decision").count() == 4
+
+
+@pytest.fixture
+def without_prepared_statements(monkeypatch):
+    """DATABASE_PREPARED_STATEMENTS=false: no prepare threshold for psycopg, on a new connection."""
+    monkeypatch.delitem(connection.settings_dict["OPTIONS"], "prepare_threshold")
+    connection.close()
+    yield
+    monkeypatch.undo()
+    connection.close()
+
+
+def test_without_prepared_statements_nothing_is_prepared(scene, without_prepared_statements):
+    for _ in range(3):
+        assert decide(scene) == (200, "granted")
+    assert _prepared_statements() == []
+    assert AuditEvent.objects.filter(action="access.decision").count() == 3
+    assert decide(scene, token=scene.plate_token + "0") == (200, "unknown_credential")  # still decides, still fresh
