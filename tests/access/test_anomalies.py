@@ -131,7 +131,7 @@ def test_a_decision_is_one_redis_round_trip(partner_caller, sends):
     assert partner_caller.post(URL, body).json()["reason"] == "granted"
     sends.clear()
     assert partner_caller.post(URL, body).json()["reason"] == "granted"
-    assert len(sends) == 1  # rate limit and every anomaly counter in one pipeline
+    assert len(sends) == 1  # rate limit and every anomaly counter in one call of one script
 
 
 def test_only_a_security_admin_reinstates(partner_caller, device, settings):
