@@ -25,3 +25,8 @@ partner_event_received = Signal()
 # `partner_reinstated(partner_id=, actor_ref=)`: a security admin lifted the partner's suspension
 # (partners.services.partner_reinstate), inside its transaction.
 partner_reinstated = Signal()
+
+# `partner_breaker_closed(partner_id=)`: a partner's circuit breaker closed again (a probe got
+# through), as seen by this process (partners.client.breaker). Sent inside the caller's
+# transaction, if any: the outbox then sends what waited for the partner.
+partner_breaker_closed = Signal()

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from partners.outbox.services import outbox_deliver, outbox_dispatch
+from partners.outbox.services import outbox_partner_recovered as partner_recovered
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -15,3 +16,9 @@ def deliver_outbox_message(message_id: int) -> str:
 def outbox_dispatch_due() -> int:
     """Beat: send delivery tasks for due messages whose task was lost; refresh backlog metrics."""
     return outbox_dispatch()
+
+
+@shared_task(ignore_result=True)
+def outbox_partner_recovered(partner_id: int) -> int:
+    """A partner's circuit breaker closed again: send what waited for it."""
+    return partner_recovered(partner_id=partner_id)

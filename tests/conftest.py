@@ -58,9 +58,11 @@ def _fresh_cache():
 
     from audit import refusals
     from core.cache.versioned import clear_all
+    from partners.client.tokens import forget_local_tokens
 
     cache.clear()
     clear_all()
+    forget_local_tokens()
     refusals._pending.clear()  # counts buffered by a previous test's refused partner calls
 
 
