@@ -42,7 +42,16 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.decisions import FLOORS, LUA, PARTNER_IP, PROXY_SECRET, fetch_token, lua_string, seed  # noqa: E402
+from bench.decisions import (  # noqa: E402
+    FLOORS,
+    LUA,
+    PARTNER_IP,
+    PROXY_SECRET,
+    check_answers,
+    fetch_token,
+    lua_string,
+    seed,
+)
 from bench.harness import gunicorn, manage, own_servers, production_env, wrk  # noqa: E402
 
 SLOW_WRITES_PER_S = 0.2  # the issue's "one grant change every 5 s"
@@ -258,27 +267,11 @@ def main() -> None:
             one_car, many_cars = work / "one-car.lua", work / "many-cars.lua"
             one_car.write_text(LUA.format(body=lua_string(json.dumps(body)), **headers))
             many_cars.write_text(MANY_CARS_LUA.format(bodies_file=lua_string(str(bodies_file)), **headers))
-            _check(url, token, cert_header, [body, *random.sample(bodies, 3)])
+            check_answers(url, token, cert_header, [body, *random.sample(bodies, 3)])
             for round_number in range(1, args.rounds + 1):
                 rows = measure_round(url, args=args, one_car=one_car, many_cars=many_cars, grant_ids=grant_ids)
                 report(rows, round_number)
 
-
-def _check(url: str, token: str, cert_header: str, bodies: list[dict]) -> None:
-    """Every body is an allowed decision and the floor answers, before anything is measured."""
-    import requests
-
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}", "X-Client-Cert": cert_header,
-               "X-Client-Verify": "SUCCESS", "X-Forwarded-For": PARTNER_IP, "X-Forwarded-Proto": "https",
-               "X-Proxy-Auth": PROXY_SECRET}
-    for body in bodies:
-        answer = requests.post(f"{url}/partner/v1/access-decisions", data=json.dumps(body), headers=headers, timeout=10)
-        if answer.status_code != 200 or answer.json()["decision"] != "allow":
-            raise SystemExit(f"the decision endpoint refused a seeded car: {answer.status_code} {answer.text}")
-    for steps, _ in FLOORS:
-        answer = requests.post(f"{url}/bench/floor?steps={steps}", timeout=10)
-        if answer.status_code != 200:
-            raise SystemExit(f"the floor view failed: {answer.status_code} {answer.text}")
 
 
 if __name__ == "__main__":

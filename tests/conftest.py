@@ -50,6 +50,22 @@ def scratch_database(postgres_server):
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def redis_sends(monkeypatch):
+    """Every request this process sends to Redis (a pipeline or a script call is one)."""
+    from redis.connection import AbstractConnection
+
+    sent = []
+    original = AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return sent
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate-limit counters, cached tokens, breaker state and the processes' decision facts never leak

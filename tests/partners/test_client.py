@@ -385,22 +385,6 @@ def test_breaker_opens_fails_fast_then_half_opens_and_recovers(partner):
     assert len(log_entries(partner)) == entries_before + 1
 
 
-@pytest.fixture
-def redis_sends(monkeypatch):
-    """Every request this process sends to Redis."""
-    from redis.connection import AbstractConnection
-
-    sent = []
-    original = AbstractConnection.send_packed_command
-
-    def counting(self, command, check_health=True):
-        sent.append(command)
-        return original(self, command, check_health)
-
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
-    return sent
-
-
 @pytest.mark.django_db
 def test_a_call_to_a_healthy_partner_is_one_redis_round_trip(conn, partner, redis_sends):
     open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-warm")  # token fetched, breaker set up

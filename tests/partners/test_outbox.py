@@ -282,10 +282,11 @@ def _open_the_breaker(partner, sandbox, settings) -> list[OutboxMessage]:
 def test_when_the_breaker_closes_everything_that_waited_is_sent_at_once(sandbox_partner, clean_sandbox, settings):
     waiting = _open_the_breaker(sandbox_partner, clean_sandbox, settings)
     # only the first deferred message comes back for the probe (a task with that countdown)
-    assert waiting[2].dispatched_at is not None and waiting[3].dispatched_at is None
+    assert waiting[2].dispatched_at is not None
+    assert waiting[3].dispatched_at is None
     clean_sandbox.control.up()
     time.sleep(1.1)  # the breaker lets a probe through
-    backing_off = [m for m in waiting[:2]]
+    backing_off = waiting[:2]
     assert all(m.next_attempt_at > timezone.now() + datetime.timedelta(seconds=1) for m in backing_off)
     assert outbox_deliver(message_id=waiting[2].pk) == "delivered"  # the probe closes the breaker ...
     # ... and the two backing off and the other deferred one go at once, not at their next attempt
