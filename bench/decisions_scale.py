@@ -1,7 +1,7 @@
 """Access decisions at a complex's scale, with and without managers changing grants meanwhile.
 
     .venv/bin/python bench/decisions_scale.py [--residents 2000] [--buildings 40] [--writes 2]
-        [--connections 32] [--duration 10] [--workers 2] [--rounds 1]
+        [--connections 32] [--duration 10] [--workers 2] [--rounds 1] [--warmups 5]
 
 bench/decisions.py sends one car to one barrier with nothing changing. This one seeds, beside that
 car, `--residents` residents with a grant and a car each in `--buildings` buildings (one barrier per
@@ -15,8 +15,9 @@ Each round measures, on the same server, one after another (wrk, --connections x
   read, the Redis counters and the audit INSERT, one at a time and together), with the same
   random bodies;
 - one car, nothing changing (bench/decisions.py's request);
-- many cars, nothing changing (after a warm-up of the same length, so every worker has loaded
-  most cars);
+- many cars, nothing changing, after a warm-up: runs of the same length until one is no faster
+  than the one before (at most --warmups), so every worker has loaded most cars whatever the
+  machine's load (the warm-up rates are printed: a cold worker loads a car's facts per request);
 - many cars while a writer suspends a random resident's grant and resumes it --writes times per
   second (every write through the services: access.services.grants, with its audit event and
   allowlist patch);
@@ -191,6 +192,15 @@ def _suspended_decisions() -> int:
     return AuditEvent.objects.filter(action="access.decision", reason="grant_suspended").count()
 
 
+def warm_up(url: str, script: Path, run: dict, most: int) -> list[float]:
+    """Run `script` against `url` until a run is no more than 5 % faster than the one before (the
+    workers have loaded what it asks for), at most `most` runs; their rates."""
+    rates = [wrk(url, script=script, **run).requests_per_s]
+    while len(rates) < most and rates[-1] > 1.05 * (rates[-2] if len(rates) > 1 else 0):
+        rates.append(wrk(url, script=script, **run).requests_per_s)
+    return rates
+
+
 def measure_round(url: str, *, args, one_car, many_cars, grant_ids: list[int]) -> list[tuple]:
     """One round of every row: [(label, WrkResult, note)]."""
     run = {"connections": args.connections, "duration_s": args.duration}
@@ -199,8 +209,9 @@ def measure_round(url: str, *, args, one_car, many_cars, grant_ids: list[int]) -
     rows += [(label, wrk(f"{url}/bench/floor?steps={steps}", script=many_cars, **run), "")
              for steps, label in FLOORS]
     rows.append(("one car, nothing changing", wrk(decisions, script=one_car, **run), ""))
-    wrk(decisions, script=many_cars, **run)  # warm-up: the workers load the cars' facts
-    rows.append(("many cars, nothing changing", wrk(decisions, script=many_cars, **run), ""))
+    warmups = warm_up(decisions, many_cars, run, args.warmups)
+    rows.append(("many cars, nothing changing", wrk(decisions, script=many_cars, **run),
+                 "warm-up runs " + ", ".join(f"{rate:.0f}" for rate in warmups) + " req/s"))
     for per_s, label in [(args.writes, f"many cars, {args.writes:g} grant changes/s"),
                          (SLOW_WRITES_PER_S, "many cars, one grant change every 5 s")]:
         before = _suspended_decisions()
@@ -237,6 +248,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1, help="measure every row this many times")
+    parser.add_argument("--warmups", type=int, default=5, help="at most this many warm-up runs before many cars")
     args = parser.parse_args()
 
     from partners.devcerts import generate_dev_pki
