@@ -28,7 +28,7 @@ from prometheus_client import Counter
 from access.models import SecurityAlert
 from audit.actions import Action, Outcome
 from audit.services import record
-from core.cache.shared import OUTAGE_ERRORS, queue_count, redis_client, shared_cache_unavailable
+from core.cache.shared import OUTAGE_ERRORS, redis_client, shared_cache_unavailable
 from core.cache.shared import count as shared_count
 from core.ratelimit import Limit, hit, retry_after
 from core.ratelimit import window as rate_window
@@ -89,11 +89,50 @@ def _count(name: str, window_s: int, now: float, amount: bool = True) -> int:
     return sum(int(value) for value in cache.get_many(keys).values())
 
 
+# `_totals` on Redis, run by the server in one call (EVALSHA: the script travels once per server).
+# KEYS: [the plain counter, if ARGV[1] > 0], the ARGV[2] buckets to bump, then ARGV[4] buckets per
+# name to sum. Returns {the plain counter's new value (0 without one), each name's window total}.
+TOTALS_LUA = """
+local counter_ttl, bumps, bucket_ttl, buckets = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+    tonumber(ARGV[4])
+local first, result = 1, {0}
+if counter_ttl > 0 then
+  redis.call('SET', KEYS[1], 0, 'EX', counter_ttl, 'NX')
+  result[1] = redis.call('INCR', KEYS[1])
+  first = 2
+end
+for i = first, first + bumps - 1 do
+  redis.call('INCR', KEYS[i])
+  redis.call('EXPIRE', KEYS[i], bucket_ttl)
+end
+local window = first + bumps
+local values = redis.call('MGET', unpack(KEYS, window))
+local total = 0
+for i, value in ipairs(values) do
+  total = total + (tonumber(value) or 0)
+  if i % buckets == 0 then
+    result[#result + 1] = total
+    total = 0
+  end
+end
+return result
+"""
+
+
+def _totals_script(client):
+    """TOTALS_LUA registered with this client (once per client: redis-py's Script loads it on the
+    server when the server does not know its hash yet)."""
+    script = getattr(client, "_smarthome_totals", None)
+    if script is None:
+        script = client._smarthome_totals = client.register_script(TOTALS_LUA)
+    return script
+
+
 def _totals(increments: dict[str, bool], window_s: int, now: float,
             counter: tuple[str, int] | None = None) -> dict[str, int]:
     """Add one to the current bucket of each name whose flag is true; the window total of every name.
     `counter` (key, expiry): one more plain counter (a rate limit) bumped alongside, its new value
-    returned under its key. On Redis: one pipelined round trip (INCR + EXPIRE per bump, one MGET)."""
+    returned under its key. On Redis: one round trip, one server-side script (TOTALS_LUA)."""
     client = redis_client()
     if client is None:
         totals = {name: _count(name, window_s, now, amount=bump) for name, bump in increments.items()}
@@ -101,24 +140,15 @@ def _totals(increments: dict[str, bool], window_s: int, now: float,
             totals[counter[0]] = shared_count(counter[0], timeout_s=counter[1])
         return totals
     current, size = _bucket(window_s, now)
-    pipe = client.pipeline(transaction=False)
+    keys = [counter[0]] if counter is not None else []
+    keys += [f"anomaly:{name}:{current}" for name, bump in increments.items() if bump]
+    bumps = len(keys) - (counter is not None)
+    keys += [f"anomaly:{name}:{current - offset}" for name in increments for offset in range(BUCKETS)]
+    result = _totals_script(client)(keys=keys, args=[counter[1] if counter is not None else 0, bumps,
+                                                     window_s + size, BUCKETS], client=client)
+    totals = dict(zip(increments, result[1:], strict=True))
     if counter is not None:
-        queue_count(pipe, counter[0], timeout_s=counter[1])
-    for name, bump in increments.items():
-        if bump:
-            key = f"anomaly:{name}:{current}"
-            pipe.incr(key)
-            pipe.expire(key, window_s + size)
-    names = list(increments)
-    pipe.mget([f"anomaly:{name}:{current - offset}" for name in names for offset in range(BUCKETS)])
-    results = pipe.execute()
-    values = results[-1]
-    totals = {
-        name: sum(int(v) for v in values[i * BUCKETS:(i + 1) * BUCKETS] if v is not None)
-        for i, name in enumerate(names)
-    }
-    if counter is not None:
-        totals[counter[0]] = results[1]
+        totals[counter[0]] = result[0]
     return totals
 
 

@@ -52,7 +52,10 @@ _FLAG = {operation: 2 + index for index, operation in enumerate(OPERATIONS)}
 # How far a grant got: a denial names the check the best grant failed at (later = further).
 _GRANT_FAILURES = (Reason.GRANT_SUSPENDED, Reason.GRANT_NOT_VALID, Reason.RESIDENCY_ENDED, Reason.OUTSIDE_SCHEDULE)
 
-access_data = VersionedCache("access")
+# What the structure a decision stands on records when it changes (devices, buildings, contracts):
+# the tag of the decision's device facts (access.services.decisions) and part of every grant's.
+STRUCTURE = "access"
+access_data = VersionedCache(STRUCTURE)
 
 
 # --- who asks -------------------------------------------------------------------------------
@@ -139,41 +142,57 @@ class Facts:
         return tuple(AccessGrant.objects.held_by(resident_id).covering(device).select_related("residency"))
 
 
+def _resident(resident_id) -> str:
+    return f"r:{resident_id}"
+
+
+def _credential(token) -> str:
+    return f"t:{token}"
+
+
 class CachedFacts:
     """The facts a credential needs (`Facts`' but the contracts, which the decision keeps with its
-    device), kept per process while the `access` data version read as `version` holds
-    (core.cache.versioned: every write to a table they come from bumps it at commit). None:
-    caching is off, every call loads."""
+    device), kept per process while nothing they depend on has changed since `version`
+    (core.cache.versioned; the tags each table's writes record: access migration 0014). Each
+    fact depends on what it was looked up by and found: a credential token (`t:<token>`), a
+    resident (`r:<id>`: suspension, residencies, grants, cars, consents, enrolments), and for
+    grants also the structure (`access`: devices, buildings, contracts). None: caching is off,
+    every call loads."""
 
     def __init__(self, version: int | None):
         self.version = version
 
-    def cached(self, key: tuple, load):
-        return access_data.get(key, self.version, load)
+    def cached(self, key: tuple, load, tags=None):
+        return access_data.get(key, self.version, load, tags)
 
     def plate_owner(self, *, partner_id, token):
         return self.cached(("plate", partner_id, token),
-                           lambda: _DATABASE.plate_owner(partner_id=partner_id, token=token))
+                           lambda: _DATABASE.plate_owner(partner_id=partner_id, token=token),
+                           lambda owner: (_credential(token),) if owner is None else (_credential(token),
+                                                                                     _resident(owner[0])))
 
     def guest_passes(self, *, device_id, token):
         return self.cached(("guest", device_id, token),
-                           lambda: _DATABASE.guest_passes(device_id=device_id, token=token))
+                           lambda: _DATABASE.guest_passes(device_id=device_id, token=token), (_credential(token),))
 
     def face_resident(self, *, partner_id, subject_id):
         return self.cached(("face", partner_id, subject_id),
-                           lambda: _DATABASE.face_resident(partner_id=partner_id, subject_id=subject_id))
+                           lambda: _DATABASE.face_resident(partner_id=partner_id, subject_id=subject_id),
+                           (_credential(subject_id),))
 
     def consent_ends(self, *, partner_id, resident_id):
         return self.cached(("consent", partner_id, resident_id),
-                           lambda: _DATABASE.consent_ends(partner_id=partner_id, resident_id=resident_id))
+                           lambda: _DATABASE.consent_ends(partner_id=partner_id, resident_id=resident_id),
+                           (_resident(resident_id),))
 
     def resident_suspended(self, *, resident_id):
         return self.cached(("suspended", resident_id),
-                           lambda: _DATABASE.resident_suspended(resident_id=resident_id))
+                           lambda: _DATABASE.resident_suspended(resident_id=resident_id), (_resident(resident_id),))
 
     def grants(self, *, resident_id, device):
         return self.cached(("grants", resident_id, device.pk),
-                           lambda: _DATABASE.grants(resident_id=resident_id, device=device))
+                           lambda: _DATABASE.grants(resident_id=resident_id, device=device),
+                           (_resident(resident_id), STRUCTURE))
 
 
 _DATABASE = Facts()

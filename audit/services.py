@@ -26,6 +26,7 @@ from audit.sealing import audit_seal
 from audit.selectors import event_filter_for_user, prune_boundary
 from audit.verification import Report, verify_log
 from core.http.request_context import current_request_id
+from core.prepared_statements import prepared_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ _insert_sql: dict[str, str] = {}
 
 def _insert(event: AuditEvent) -> AuditEvent:
     """INSERT one event without the ORM's per-call query compilation (every access decision
-    writes one): the same columns and database conversions, one statement, id returned."""
+    writes one): the same columns and database conversions, one statement prepared on the
+    server once per connection (core.prepared_statements), id returned."""
     db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of the `connection` proxy costs a lookup
     sql = _insert_sql.get(db.vendor)
     if sql is None:
@@ -112,7 +114,7 @@ def _insert(event: AuditEvent) -> AuditEvent:
             f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) VALUES ({placeholders}) RETURNING id"  # noqa: S608
         )
     params = [field.get_db_prep_save(getattr(event, field.attname), db) for field in _INSERT_FIELDS]
-    with db.cursor() as cursor:
+    with prepared_cursor(db) as cursor:
         cursor.execute(sql, params)
         event.pk = cursor.fetchone()[0]
     event._state.adding = False

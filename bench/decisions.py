@@ -104,6 +104,23 @@ def fetch_token(url: str, client: str, cert_header: str) -> str:
     return response.json()["access_token"]
 
 
+def check_answers(url: str, token: str, cert_header: str, bodies: list[dict]) -> None:
+    """Every body is an allowed decision and every floor answers, before anything is measured."""
+    import requests
+
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}", "X-Client-Cert": cert_header,
+               "X-Client-Verify": "SUCCESS", "X-Forwarded-For": PARTNER_IP, "X-Forwarded-Proto": "https",
+               "X-Proxy-Auth": PROXY_SECRET}
+    for body in bodies:
+        answer = requests.post(f"{url}/partner/v1/access-decisions", data=json.dumps(body), headers=headers, timeout=10)
+        if answer.status_code != 200 or answer.json()["decision"] != "allow":
+            raise SystemExit(f"the decision endpoint refused a seeded car: {answer.status_code} {answer.text}")
+    for steps, _ in FLOORS:
+        answer = requests.post(f"{url}/bench/floor?steps={steps}", timeout=10)
+        if answer.status_code != 200:
+            raise SystemExit(f"the floor view failed: {answer.status_code} {answer.text}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=32)
@@ -130,18 +147,7 @@ def main() -> None:
             script.write_text(LUA.format(body=lua_string(json.dumps(body)), authorization=lua_string(f"Bearer {token}"),
                                          cert=lua_string(cert_header), ip=PARTNER_IP,
                                          proxy_secret=PROXY_SECRET))
-            import requests
-
-            check = requests.post(f"{url}/partner/v1/access-decisions", data=json.dumps(body), timeout=10, headers={
-                "Content-Type": "application/json", "Authorization": f"Bearer {token}", "X-Client-Cert": cert_header,
-                "X-Client-Verify": "SUCCESS", "X-Forwarded-For": PARTNER_IP, "X-Forwarded-Proto": "https",
-                "X-Proxy-Auth": PROXY_SECRET})
-            if check.status_code != 200 or check.json()["decision"] != "allow":
-                raise SystemExit(f"the decision endpoint refused the seeded car: {check.status_code} {check.text}")
-            for steps, _ in FLOORS:
-                floor_check = requests.post(f"{url}/bench/floor?steps={steps}", timeout=10)
-                if floor_check.status_code != 200:
-                    raise SystemExit(f"the floor view failed: {floor_check.status_code} {floor_check.text}")
+            check_answers(url, token, cert_header, [body])
             wrk(f"{url}/bench/bare", connections=args.connections, duration_s=2, script=script)  # warm-up
             bare = wrk(f"{url}/bench/bare", connections=args.connections, duration_s=args.duration, script=script)
             floors = [(label, wrk(f"{url}/bench/floor?steps={steps}", connections=args.connections,

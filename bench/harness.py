@@ -141,7 +141,7 @@ def partner_stack(prefix: str):
 
     work = Path(tempfile.mkdtemp(prefix=prefix))
     pki = generate_dev_pki(work / "pki")
-    with own_servers() as (database_url, redis_url), launch_sandbox(pki, work) as sandbox:
+    with own_servers() as (database_url, redis_url):
         env = base_env(
             DATABASE_URL=database_url, REDIS_URL=redis_url, CELERY_TASK_ALWAYS_EAGER="false", LOG_LEVEL="WARNING",
             PSEUDONYM_KEY="bench-pseudonym-key",
@@ -155,4 +155,5 @@ def partner_stack(prefix: str):
         import django
 
         django.setup()
-        yield pki, sandbox, env, work
+        with launch_sandbox(pki, work) as sandbox:  # it reads the settings: after setup
+            yield pki, sandbox, env, work

@@ -1,6 +1,7 @@
 """Outbox benchmark: delivery throughput and commit-to-partner-ack lag, with real processes.
 
     .venv/bin/python bench/outbox.py [--messages 1000] [--rate 20] [--pool threads] [--concurrency 4]
+        [--outage-messages 300] [--outage-s 20]
 
 Starts its own PostgreSQL and Redis (tests.infra), a dev PKI and the sandbox partner (HTTPS +
 mTLS), migrates, and runs real Celery worker + beat processes. Two runs:
@@ -8,7 +9,13 @@ mTLS), migrates, and runs real Celery worker + beat processes. Two runs:
 - backlog: N face_delete messages are committed while no worker runs, then a worker starts;
   throughput = N / (last partner ack - first partner ack);
 - steady: the worker runs while messages are committed at --rate per second; lag = the
-  partner's log time of the call minus our commit time (same machine clock), p50 / p95 / max.
+  partner's log time of the call minus our commit time (same machine clock), p50 / p95 / max;
+- outage: the partner goes down, --outage-messages messages are committed while the worker runs
+  (the first ones fail and open the circuit breaker, the rest are deferred by it), the partner
+  stays down --outage-s seconds, then comes back: the seconds from its return to the first
+  message it receives (the breaker's recovery probe) and to the last one, and the drain's
+  throughput (first to last ack after the return) against the baseline. Default settings
+  (PARTNER_BREAKER_RESET_S, OUTBOX_DISPATCH_INTERVAL_S, the outbox backoff).
 
 Also prints, as the baseline, the throughput of the same partner call made directly in a
 loop over one connection (no outbox, no broker, no database): the ceiling of one caller.
@@ -106,6 +113,8 @@ def main() -> None:
                         help="messages committed per second in the steady run (keep it below the throughput)")
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--outage-messages", type=int, default=300, help="messages written during the outage")
+    parser.add_argument("--outage-s", type=float, default=20.0, help="how long the partner stays down")
     args = parser.parse_args()
 
     with partner_stack("smarthome-bench-outbox-") as (_pki, sandbox, env, work):
@@ -135,9 +144,22 @@ def main() -> None:
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))
         wait_delivered(args.messages + args.steady, 600)
-        celery.stop()
         acked = partner_ack_times(sandbox, "steady")
         lags_ms = [(acked[key] - at) * 1000 for key, at in committed.items()]
+
+        # outage: written while the partner is down, delivered after it returns
+        sandbox.control.down()
+        down_at = time.monotonic()
+        for n in range(args.outage_messages):
+            enqueue(partner, n, "outage")
+        time.sleep(max(0.0, args.outage_s - (time.monotonic() - down_at)))
+        sandbox.control.up()
+        back_at = time.time()
+        wait_delivered(args.messages + args.steady + args.outage_messages, 600)
+        celery.stop()
+        outage_acks = sorted(partner_ack_times(sandbox, "outage").values())
+        probe_s, drained_s = outage_acks[0] - back_at, outage_acks[-1] - back_at
+        drain_rate = (len(outage_acks) - 1) / (outage_acks[-1] - outage_acks[0])
 
     print(f"outbox benchmark ({args.pool} pool x {args.concurrency}, sandbox partner over HTTPS + mTLS on loopback)")
     print(f"  direct client calls, one caller (baseline) {baseline:>8.0f} calls/s")
@@ -146,6 +168,9 @@ def main() -> None:
     print(f"  commit -> partner ack lag at {args.rate:.0f} msg/s ({args.steady} messages): "
           f"p50 {statistics.median(lags_ms):.1f} ms   p95 {_percentile(lags_ms, 0.95):.1f} ms   "
           f"max {max(lags_ms):.1f} ms")
+    print(f"  partner down {args.outage_s:.0f} s with {args.outage_messages} messages written meanwhile: first ack "
+          f"{probe_s:.1f} s after its return, all {drained_s:.1f} s after; drain {drain_rate:.0f} messages/s "
+          f"({drain_rate / baseline:.2f} x baseline)")
 
 
 if __name__ == "__main__":

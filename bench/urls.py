@@ -4,7 +4,7 @@
 - `bench/floor`: the same view plus the round trips every decision makes to keep its promises,
   made by the very functions the decision uses: `version` - the data-version read (caches that
   are never stale), `audit` - the audit INSERT (audited before answered), `counters` - the Redis
-  pipeline of the rate limit and anomaly counters (shared by every worker). `?steps=` picks some
+  script call of the rate limit and anomaly counters (shared by every worker). `?steps=` picks some
   (default: all three). No validation and no decision logic: the most a decision that keeps those
   promises could reach on this machine.
 """

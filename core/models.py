@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models, transaction
+from django.db.models.functions import Now
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.plugins.otp_totp.models import TOTPDevice, default_key, key_validator
 
@@ -14,13 +15,13 @@ TOTP_KEY_MAX_HEX = 80  # 40 bytes, as django-otp allows
 
 
 class DataVersion(models.Model):
-    """A counter per scope that changes whenever the data behind a process-local cache changes.
+    """The counters behind the process-local caches of core.cache.versioned.
 
-    Bumped by PostgreSQL triggers deferred to commit (installed by the migrations of the apps
-    that own the tables), so a new value becomes visible together with the data it stands for.
-    `core.cache.versioned` keeps per-process copies only while the counter it read them
-    under is unchanged. Scopes: `access` (what an access decision reads), `tokens` (partner
-    OAuth2 tokens, applications and suspension).
+    `changes`: the number of the newest batch of `DataChange`s, bumped once per committing
+    transaction that changed data a cache may hold (by PostgreSQL triggers deferred to commit,
+    installed by the migrations of the apps that own the tables: the row lock it takes orders
+    those commits, so a value becomes visible together with every change up to it).
+    `pruned`: the newest batch that `versioned.changes_prune` has deleted from the log.
     """
 
     scope = models.CharField(primary_key=True, max_length=16)
@@ -28,6 +29,24 @@ class DataVersion(models.Model):
 
     def __str__(self):
         return f"{self.scope}: {self.value}"
+
+
+class DataChange(models.Model):
+    """One tag a committed transaction changed (what a cached fact depends on: `access`,
+    `tokens`, `r:<resident id>`, `t:<credential token>`), under its batch number `seq` (see
+    DataVersion). Written only by the triggers' `core_data_change`; pruned after
+    `versioned.CHANGES_KEPT_S` by the `core-data-changes-prune` beat task."""
+
+    seq = models.BigIntegerField()
+    tag = models.CharField(max_length=100)
+    changed_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["seq", "tag"], name="data_change_tag_once_per_batch")]
+        indexes = [models.Index(fields=["changed_at"], name="data_change_changed_at")]
+
+    def __str__(self):
+        return f"{self.seq}: {self.tag}"
 
 
 def totp_key_plaintext(user_id, device_id, key: str) -> str:

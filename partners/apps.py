@@ -14,8 +14,11 @@ class PartnersConfig(AppConfig):
         from partners.authentication import token_issued
         from partners.metrics import SharedStateCollector
         from partners.monitoring import DeadLetterCollector, partner_certificates, partner_reachability
+        from partners.outbox.receivers import partner_breaker_closed_receiver
+        from partners.signals import partner_breaker_closed
 
         app_authorized.connect(token_issued, dispatch_uid="partners.token_issued")
+        partner_breaker_closed.connect(partner_breaker_closed_receiver, dispatch_uid="partners.outbox.breaker_closed")
         register_readiness_info("partner", partner_reachability)
         register_certificate_source(partner_certificates)
         register_scrape_collector(SharedStateCollector())

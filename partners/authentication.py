@@ -134,9 +134,9 @@ def _load_token(checksum: str):
 def _token(checksum: str):
     """The access token with its application, partner binding, partner and certificate binding.
 
-    Known tokens are kept per process while the `tokens` data version is unchanged (a partner's
-    token revoked or expired early, a binding, application or partner changed - suspension
-    included - bumps it); expiry is judged by the caller at each request. Unknown tokens are not
+    Known tokens are kept per process until a change tagged `tokens` commits (a partner's token
+    revoked or expired early, a binding, application or partner changed - suspension included:
+    core.cache.versioned); expiry is judged by the caller at each request. Unknown tokens are not
     kept: a token issued a moment ago must be found."""
     version = partner_tokens.current_version()
     token = partner_tokens.get(checksum, version, lambda: _load_token(checksum))

@@ -31,3 +31,8 @@ partner_reinstated = Signal()
 # later rotation, or at the end of their overlap). Sent inside the retiring transaction, so the
 # tokens go with it: an old-key token is unknown from the moment the retirement commits.
 plate_keys_retired = Signal()
+
+# `partner_breaker_closed(partner_id=)`: a partner's circuit breaker closed again (a probe got
+# through), as seen by this process (partners.client.breaker). Sent inside the caller's
+# transaction, if any: the outbox then sends what waited for the partner.
+partner_breaker_closed = Signal()

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from partners.outbox.services import outbox_deliver, outbox_dispatch
+from partners.outbox.services import outbox_partner_recovered as partner_recovered
 from partners.services import plate_keys_retire_expired
 
 
@@ -22,3 +23,9 @@ def outbox_dispatch_due() -> int:
 def plate_keys_retire_overlap_ended() -> int:
     """Beat: retire previous plate-token keys whose overlap (PLATE_TOKEN_KEY_OVERLAP_S) has ended."""
     return plate_keys_retire_expired()
+
+
+@shared_task(ignore_result=True)
+def outbox_partner_recovered(partner_id: int) -> int:
+    """A partner's circuit breaker closed again: send what waited for it."""
+    return partner_recovered(partner_id=partner_id)

@@ -12,6 +12,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "core.tasks.heartbeat",
         "schedule": timedelta(minutes=1),
     },
+    "core-data-changes-prune": {
+        "task": "core.tasks.data_changes_prune",
+        "schedule": timedelta(minutes=10),
+    },
     "audit-seal": {
         "task": "audit.tasks.seal",
         "schedule": timedelta(minutes=1),

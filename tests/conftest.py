@@ -51,24 +51,42 @@ def scratch_database(postgres_server):
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def redis_sends(monkeypatch):
+    """Every request this process sends to Redis (a pipeline or a script call is one)."""
+    from redis.connection import AbstractConnection
+
+    sent = []
+    original = AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return sent
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate-limit counters, cached tokens, breaker state and the processes' decision facts never leak
-    from one test to the next (a rolled-back test leaves the data version where it was)."""
+    from one test to the next (a rolled-back test leaves the change counter where it was)."""
     from django.core.cache import cache
 
     from audit import refusals
     from core.cache.versioned import clear_all
+    from partners.client.tokens import forget_local_tokens
 
     cache.clear()
     clear_all()
+    forget_local_tokens()
     refusals._pending.clear()  # counts buffered by a previous test's refused partner calls
 
 
 @pytest.fixture(autouse=True)
 def _decision_data_version_per_statement(request):
-    """A rolled-back test never commits, so the deferred triggers that bump DecisionDataVersion at
-    commit (access migration 0005) would never fire and the decision cache would serve facts the
+    """A rolled-back test never commits, so the deferred triggers that record data changes at
+    commit (access migration 0014) would never fire and the decision cache would serve facts the
     test has since changed. Inside such a test they fire per statement instead, which is what
     another connection sees after a commit. Transactional tests keep the production behaviour."""
     transactional = "transactional_db" in request.fixturenames or any(

@@ -2,7 +2,7 @@
 
 The hot path: decided from our own data alone (never a call out) by the rules of access.policy.
 What they read comes through `access.policy.CachedFacts` (per process, valid while no such data
-has changed), so a steady-state decision costs one version lookup and the audit insert;
+has changed), so a steady-state decision costs one read of the change log and the audit insert;
 verdicts are never cached, only facts judged against the clock each time. The partner's rate
 limit and the anomaly counters are one Redis round trip (access.anomalies.decision_admit)
 between the verdict and its audit event.

@@ -60,19 +60,14 @@ def redis_client():
     return client
 
 
-def queue_count(pipe, key: str, *, timeout_s: int) -> None:
-    """Queue `count`'s two commands on a Redis pipeline (SET NX EX, then INCR: the second reply is the value)."""
-    pipe.set(key, 0, ex=timeout_s, nx=True)
-    pipe.incr(key)
-
-
 def count(key: str, *, timeout_s: int) -> int:
     """Add one to the counter `key` (created with a `timeout_s` expiry) and return its new value:
     one pipelined round trip on Redis (SET NX EX, then INCR), the cache API elsewhere."""
     client = redis_client()
     if client is not None:
         pipe = client.pipeline(transaction=False)
-        queue_count(pipe, key, timeout_s=timeout_s)
+        pipe.set(key, 0, ex=timeout_s, nx=True)
+        pipe.incr(key)
         return pipe.execute()[1]
     if cache.add(key, 1, timeout=timeout_s):
         return 1

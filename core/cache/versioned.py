@@ -1,12 +1,21 @@
 """Per-process caches of rows that are read far more often than they change, never stale.
 
-Each process keeps what it loaded, tagged with the `DataVersion` counter of its scope read
-just before loading; a lookup is a hit only while the counter is still the same. PostgreSQL
-triggers bump the counter at the commit of any write to the scope's tables (access migration
-0005), so one indexed `SELECT` replaces the queries behind it, and a change - a revoked
-consent, a suspended grant, a revoked token - is seen by the very next request in every
-process. Users: the access decision (scope `access`, access.services.decisions) and the
-partner token check (scope `tokens`, partners.authentication).
+How a process learns what changed: PostgreSQL triggers record, at the commit of any write to
+data a cache may hold, the *tags* that write changed (`core.DataChange`) under one batch number,
+and set the `changes` counter (`core.DataVersion`) to it (core migration 0005; the apps'
+migrations say which table records which tags - access migration 0014: `access` for the
+structure, `r:<resident id>`, `t:<credential token>`, `tokens`). Each request reads, in one
+statement, the counter and every tag changed since the newest batch its process has seen
+(`current_version`, once per request: see `request_snapshot`). A cached fact keeps the tags it
+depends on and the batch number it was loaded under, and is a hit only while none of its tags
+has changed since. So a write drops only the facts it changed - a suspended grant its
+resident's, not every building's - and a change (a revoked consent, a suspended grant, a
+revoked token) is seen by the very next request in every process. Users: the access decision
+(access.policy.CachedFacts) and the partner token check (partners.authentication).
+
+A process that falls behind - more than CHANGES_READ_LIMIT changes since its last read, a log
+pruned past what it has read (`changes_prune`, beat task `core-data-changes-prune`), a counter
+that went backwards (a flushed test database) - forgets everything and reloads on demand.
 
 Cache facts, not verdicts: anything that depends on the clock is judged at each use. Off
 when settings.VERSIONED_CACHE is false or the database is not PostgreSQL (no triggers
@@ -17,31 +26,59 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from core.prepared_statements import prepared_cursor
 
 T = TypeVar("T")
 
-MAX_ENTRIES = 50_000  # per process and scope; the cache is emptied when it grows past this
-_VERSIONS_SQL = "SELECT scope, value FROM core_dataversion"
-# Inside a request: the counters of every scope, read once by the first cache that asks.
-_READ = "__read__"
-_request_versions: contextvars.ContextVar[dict | None] = contextvars.ContextVar("data_versions", default=None)
+MAX_ENTRIES = 50_000  # per process and cache; the cache is emptied when it grows past this
+MAX_TAGS = 200_000  # changed tags a process remembers; past it, it forgets everything
+CHANGES_READ_LIMIT = 1_000  # more changes than this since a process's last read: it forgets everything
+CHANGES_KEPT_S = 3600  # `changes_prune` deletes batches older than this
+# The counter, the newest pruned batch and the tags changed since the batch given (`#` marks the counters).
+_CHANGES_SQL = (
+    "SELECT '#' || scope, value FROM core_dataversion WHERE scope IN ('changes', 'pruned') "
+    "UNION ALL (SELECT tag, seq FROM core_datachange WHERE seq > %s LIMIT %s)"
+)
+_NONE_YET = 2**62  # the batch to read from before a process has read any: no tags, only the counters
+_request_version: contextvars.ContextVar[list | None] = contextvars.ContextVar("data_version", default=None)
 
 
 @contextlib.contextmanager
 def request_snapshot() -> Iterator[None]:
-    """Read the data versions at most once during the block (one request: see RequestIdMiddleware).
+    """Read the change log at most once during the block (one request: see RequestIdMiddleware).
     A change committed meanwhile is seen by the next request, as if this one had come a moment earlier."""
-    token = _request_versions.set({})
+    token = _request_version.set([])
     try:
         yield
     finally:
-        _request_versions.reset(token)
+        _request_version.reset(token)
+
+
+class _Changes:
+    """What this process has read of the change log (shared by its threads)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.mark: int | None = None  # the newest batch applied; None: nothing read yet
+        self.floor = 0  # entries loaded under an older batch are stale (moved up when the process forgets)
+        self.changed: dict[str, int] = {}  # tag -> the newest batch that changed it
+
+
+_changes = _Changes()
+_instances: list[VersionedCache] = []
 
 
 def _database():
@@ -50,14 +87,14 @@ def _database():
     return db if getattr(settings, "VERSIONED_CACHE", True) and db.vendor == "postgresql" else None
 
 
-def _select_versions(db) -> dict:
-    with db.cursor() as cursor:
-        cursor.execute(_VERSIONS_SQL)
-        return dict(cursor.fetchall())
+def _select_changes(db, read_from: int | None) -> list:
+    with prepared_cursor(db) as cursor:
+        cursor.execute(_CHANGES_SQL, [_NONE_YET if read_from is None else read_from, CHANGES_READ_LIMIT + 1])
+        return cursor.fetchall()
 
 
-def _read_versions(db) -> dict:
-    """The counters of every scope. As a request's first query, the read also stands in for Django's
+def _read_changes(db, read_from: int | None) -> list:
+    """The log since `read_from`. As a request's first query, the read also stands in for Django's
     connection health check (CONN_HEALTH_CHECKS): instead of a `SELECT 1` before it, a connection
     this read finds dead is closed and the read retried once on a fresh one - the same outcome as
     the health check, one round trip fewer on every partner call."""
@@ -66,54 +103,99 @@ def _read_versions(db) -> dict:
     if probing:
         db.health_check_done = True
     try:
-        return _select_versions(db)
+        return _select_changes(db, read_from)
     except (InterfaceError, OperationalError):
         if not probing:
             raise
         db.close()
-        return _select_versions(db)
+        return _select_changes(db, read_from)
 
 
-_instances: list[VersionedCache] = []
+def _apply(rows: list, read_from: int | None) -> int:
+    """Take in what one read found; returns the batch number the reader is now at."""
+    batch = pruned = 0
+    tags = []
+    for name, value in rows:
+        if name == "#changes":
+            batch = value
+        elif name == "#pruned":
+            pruned = value
+        else:
+            tags.append((name, value))
+    with _changes.lock:
+        changed = _changes.changed
+        if (read_from is None or batch < read_from or pruned > read_from or len(tags) > CHANGES_READ_LIMIT
+                or len(changed) + len(tags) > MAX_TAGS):
+            _forget(batch)
+        else:
+            for tag, seq in tags:
+                if changed.get(tag, 0) < seq:
+                    changed[tag] = seq
+            if batch > _changes.mark:
+                _changes.mark = batch
+    return batch
+
+
+def _forget(batch: int) -> None:
+    """Drop every entry of every cache; what is loaded from now on counts from `batch` (lock held)."""
+    _changes.mark = _changes.floor = batch
+    _changes.changed = {}
+    for instance in _instances:
+        instance.clear()
+
+
+def current_version() -> int | None:
+    """The batch number this request reads the caches under (one query per request, the first
+    time any cache asks), or None when caching is off."""
+    snapshot = _request_version.get()
+    if snapshot:
+        return snapshot[0]
+    db = _database()
+    if db is None:
+        return None
+    read_from = _changes.mark
+    batch = _apply(_read_changes(db, read_from), read_from)
+    if snapshot is not None:
+        snapshot.append(batch)
+    return batch
+
+
+def _fresh(loaded: int, tags: Iterable[str]) -> bool:
+    if loaded < _changes.floor:
+        return False
+    changed = _changes.changed
+    return all(changed.get(tag, 0) <= loaded for tag in tags)
 
 
 class VersionedCache:
-    """Entries tagged with the data version they were loaded under (thread-safe enough for the GIL:
-    a stale thread can only store an entry under the older version it read, never a newer one)."""
+    """Entries tagged with what they depend on and the batch they were loaded under (thread-safe
+    enough for the GIL: a thread with an older read can only store an entry under the older batch
+    it read, which any change after it makes stale)."""
 
-    def __init__(self, scope: str, max_entries: int = MAX_ENTRIES):
-        self.scope = scope
+    def __init__(self, tag: str, max_entries: int = MAX_ENTRIES):
+        self.tags = (tag,)  # what an entry depends on unless `get` says otherwise
         self.max_entries = max_entries
         self._entries: dict = {}
         self._lock = threading.Lock()
         _instances.append(self)
 
-    def current_version(self) -> int | None:
-        """The scope's counter (one query for all scopes per request), or None when caching is off.
-        A scope without a row has never changed since the triggers were installed: 0."""
-        snapshot = _request_versions.get()
-        if snapshot is None or _READ not in snapshot:
-            db = _database()
-            if db is None:
-                return None
-            versions = _read_versions(db)
-            if snapshot is None:
-                return versions.get(self.scope, 0)
-            snapshot.update(versions, **{_READ: True})
-        return snapshot.get(self.scope, 0)
+    current_version = staticmethod(current_version)
 
-    def get(self, key, version: int | None, load: Callable[[], T]) -> T:
-        """The value of `key` loaded under `version`, loading (and keeping) it on a miss."""
+    def get(self, key, version: int | None, load: Callable[[], T],
+            tags: Iterable[str] | Callable[[T], Iterable[str]] | None = None) -> T:
+        """The value of `key`, loading (and keeping) it on a miss. `tags`: what the value depends
+        on (default: this cache's tag), or a function of the loaded value giving them."""
         if version is None:
             return load()
         entry = self._entries.get(key)
-        if entry is not None and entry[0] == version:
-            return entry[1]
+        if entry is not None and _fresh(entry[0], entry[1]):
+            return entry[2]
         value = load()
+        depends = self.tags if tags is None else tuple(tags(value) if callable(tags) else tags)
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[key] = (version, value)
+            self._entries[key] = (version, depends, value)
         return value
 
     def forget(self, key) -> None:
@@ -125,6 +207,27 @@ class VersionedCache:
 
 
 def clear_all() -> None:
-    """Empty every cache of this process (tests: a rolled-back test leaves the counters as they were)."""
-    for instance in _instances:
-        instance.clear()
+    """Empty every cache of this process and forget what it read of the log (tests: a rolled-back
+    test leaves the counter where it was)."""
+    with _changes.lock:
+        _changes.reset()
+        for instance in _instances:
+            instance.clear()
+
+
+def changes_prune(*, kept_s: int = CHANGES_KEPT_S) -> int:
+    """Delete the change log's batches recorded more than `kept_s` ago and note the newest one
+    deleted (DataVersion `pruned`), in one transaction: a process that had not read them yet
+    forgets everything at its next read instead of missing them. Returns how many rows went."""
+    from core.models import DataChange, DataVersion
+
+    cutoff = timezone.now() - datetime.timedelta(seconds=kept_s)
+    with transaction.atomic():
+        newest = DataChange.objects.filter(changed_at__lt=cutoff).aggregate(newest=Max("seq"))["newest"]
+        if newest is None:
+            return 0
+        pruned, _ = DataVersion.objects.select_for_update().get_or_create(scope="pruned")
+        if newest > pruned.value:
+            DataVersion.objects.filter(scope="pruned").update(value=newest)
+        deleted, _ = DataChange.objects.filter(seq__lte=newest).delete()
+    return deleted

@@ -4,9 +4,14 @@ pybreaker keeps the state (closed / open / half-open, consecutive failures, when
 `CircuitRedisStorage` when REDIS_URL is set, in memory otherwise. Failures are what says the
 partner is unwell - 5xx, timeouts, connection and TLS errors; a 4xx or a 429 is the partner
 answering, so it counts as a success. After `breaker_reset_s` one caller (across all
-processes: a cache lock) gets to probe; the others keep failing fast until it is back.
+processes: a cache lock) gets to probe; the others keep failing fast until it is back. When a
+breaker closes again, `partner_breaker_closed` is sent (the outbox then sends what waited).
 `shared_states` reads every partner's state as all processes share it (for /metrics, at scrape
 time: partners/metrics.py), never this process's last sight of it.
+
+A call to a healthy partner costs one Redis round trip (`SharedStorage.snapshot`: the state and
+the failure count together; the count is reset after a success only when it is not zero
+already), not pybreaker's three (the state twice, then the reset).
 """
 
 from __future__ import annotations
@@ -24,17 +29,54 @@ from django.core.cache import cache
 
 from partners.client.connection import PartnerConnection
 from partners.client.errors import CircuitOpen, PartnerRejected, RateLimited
+from partners.signals import partner_breaker_closed
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class _StateLogListener(pybreaker.CircuitBreakerListener):
-    def __init__(self, slug: str):
-        self.slug = slug
+class _StateListener(pybreaker.CircuitBreakerListener):
+    """Logs every change this process sees; tells `partner_breaker_closed` when one closes again."""
+
+    def __init__(self, partner_id: int, slug: str):
+        self.partner_id, self.slug = partner_id, slug
 
     def state_change(self, cb, old_state, new_state):
         logger.warning("partner circuit breaker %s", new_state.name, extra={"partner": self.slug})
+        if new_state.name == pybreaker.STATE_CLOSED and old_state is not None and old_state.name != new_state.name:
+            partner_breaker_closed.send(sender=PartnerBreaker, partner_id=self.partner_id)
+
+
+class SharedStorage(pybreaker.CircuitRedisStorage):
+    """pybreaker's Redis storage, plus `snapshot`: the state and the failure count in one round
+    trip. After a snapshot (per thread, until `forget_snapshot`), resetting a count it saw at zero
+    sends nothing."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._seen = threading.local()
+
+    def snapshot(self) -> str:
+        """The shared state, reading the failure count with it (pybreaker's fallbacks on errors)."""
+        try:
+            state, failures = self._redis.mget([self._namespace("state"), self._namespace("fail_counter")])
+        except redis.RedisError:
+            self.logger.exception("RedisError: falling back to default circuit state")
+            return self._fallback_circuit_state
+        if state is None:  # missing: pybreaker re-initialises it
+            self._initialize_redis_state(self._fallback_circuit_state)
+            return self._fallback_circuit_state
+        self._seen.failures = int(failures or 0)
+        return state.decode()
+
+    def forget_snapshot(self) -> None:
+        self._seen.failures = None
+
+    def reset_counter(self) -> None:
+        if getattr(self._seen, "failures", None) == 0:
+            return
+        super().reset_counter()
+        self._seen.failures = 0
 
 
 class PartnerBreaker(pybreaker.CircuitBreaker):
@@ -43,6 +85,22 @@ class PartnerBreaker(pybreaker.CircuitBreaker):
         # partner run at a time in this process. The state lives in Redis and is shared with
         # other processes anyway, so the lock would protect nothing the other processes respect.
         return self.state.call(func, *args, **kwargs)
+
+    def shared_state(self) -> str:
+        """The state every process shares, read once for a call (`call_in`)."""
+        storage = self._state_storage
+        return storage.snapshot() if isinstance(storage, SharedStorage) else storage.state
+
+    def call_in(self, state: str, func: Callable[[], T]) -> T:
+        """`call` in `state` as just read by `shared_state` (not read again); this process's state
+        object follows it first (pybreaker's setter: the listeners hear of the change)."""
+        if self._state.name != state:
+            self.state = state
+        return self._state.call(func)
+
+    def forget_snapshot(self) -> None:
+        if isinstance(self._state_storage, SharedStorage):
+            self._state_storage.forget_snapshot()
 
 
 _breakers: dict[tuple, PartnerBreaker] = {}
@@ -63,9 +121,7 @@ def _redis_client():
 
 def _storage(conn: PartnerConnection) -> pybreaker.CircuitBreakerStorage:
     if settings.REDIS_URL:
-        return pybreaker.CircuitRedisStorage(
-            pybreaker.STATE_CLOSED, _redis_client(), namespace=_namespace(conn.partner_id)
-        )
+        return SharedStorage(pybreaker.STATE_CLOSED, _redis_client(), namespace=_namespace(conn.partner_id))
     return pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
 
 
@@ -99,7 +155,7 @@ def breaker_for(conn: PartnerConnection) -> PartnerBreaker:
                 fail_max=conn.policy.breaker_fail_max,
                 reset_timeout=conn.policy.breaker_reset_s,
                 exclude=[PartnerRejected, RateLimited],
-                listeners=[_StateLogListener(conn.slug)],
+                listeners=[_StateListener(conn.partner_id, conn.slug)],
                 state_storage=_storage(conn),
                 name=f"partner:{conn.slug}",
                 throw_new_error_on_trip=False,  # the call that trips it reports its own error
@@ -141,20 +197,22 @@ def failure_retry_after_s(conn: PartnerConnection) -> float:
 def guarded(conn: PartnerConnection, operation: str, func: Callable[[], T]) -> T:
     """Run `func` (one attempt) under the partner's breaker; CircuitOpen if it may not run."""
     breaker = breaker_for(conn)
-    state = breaker.current_state
     probe_key = None
-    if state != pybreaker.STATE_CLOSED:
-        if state == pybreaker.STATE_OPEN and not _reset_elapsed(conn, breaker):
-            raise _open(conn, operation, breaker)
-        # Reset timeout passed (or half-open): only one caller across processes probes.
-        probe_key = f"partners:breaker-probe:{conn.partner_id}"
-        if not cache.add(probe_key, 1, timeout=max(1, int(sum(conn.policy.timeout(operation)) + 1))):
-            raise _open(conn, operation, breaker)
     try:
-        return breaker.call(func)
+        state = breaker.shared_state()
+        if state != pybreaker.STATE_CLOSED:
+            if state == pybreaker.STATE_OPEN and not _reset_elapsed(conn, breaker):
+                raise _open(conn, operation, breaker)
+            # Reset timeout passed (or half-open): only one caller across processes probes.
+            probe_key = f"partners:breaker-probe:{conn.partner_id}"
+            if not cache.add(probe_key, 1, timeout=max(1, int(sum(conn.policy.timeout(operation)) + 1))):
+                probe_key = None
+                raise _open(conn, operation, breaker)
+        return breaker.call_in(state, func)
     except pybreaker.CircuitBreakerError:
         raise _open(conn, operation, breaker) from None
     finally:
+        breaker.forget_snapshot()
         if probe_key:
             cache.delete(probe_key)
 

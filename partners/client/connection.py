@@ -39,7 +39,7 @@ class ClientPolicy:
     backoff_max_s: float = 5.0
     rate_limit_max_wait_s: float = 2.0
     breaker_fail_max: int = 5
-    breaker_reset_s: float = 30.0
+    breaker_reset_s: float = 5.0
     token_refresh_margin_s: float = 30.0
 
     @classmethod

@@ -4,7 +4,9 @@ The token lives in Django's cache (Redis in production) under a key per partner 
 id, with its expiry. It is refreshed when less than `token_refresh_margin_s` remain, and when a
 call was refused with 401 (`stale=` the token that was refused). Concurrent refreshes collapse
 into one: the first caller takes a cache lock (`cache.add`), the others keep using a still
-valid token or poll the cache for the fresh one. The token is never logged.
+valid token or poll the cache for the fresh one. Each process also keeps its own copy of what it
+last read or stored, used while it is valid and not refused: a call to the partner then needs no
+cache read for its token. The token is never logged.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.core.cache import cache
 from partners.client.connection import PartnerConnection
 
 POLL_INTERVAL_S = 0.05
+_local: dict[str, dict] = {}  # this process's copy of each shared entry it read or stored
 
 
 def _key(conn: PartnerConnection) -> str:
@@ -28,13 +31,24 @@ def _key(conn: PartnerConnection) -> str:
 
 def cached_token(conn: PartnerConnection) -> dict | None:
     """``{"token", "expires_at"}`` from the shared cache, or None."""
-    return cache.get(_key(conn))
+    key = _key(conn)
+    entry = cache.get(key)
+    if entry is not None:
+        _local[key] = entry
+    return entry
 
 
 def store_token(conn: PartnerConnection, token: str, expires_in: float) -> dict:
     entry = {"token": token, "expires_at": time.time() + expires_in}
-    cache.set(_key(conn), entry, timeout=max(1, int(expires_in)))
+    key = _key(conn)
+    cache.set(key, entry, timeout=max(1, int(expires_in)))
+    _local[key] = entry
     return entry
+
+
+def forget_local_tokens() -> None:
+    """Drop this process's copies (tests; the shared entries stay)."""
+    _local.clear()
 
 
 def _usable(entry: dict | None, *, margin_s: float, stale: str | None) -> bool:
@@ -47,6 +61,9 @@ def access_token(conn: PartnerConnection, fetch, *, stale: str | None = None) ->
     `stale`: a token the partner just refused; it is never returned again.
     """
     margin = conn.policy.token_refresh_margin_s
+    entry = _local.get(_key(conn))
+    if _usable(entry, margin_s=margin, stale=stale):
+        return entry["token"]
     entry = cached_token(conn)
     if _usable(entry, margin_s=margin, stale=stale):
         return entry["token"]

@@ -9,17 +9,27 @@
 - `outbox_dispatch` (beat) re-sends the task for every due message whose task was lost or
   whose worker died, so a lost broker message or a dead worker loses nothing.
 - `outbox_retry_now` puts a dead-lettered (or waiting) message back in line (admin action).
+
+While a partner's circuit breaker is open nothing is sent to it, and only one message probes:
+the first one deferred by the open breaker comes back when the breaker lets a probe through (a
+task sent with that countdown), and the dispatcher sends at most one message of such a partner
+(in case that task was lost). When the breaker closes again - a probe got through, from here or
+from any other caller - `outbox_partner_recovered` sends at once everything that waited for it,
+the backoff of messages that failed before the breaker opened included.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import re
 import uuid
 from datetime import timedelta
 
+import pybreaker
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Exists, Min, OuterRef
 from django.utils import timezone
@@ -27,6 +37,7 @@ from django.utils import timezone
 from audit.actions import Action, Outcome
 from audit.actors import actor_fields
 from audit.services import record
+from core.cache.shared import OUTAGE_ERRORS
 from partners.client import (
     CircuitOpen,
     PartnerAuthError,
@@ -36,6 +47,7 @@ from partners.client import (
     metrics,
     partner_connection_for,
 )
+from partners.client.breaker import shared_states
 from partners.models import OutboxMessage
 from partners.outbox.handlers import HANDLERS, PURGED_AFTER_ACK, REQUIRED_FIELDS
 from partners.signals import outbox_delivered
@@ -93,6 +105,8 @@ def outbox_deliver(*, message_id: int) -> str:
         message = (
             OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("partner")
+            .annotate(behind=Exists(_pending_predecessors(OuterRef("partner_id"), OuterRef("ordering_key"),
+                                                          OuterRef("pk"))))
             .filter(pk=message_id, status=Status.PENDING)
             .first()
         )
@@ -101,23 +115,33 @@ def outbox_deliver(*, message_id: int) -> str:
         now = timezone.now()
         if message.next_attempt_at > now:
             return "not_due"
-        if _pending_predecessors(message).exists():
+        if message.behind:
             return "blocked"
         message.last_attempt_at = now
         try:
             conn = partner_connection_for(message.partner)
             result = HANDLERS[message.operation](conn, message)
         except CircuitOpen as error:
-            # Nothing was sent: not an attempt. Come back when the breaker may let us through.
-            message.last_error = error.reason
-            message.next_attempt_at = now + timedelta(seconds=error.retry_after_s)
-            message.dispatched_at = None
-            message.save(update_fields=["last_error", "next_attempt_at", "dispatched_at", "last_attempt_at"])
+            _deferred(message, error.reason, error.retry_after_s, now)
             return "deferred"
         except (PartnerError, LookupError, PermissionError) as error:
             return _failed(message, error, now)
         _delivered(message, result, timezone.now())
     return "delivered"
+
+
+def _deferred(message: OutboxMessage, reason: str, wait_s: float, now) -> None:
+    """Nothing was sent: not an attempt. The message comes back when the breaker may let a probe
+    through; the partner's first message to get here is sent again then (it will be the probe:
+    a cache lock per partner for that long), the others wait for the breaker to close."""
+    message.last_error = reason
+    message.next_attempt_at = now + timedelta(seconds=wait_s)
+    probe = cache.add(f"partners:outbox-probe:{message.partner_id}", message.pk, timeout=max(1, math.ceil(wait_s)))
+    message.dispatched_at = now if probe else None
+    message.save(update_fields=["last_error", "next_attempt_at", "dispatched_at", "last_attempt_at"])
+    if probe:
+        message_id = message.pk
+        transaction.on_commit(lambda: _dispatch(message_id, countdown=wait_s))
 
 
 def _failed(message: OutboxMessage, error: Exception, now) -> str:
@@ -154,10 +178,11 @@ def _delivered(message: OutboxMessage, result: dict, acked_at) -> None:
     message.result = result
     message.last_error = ""
     message.dispatched_at = None
-    for name in PURGED_AFTER_ACK.get(message.operation, ()):
-        if name in message.payload:
-            message.payload[name] = ""
-    message.save()
+    purged = [name for name in PURGED_AFTER_ACK.get(message.operation, ()) if name in message.payload]
+    for name in purged:
+        message.payload[name] = ""
+    message.save(update_fields=["status", "delivered_at", "result", "last_error", "dispatched_at", "last_attempt_at",
+                                *(["payload"] if purged else [])])
     record(
         action=Action.OUTBOX_DELIVERED, outcome=Outcome.SUCCESS, partner_id=message.partner_id,
         object_type="outbox_message", object_ref=f"outbox:{message.pk}", reason=message.operation,
@@ -179,11 +204,11 @@ def backoff_s(attempts: int) -> float:
     return ceiling * random.uniform(0.5, 1.0)
 
 
-def _pending_predecessors(message: OutboxMessage):
+def _pending_predecessors(partner_id, ordering_key, pk):
     # Dead-lettered predecessors do not block: they wait for a human, and what follows them
     # (a deletion after a failed enrolment) must not wait with them.
     return OutboxMessage.objects.filter(
-        partner_id=message.partner_id, ordering_key=message.ordering_key, status=Status.PENDING, pk__lt=message.pk
+        partner_id=partner_id, ordering_key=ordering_key, status=Status.PENDING, pk__lt=pk
     )
 
 
@@ -199,12 +224,13 @@ def _successor(message: OutboxMessage) -> int | None:
     )
 
 
-def _dispatch(message_id: int) -> None:
-    """Send the delivery task; a broker failure is logged, the dispatcher will resend it."""
+def _dispatch(message_id: int, *, countdown: float | None = None) -> None:
+    """Send the delivery task (after `countdown` seconds); a broker failure is logged, the
+    dispatcher will resend it."""
     from partners.tasks import deliver_outbox_message  # lazy: partners.tasks imports this module
 
     try:
-        deliver_outbox_message.delay(message_id)
+        deliver_outbox_message.apply_async((message_id,), countdown=countdown)
     except Exception:  # the broker is down: the beat dispatcher picks the message up later
         logger.warning("could not send outbox delivery task", extra={"outbox_id": message_id}, exc_info=True)
 
@@ -212,28 +238,56 @@ def _dispatch(message_id: int) -> None:
 def outbox_dispatch(*, limit: int | None = None) -> int:
     """Send delivery tasks for due messages that have no task in flight.
 
-    Only the head of each ordering key is sent (the others would be `blocked`). A message
-    counts as in flight for OUTBOX_REDISPATCH_AFTER_S after its task was sent; after that the
-    task is presumed lost (broker restart, killed worker) and sent again. Returns the count sent.
+    Only the head of each ordering key is sent (the others would be `blocked`), and only one
+    message of a partner whose circuit breaker is not closed (the probe; the rest would be
+    deferred). A message counts as in flight for OUTBOX_REDISPATCH_AFTER_S after its task was
+    sent; after that the task is presumed lost (broker restart, killed worker) and sent again.
+    Returns the count sent.
     """
     now = timezone.now()
     lease_start = now - timedelta(seconds=settings.OUTBOX_REDISPATCH_AFTER_S)
-    older_pending = OutboxMessage.objects.filter(
-        partner_id=OuterRef("partner_id"), ordering_key=OuterRef("ordering_key"), status=Status.PENDING,
-        pk__lt=OuterRef("pk"),
-    )
     due = (
         OutboxMessage.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
         .exclude(dispatched_at__gt=lease_start)
-        .exclude(Exists(older_pending))
+        .exclude(Exists(_pending_predecessors(OuterRef("partner_id"), OuterRef("ordering_key"), OuterRef("pk"))))
         .order_by("next_attempt_at", "pk")
     )
-    ids = list(due.values_list("pk", flat=True)[: limit or settings.OUTBOX_DISPATCH_BATCH])
+    rows = list(due.values_list("pk", "partner_id")[: limit or settings.OUTBOX_DISPATCH_BATCH])
+    breaker_not_closed = _breaker_not_closed({partner_id for _, partner_id in rows})
+    ids, probing = [], set()
+    for message_id, partner_id in rows:
+        if partner_id in breaker_not_closed:
+            if partner_id in probing:
+                continue
+            probing.add(partner_id)
+        ids.append(message_id)
     if ids:
         OutboxMessage.objects.filter(pk__in=ids).update(dispatched_at=now)
         for message_id in ids:
             _dispatch(message_id)
     return len(ids)
+
+
+def _breaker_not_closed(partner_ids: set[int]) -> set[int]:
+    """The partners whose circuit breaker is open or half-open, as every process sees it (none
+    when the shared state cannot be read: then everything due is sent, as before breakers)."""
+    if not partner_ids:
+        return set()
+    try:
+        states = shared_states(sorted(partner_ids))
+    except OUTAGE_ERRORS:
+        return set()
+    return {partner_id for partner_id, state in states.items() if state != pybreaker.STATE_CLOSED}
+
+
+def outbox_partner_recovered(*, partner_id: int) -> int:
+    """The partner's circuit breaker closed again: make its pending messages that wait (deferred
+    by the open breaker, or backing off after failures while it was going down) due now, and send
+    what may go. Attempts are kept; messages already in flight are left alone. Safe to repeat
+    (every process that sees the breaker close may ask). Returns the count sent."""
+    OutboxMessage.objects.filter(partner_id=partner_id, status=Status.PENDING,
+                                 next_attempt_at__gt=timezone.now()).update(next_attempt_at=timezone.now())
+    return outbox_dispatch()
 
 
 def outbox_backlog() -> dict:

@@ -136,6 +136,11 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"].setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT_S", default=3)
     )
+    # The statements hot paths send on every request are prepared on the server
+    # (core.prepared_statements); psycopg prepares nothing while this is None (Django's default).
+    # Django's own queries stay unprepared either way (client-side binding).
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
     # TLS (libpq options): DATABASE_URL's ?sslmode=...&sslrootcert=... works too; these win.
     # Production refuses a server off loopback without sslmode=verify-full (settings/datastores.py).
     _database_tls = {
@@ -460,7 +465,7 @@ PARTNER_BACKOFF_BASE_S = env.float("PARTNER_BACKOFF_BASE_S", default=0.2)
 PARTNER_BACKOFF_MAX_S = env.float("PARTNER_BACKOFF_MAX_S", default=5.0)
 PARTNER_RATE_LIMIT_MAX_WAIT_S = env.float("PARTNER_RATE_LIMIT_MAX_WAIT_S", default=2.0)
 PARTNER_BREAKER_FAIL_MAX = env.int("PARTNER_BREAKER_FAIL_MAX", default=5)
-PARTNER_BREAKER_RESET_S = env.float("PARTNER_BREAKER_RESET_S", default=30.0)
+PARTNER_BREAKER_RESET_S = env.float("PARTNER_BREAKER_RESET_S", default=5.0)
 PARTNER_TOKEN_REFRESH_MARGIN_S = env.float("PARTNER_TOKEN_REFRESH_MARGIN_S", default=30.0)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=12)
 OUTBOX_BACKOFF_BASE_S = env.float("OUTBOX_BACKOFF_BASE_S", default=5.0)

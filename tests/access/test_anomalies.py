@@ -124,14 +124,14 @@ def test_requests_refused_before_a_decision_count_against_the_rate_limit(partner
 
 
 @pytest.mark.redis
-def test_a_decision_is_one_redis_round_trip(partner_caller, sends):
+def test_a_decision_is_one_redis_round_trip(partner_caller, redis_sends):
     scene = build_scene(partner_caller)
     body = {"device_ref": scene.device.partner_device_ref, "credential": {"type": "plate", "token": scene.plate_token},
             "request_id": "req-1", "observed_at": timezone.now().isoformat()}
     assert partner_caller.post(URL, body).json()["reason"] == "granted"
-    sends.clear()
+    redis_sends.clear()
     assert partner_caller.post(URL, body).json()["reason"] == "granted"
-    assert len(sends) == 1  # rate limit and every anomaly counter in one pipeline
+    assert len(redis_sends) == 1  # rate limit and every anomaly counter in one call of one script
 
 
 def test_only_a_security_admin_reinstates(partner_caller, device, settings):
@@ -152,34 +152,18 @@ def test_only_a_security_admin_reinstates(partner_caller, device, settings):
 # --- per-resident counters --------------------------------------------------------------------
 
 
-@pytest.fixture
-def sends(monkeypatch):
-    """Every request sent to Redis (a pipeline is one)."""
-    from redis.connection import AbstractConnection
-
-    calls = []
-    original = AbstractConnection.send_packed_command
-
-    def counting(self, command, check_health=True):
-        calls.append(command)
-        return original(self, command, check_health)
-
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
-    return calls
-
-
 def fresh_resident_id() -> int:
     return uuid.uuid4().int % 10**12  # counters live in the session's Redis: never reuse a resident
 
 
 @pytest.mark.redis
-def test_allowed_decisions_per_resident_raise_one_alert_with_a_pseudonymous_scope(settings, sends):
+def test_allowed_decisions_per_resident_raise_one_alert_with_a_pseudonymous_scope(settings, redis_sends):
     settings.ACCESS_ANOMALY = {"max_decisions_per_resident": 3, "suspend_on": []}
     partner, resident_id = factories.partner(), fresh_resident_id()
     for _ in range(3):
         assert decision_admit(partner_id=partner.pk, device_ref="gate-1", denied=False, unknown_credential=None,
                               resident_id=resident_id).alerts == []
-    assert len(sends) == 3  # one pipelined round trip per decision
+    assert len(redis_sends) == 3  # one round trip per decision
     # denied decisions naming the resident do not count towards it
     assert decision_admit(partner_id=partner.pk, device_ref="gate-1", denied=True, unknown_credential=None,
                           resident_id=resident_id).alerts == []
@@ -205,13 +189,13 @@ def test_decision_admit_without_a_resident_counts_no_resident(settings):
 
 
 @pytest.mark.redis
-def test_open_burst_of_one_resident_raises_an_alert_without_suspending(settings, sends):
+def test_open_burst_of_one_resident_raises_an_alert_without_suspending(settings, redis_sends):
     settings.ACCESS_ANOMALY = {"max_opens_per_resident": 2}
     partner, resident_id, other_id = factories.partner(), fresh_resident_id(), fresh_resident_id()
     before = alerts_counted("open_burst")
     assert resident_open_observe(resident_id=resident_id, partner_id=partner.pk) == []
     assert resident_open_observe(resident_id=resident_id, partner_id=partner.pk) == []
-    assert len(sends) == 2  # one round trip per open
+    assert len(redis_sends) == 2  # one round trip per open
     assert resident_open_observe(resident_id=other_id, partner_id=partner.pk) == []  # another resident's budget
     [alert] = resident_open_observe(resident_id=resident_id, partner_id=partner.pk)
     assert (alert.kind, alert.scope, alert.observed, alert.threshold, alert.partner_suspended) == (

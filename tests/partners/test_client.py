@@ -43,6 +43,7 @@ from partners.client import (
 from partners.client.breaker import PartnerBreaker, _storage, breaker_for
 from partners.client.connection import session_for
 from partners.models import Partner
+from partners.signals import partner_breaker_closed
 
 pytestmark = [pytest.mark.partner, pytest.mark.redis, pytest.mark.postgres]
 
@@ -382,6 +383,55 @@ def test_breaker_opens_fails_fast_then_half_opens_and_recovers(partner):
     assert breaker_for(conn).current_state == "closed"
     assert scraped("smarthome_partner_breaker_open", partner="sandbox") == 0
     assert len(log_entries(partner)) == entries_before + 1
+
+
+@pytest.mark.django_db
+def test_a_call_to_a_healthy_partner_is_one_redis_round_trip(conn, partner, redis_sends):
+    open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-warm")  # token fetched, breaker set up
+    redis_sends.clear()
+    assert open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-one-trip").opened
+    # the breaker's state with its failure count; the token from this process's copy of the shared one
+    assert len(redis_sends) == 1, redis_sends
+    assert b"MGET" in redis_sends[0][0]
+
+
+@pytest.mark.django_db
+def test_a_success_resets_the_failures_another_process_counted(conn, partner):
+    open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-warm")
+    other = PartnerBreaker(fail_max=50, reset_timeout=30, state_storage=_storage(conn))
+    other._state_storage.increment_counter()
+    other._state_storage.increment_counter()
+    assert breaker_for(conn)._state_storage.counter == 2
+    open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-success")
+    assert breaker_for(conn)._state_storage.counter == 0  # failures must be consecutive to open it
+
+
+@pytest.mark.django_db
+def test_the_probe_that_closes_the_breaker_tells_the_outbox(partner):
+    conn = make_conn(partner, retries=0, breaker_fail_max=2, breaker_reset_s=1)
+    closed = []
+
+    def receiver(sender, partner_id, **kwargs):
+        closed.append(partner_id)
+
+    partner_breaker_closed.connect(receiver, dispatch_uid="test-breaker-closed")
+    try:
+        open_device(conn, device_ref=GATE, subject="subj-1", request_id="req-warm")
+        partner.control.set_faults(error_rate=1.0, error_status=503)
+        for n in range(2):
+            with pytest.raises(PartnerServerError):
+                delete_face(conn, subject="sub_c", idempotency_key=f"k-c-{n}")
+        with pytest.raises(CircuitOpen):
+            delete_face(conn, subject="sub_c", idempotency_key="k-c-open")
+        assert closed == []
+        partner.control.clear_faults()
+        time.sleep(1.1)
+        assert delete_face(conn, subject="sub_c", idempotency_key="k-c-probe").deletion_id
+        assert closed == [PARTNER_ID]
+        delete_face(conn, subject="sub_c", idempotency_key="k-c-after")
+        assert closed == [PARTNER_ID]  # once, when it closed
+    finally:
+        partner_breaker_closed.disconnect(dispatch_uid="test-breaker-closed")
 
 
 @pytest.mark.django_db

@@ -6,6 +6,7 @@ runs real workers. Transactional tests: commits and on_commit hooks are the real
 from __future__ import annotations
 
 import datetime
+import time
 
 import pytest
 from django.db import transaction
@@ -258,6 +259,50 @@ def test_open_breaker_defers_without_spending_an_attempt(sandbox_partner, clean_
     assert (deferred.attempts, deferred.last_error) == (1, "breaker_open")
     assert 20 <= (deferred.next_attempt_at - timezone.now()).total_seconds() <= 31
     assert clean_sandbox.control.log()["entries"] == []
+
+
+def _open_the_breaker(partner, sandbox, settings) -> list[OutboxMessage]:
+    """The partner goes down; four messages (four ordering keys) are written: the first two fail
+    (attempts spent, backing off) and open the breaker, the last two are deferred by it."""
+    settings.PARTNER_BREAKER_FAIL_MAX = 2
+    settings.PARTNER_BREAKER_RESET_S = 1
+    sandbox.control.down()
+    messages = []
+    for n in range(4):
+        with transaction.atomic():
+            messages.append(outbox_enqueue(partner_id=partner.pk, operation="face_delete",
+                                           ordering_key=f"subject:out{n}", payload={"subject": f"sub_out{n}"},
+                                           idempotency_key=f"out-{n}"))
+    waiting = [fresh(message) for message in messages]
+    assert [(m.attempts, m.last_error) for m in waiting] == [(1, "connection"), (1, "connection"),
+                                                              (0, "breaker_open"), (0, "breaker_open")]
+    return waiting
+
+
+def test_when_the_breaker_closes_everything_that_waited_is_sent_at_once(sandbox_partner, clean_sandbox, settings):
+    waiting = _open_the_breaker(sandbox_partner, clean_sandbox, settings)
+    # only the first deferred message comes back for the probe (a task with that countdown)
+    assert waiting[2].dispatched_at is not None
+    assert waiting[3].dispatched_at is None
+    clean_sandbox.control.up()
+    time.sleep(1.1)  # the breaker lets a probe through
+    backing_off = waiting[:2]
+    assert all(m.next_attempt_at > timezone.now() + datetime.timedelta(seconds=1) for m in backing_off)
+    assert outbox_deliver(message_id=waiting[2].pk) == "delivered"  # the probe closes the breaker ...
+    # ... and the two backing off and the other deferred one go at once, not at their next attempt
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {Status.DELIVERED}
+    assert sorted(request_id for _, request_id in operations_logged(clean_sandbox)) == [f"out-{n}" for n in range(4)]
+    assert [fresh(m).attempts for m in waiting] == [1, 1, 0, 0]  # the failures before the breaker opened count
+
+
+def test_while_the_breaker_is_open_the_dispatcher_sends_one_probe_per_partner(sandbox_partner, clean_sandbox,
+                                                                               settings):
+    waiting = _open_the_breaker(sandbox_partner, clean_sandbox, settings)
+    OutboxMessage.objects.update(next_attempt_at=timezone.now(), dispatched_at=None)
+    assert outbox_dispatch() == 1
+    assert clean_sandbox.control.log()["entries"] == []  # the partner is still down: the probe failed
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {Status.PENDING}
+    assert len(waiting) == 4
 
 
 def test_allowlist_sync_through_the_outbox(sandbox_partner, clean_sandbox):

@@ -8,6 +8,9 @@ partner over HTTPS + mTLS. Nothing is mocked; delivery tasks go through the brok
 2. A worker is SIGKILLed in the middle of the backlog and a new one started: the same holds
    (messages it held are re-dispatched by beat after their lease; the partner dedupes a
    redelivery of one it had already processed).
+3. The partner comes back while the dispatcher runs only once a minute and failed messages back
+   off for half a minute: the probe the open breaker allowed (a delayed task) finds it back,
+   and everything that waited is delivered within seconds.
 """
 
 from __future__ import annotations
@@ -179,6 +182,29 @@ def test_partner_outage_loses_nothing_and_delivers_each_message_once(
     assert OutboxMessage.objects.filter(last_error="breaker_open").exists()
     clean_sandbox.control.up()
     wait_until(lambda: delivered() == 200, 40, celery_processes, "all 200 messages delivered")
+    assert_each_key_exactly_once_in_order(clean_sandbox, keys)
+
+
+def test_a_partner_back_from_an_outage_gets_what_waited_within_seconds(sandbox_partner, clean_sandbox,
+                                                                       celery_processes):
+    celery_processes.env.update({
+        "PARTNER_BREAKER_RESET_S": "3",
+        "OUTBOX_DISPATCH_INTERVAL_S": "60",  # the beat dispatcher cannot be what brings them
+        "OUTBOX_BACKOFF_BASE_S": "30",  # nor the messages' own next attempts
+        "OUTBOX_BACKOFF_MAX_S": "60",
+    })
+    clean_sandbox.control.down()
+    keys = write_backlog(sandbox_partner, clean_sandbox)
+    celery_processes.worker("worker-a")
+    celery_processes.beat()
+    wait_until(lambda: OutboxMessage.objects.filter(last_error="breaker_open").count() >= 20, 30, celery_processes,
+               "messages deferred by the open breaker")
+    assert delivered() == 0
+    clean_sandbox.control.up()
+    back = time.monotonic()
+    wait_until(lambda: delivered() == 200, 20, celery_processes, "all 200 messages delivered")
+    # the probe within PARTNER_BREAKER_RESET_S of the partner's return, then the backlog
+    assert time.monotonic() - back < 15
     assert_each_key_exactly_once_in_order(clean_sandbox, keys)
 
 

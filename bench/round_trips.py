@@ -1,0 +1,116 @@
+"""What each round trip of a partner decision costs the worker, one call at a time.
+
+    .venv/bin/python bench/round_trips.py [--calls 2000] [--rounds 3]
+
+Own PostgreSQL and Redis, production settings, one process (no HTTP, no wrk): each of the three
+round trips every decision makes, called by the very functions the decision uses (as bench/urls.py's
+floor), `--calls` times, interleaved round by round so that a busy machine weighs on every variant
+alike. Prints per call the wall time and this process's CPU time (what a gunicorn worker spends;
+under load the wall time is mostly waiting for a core), the median of the rounds:
+
+- the data-version read (`access_data.current_version`: the change-log read), prepared on the
+  server and not (DATABASE_PREPARED_STATEMENTS);
+- the rate-limit and anomaly counters (`access.anomalies.decision_admit`: one Lua script call);
+- the audit INSERT (`audit.services.record`), prepared and not.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.decisions import PROXY_SECRET  # noqa: E402
+from bench.harness import manage, own_servers, production_env  # noqa: E402
+
+
+def _version():
+    from access.policy import access_data
+
+    access_data.current_version()
+
+
+def _counters():
+    from access.anomalies import decision_admit
+
+    decision_admit(partner_id=1, device_ref="gate-1", denied=False, resident_id=1)
+
+
+def _audit():
+    from audit.actions import Action, ActorKind, Outcome
+    from audit.services import record
+
+    record(action=Action.ACCESS_DECISION, outcome=Outcome.SUCCESS, actor_kind=ActorKind.PARTNER,
+           actor_ref="bench:round-trips", object_type="access_decision", object_ref=f"decision:{uuid.uuid4().hex}",
+           partner_id=1, company_id=1, building_id=1, device_ref="gate-1", reason="granted",
+           source_ip="203.0.113.7", latency_ms=1.0)
+
+
+def _prepared(on: bool) -> None:
+    """Prepared statements on or off for the next statements (a new connection either way)."""
+    from django.db import connection
+
+    options = connection.settings_dict["OPTIONS"]
+    if on:
+        options["prepare_threshold"] = 2**31 - 1
+    else:
+        options.pop("prepare_threshold", None)
+    connection.close()
+
+
+VARIANTS = [
+    ("data-version read, prepared", True, _version),
+    ("data-version read, not prepared", False, _version),
+    ("Redis counters (one script call)", True, _counters),
+    ("audit INSERT, prepared", True, _audit),
+    ("audit INSERT, not prepared", False, _audit),
+]
+
+
+def measure(call, prepared: bool, calls: int) -> tuple[float, float]:
+    """(wall µs, CPU µs) per call, after a few calls to warm the connection."""
+    _prepared(prepared)
+    for _ in range(20):
+        call()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - wall) / calls * 1e6, (time.process_time() - cpu) / calls * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    with own_servers() as (database_url, redis_url):
+        env = production_env(database_url, redis_url, proxy_secret=PROXY_SECRET)
+        manage("migrate", "--noinput", env=env)
+        os.environ.update(env)
+        import django
+
+        django.setup()
+        results = {label: [] for label, _, _ in VARIANTS}
+        load_before = os.getloadavg()
+        for _ in range(args.rounds):
+            for label, prepared, call in VARIANTS:
+                results[label].append(measure(call, prepared, args.calls))
+        load_after = os.getloadavg()
+
+    print(f"round trips of a decision, one process, {args.calls} calls x {args.rounds} rounds (median), "
+          f"{os.cpu_count()} cores; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    print(f"| {'round trip':<34} | {'wall µs/call':>12} | {'CPU µs/call':>11} |")
+    print(f"|{'-' * 36}|{'-' * 14}|{'-' * 13}|")
+    for label, values in results.items():
+        print(f"| {label:<34} | {statistics.median(w for w, _ in values):>12.0f} | "
+              f"{statistics.median(c for _, c in values):>11.0f} |")
+
+
+if __name__ == "__main__":
+    main()
