@@ -80,6 +80,8 @@ INSTALLED_APPS = [
     "consent",
     "access",
     "identity",  # above access: resident sign-in, invitations, the directory (docs/identity.md)
+    "masterdata",  # above access and identity: integration API and spreadsheet import (docs/master-data.md)
+    "import_export",  # django-import-export: the admin's spreadsheet import and export
     "core",
 ]
 
@@ -111,7 +113,7 @@ MIDDLEWARE = [
 
 # Server-to-server paths: mTLS + bearer token, no cookies, so no sessions, CSRF, login, OTP,
 # messages, framing headers, auditlog actor or axes lockout (core/http/lanes.py).
-MACHINE_LANE_PREFIXES = ["/partner/"]
+MACHINE_LANE_PREFIXES = ["/partner/", "/integration/"]
 MACHINE_LANE_MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -294,7 +296,7 @@ CONTENT_SECURITY_POLICY = {
 # Confidential service clients (client id -> scopes), e.g. the gateway introspecting tokens.
 OAUTH_SERVICE_CLIENTS = env.dict("OAUTH_SERVICE_CLIENTS", cast={"value": lambda v: v.split(";")}, default={})
 # Dotted paths of callables application -> list of scopes (partners register theirs).
-OAUTH_SCOPE_RESOLVERS: list[str] = ["partners.authentication.partner_scopes"]
+OAUTH_SCOPE_RESOLVERS: list[str] = ["partners.authentication.partner_scopes", "masterdata.clients.client_scopes"]
 TOKEN_RATE_PER_IP = env.str("TOKEN_RATE_PER_IP", default="30/min")
 LOGIN_RATE_PER_IP = env.str("LOGIN_RATE_PER_IP", default="20/min")
 # The proxy hop (core/http/proxy.py): X-Forwarded-For/-Proto and X-Client-Cert/-Verify are believed
@@ -344,7 +346,11 @@ SPECTACULAR_SETTINGS = {
 REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 # Face photos are the one larger body (multipart); their own limit is checked by that view.
-REQUEST_BODY_MAX_BYTES_BY_PREFIX = {"/api/v1/biometrics/": env.int("FACE_UPLOAD_MAX_BYTES", default=8 * 1024 * 1024)}
+REQUEST_BODY_MAX_BYTES_BY_PREFIX = {
+    "/api/v1/biometrics/": env.int("FACE_UPLOAD_MAX_BYTES", default=8 * 1024 * 1024),
+    # a batch of up to MASTERDATA_BATCH_MAX records
+    "/integration/v1/": env.int("MASTERDATA_BODY_MAX_BYTES", default=16 * 1024 * 1024),
+}
 
 # --- observability --------------------------------------------------------------------------
 # /metrics answers only callers from these networks or with this bearer token.
@@ -557,3 +563,15 @@ IDENTITY_LDAP_CA_FILE = env.str("IDENTITY_LDAP_CA_FILE", default="")
 IDENTITY_LDAP_TIMEOUT_S = env.int("IDENTITY_LDAP_TIMEOUT_S", default=5)
 if IDENTITY_LDAP_URI:
     AUTHENTICATION_BACKENDS.insert(1, "identity.directory.DirectoryBackend")
+
+# --- master data: the integration API for the developer's systems, the admin's spreadsheet import
+# (docs/master-data.md). Which OAuth2 service clients may write which companies, by the source's ids:
+# {"<client id>": {"source": "tenant-core", "companies": ["<source company id>", ...]}} (JSON).
+MASTERDATA_CLIENTS = env.json("MASTERDATA_CLIENTS", default={})
+MASTERDATA_BATCH_MAX = env.int("MASTERDATA_BATCH_MAX", default=10_000)  # records per request
+MASTERDATA_CHUNK_SIZE = env.int("MASTERDATA_CHUNK_SIZE", default=500)  # records looked up and applied together
+# A residency received from a source (or imported) comes with a grant for its whole building, held
+# through the residency (it ends with the move-out).
+MASTERDATA_MOVE_IN_GRANT = env.bool("MASTERDATA_MOVE_IN_GRANT", default=True)
+# Rows per spreadsheet import.
+MASTERDATA_IMPORT_MAX_ROWS = env.int("MASTERDATA_IMPORT_MAX_ROWS", default=50_000)
