@@ -18,7 +18,7 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer, extend_schema
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from rest_framework import exceptions, serializers
-from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -57,6 +57,31 @@ class IsIntegrationClient(BasePermission):
         return True
 
 
+class BearerAuthentication(OAuth2Authentication):
+    """django-oauth-toolkit's bearer token check, without its look at the body as a form: DRF
+    would parse a whole batch (and hold it twice, past DATA_UPLOAD_MAX_MEMORY_SIZE) before the
+    caller is known. The token is read from the Authorization header of the plain request."""
+
+    def authenticate(self, request):
+        return super().authenticate(request._request)
+
+
+class JsonArrayParser(BaseParser):
+    """application/json, read from the stream (DRF's own JSON parser reads `request.body`,
+    which Django caps at DATA_UPLOAD_MAX_MEMORY_SIZE; BodySizeLimitMiddleware has applied the
+    integration API's own limit before)."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        if stream is None:
+            return None
+        try:
+            return json.load(stream)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise exceptions.ParseError("The body is not JSON.") from exc
+
+
 class NdjsonParser(BaseParser):
     """application/x-ndjson: one JSON value per line. A line that is no JSON becomes a marker
     the batch reports as that record's error (the other lines go ahead)."""
@@ -85,7 +110,8 @@ class _Unparsable(dict):
 
 
 class IntegrationApi(APIView):
-    authentication_classes = [OAuth2Authentication]
+    authentication_classes = [BearerAuthentication]
+    parser_classes = [JsonArrayParser]
     permission_classes = [IsIntegrationClient]
 
     def actor_ref(self) -> str:
@@ -146,7 +172,7 @@ class BatchOutputSerializer(serializers.Serializer):
 
 
 class RecordBatchApi(IntegrationApi):
-    parser_classes = [JSONParser, NdjsonParser]
+    parser_classes = [JsonArrayParser, NdjsonParser]
 
     @extend_schema(
         operation_id="masterdata_records_apply", tags=TAGS,

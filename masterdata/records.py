@@ -12,7 +12,7 @@ import datetime
 from rest_framework import serializers
 
 from access.models import Residency
-from core.api.serializers import BodySerializer
+from core.api.serializers import FieldsBuiltOnceSerializer
 from masterdata.models import Entity
 
 EXTERNAL_ID = r"^[A-Za-z0-9][A-Za-z0-9:._/@-]{0,63}$"
@@ -25,7 +25,7 @@ def external_id(**kwargs) -> serializers.RegexField:
                                   **kwargs)
 
 
-class RecordHeader(BodySerializer):
+class RecordHeader(FieldsBuiltOnceSerializer):
     """What every record carries."""
 
     type = serializers.ChoiceField(choices=Entity.choices)

@@ -22,7 +22,7 @@ def vehicle_tokens_refresh(vehicle: Vehicle) -> None:
     transaction). A plate another car already has at a partner: ValidationError `plate_taken`."""
     building_ids = resident_building_ids(resident=vehicle.resident)
     partner_ids = set(partners_covering_building_ids(building_ids=building_ids, operation="plate"))
-    keys = _plate_keys(partner_ids)
+    keys = partner_plate_keys(partner_ids)
     wanted = {pid: plate_token(key=keys[pid], plate=vehicle.plate) for pid in partner_ids if pid in keys}
     VehiclePlateToken.objects.filter(vehicle=vehicle).exclude(partner_id__in=list(wanted)).delete()
     for partner_id, token in wanted.items():
@@ -43,7 +43,8 @@ def resident_tokens_refresh(resident: Resident) -> None:
         vehicle_tokens_refresh(vehicle)
 
 
-def _plate_keys(partner_ids) -> dict[int, bytes]:
+def partner_plate_keys(partner_ids) -> dict[int, bytes]:
+    """{partner id: its current plate-token key} for those of `partner_ids` with credentials."""
     return {
         credentials.partner_id: credentials.plate_token_key_bytes()
         for credentials in PartnerCredentials.objects.current().filter(partner_id__in=list(partner_ids))
@@ -55,7 +56,7 @@ def plate_tokens_rebuild(*, partner_id: int) -> int:
     """Recompute every vehicle's token for one partner (after its contracts or plate key
     changed). A vehicle whose plate now collides for this partner loses that token rather than
     failing the whole rebuild. Returns how many tokens the partner has afterwards."""
-    keys = _plate_keys([partner_id])
+    keys = partner_plate_keys([partner_id])
     VehiclePlateToken.objects.filter(partner_id=partner_id).delete()
     if partner_id not in keys:
         return 0

@@ -3,11 +3,14 @@
 `records_apply` takes a batch (up to MASTERDATA_BATCH_MAX records), validates every record, and
 applies the valid ones by type in dependency order (companies, buildings, flats, residents,
 residencies, cars; each type in the order given), in chunks of MASTERDATA_CHUNK_SIZE whose
-external ids are looked up together. Every record is applied in its own savepoint through the
-same access services the admin uses (`resident_create`, `residency_update` - a move-out -,
-`resident_delete`, ...), so their checks, audit events, plate tokens, consent revocations and
-allowlist patches follow as they do in the admin; a record that fails is reported with its
-field errors and the others go ahead. The whole batch is one transaction and one
+external ids are looked up together. New residents, residencies and cars of a chunk are written
+together by the bulk services of access.services.onboarding (the same checks and records as
+`resident_create`, `residency_create`, `vehicle_create`); every other record - a change, a
+deletion, a company, building or flat - is applied in its own savepoint through the one-row
+services the admin uses (`resident_update`, `residency_update` - a move-out -, `resident_delete`,
+...). So their checks, audit events, plate tokens, consent revocations and allowlist patches
+follow as they do in the admin; a record that fails is reported with its field errors and the
+others go ahead. The whole batch is one transaction and one
 `allowlist_batch`: each (partner, site) gets one allowlist patch for the batch, not one per
 record.
 
@@ -17,7 +20,6 @@ Versions: a record older than the version stored is `stale` (not applied), the s
 upsert arriving after it is still recognised as stale.
 """
 
-import datetime
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,13 +41,22 @@ from access.services.companies import (
     unit_update,
 )
 from access.services.grants import grant_create
+from access.services.onboarding import (
+    NewResidency,
+    NewResident,
+    NewVehicle,
+    move_in_grant_start,
+    residencies_create_many,
+    residents_create_many,
+    vehicles_create_many,
+)
 from access.services.residencies import residency_create, residency_delete, residency_update
 from access.services.residents import resident_create, resident_delete, resident_update
 from access.services.vehicles import vehicle_create, vehicle_delete, vehicle_update
 from audit.actions import Action, Outcome
 from audit.services import record
 from core.http.problems import flatten_errors
-from identity.contacts import PHONE, resident_ids_with
+from identity.contacts import PHONE, contact_digest, contacts_taken, resident_ids_with
 from masterdata.models import APPLY_ORDER, Entity, ExternalRef
 from masterdata.records import parse_record, version_of
 
@@ -142,8 +153,10 @@ def records_apply(*, source: str, companies: Iterable[str], records: list, actor
                                           ident if isinstance(ident, str) else "", "error", flatten_errors(errors))
         else:
             valid.append((index, attrs))
-    valid.sort(key=lambda item: (APPLY_ORDER[item[1]["type"]], item[0]))
-    chunk = settings.MASTERDATA_CHUNK_SIZE
+    by_type: dict[str, list[tuple[int, dict]]] = {}
+    for index, attrs in valid:
+        by_type.setdefault(attrs["type"], []).append((index, attrs))
+    size = settings.MASTERDATA_CHUNK_SIZE
     with transaction.atomic():
         context = _Context(source=source, allowed_company_ids=set(), allowed_companies=companies, actor=actor)
         context.load_refs({(Entity.COMPANY, company) for company in companies})
@@ -152,12 +165,16 @@ def records_apply(*, source: str, companies: Iterable[str], records: list, actor
             if entity == Entity.COMPANY and not ref.deleted and ref.external_id in companies
         }
         with allowlist_batch() as batch:
-            for start in range(0, len(valid), chunk):
-                part = valid[start:start + chunk]
-                context.load_refs({(attrs["type"], attrs["id"]) for _, attrs in part}
-                                  | {key for _, attrs in part for key in _references(attrs)})
-                for index, attrs in part:
-                    results[index] = _apply_one(context, index, attrs)
+            for entity in sorted(by_type, key=APPLY_ORDER.__getitem__):
+                group = by_type[entity]
+                for start in range(0, len(group), size):
+                    chunk = group[start:start + size]
+                    context.load_refs({(attrs["type"], attrs["id"]) for _, attrs in chunk}
+                                      | {key for _, attrs in chunk for key in _references(attrs)})
+                    if entity in BULK:
+                        chunk = _create_together(context, entity, chunk, results)
+                    for index, attrs in chunk:
+                        results[index] = _apply_one(context, index, attrs)
         outcome = BatchOutcome(results=results)
         _audit_batch(outcome, source=source, actor_ref=actor_ref)
     outcome.allowlist_patches = batch.patches
@@ -314,16 +331,18 @@ def _unit_update(context, unit, attrs) -> bool:
     return True
 
 
-def _check_phone(context, attrs, resident_id: int | None) -> None:
-    """A phone another resident already has is refused: residents sign in with it (identity)."""
-    phone = attrs["phone"]
-    if not phone:
+def _check_phone(context, attrs, resident_id: int | None, taken: bool | None = None) -> None:
+    """A phone another resident already has (or an earlier record of this batch) is refused:
+    residents sign in with it (identity). `taken`: whether it is stored already, if known."""
+    digest = contact_digest(PHONE, attrs["phone"])
+    if digest is None:
         return
-    others = [pk for pk in resident_ids_with(PHONE, phone) if pk != resident_id]
-    claimed = context.phones_claimed.get(phone)
-    if others or (claimed is not None and claimed != attrs["id"]):
+    if taken is None:
+        taken = any(pk != resident_id for pk in resident_ids_with(PHONE, attrs["phone"]))
+    claimed = context.phones_claimed.get(digest)
+    if taken or (claimed is not None and claimed != attrs["id"]):
         raise RecordRefused("phone", "duplicate_phone", "Another resident already has this phone number.")
-    context.phones_claimed[phone] = attrs["id"]
+    context.phones_claimed[digest] = attrs["id"]
 
 
 def _resident_create(context, attrs) -> Resident:
@@ -361,15 +380,9 @@ def _residency_create(context, attrs) -> Residency:
     residency = residency_create(resident=resident, unit=unit, kind=attrs["kind"], valid_from=attrs["valid_from"],
                                  valid_until=attrs["valid_until"], actor=context.actor)
     if settings.MASTERDATA_MOVE_IN_GRANT:
-        grant_create(residency=residency, building=unit.building, valid_from=_grant_start(residency, unit.building),
-                     actor=context.actor)
+        grant_create(residency=residency, building=unit.building, actor=context.actor,
+                     valid_from=move_in_grant_start(residency.valid_from, unit.building))
     return residency
-
-
-def _grant_start(residency: Residency, building: Building) -> datetime.datetime:
-    """The move-in grant starts when the residency does (its first day, in the building's time)."""
-    start = datetime.datetime.combine(residency.valid_from, datetime.time.min, tzinfo=building.tz)
-    return min(start, timezone.now()) if residency.valid_from <= timezone.localdate() else start
 
 
 def _residency_update(context, residency, attrs) -> bool:
@@ -437,4 +450,127 @@ HANDLERS = {
                                _residency_delete),
     Entity.VEHICLE: _Handler(Vehicle, lambda vehicle: Resident.objects.values_list("company_id", flat=True)
                              .get(pk=vehicle.resident_id), _vehicle_create, _vehicle_update, _vehicle_delete),
+}
+
+
+# --- new residents, residencies and cars of a chunk: written together ------------------------------
+
+
+def _create_together(context, entity: str, chunk: list, results: list) -> list:
+    """Write the chunk's records that create a row (never received before) with one bulk service
+    call; return the others (changes, deletions, repeats of an id) for the one-row path. Should
+    the database refuse the bulk write, nothing of it stays and every record goes one by one."""
+    fresh, rest, seen = [], [], set()
+    for index, attrs in chunk:
+        key = (entity, attrs["id"])
+        if attrs.get("deleted") or key in seen or key in context.refs:
+            rest.append((index, attrs))
+        else:
+            seen.add(key)
+            fresh.append((index, attrs))
+    if not fresh:
+        return rest
+    specs, placed = BULK[entity].specs(context, fresh, results)
+    try:
+        with transaction.atomic():
+            outcomes = BULK[entity].create(specs, context.actor)
+            refs = []
+            for (index, attrs), outcome in zip(placed, outcomes, strict=True):
+                if isinstance(outcome, ValidationError):
+                    results[index] = RecordResult(index, entity, attrs["id"], "error", _validation_errors(outcome))
+                    continue
+                results[index] = RecordResult(index, entity, attrs["id"], "created")
+                refs.append(ExternalRef(source=context.source, entity=entity, external_id=attrs["id"],
+                                        object_id=outcome.pk, company_id=BULK[entity].company_of(outcome),
+                                        version=version_of(attrs)))
+            ExternalRef.objects.bulk_create(refs, batch_size=1000)
+    except IntegrityError:
+        for phone_digest in [d for d, owner in context.phones_claimed.items() if (entity, owner) in seen]:
+            del context.phones_claimed[phone_digest]
+        return sorted(fresh + rest)
+    for ref in refs:
+        context.refs[(entity, ref.external_id)] = ref
+    return rest
+
+
+def _resident_specs(context, fresh, results):
+    specs, placed = [], []
+    taken = contacts_taken(PHONE, [attrs["phone"] for _, attrs in fresh if attrs["phone"]])
+    companies = {}
+    for index, attrs in fresh:
+        try:
+            company_id = context.live(Entity.COMPANY, attrs["company"], "company")
+            context.check_company(company_id, "company")
+            _check_phone(context, attrs, None, taken=attrs["phone"] in taken)
+        except RecordRefused as refused:
+            results[index] = RecordResult(index, Entity.RESIDENT, attrs["id"], "error", refused.errors)
+            continue
+        if company_id not in companies:
+            companies[company_id] = ManagementCompany.objects.get(pk=company_id)
+        specs.append(NewResident(company=companies[company_id], full_name=attrs["full_name"], phone=attrs["phone"],
+                                 email=attrs["email"]))
+        placed.append((index, attrs))
+    return specs, placed
+
+
+def _residency_specs(context, fresh, results):
+    specs, placed = [], []
+    residents = _named(context, Resident.objects, Entity.RESIDENT, [attrs["resident"] for _, attrs in fresh])
+    units = _named(context, Unit.objects.select_related("building"), Entity.UNIT, [attrs["unit"] for _, attrs in fresh])
+    for index, attrs in fresh:
+        try:
+            resident = residents.get(context.live(Entity.RESIDENT, attrs["resident"], "resident"))
+            unit = units.get(context.live(Entity.UNIT, attrs["unit"], "unit"))
+            if resident is None or unit is None:
+                raise RecordRefused("resident" if resident is None else "unit", "unknown_reference",
+                                    "The record it names no longer exists here.")
+            context.check_company(resident.company_id, "resident")
+            context.check_company(unit.building.company_id, "unit")
+        except RecordRefused as refused:
+            results[index] = RecordResult(index, Entity.RESIDENCY, attrs["id"], "error", refused.errors)
+            continue
+        specs.append(NewResidency(resident=resident, unit=unit, kind=attrs["kind"], valid_from=attrs["valid_from"],
+                                  valid_until=attrs["valid_until"], grant=settings.MASTERDATA_MOVE_IN_GRANT))
+        placed.append((index, attrs))
+    return specs, placed
+
+
+def _vehicle_specs(context, fresh, results):
+    specs, placed = [], []
+    residents = _named(context, Resident.objects, Entity.RESIDENT, [attrs["resident"] for _, attrs in fresh])
+    for index, attrs in fresh:
+        try:
+            resident = residents.get(context.live(Entity.RESIDENT, attrs["resident"], "resident"))
+            if resident is None:
+                raise RecordRefused("resident", "unknown_reference", "The record it names no longer exists here.")
+            context.check_company(resident.company_id, "resident")
+        except RecordRefused as refused:
+            results[index] = RecordResult(index, Entity.VEHICLE, attrs["id"], "error", refused.errors)
+            continue
+        specs.append(NewVehicle(resident=resident, plate=attrs["plate"], label=attrs["label"]))
+        placed.append((index, attrs))
+    return specs, placed
+
+
+def _named(context, queryset, entity: str, externals: list[str]) -> dict:
+    """{our id: row} of the live records of `entity` among `externals` (in one query)."""
+    refs = [context.refs.get((entity, external)) for external in externals]
+    return queryset.in_bulk([ref.object_id for ref in refs if ref is not None and not ref.deleted])
+
+
+@dataclass(frozen=True)
+class _Together:
+    specs: object
+    create: object
+    company_of: object
+
+
+BULK = {
+    Entity.RESIDENT: _Together(_resident_specs, lambda specs, actor: residents_create_many(people=specs, actor=actor),
+                               lambda resident: resident.company_id),
+    Entity.RESIDENCY: _Together(_residency_specs,
+                                lambda specs, actor: residencies_create_many(residencies=specs, actor=actor),
+                                lambda residency: residency.resident.company_id),
+    Entity.VEHICLE: _Together(_vehicle_specs, lambda specs, actor: vehicles_create_many(vehicles=specs, actor=actor),
+                              lambda vehicle: vehicle.resident.company_id),
 }
