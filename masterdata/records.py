@@ -12,7 +12,7 @@ import datetime
 from rest_framework import serializers
 
 from access.models import Residency
-from core.api.serializers import FieldsBuiltOnceSerializer
+from core.api.serializers import FieldsBuiltOnceSerializer, input_errors
 from masterdata.models import Entity
 
 EXTERNAL_ID = r"^[A-Za-z0-9][A-Za-z0-9:._/@-]{0,63}$"
@@ -109,7 +109,13 @@ def parse_record(data) -> tuple[dict | None, dict]:
     if serializer_class is None:
         header.is_valid()
         return None, header.errors or {"type": [serializers.ErrorDetail("Unknown type.", code="invalid_choice")]}
-    serializer = serializer_class(data=data, partial=data.get("deleted") is True)
+    if data.get("deleted") is True:  # the type's other fields may come along; only the header counts
+        errors = input_errors(data, known=set(serializer_class._declared_fields))
+        if errors:
+            return None, errors
+        serializer = RecordHeader(data={key: data[key] for key in RecordHeader._declared_fields if key in data})
+    else:
+        serializer = serializer_class(data=data)
     if not serializer.is_valid():
         return None, serializer.errors
     return serializer.validated_data, {}

@@ -199,6 +199,11 @@ def _apply_one(context: _Context, index: int, attrs: dict) -> RecordResult:
     entity, external, version = attrs["type"], attrs["id"], version_of(attrs)
     result = RecordResult(index, entity, external, "error")
     ref = context.refs.get((entity, external))
+    if ref is not None and ref.company_id is not None and ref.company_id not in context.allowed_company_ids:
+        # another company's record: said before anything about its versions is
+        result.errors = [{"field": "id", "code": "company_not_allowed",
+                          "detail": "This client may not write data of that management company."}]
+        return result
     if ref is not None and version < ref.version:
         result.result = "stale"
         return result
