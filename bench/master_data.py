@@ -128,7 +128,7 @@ def phase_copy(args) -> dict:
                        "full_name text, phone text, email text, kind text, valid_from date, plate text)")
         cursor.execute("TRUNCATE bench_copy")
         started = time.perf_counter()
-        with cursor.copy(f"COPY bench_copy ({', '.join(columns)}) FROM STDIN") as copy:  # noqa: S608 - fixed names
+        with cursor.copy(f"COPY bench_copy ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[column] for column in columns])
         elapsed = time.perf_counter() - started
@@ -173,10 +173,10 @@ def phase_admin(args) -> dict:
 
     from access.models import ManagementCompany
     from access.services.companies import staff_membership_create
-    from masterdata.services.imports import resident_import
+    from masterdata.services.imports import spreadsheet_apply
 
     company = ManagementCompany.objects.get(name="УК admin")
-    manager = get_user_model().objects.create_user(username="bench-manager", is_staff=True)
+    manager = get_user_model().objects.create_user(username="bench-manager", is_staff=True, is_superuser=True)
     staff_membership_create(user=manager, company=company)
     out = io.StringIO()
     writer = csv.writer(out)
@@ -186,7 +186,7 @@ def phase_admin(args) -> dict:
                          row["flat"], row["kind"], row["valid_from"], row["plate"]])
     data = out.getvalue().encode()
     started = time.perf_counter()
-    outcome = resident_import(user=manager, company=company, data=data, file_format="csv", dry_run=False)
+    outcome = spreadsheet_apply(user=manager, company=company, shape="residents", data=data, file_format="csv")
     elapsed = time.perf_counter() - started
     return {"seconds": elapsed, "rows": args.residents, "errors": outcome.errors_count,
             "batches": 1, "patches_per_batch": [outcome.allowlist_patches], "peak_rss_mb": peak_rss_mb()}

@@ -7,8 +7,13 @@ stale upsert that arrives after the deletion is recognised as stale), and no acc
 (or the decision-cache triggers on those tables) has to change for it.
 """
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from core.crypto.fields import EncryptedTextField
+from core.crypto.models import EncryptedModel
 
 
 class Entity(models.TextChoices):
@@ -59,3 +64,42 @@ class ExternalRef(models.Model):
 
     def __str__(self):
         return f"{self.source}:{self.entity}:{self.external_id}"
+
+
+class SpreadsheetImport(EncryptedModel):
+    """One spreadsheet a manager uploaded into one management company: kept (encrypted, with its
+    preview's counts) between the preview and the confirmation, then the record of what was applied.
+
+    `payload` is the file itself, base64, encrypted at rest like every personal datum (the rows
+    hold names and phones); it is erased once the import is applied or abandoned
+    (`masterdata.services.imports`).
+    """
+
+    class Shape(models.TextChoices):
+        RESIDENTS = "residents", _("residents with flats and cars")
+        BUILDINGS = "buildings", _("buildings with flats")
+        DEVICES = "devices", _("devices with partner refs")
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed", _("previewed")
+        APPLIED = "applied", _("applied")
+        ABANDONED = "abandoned", _("abandoned")
+
+    company = models.ForeignKey("access.ManagementCompany", on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    shape = models.CharField(max_length=16, choices=Shape.choices)
+    file_format = models.CharField(max_length=8)
+    file_name = models.CharField(max_length=200, blank=True)
+    payload = EncryptedTextField(blank=True)
+    invite_channel = models.CharField(max_length=8, blank=True)
+    rows = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREVIEWED)
+    counts = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Import #{self.pk}"

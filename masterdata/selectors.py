@@ -1,8 +1,9 @@
-"""Reads of the master-data app: the nightly reconciliation of one building with the source."""
+"""Reads of the master-data app: the nightly reconciliation of one building with the source, and
+the rows a spreadsheet export lists."""
 
 from itertools import islice
 
-from access.models import Residency, Unit, Vehicle
+from access.models import Device, Residency, Resident, Unit, Vehicle
 from masterdata.clients import IntegrationClient
 from masterdata.models import Entity, ExternalRef
 from masterdata.records import version_of
@@ -73,3 +74,14 @@ def building_reconciliation(*, client: IntegrationClient, building: str, records
     unexpected = [{"type": entity, "id": external, "version": version}
                   for (entity, external), version in sorted(ours.items()) if (entity, external) not in given]
     return {"matching": matching, "differ": differ, "missing": missing, "unexpected": unexpected}
+
+
+def export_queryset(*, shape: str, company):
+    """The rows of one company that an export of `shape` lists (masterdata.resources)."""
+    if shape == "residents":
+        return (Resident.objects.filter(company=company).order_by("pk")
+                .prefetch_related("residencies__unit__building", "vehicles"))
+    if shape == "buildings":
+        return Unit.objects.filter(building__company=company).select_related("building").order_by("building__name",
+                                                                                                   "number")
+    return Device.objects.filter(building__company=company).select_related("building", "partner").order_by("pk")

@@ -348,8 +348,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 # Face photos are the one larger body (multipart); their own limit is checked by that view.
 REQUEST_BODY_MAX_BYTES_BY_PREFIX = {
     "/api/v1/biometrics/": env.int("FACE_UPLOAD_MAX_BYTES", default=8 * 1024 * 1024),
-    # a batch of up to MASTERDATA_BATCH_MAX records
-    "/integration/v1/": env.int("MASTERDATA_BODY_MAX_BYTES", default=16 * 1024 * 1024),
+    # a batch of up to MASTERDATA_BATCH_MAX records; a spreadsheet of up to MASTERDATA_IMPORT_MAX_ROWS rows
+    "/integration/v1/": env.int("MASTERDATA_BODY_MAX_BYTES", default=10 * 1024 * 1024),
+    "/admin/masterdata/import/": env.int("MASTERDATA_BODY_MAX_BYTES", default=10 * 1024 * 1024),
 }
 
 # --- observability --------------------------------------------------------------------------
@@ -575,3 +576,6 @@ MASTERDATA_CHUNK_SIZE = env.int("MASTERDATA_CHUNK_SIZE", default=500)  # records
 MASTERDATA_MOVE_IN_GRANT = env.bool("MASTERDATA_MOVE_IN_GRANT", default=True)
 # Rows per spreadsheet import.
 MASTERDATA_IMPORT_MAX_ROWS = env.int("MASTERDATA_IMPORT_MAX_ROWS", default=50_000)
+# django-import-export: an exported cell starting with "=" loses it (no formula injection into the
+# manager's spreadsheet program).
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True

@@ -33,7 +33,7 @@ def patches():
 
 
 def test_outside_a_batch_each_change_is_its_own_patch(site):
-    partner, building, residents = site
+    _partner, _building, residents = site
     before = len(patches())
     for person in residents:
         vehicle_create(resident=person, plate=factories.unique_plate())
@@ -41,7 +41,7 @@ def test_outside_a_batch_each_change_is_its_own_patch(site):
 
 
 def test_inside_a_batch_one_patch_per_site_with_every_resident(site):
-    partner, building, residents = site
+    _partner, building, residents = site
     gone = factories.vehicle(resident_=residents[0])
     gone_token = VehiclePlateToken.objects.get(vehicle=gone).token
     before = len(patches())
@@ -58,20 +58,25 @@ def test_inside_a_batch_one_patch_per_site_with_every_resident(site):
 
 
 def test_a_failed_batch_enqueues_nothing(site):
-    partner, building, residents = site
+    _partner, _building, residents = site
     before = len(patches())
-    with pytest.raises(RuntimeError), transaction.atomic(), allowlist_batch():
-        vehicle_create(resident=residents[0], plate=factories.unique_plate())
-        raise RuntimeError("the import failed")
+    def failing_import():
+        with transaction.atomic(), allowlist_batch():
+            vehicle_create(resident=residents[0], plate=factories.unique_plate())
+            raise RuntimeError("the import failed")
+
+    with pytest.raises(RuntimeError):
+        failing_import()
     assert len(patches()) == before
 
 
 def test_a_nested_batch_joins_the_outer_one(site):
-    partner, building, residents = site
+    _partner, _building, residents = site
     before = len(patches())
     with transaction.atomic(), allowlist_batch() as outer:
         vehicle_create(resident=residents[0], plate=factories.unique_plate())
         with allowlist_batch() as inner:
             vehicle_create(resident=residents[1], plate=factories.unique_plate())
-        assert inner is outer and len(patches()) == before
+        assert inner is outer
+        assert len(patches()) == before
     assert len(patches()) == before + 1

@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from access.models import AccessGrant, Building, ManagementCompany, Residency, Resident, Unit, Vehicle
 from audit.models import AuditEvent
-from consent.models import Consent
 from masterdata.models import ExternalRef
 from partners.models import OutboxMessage
 from tests import factories
@@ -67,7 +66,8 @@ def test_a_new_estate_is_created_encrypted_and_indexed(north):
                                                          "grant"}
     assert AuditEvent.objects.filter(action="resident.vehicle_create").count() == 1
     batch = AuditEvent.objects.get(action="masterdata.batch")
-    assert batch.reason == "c6.u0.u0.s0.d0.e0" and batch.object_ref == "source:tenant-core"
+    assert batch.reason == "c6.u0.u0.s0.d0.e0"
+    assert batch.object_ref == "source:tenant-core"
 
 
 def test_a_repeated_batch_changes_nothing(north):
@@ -76,7 +76,8 @@ def test_a_repeated_batch_changes_nothing(north):
     again = north.results(estate())
     assert outcome(again) == ["unchanged"] * 6
     after = world_size()
-    assert after[:-2] == before[:-2] and after[-1] == before[-1]
+    assert after[:-2] == before[:-2]
+    assert after[-1] == before[-1]
     assert after[-2] == before[-2] + 1  # only the batch's own audit event
 
 
@@ -118,7 +119,7 @@ def test_updated_at_orders_records_like_a_version(north):
 
 
 def test_within_one_batch_records_apply_in_dependency_order_and_versions_of_one_id_in_turn(north):
-    records = list(reversed(estate())) + [resident(version=2, name="Вторая Версия"), resident(version=1)]
+    records = [*list(reversed(estate())), resident(version=2, name="Вторая Версия"), resident(version=1)]
     results = north.results(records)
     assert outcome(results) == ["created"] * 6 + ["updated", "stale"]
     assert local("resident", "R-1").full_name == "Вторая Версия"
@@ -181,7 +182,7 @@ def test_a_plate_taken_at_a_partner_is_refused_and_the_rest_of_the_batch_goes_ah
 
 
 def test_references_that_never_change_are_refused(north):
-    north.results(estate() + [unit(external="U-2", number="102")])
+    north.results([*estate(), unit(external="U-2", number="102")])
     moved = residency(version=2, unit_="U-2")
     results = north.results([moved])
     assert outcome(results) == ["error"]
@@ -229,7 +230,8 @@ def test_a_client_writes_only_its_own_companies(north, south):
     ])
     assert outcome(results) == ["error"] * 7
     assert all(result["errors"][0]["code"] == "company_not_allowed" for result in results), results
-    assert world_size()[:-2] == before[:-2] and world_size()[-1] == before[-1]
+    assert world_size()[:-2] == before[:-2]
+    assert world_size()[-1] == before[-1]
     assert local("resident", "R-1").full_name == "Иванова Мария Петровна"
     # its own company works
     assert outcome(south.results([company(external="TC-SOUTH", name="УК «Южная»")])) == ["created"]
@@ -253,7 +255,8 @@ def test_move_out_through_the_api_revokes_consents_and_patches_allowlists(north)
     assert stay.valid_until == today
     assert AccessGrant.objects.get(residency=stay).valid_until <= timezone.now()
     consent.refresh_from_db()
-    assert consent.revoked_at is not None and consent.revoked_reason == "move_out"
+    assert consent.revoked_at is not None
+    assert consent.revoked_reason == "move_out"
     patch = OutboxMessage.objects.filter(operation="allowlist_patch").order_by("-pk").first()
     assert OutboxMessage.objects.filter(operation="allowlist_patch").count() == patches + 1
     assert {"type": "plate", "token": token} in patch.payload["removals"]
@@ -293,7 +296,7 @@ def test_companies_buildings_and_flats_are_not_deleted_through_the_api(north):
 
 
 def test_one_allowlist_patch_per_partner_and_site_per_batch(north):
-    north.results(estate()[:3] + [building(external="B-2", name="Корпус 2"), unit(external="U-2", building_="B-2")])
+    north.results([*estate()[:3], building(external="B-2", name="Корпус 2"), unit(external="U-2", building_="B-2")])
     partner = factories.partner()
     factories.contract(partner_=partner, company_=local("company", "TC-NORTH"),
                        buildings=[local("building", "B-1"), local("building", "B-2")])
@@ -306,7 +309,8 @@ def test_one_allowlist_patch_per_partner_and_site_per_batch(north):
                     residency(external=f"RS-{n}", resident_=f"R-{n}", unit_="U-1" if n % 2 else "U-2"),
                     vehicle(external=f"V-{n}", resident_=f"R-{n}", plate=factories.unique_plate())]
     answer = north.send(records).json()
-    assert answer["counts"]["created"] == 36 and answer["allowlist_patches"] == 2
+    assert answer["counts"]["created"] == 36
+    assert answer["allowlist_patches"] == 2
     patches = OutboxMessage.objects.filter(operation="allowlist_patch").order_by("pk")[before:]
     assert len(patches) == 2
     assert sorted(len(patch.payload["upserts"]) for patch in patches) == [6, 6]
@@ -359,4 +363,5 @@ def test_the_client_gets_its_token_with_client_credentials(north, client):
     refused = client.post("/o/token/", {"grant_type": "client_credentials", "scope": "audit:export"},
                           HTTP_AUTHORIZATION="Basic " + __import__("base64").b64encode(
                               f"{north.client_id}:{north.secret}".encode()).decode())
-    assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope"
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_scope"

@@ -3,7 +3,7 @@
 import pytest
 
 from audit.models import AuditEvent
-from tests.masterdata.conftest import RECONCILIATION, building, estate, resident, residency, unit, vehicle
+from tests.masterdata.conftest import RECONCILIATION, building, estate, residency, resident, unit, vehicle
 
 pytestmark = pytest.mark.django_db
 
@@ -14,13 +14,13 @@ def listing(*records) -> list[dict]:
 
 @pytest.fixture
 def stocked(north):
-    north.results(estate() + [unit(external="U-2", number="102"), building(external="B-2", name="Корпус 2"),
-                              unit(external="U-9", building_="B-2", number="1")])
+    north.results([*estate(), unit(external="U-2", number="102"), building(external="B-2", name="Корпус 2"),
+                   unit(external="U-9", building_="B-2", number="1")])
     return north
 
 
 def test_everything_matches(stocked):
-    company, home, flat, person, stay, car = estate()
+    _company, home, flat, person, stay, car = estate()
     response = stocked.api.post(RECONCILIATION, {"building": "B-1", "records": listing(
         home, flat, unit(external="U-2", number="102"), person, stay, car)}, format="json")
     assert response.status_code == 200, response.content
@@ -28,9 +28,10 @@ def test_everything_matches(stocked):
 
 
 def test_what_differs_what_is_missing_and_what_is_unexpected(stocked):
-    company, home, flat, person, stay, car = estate()
+    _company, home, flat, _person, stay, _car = estate()
     events = AuditEvent.objects.count()
-    records = listing(home, flat, resident(version=4), stay) + [
+    records = [
+        *listing(home, flat, resident(version=4), stay),
         {"type": "unit", "id": "U-3", "version": 1},  # the source has a flat we never got
         {"type": "vehicle", "id": "V-1", "updated_at": "2026-11-30T10:00:00Z"},
     ]
