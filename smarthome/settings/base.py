@@ -333,7 +333,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "smarthome API",
-    "DESCRIPTION": "Resident API (/api/v1/) and partner API (/partner/v1/) of the smart-home service.",
+    "DESCRIPTION": "Resident API (/api/v1/), partner API (/partner/v1/) and the integration API for the "
+                   "developer's systems (/integration/v1/) of the smart-home service.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -346,11 +347,12 @@ SPECTACULAR_SETTINGS = {
 REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 # Face photos are the one larger body (multipart); their own limit is checked by that view.
+# A master-data batch of up to MASTERDATA_BATCH_MAX records, a spreadsheet of up to MASTERDATA_IMPORT_MAX_ROWS rows.
+MASTERDATA_BODY_MAX_BYTES = env.int("MASTERDATA_BODY_MAX_BYTES", default=10 * 1024 * 1024)
 REQUEST_BODY_MAX_BYTES_BY_PREFIX = {
     "/api/v1/biometrics/": env.int("FACE_UPLOAD_MAX_BYTES", default=8 * 1024 * 1024),
-    # a batch of up to MASTERDATA_BATCH_MAX records; a spreadsheet of up to MASTERDATA_IMPORT_MAX_ROWS rows
-    "/integration/v1/": env.int("MASTERDATA_BODY_MAX_BYTES", default=10 * 1024 * 1024),
-    "/admin/masterdata/import/": env.int("MASTERDATA_BODY_MAX_BYTES", default=10 * 1024 * 1024),
+    "/integration/v1/": MASTERDATA_BODY_MAX_BYTES,
+    "/admin/masterdata/import/": MASTERDATA_BODY_MAX_BYTES,
 }
 
 # --- observability --------------------------------------------------------------------------
