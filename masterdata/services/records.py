@@ -3,10 +3,10 @@
 `records_apply` takes a batch (up to MASTERDATA_BATCH_MAX records), validates every record, and
 applies the valid ones by type in dependency order (companies, buildings, flats, residents,
 residencies, cars; each type in the order given), in chunks of MASTERDATA_CHUNK_SIZE whose
-external ids are looked up together. New residents, residencies and cars of a chunk are written
+external ids are looked up together. New flats, residents, residencies and cars of a chunk are written
 together by the bulk services of access.services.onboarding (the same checks and records as
-`resident_create`, `residency_create`, `vehicle_create`); every other record - a change, a
-deletion, a company, building or flat - is applied in its own savepoint through the one-row
+`unit_create`, `resident_create`, `residency_create`, `vehicle_create`); every other record - a
+change, a deletion, a company or building - is applied in its own savepoint through the one-row
 services the admin uses (`resident_update`, `residency_update` - a move-out -, `resident_delete`,
 ...). So their checks, audit events, plate tokens, consent revocations and allowlist patches
 follow as they do in the admin; a record that fails is reported with its field errors and the
@@ -44,10 +44,12 @@ from access.services.grants import grant_create
 from access.services.onboarding import (
     NewResidency,
     NewResident,
+    NewUnit,
     NewVehicle,
     move_in_grant_start,
     residencies_create_many,
     residents_create_many,
+    units_create_many,
     vehicles_create_many,
 )
 from access.services.residencies import residency_create, residency_delete, residency_update
@@ -458,7 +460,7 @@ HANDLERS = {
 }
 
 
-# --- new residents, residencies and cars of a chunk: written together ------------------------------
+# --- new flats, residents, residencies and cars of a chunk: written together ------------------------
 
 
 def _create_together(context, entity: str, chunk: list, results: list) -> list:
@@ -496,6 +498,23 @@ def _create_together(context, entity: str, chunk: list, results: list) -> list:
     for ref in refs:
         context.refs[(entity, ref.external_id)] = ref
     return rest
+
+
+def _unit_specs(context, fresh, results):
+    specs, placed = [], []
+    buildings = _named(context, Building.objects, Entity.BUILDING, [attrs["building"] for _, attrs in fresh])
+    for index, attrs in fresh:
+        try:
+            building = buildings.get(context.live(Entity.BUILDING, attrs["building"], "building"))
+            if building is None:
+                raise RecordRefused("building", "unknown_reference", "The record it names no longer exists here.")
+            context.check_company(building.company_id, "building")
+        except RecordRefused as refused:
+            results[index] = RecordResult(index, Entity.UNIT, attrs["id"], "error", refused.errors)
+            continue
+        specs.append(NewUnit(building=building, number=attrs["number"]))
+        placed.append((index, attrs))
+    return specs, placed
 
 
 def _resident_specs(context, fresh, results):
@@ -571,6 +590,8 @@ class _Together:
 
 
 BULK = {
+    Entity.UNIT: _Together(_unit_specs, lambda specs, actor: units_create_many(units=specs, actor=actor),
+                           lambda unit: unit.building.company_id),
     Entity.RESIDENT: _Together(_resident_specs, lambda specs, actor: residents_create_many(people=specs, actor=actor),
                                lambda resident: resident.company_id),
     Entity.RESIDENCY: _Together(_residency_specs,
