@@ -15,6 +15,7 @@ public TLS listener; the machine lane (no sessions, no CSRF).
 import json
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer, extend_schema
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from rest_framework import exceptions, serializers
@@ -64,6 +65,23 @@ class BearerAuthentication(OAuth2Authentication):
 
     def authenticate(self, request):
         return super().authenticate(request._request)
+
+
+class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "masterdata.api.BearerAuthentication"
+    name = "integrationClientCredentials"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "oauth2",
+            "description": "Client-credentials token of a service client named in MASTERDATA_CLIENTS (never a "
+                           "partner's application), over the public TLS listener.",
+            "flows": {"clientCredentials": {"tokenUrl": "/o/token/", "scopes": {
+                SCOPE: "Write buildings, flats, residents, residencies and cars of the client's companies"}}},
+        }
+
+    def get_security_requirement(self, auto_schema):
+        return {self.name: [SCOPE]}
 
 
 class JsonArrayParser(BaseParser):
@@ -135,7 +153,7 @@ RECORD_EXAMPLES = [
 
 Record = PolymorphicProxySerializer(
     component_name="MasterDataRecord",
-    serializers=dict(SERIALIZERS),
+    serializers={str(entity): serializer for entity, serializer in SERIALIZERS.items()},
     resource_type_field_name="type",
     many=True,
 )

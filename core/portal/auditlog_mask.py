@@ -15,6 +15,7 @@ from auditlog.registry import auditlog
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
+from django.db.models.signals import pre_save
 from django.utils.encoding import smart_str
 
 MASK = "[encrypted]"
@@ -47,7 +48,7 @@ def log_created(objects) -> int:
         return 0
     LogEntry = get_logentry_model()
     content_type = ContentType.objects.get_for_model(type(objects[0]))
-    context = auditlog_value.get({})
+    context = _actor_context()
     actor = context.get("actor")
     actor = actor if isinstance(actor, get_user_model()) else None
     changes = _creation_changes(objects)
@@ -63,6 +64,17 @@ def log_created(objects) -> int:
     ]
     LogEntry.objects.bulk_create(entries, batch_size=1000)
     return len(entries)
+
+
+def _actor_context() -> dict:
+    """auditlog's context of the current `set_actor` block (its middleware's, in a request), or {}:
+    the context variable outlives the block, whose end only disconnects the LogEntry pre_save
+    receiver that would apply it - so the context counts only while that receiver is connected."""
+    context = auditlog_value.get(None) or {}
+    uid = context.get("signal_duid")
+    if uid is None or not any(lookup_key[0] == uid for lookup_key, *_ in pre_save.receivers):
+        return {}
+    return context
 
 
 def _creation_changes(objects: list) -> list[dict | None]:

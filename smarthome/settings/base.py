@@ -341,6 +341,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"MasterDataRecordTypeEnum": "masterdata.models.Entity"},
 }
 
 # Largest accepted request body; bigger ones get 413 before any view runs.

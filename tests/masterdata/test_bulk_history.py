@@ -32,3 +32,13 @@ def test_a_bulk_created_resident_has_the_entry_a_saved_one_has():
     assert set(other.changes_dict) == set(one.changes_dict)
     assert other.changes_dict["full_name"] == one.changes_dict["full_name"] == ["[encrypted]", "[encrypted]"]
     assert Resident.objects.get(pk=bulk.pk).full_name == "Иванова Мария"
+
+
+def test_an_actor_context_that_has_ended_is_not_used():
+    company = factories.company()
+    manager = factories.staff_user(company_=company)
+    with set_actor(manager):
+        pass  # a request that ended (auditlog's context variable keeps its value)
+    manager.delete()
+    (bulk,) = residents_create_many(people=[NewResident(company=company, full_name="Петров Пётр")])
+    assert LogEntry.objects.get_for_object(bulk).get().actor is None
