@@ -120,27 +120,12 @@ def _insert(event: AuditEvent) -> AuditEvent:
     return event
 
 
-def record(
-    *,
-    action: Action,
-    outcome: Outcome,
-    actor_kind: ActorKind = ActorKind.SYSTEM,
-    actor_ref: str = "",
-    object_type: str = "",
-    object_ref: str = "",
-    partner_id: int | None = None,
-    company_id: int | None = None,
-    building_id: int | None = None,
-    device_ref: str = "",
-    reason: str = "",
-    request_id: str | None = None,
-    source_ip: str | None = None,
-    latency_ms: float | None = None,
-    http_status: int | None = None,
-    subject_ref: str = "",
-    origin_request_id: str = "",
-) -> AuditEvent:
-    """Append one audit event, inside the caller's transaction (it rolls back with it).
+def record(**fields) -> AuditEvent:
+    """Append one audit event, inside the caller's transaction (it rolls back with it). The
+    keyword arguments are `_event`'s: `action`, `outcome`, `actor_kind`, `actor_ref`,
+    `object_type`, `object_ref`, `partner_id`, `company_id`, `building_id`, `device_ref`,
+    `reason`, `request_id`, `source_ip`, `latency_ms`, `http_status`, `subject_ref`,
+    `origin_request_id`.
 
     `subject_ref`: the pseudonymous ref of the person the event is about when they are not the
     actor (kept for their own history; not part of the sealed leaf).
@@ -153,12 +138,7 @@ def record(
     `origin_request_id` names the request that caused this event when `request_id` is another
     one (a partner call: the partner's request id, caused by a resident's request).
     """
-    return _insert(_event(
-        action=action, outcome=outcome, actor_kind=actor_kind, actor_ref=actor_ref, object_type=object_type,
-        object_ref=object_ref, partner_id=partner_id, company_id=company_id, building_id=building_id,
-        device_ref=device_ref, reason=reason, request_id=request_id, source_ip=source_ip, latency_ms=latency_ms,
-        http_status=http_status, subject_ref=subject_ref, origin_request_id=origin_request_id,
-    ))
+    return _insert(_event(**fields))
 
 
 def record_many(events: list[dict]) -> int:

@@ -117,6 +117,7 @@ def import_preview(*, user, company: ManagementCompany, shape: str, data: bytes,
     return pending, outcome
 
 
+@transaction.atomic
 def import_confirm(*, user, pending: SpreadsheetImport) -> ImportOutcome:
     """Apply a previewed file for real, by the user who previewed it (and may still import into
     its company). Records `masterdata.import` (reason: the counts); erases the kept file."""

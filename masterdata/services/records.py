@@ -500,80 +500,79 @@ def _create_together(context, entity: str, chunk: list, results: list) -> list:
     return rest
 
 
-def _unit_specs(context, fresh, results):
+def _gather(entity: str, fresh: list, results: list, build) -> tuple[list, list]:
+    """(specs, their (index, attrs)): `build(attrs)` for each record, or its RecordRefused as the
+    record's error result."""
     specs, placed = [], []
-    buildings = _named(context, Building.objects, Entity.BUILDING, [attrs["building"] for _, attrs in fresh])
     for index, attrs in fresh:
         try:
-            building = buildings.get(context.live(Entity.BUILDING, attrs["building"], "building"))
-            if building is None:
-                raise RecordRefused("building", "unknown_reference", "The record it names no longer exists here.")
-            context.check_company(building.company_id, "building")
+            specs.append(build(attrs))
         except RecordRefused as refused:
-            results[index] = RecordResult(index, Entity.UNIT, attrs["id"], "error", refused.errors)
+            results[index] = RecordResult(index, entity, attrs["id"], "error", refused.errors)
             continue
-        specs.append(NewUnit(building=building, number=attrs["number"]))
         placed.append((index, attrs))
     return specs, placed
+
+
+def _unit_specs(context, fresh, results):
+    buildings = _named(context, Building.objects, Entity.BUILDING, [attrs["building"] for _, attrs in fresh])
+
+    def build(attrs):
+        building = _present(context, buildings, Entity.BUILDING, attrs["building"], "building")
+        context.check_company(building.company_id, "building")
+        return NewUnit(building=building, number=attrs["number"])
+
+    return _gather(Entity.UNIT, fresh, results, build)
 
 
 def _resident_specs(context, fresh, results):
-    specs, placed = [], []
     taken = contacts_taken(PHONE, [attrs["phone"] for _, attrs in fresh if attrs["phone"]])
     companies = {}
-    for index, attrs in fresh:
-        try:
-            company_id = context.live(Entity.COMPANY, attrs["company"], "company")
-            context.check_company(company_id, "company")
-            _check_phone(context, attrs, None, taken=attrs["phone"] in taken)
-        except RecordRefused as refused:
-            results[index] = RecordResult(index, Entity.RESIDENT, attrs["id"], "error", refused.errors)
-            continue
+
+    def build(attrs):
+        company_id = context.live(Entity.COMPANY, attrs["company"], "company")
+        context.check_company(company_id, "company")
+        _check_phone(context, attrs, None, taken=attrs["phone"] in taken)
         if company_id not in companies:
             companies[company_id] = ManagementCompany.objects.get(pk=company_id)
-        specs.append(NewResident(company=companies[company_id], full_name=attrs["full_name"], phone=attrs["phone"],
-                                 email=attrs["email"]))
-        placed.append((index, attrs))
-    return specs, placed
+        return NewResident(company=companies[company_id], full_name=attrs["full_name"], phone=attrs["phone"],
+                           email=attrs["email"])
+
+    return _gather(Entity.RESIDENT, fresh, results, build)
 
 
 def _residency_specs(context, fresh, results):
-    specs, placed = [], []
     residents = _named(context, Resident.objects, Entity.RESIDENT, [attrs["resident"] for _, attrs in fresh])
     units = _named(context, Unit.objects.select_related("building"), Entity.UNIT, [attrs["unit"] for _, attrs in fresh])
-    for index, attrs in fresh:
-        try:
-            resident = residents.get(context.live(Entity.RESIDENT, attrs["resident"], "resident"))
-            unit = units.get(context.live(Entity.UNIT, attrs["unit"], "unit"))
-            if resident is None or unit is None:
-                raise RecordRefused("resident" if resident is None else "unit", "unknown_reference",
-                                    "The record it names no longer exists here.")
-            context.check_company(resident.company_id, "resident")
-            context.check_company(unit.building.company_id, "unit")
-        except RecordRefused as refused:
-            results[index] = RecordResult(index, Entity.RESIDENCY, attrs["id"], "error", refused.errors)
-            continue
-        specs.append(NewResidency(resident=resident, unit=unit, kind=attrs["kind"], valid_from=attrs["valid_from"],
-                                  valid_until=attrs["valid_until"], grant=settings.MASTERDATA_MOVE_IN_GRANT))
-        placed.append((index, attrs))
-    return specs, placed
+
+    def build(attrs):
+        resident = _present(context, residents, Entity.RESIDENT, attrs["resident"], "resident")
+        unit = _present(context, units, Entity.UNIT, attrs["unit"], "unit")
+        context.check_company(resident.company_id, "resident")
+        context.check_company(unit.building.company_id, "unit")
+        return NewResidency(resident=resident, unit=unit, kind=attrs["kind"], valid_from=attrs["valid_from"],
+                            valid_until=attrs["valid_until"], grant=settings.MASTERDATA_MOVE_IN_GRANT)
+
+    return _gather(Entity.RESIDENCY, fresh, results, build)
 
 
 def _vehicle_specs(context, fresh, results):
-    specs, placed = [], []
     residents = _named(context, Resident.objects, Entity.RESIDENT, [attrs["resident"] for _, attrs in fresh])
-    for index, attrs in fresh:
-        try:
-            resident = residents.get(context.live(Entity.RESIDENT, attrs["resident"], "resident"))
-            if resident is None:
-                raise RecordRefused("resident", "unknown_reference", "The record it names no longer exists here.")
-            context.check_company(resident.company_id, "resident")
-        except RecordRefused as refused:
-            results[index] = RecordResult(index, Entity.VEHICLE, attrs["id"], "error", refused.errors)
-            continue
-        specs.append(NewVehicle(resident=resident, plate=attrs["plate"], label=attrs["label"]))
-        placed.append((index, attrs))
-    return specs, placed
+
+    def build(attrs):
+        resident = _present(context, residents, Entity.RESIDENT, attrs["resident"], "resident")
+        context.check_company(resident.company_id, "resident")
+        return NewVehicle(resident=resident, plate=attrs["plate"], label=attrs["label"])
+
+    return _gather(Entity.VEHICLE, fresh, results, build)
+
+
+def _present(context, rows: dict, entity: str, external: str, field_name: str):
+    """The row a reference names, from `rows` (`_named`), or RecordRefused."""
+    row = rows.get(context.live(entity, external, field_name))
+    if row is None:
+        raise RecordRefused(field_name, "unknown_reference", "The record it names no longer exists here.")
+    return row
 
 
 def _named(context, queryset, entity: str, externals: list[str]) -> dict:
