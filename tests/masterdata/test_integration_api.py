@@ -365,3 +365,49 @@ def test_the_client_gets_its_token_with_client_credentials(north, client):
                               f"{north.client_id}:{north.secret}".encode()).decode())
     assert refused.status_code == 400
     assert refused.json()["error"] == "invalid_scope"
+
+
+def test_a_batch_larger_than_a_chunk_gives_the_results_one_chunk_would(north, settings):
+    """Chunks are looked up and written one after another: a phone claimed in an earlier chunk, a
+    reference to a row of an earlier chunk, a bad row in the middle and a later version of an id
+    across chunks behave as in one chunk; the batch is still one allowlist patch per site."""
+    north.results(estate()[:3])
+    partner = factories.partner()
+    factories.contract(partner_=partner, company_=local("company", "TC-NORTH"), buildings=[local("building", "B-1")])
+    settings.MASTERDATA_CHUNK_SIZE = 2
+    records = [
+        unit(external="U-2", number="102"),
+        unit(external="U-3", number="103"),
+        unit(external="U-4", number="104"),
+        resident(external="R-1", phone="+79160000001"),
+        resident(external="R-2", phone="+79160000002"),
+        resident(external="R-3", phone="+7 916 000-00-01"),  # R-1's phone, two chunks later
+        resident(external="R-4", phone="+79160000004"),
+        resident(external="R-1", version=2, name="Петрова Мария Петровна"),  # a later version, another chunk
+        residency(external="RS-1", resident_="R-1", unit_="U-2"),
+        residency(external="RS-2", resident_="R-2", unit_="U-3"),
+        residency(external="RS-3", resident_="R-3", unit_="U-4"),  # its resident was refused
+        residency(external="RS-4", resident_="R-4", unit_="U-4"),
+        vehicle(external="V-1", resident_="R-1", plate="А123ВС77"),
+        vehicle(external="V-2", resident_="R-2", plate="НЕ НОМЕР"),
+        vehicle(external="V-4", resident_="R-4", plate="Е789КХ50"),
+    ]
+    patches = OutboxMessage.objects.filter(operation="allowlist_patch").count()
+    results = north.results(records)
+    assert outcome(results) == ["created"] * 5 + ["error", "created", "updated", "created", "created", "error",
+                                                   "created", "created", "error", "created"]
+    assert results[5]["errors"][0]["code"] == "duplicate_phone"
+    assert results[10]["errors"][0] == {"field": "resident", "code": "unknown_reference",
+                                        "detail": results[10]["errors"][0]["detail"]}
+    assert results[13]["errors"][0]["field"] == "plate"
+    assert local("resident", "R-1").full_name == "Петрова Мария Петровна"
+    assert Resident.objects.count() == 3
+    assert sorted(Vehicle.objects.values_list("plate", flat=True)) == ["A123BC77", "E789KX50"]
+    assert OutboxMessage.objects.filter(operation="allowlist_patch").count() == patches + 1
+    # the same batch again, in chunks: nothing changes (R-1's first version is now older than the one held)
+    before = world_size()
+    again = ["unchanged"] * 3 + ["stale", "unchanged", "error", "unchanged", "unchanged", "unchanged", "unchanged",
+                                 "error", "unchanged", "unchanged", "error", "unchanged"]
+    assert outcome(north.results(records)) == again
+    assert world_size()[:-2] == before[:-2]
+    assert world_size()[-1] == before[-1]
