@@ -28,7 +28,7 @@ followed by an ``allowlist.changed`` event ``{site_ref, version}`` (partners.out
 import contextlib
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -234,9 +234,7 @@ def allowlist_resident_changed(
     """
     batch = _batch.get()
     if batch is not None:
-        batch.changes.append(_Change(resident_id, frozenset(removed),
-                                     None if building_ids is None else frozenset(building_ids),
-                                     None if partner_ids is None else frozenset(partner_ids)))
+        batch.remember(resident_id=resident_id, removed=removed, building_ids=building_ids, partner_ids=partner_ids)
         return 0
     return _resident_patch(resident_id=resident_id, removed=removed, building_ids=building_ids,
                            partner_ids=partner_ids)
@@ -267,7 +265,7 @@ def _enqueue_patch(partner_id: int, building_id: int, upserts: list[dict], known
     return True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Change:
     resident_id: int
     removed: frozenset
@@ -277,10 +275,25 @@ class _Change:
 
 @dataclass
 class AllowlistBatch:
-    """What `allowlist_batch` collected; `patches` is the number enqueued once it has ended."""
+    """What `allowlist_batch` collected; `patches` is the number enqueued once it has ended.
 
-    changes: list[_Change] = field(default_factory=list)
+    `changes` is an ordered set (a resident's move-in and car are one change when they touch the
+    same sites) and equal sets of ids are kept once: a batch of 50,000 residents holds its
+    changes for the whole import."""
+
+    changes: dict[_Change, None] = field(default_factory=dict)
     patches: int = 0
+    _sets: dict[frozenset, frozenset] = field(default_factory=dict, repr=False)
+
+    def remember(self, *, resident_id: int, removed, building_ids, partner_ids) -> None:
+        change = _Change(resident_id, self._shared(removed), self._shared(building_ids), self._shared(partner_ids))
+        self.changes[change] = None
+
+    def _shared(self, values) -> frozenset | None:
+        if values is None:
+            return None
+        values = frozenset(values)
+        return self._sets.setdefault(values, values)
 
 
 _batch: ContextVar[AllowlistBatch | None] = ContextVar("allowlist_batch", default=None)
@@ -312,7 +325,7 @@ def allowlist_batch():
 
 
 @transaction.atomic
-def _batch_flush(changes: list[_Change]) -> int:
+def _batch_flush(changes: Collection[_Change]) -> int:
     if not changes:
         return 0
     at = timezone.now()
@@ -355,7 +368,7 @@ def _batch_flush(changes: list[_Change]) -> int:
     return patched
 
 
-def _credential_owners(resident_ids: set[int], changes: list[_Change]) -> dict[Credential, int]:
+def _credential_owners(resident_ids: set[int], changes: Collection[_Change]) -> dict[Credential, int]:
     """Which of the residents each of their credentials (held now, or removed by a change) is."""
     owners = {credential: change.resident_id for change in changes for credential in change.removed}
     for resident_id, partner_id, token in VehiclePlateToken.objects.filter(

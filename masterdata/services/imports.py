@@ -18,6 +18,7 @@ can be invited in the same step (identity's invitations, by SMS or e-mail).
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -158,8 +159,7 @@ def spreadsheet_apply(*, user, company: ManagementCompany, shape: str, data: byt
             if dry_run:
                 raise _DryRunDone
             if invite_channel and created:
-                invited, refused = invitation_create_bulk(residents=created, channel=invite_channel, actor=user)
-                outcome.invited, outcome.invitations_refused = len(invited), len(refused)
+                outcome.invited, outcome.invitations_refused = _invite(created, invite_channel, user)
             counts = outcome.counts
             record(action=Action.MASTERDATA_IMPORT, outcome=Outcome.SUCCESS if not counts["error"] else Outcome.FAILURE,
                    object_type="spreadsheet_import", object_ref=f"spreadsheet_import:{import_id or 0}",
@@ -171,8 +171,20 @@ def spreadsheet_apply(*, user, company: ManagementCompany, shape: str, data: byt
     return outcome
 
 
-def _rows(shape: str, data: bytes, file_format: str) -> list[dict]:
-    """The file's data rows as {column: cell}, the header checked."""
+def _invite(resident_ids: list[int], channel: str, user) -> tuple[int, int]:
+    """Invite the new residents, a chunk at a time (a large import keeps their ids, not the rows);
+    returns (invited, refused)."""
+    invited = refused = 0
+    size = settings.MASTERDATA_CHUNK_SIZE
+    for start in range(0, len(resident_ids), size):
+        residents = Resident.objects.filter(pk__in=resident_ids[start:start + size]).order_by("pk")
+        done, failed = invitation_create_bulk(residents=list(residents), channel=channel, actor=user)
+        invited, refused = invited + len(done), refused + len(failed)
+    return invited, refused
+
+
+def _rows(shape: str, data: bytes, file_format: str) -> list["_Row"]:
+    """The file's data rows ({column: cell} mappings), the header checked."""
     try:
         dataset = read_dataset(data, file_format)
     except Exception as exc:  # tablib and openpyxl raise many kinds on a broken file
@@ -188,8 +200,28 @@ def _rows(shape: str, data: bytes, file_format: str) -> list[dict]:
                                                              "missing": ", ".join(missing) or "-"})
     if len(dataset) > settings.MASTERDATA_IMPORT_MAX_ROWS:
         raise ValidationError(_("At most %(count)d rows per file.") % {"count": settings.MASTERDATA_IMPORT_MAX_ROWS})
-    return [{header: _cell(value) for header, value in zip(headers, values, strict=False) if header}
-            for values in dataset]
+    index = {header: position for position, header in enumerate(headers) if header}
+    return [_Row(index, tuple(_cell(value) for value in values)) for values in dataset]
+
+
+class _Row(Mapping):
+    """One data row's cells by column: a tuple and the file's shared column index (a file of
+    50,000 rows kept as dicts would cost the import tens of megabytes)."""
+
+    __slots__ = ("_cells", "_index")
+
+    def __init__(self, index: dict[str, int], cells: tuple[str, ...]):
+        self._index, self._cells = index, cells
+
+    def __getitem__(self, column: str) -> str:
+        position = self._index[column]
+        return self._cells[position] if position < len(self._cells) else ""
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
 def _cell(value) -> str:
@@ -253,10 +285,10 @@ class _ResidentRow:
     plates: list[str]
 
 
-def _apply_residents(user, company, rows: list[dict], results: list[RowResult]) -> list[Resident]:
+def _apply_residents(user, company, rows: list[Mapping], results: list[RowResult]) -> list[int]:
+    """Apply the rows; returns the ids of the new residents."""
     resource = RESOURCES["residents"]()
-    units = {(unit.building.name.casefold(), unit.number.casefold()): unit
-             for unit in Unit.objects.filter(building__company=company).select_related("building")}
+    units = _flats(company)
     wanted_ids = {int(row["id"]) for row in rows if row.get("id", "").isdigit()}
     ours = Resident.objects.filter(company=company).in_bulk(wanted_ids)
     theirs = set(Resident.objects.filter(pk__in=wanted_ids - set(ours)).values_list("pk", flat=True))
@@ -268,12 +300,24 @@ def _apply_residents(user, company, rows: list[dict], results: list[RowResult]) 
         if parsed_row is not None:
             parsed.append(parsed_row)
     fresh = [p for p in parsed if p.pk is None]
-    created: list[Resident] = []
+    created: list[int] = []
     for start in range(0, len(fresh), settings.MASTERDATA_CHUNK_SIZE):
         created += _create_residents(user, company, fresh[start:start + settings.MASTERDATA_CHUNK_SIZE])
     for known in (p for p in parsed if p.pk is not None):
         _update_resident(user, ours[known.pk], known)
     return created
+
+
+def _flats(company) -> dict[tuple[str, str], Unit]:
+    """The company's flats by (building name, number), casefolded; the flats of one building share
+    its Building (a complex's tens of thousands of flats are in memory for the whole import)."""
+    buildings = Building.objects.filter(company=company).in_bulk()
+    flats = {}
+    for unit in Unit.objects.filter(building__company=company):
+        building = buildings[unit.building_id]
+        unit.building = building
+        flats[(building.name.casefold(), unit.number.casefold())] = unit
+    return flats
 
 
 def _resident_row(resource, row, result, units, ours, theirs, taken, claimed) -> _ResidentRow | None:
@@ -316,7 +360,7 @@ def _resident_row(resource, row, result, units, ours, theirs, taken, claimed) ->
     return _ResidentRow(result, pk, full_name, phone, row.get("email", ""), unit, kind, valid_from, plates)
 
 
-def _create_residents(user, company, rows: list[_ResidentRow]) -> list[Resident]:
+def _create_residents(user, company, rows: list[_ResidentRow]) -> list[int]:
     made = residents_create_many(people=[NewResident(company=company, full_name=r.full_name, phone=r.phone,
                                                      email=r.email) for r in rows], actor=user)
     residents = []
@@ -341,7 +385,7 @@ def _create_residents(user, company, rows: list[_ResidentRow]) -> list[Resident]
         if isinstance(outcome, ValidationError):
             row.result.refuse(_("plates: %(plate)s not added - %(reason)s")
                               % {"plate": plate, "reason": "; ".join(_messages(outcome))})
-    return [resident for _, resident in residents]
+    return [resident.pk for _, resident in residents]
 
 
 def _update_resident(user, resident: Resident, row: _ResidentRow) -> None:
@@ -374,7 +418,7 @@ def _update_resident(user, resident: Resident, row: _ResidentRow) -> None:
 # --- buildings with flats ---------------------------------------------------------------------------
 
 
-def _apply_buildings(user, company, rows: list[dict], results: list[RowResult]) -> list:
+def _apply_buildings(user, company, rows: list[Mapping], results: list[RowResult]) -> list:
     resource = RESOURCES["buildings"]()
     buildings = {building.name.casefold(): building for building in Building.objects.filter(company=company)}
     by_id = {building.pk: building for building in buildings.values()}
@@ -420,7 +464,7 @@ def _building_row(user, company, building, row, buildings, flats, result) -> boo
 # --- devices with partner refs ----------------------------------------------------------------------
 
 
-def _apply_devices(user, company, rows: list[dict], results: list[RowResult]) -> list:
+def _apply_devices(user, company, rows: list[Mapping], results: list[RowResult]) -> list:
     resource = RESOURCES["devices"]()
     buildings = {building.name.casefold(): building for building in Building.objects.filter(company=company)}
     devices = Device.objects.filter(building__company=company).in_bulk()
