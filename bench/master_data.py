@@ -271,7 +271,7 @@ def main() -> None:
     labels = {"api": f"integration API ({args.batch}/request)", "admin": "admin import (CSV, one import)"}
     for path, figures in timed.items():
         rate = figures["rows"] / figures["seconds"]
-        print(f"  {labels[path]:<34} {rate:>9.0f} {rate / copy_rate:>8.3f} {figures['peak_rss_mb']:>7.0f} MB  "
+        print(f"  {labels[path]:<34} {rate:>9.0f} {rate / copy_rate:>8.4f} {figures['peak_rss_mb']:>7.0f} MB  "
               f"{figures['outbox_patches']} in {figures['batches']} batch(es): per batch "
               f"{figures['patches_per_batch']}; errors {figures['errors']}")
     print("  targets: >= 0.05 x COPY, peak < 300 MB, one patch per (partner, site) per batch")
