@@ -61,6 +61,9 @@ class Action(models.TextChoices):
     IDENTITY_DIRECTORY_SYNC = "identity.directory_sync", "directory account synchronised"
     # administration
     ADMIN_CHANGE = "admin.change", "admin change"
+    # master data from the developer's systems (integration API) and the admin's spreadsheet import
+    MASTERDATA_BATCH = "masterdata.batch", "master data: batch from a source system"
+    MASTERDATA_IMPORT = "masterdata.import", "master data: spreadsheet import"
     # the audit log itself
     AUDIT_SEALED = "audit.sealed", "audit log sealed"
     AUDIT_VERIFIED = "audit.verified", "audit log verified"

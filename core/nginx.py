@@ -19,7 +19,7 @@ X-Forwarded-* and X-Proxy-Auth headers the caller sent. The configuration file h
 secret and is written readable by its owner only.
 
 What else the configuration promises (tests/core/test_nginx_surface.py):
-- every response nginx itself makes on /api/, /partner/ and /o/ is a problem document
+- every response nginx itself makes on /api/, /partner/, /integration/ and /o/ is a problem document
   (application/problem+json), as are the request-level refusals of both listeners (405 for a
   method outside ALLOWED_METHODS, with Allow; 400 for a missing or bad client certificate; 429
   over a client address's limits, with Retry-After; tests/core/test_public_limits.py);
@@ -243,6 +243,9 @@ def render(config: ProxyConfig) -> str:
       {_proxy(config, client_cert=False)}
     }}
     location /o/ {{{_LOCATION_ERRORS}
+      {_proxy(config, client_cert=False)}
+    }}
+    location /integration/ {{{_LOCATION_ERRORS}
       {_proxy(config, client_cert=False)}
     }}
     location / {{

@@ -1,6 +1,7 @@
 """Signal receivers: the contact index follows residents; sign-in events reach the audit log.
 
-`access` cannot call `identity` (it sits below it), so the index listens to Resident saves.
+`access` cannot call `identity` (it sits below it), so the index listens to Resident saves and to
+residents written in bulk (`access.signals.residents_created`).
 """
 
 from axes.signals import user_locked_out
@@ -10,8 +11,9 @@ from django.dispatch import receiver
 from oauth2_provider.signals import app_authorized
 
 from access.models import Resident
+from access.signals import residents_created
 from identity import sessions, signin_audit  # noqa: F401 - sessions connects its receiver
-from identity.contacts import index_resident
+from identity.contacts import index_resident, index_residents
 
 
 @receiver(post_save, sender=Resident, dispatch_uid="identity.index_resident_contacts")
@@ -19,6 +21,11 @@ def _index_contacts(sender, instance, raw=False, **kwargs):
     if raw:
         return
     index_resident(resident_id=instance.pk, phone=instance.phone, email=instance.email)
+
+
+@receiver(residents_created, dispatch_uid="identity.index_residents_contacts")
+def _index_many(sender, residents, **kwargs):
+    index_residents(residents=residents)
 
 
 @receiver(user_logged_in, dispatch_uid="identity.audit_login")

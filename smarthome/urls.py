@@ -30,4 +30,6 @@ urlpatterns = [
     # the split view serves its script as a file: the page needs no inline script (CSP)
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    # tenant-core's master data (OAuth2 client credentials, scope masterdata:write)
+    path("integration/v1/", include(("masterdata.urls", "integration"), namespace="integration-v1")),
 ]

@@ -16,7 +16,9 @@ the partner in the order they were written:
 - ``allowlist_put`` - the full list (`allowlist_push_full`: nightly by beat for every site, and
   for a partner's sites when its contracts or credentials change);
 - ``allowlist_patch`` ``{upserts, removals}`` - one resident's part of the list after a change
-  (`allowlist_resident_changed`: grants, move-out, suspension, vehicles, consent, enrolment).
+  (`allowlist_resident_changed`: grants, move-out, suspension, vehicles, consent, enrolment);
+  inside `allowlist_batch()` (a bulk import), the parts of every resident the batch changed, one
+  patch per (partner, site) when the batch ends.
 
 Versions are milliseconds since the epoch and strictly increase per (partner, site) - a
 transaction-scoped advisory lock serialises writers, and a change within the same millisecond
@@ -25,10 +27,12 @@ message (409, reported as ``superseded``) and never goes back. Every allowlist m
 followed by an ``allowlist.changed`` event ``{site_ref, version}`` (partners.outbound_events).
 """
 
+import contextlib
 import hashlib
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -86,10 +90,12 @@ def allowlist_resident_entries(*, partner_id: int, building_id: int, resident_id
     return _entries(partner_id=partner_id, building_id=building_id, at=at, resident_id=resident_id)
 
 
-def _entries(*, partner_id: int, building_id: int, at=None, resident_id: int | None = None) -> list[dict]:
+def _entries(*, partner_id: int, building_id: int, at=None, resident_id: int | None = None,
+             resident_ids: set[int] | None = None) -> list[dict]:
     """The rules are access.policy's, applied to a whole site at once: the contracts allow plates
     and/or faces, the resident is not suspended (and, for faces, holds an active consent and a
-    delivered enrolment), and the grant is listed (`policy.grant_listed`)."""
+    delivered enrolment), and the grant is listed (`policy.grant_listed`). `resident_id` or
+    `resident_ids`: only the entries of that resident / those residents."""
     at = at or timezone.now()
     contracts = Facts().contracts(partner_id=partner_id, building_id=building_id)
     plates = contract_refusal(contracts, "plate", at) is None
@@ -107,6 +113,8 @@ def _entries(*, partner_id: int, building_id: int, at=None, resident_id: int | N
     )
     if resident_id is not None:
         grants = grants.held_by(resident_id)
+    if resident_ids is not None:
+        grants = grants.filter(Q(resident_id__in=resident_ids) | Q(residency__resident_id__in=resident_ids))
     by_resident: dict[int, list[tuple[AccessGrant, set[str]]]] = {}
     for grant in grants:
         if not grant_listed(grant, at, local_at):
@@ -205,7 +213,6 @@ def _resident_sites(resident_id: int, building_ids, partner_ids, at) -> list[tup
     return sorted((p, b) for p, b in pairs if b in building_ids)
 
 
-@transaction.atomic
 def allowlist_resident_changed(
     *,
     resident_id: int,
@@ -223,21 +230,158 @@ def allowlist_resident_changed(
     (captured before the change: a deleted vehicle's token, a revoked subject) - that is not
     upserted. A site with neither is skipped. Each patch is followed by an ``allowlist.changed``
     event. Returns the number of patches enqueued.
+
+    Inside `allowlist_batch()` nothing is enqueued here: the change is remembered and the batch
+    enqueues one patch per (partner, site) for all of its residents when it ends (returns 0).
     """
+    batch = _batch.get()
+    if batch is not None:
+        batch.remember(resident_id=resident_id, removed=removed, building_ids=building_ids, partner_ids=partner_ids)
+        return 0
+    return _resident_patch(resident_id=resident_id, removed=removed, building_ids=building_ids,
+                           partner_ids=partner_ids)
+
+
+@transaction.atomic
+def _resident_patch(*, resident_id: int, removed, building_ids, partner_ids) -> int:
     at = timezone.now()
     known = set(removed) | resident_credentials(resident_id=resident_id)
     patched = 0
     for partner_id, building_id in _resident_sites(resident_id, building_ids, partner_ids, at):
         upserts = allowlist_resident_entries(partner_id=partner_id, building_id=building_id,
                                              resident_id=resident_id, at=at)
-        listed = {(entry["type"], entry["token"]) for entry in upserts}
-        removals = sorted({(c.type, c.token) for c in known if c.partner_id == partner_id} - listed)
-        if not upserts and not removals:
-            continue
-        _enqueue(partner_id=partner_id, building_id=building_id, operation="allowlist_patch",
-                 body={"upserts": upserts, "removals": [{"type": t, "token": token} for t, token in removals]})
-        patched += 1
+        if _enqueue_patch(partner_id, building_id, upserts, {c for c in known if c.partner_id == partner_id}):
+            patched += 1
     return patched
+
+
+def _enqueue_patch(partner_id: int, building_id: int, upserts: list[dict], known: set[Credential]) -> bool:
+    """Enqueue one patch: `upserts`, and the removal of every credential in `known` (of this
+    partner) not upserted. Nothing when both are empty; returns whether a patch was enqueued."""
+    listed = {(entry["type"], entry["token"]) for entry in upserts}
+    removals = sorted({(c.type, c.token) for c in known} - listed)
+    if not upserts and not removals:
+        return False
+    _enqueue(partner_id=partner_id, building_id=building_id, operation="allowlist_patch",
+             body={"upserts": upserts, "removals": [{"type": t, "token": token} for t, token in removals]})
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    resident_id: int
+    removed: frozenset
+    building_ids: frozenset | None
+    partner_ids: frozenset | None
+
+
+@dataclass
+class AllowlistBatch:
+    """What `allowlist_batch` collected; `patches` is the number enqueued once it has ended.
+
+    `changes` is an ordered set (a resident's move-in and car are one change when they touch the
+    same sites) and equal sets of ids are kept once: a batch of 50,000 residents holds its
+    changes for the whole import."""
+
+    changes: dict[_Change, None] = field(default_factory=dict)
+    patches: int = 0
+    _sets: dict[frozenset, frozenset] = field(default_factory=dict, repr=False)
+
+    def remember(self, *, resident_id: int, removed, building_ids, partner_ids) -> None:
+        change = _Change(resident_id, self._shared(removed), self._shared(building_ids), self._shared(partner_ids))
+        self.changes[change] = None
+
+    def _shared(self, values) -> frozenset | None:
+        if values is None:
+            return None
+        values = frozenset(values)
+        return self._sets.setdefault(values, values)
+
+
+_batch: ContextVar[AllowlistBatch | None] = ContextVar("allowlist_batch", default=None)
+
+
+@contextlib.contextmanager
+def allowlist_batch():
+    """Within this block, `allowlist_resident_changed` collects instead of enqueuing; when the
+    block ends without an exception, one `allowlist_patch` is enqueued per (partner, site) that
+    any of the collected changes touches, with the entries of every resident changed there as
+    they are at that moment and the removals of their credentials no longer listed (the same
+    rules as one resident's patch, for many at once). For bulk writes (master-data imports):
+    a batch of N residents sends each site one message instead of N.
+
+    Run the whole block in one transaction (the patches commit with the changes; a rolled-back
+    change only makes its resident's entries be restated as they are). A nested block joins the
+    outer one. Yields the AllowlistBatch (its `patches` count is set at the end)."""
+    outer = _batch.get()
+    if outer is not None:
+        yield outer
+        return
+    batch = AllowlistBatch()
+    token = _batch.set(batch)
+    try:
+        yield batch
+    finally:
+        _batch.reset(token)
+    batch.patches = _batch_flush(batch.changes)
+
+
+@transaction.atomic
+def _batch_flush(changes: Collection[_Change]) -> int:
+    if not changes:
+        return 0
+    at = timezone.now()
+    resident_ids = {change.resident_id for change in changes}
+    grant_sites: dict[int, set[int]] = {}
+    if any(change.building_ids is None for change in changes):
+        unsited = {change.resident_id for change in changes if change.building_ids is None}
+        grants = AccessGrant.objects.filter(Q(resident_id__in=unsited) | Q(residency__resident_id__in=unsited))
+        for holder, via_residency, building, device_building in grants.values_list(
+            "resident_id", "residency__resident_id", "building_id", "device__building_id"
+        ):
+            grant_sites.setdefault(holder or via_residency, set()).add(building or device_building)
+    wanted: dict[int, set[tuple[int | None, int]]] = {}  # resident -> {(partner or None = any, building)}
+    for change in changes:
+        buildings = change.building_ids if change.building_ids is not None else grant_sites.get(change.resident_id, ())
+        partners = change.partner_ids if change.partner_ids is not None else (None,)
+        wanted.setdefault(change.resident_id, set()).update(
+            (partner, building) for partner in partners for building in buildings if building is not None
+        )
+    buildings = {building for pairs in wanted.values() for _, building in pairs}
+    contracted = set(
+        PartnerContract.objects.active(at).filter(
+            Q(allows_plate=True) | Q(allows_face=True), buildings__id__in=buildings, partner__active=True
+        ).values_list("partner_id", "buildings__id")
+    )
+    sites: dict[tuple[int, int], set[int]] = {}
+    for resident_id, pairs in wanted.items():
+        for partner_id, building_id in contracted:
+            if (None, building_id) in pairs or (partner_id, building_id) in pairs:
+                sites.setdefault((partner_id, building_id), set()).add(resident_id)
+    known: dict[int, list[tuple[Credential, int]]] = {}  # partner -> (credential, its resident)
+    for credential, owner in _credential_owners(resident_ids, changes).items():
+        known.setdefault(credential.partner_id, []).append((credential, owner))
+    patched = 0
+    for (partner_id, building_id), residents in sorted(sites.items(), key=lambda item: item[0]):
+        upserts = _entries(partner_id=partner_id, building_id=building_id, at=at, resident_ids=residents)
+        site_known = {credential for credential, owner in known.get(partner_id, ()) if owner in residents}
+        if _enqueue_patch(partner_id, building_id, upserts, site_known):
+            patched += 1
+    return patched
+
+
+def _credential_owners(resident_ids: set[int], changes: Collection[_Change]) -> dict[Credential, int]:
+    """Which of the residents each of their credentials (held now, or removed by a change) is."""
+    owners = {credential: change.resident_id for change in changes for credential in change.removed}
+    for resident_id, partner_id, token in VehiclePlateToken.objects.filter(
+        vehicle__resident_id__in=resident_ids
+    ).values_list("vehicle__resident_id", "partner_id", "token"):
+        owners[Credential(partner_id, "plate", token)] = resident_id
+    for resident_id, partner_id, subject in FaceEnrolment.objects.filter(resident_id__in=resident_ids).exclude(
+        status__in=[FaceEnrolment.Status.DELETED, FaceEnrolment.Status.FAILED]
+    ).values_list("resident_id", "partner_id", "subject_id"):
+        owners[Credential(partner_id, "face", subject)] = resident_id
+    return owners
 
 
 @transaction.atomic

@@ -33,6 +33,10 @@ PARTNER_SCOPES = {
 SERVICE_SCOPES = {
     "introspection": ("Introspect tokens", "Проверять токены"),
     "audit:export": ("Export the audit log", "Выгружать журнал аудита"),
+    "masterdata:write": (
+        "Write buildings, flats, residents and residencies (the developer's systems)",
+        "Записывать дома, квартиры, жителей и проживание (системы застройщика)",
+    ),
 }
 ALL_SCOPES = {**RESIDENT_SCOPES, **PARTNER_SCOPES, **SERVICE_SCOPES}
 DEFAULT_RESIDENT_SCOPES = ["devices:read"]

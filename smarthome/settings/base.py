@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "consent",
     "access",
     "identity",  # above access: resident sign-in, invitations, the directory (docs/identity.md)
+    "masterdata",  # above access and identity: integration API and spreadsheet import (docs/master-data.md)
+    "import_export",  # django-import-export: the admin's spreadsheet import and export
     "core",
 ]
 
@@ -274,7 +276,7 @@ CONTENT_SECURITY_POLICY = {
 # Confidential service clients (client id -> scopes), e.g. the gateway introspecting tokens.
 OAUTH_SERVICE_CLIENTS = env.dict("OAUTH_SERVICE_CLIENTS", cast={"value": lambda v: v.split(";")}, default={})
 # Dotted paths of callables application -> list of scopes (partners register theirs).
-OAUTH_SCOPE_RESOLVERS: list[str] = ["partners.authentication.partner_scopes"]
+OAUTH_SCOPE_RESOLVERS: list[str] = ["partners.authentication.partner_scopes", "masterdata.clients.client_scopes"]
 TOKEN_RATE_PER_IP = env.str("TOKEN_RATE_PER_IP", default="30/min")
 LOGIN_RATE_PER_IP = env.str("LOGIN_RATE_PER_IP", default="20/min")
 # Unknown bearer tokens per client address on the resident API; past it, 429 before the token lookup.
@@ -318,7 +320,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "smarthome API",
-    "DESCRIPTION": "Resident API (/api/v1/) and partner API (/partner/v1/) of the smart-home service.",
+    "DESCRIPTION": "Resident API (/api/v1/), partner API (/partner/v1/) and the integration API for the "
+                   "developer's systems (/integration/v1/) of the smart-home service.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -335,13 +338,20 @@ SPECTACULAR_SETTINGS = {
         "core.api.oauth_schemes.add_bearer_scheme",
         "core.api.schema_links.link_operations",
     ],
+    "ENUM_NAME_OVERRIDES": {"MasterDataRecordTypeEnum": "masterdata.models.Entity"},
 }
 
 # Largest accepted request body; bigger ones get 413 before any view runs.
 REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 # Face photos are the one larger body (multipart); their own limit is checked by that view.
-REQUEST_BODY_MAX_BYTES_BY_PREFIX = {"/api/v1/biometrics/": env.int("FACE_UPLOAD_MAX_BYTES", default=8 * 1024 * 1024)}
+# A master-data batch of up to MASTERDATA_BATCH_MAX records, a spreadsheet of up to MASTERDATA_IMPORT_MAX_ROWS rows.
+MASTERDATA_BODY_MAX_BYTES = env.int("MASTERDATA_BODY_MAX_BYTES", default=10 * 1024 * 1024)
+REQUEST_BODY_MAX_BYTES_BY_PREFIX = {
+    "/api/v1/biometrics/": env.int("FACE_UPLOAD_MAX_BYTES", default=8 * 1024 * 1024),
+    "/integration/v1/": MASTERDATA_BODY_MAX_BYTES,
+    "/admin/masterdata/import/": MASTERDATA_BODY_MAX_BYTES,
+}
 
 # --- observability --------------------------------------------------------------------------
 # /metrics answers only callers from these networks or with this bearer token.
@@ -562,3 +572,18 @@ IDENTITY_LDAP_CA_FILE = env.str("IDENTITY_LDAP_CA_FILE", default="")
 IDENTITY_LDAP_TIMEOUT_S = env.int("IDENTITY_LDAP_TIMEOUT_S", default=5)
 if IDENTITY_LDAP_URI:
     AUTHENTICATION_BACKENDS.insert(1, "identity.directory.DirectoryBackend")
+
+# --- master data: the integration API for the developer's systems, the admin's spreadsheet import
+# (docs/master-data.md). Which OAuth2 service clients may write which companies, by the source's ids:
+# {"<client id>": {"source": "tenant-core", "companies": ["<source company id>", ...]}} (JSON).
+MASTERDATA_CLIENTS = env.json("MASTERDATA_CLIENTS", default={})
+MASTERDATA_BATCH_MAX = env.int("MASTERDATA_BATCH_MAX", default=10_000)  # records per request
+MASTERDATA_CHUNK_SIZE = env.int("MASTERDATA_CHUNK_SIZE", default=500)  # records looked up and applied together
+# A residency received from a source (or imported) comes with a grant for its whole building, held
+# through the residency (it ends with the move-out).
+MASTERDATA_MOVE_IN_GRANT = env.bool("MASTERDATA_MOVE_IN_GRANT", default=True)
+# Rows per spreadsheet import.
+MASTERDATA_IMPORT_MAX_ROWS = env.int("MASTERDATA_IMPORT_MAX_ROWS", default=50_000)
+# django-import-export: an exported cell starting with "=" loses it (no formula injection into the
+# manager's spreadsheet program).
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True

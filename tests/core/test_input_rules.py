@@ -45,7 +45,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.partner]
 partner_api_settings = partner_api.partner_api_settings
 partner_caller = partner_api.partner_caller
 
-API_PREFIXES = ("/api/v1/", "/partner/v1/")
+API_PREFIXES = ("/api/v1/", "/partner/v1/", "/integration/v1/")
 WEBHOOKS = "/partner/v1/events"
 UNKNOWN = "zz_not_in_the_contract"
 BAD_TEXTS = {"NUL": "a\x00b", "ESC": "a\x1bb", "C1": "a\x85b", "surrogate": "a\ud800b", "newline": "a\nb"}
@@ -104,18 +104,22 @@ class World:
     scene: object
     ids: dict = field(default_factory=dict)
     sandbox: object = None
+    integration_client: APIClient = None
 
     def client_for(self, path: str):
         if path.startswith("/partner/"):
             return None  # partner calls go through partner_api's caller (certificate + token headers)
         if path.startswith("/api/v1/audit/"):
             return self.compliance_client
+        if path.startswith("/integration/"):
+            return self.integration_client
         return self.resident_client
 
 
 @pytest.fixture
-def world(estate, partner_caller):  # noqa: F811
+def world(estate, partner_caller, settings):  # noqa: F811
     from consent.services import consent_text_publish
+    from tests.masterdata.conftest import make_integration
 
     resident = estate.resident
     client = APIClient()
@@ -134,9 +138,11 @@ def world(estate, partner_caller):  # noqa: F811
     officer = factories.staff_user(company_=resident.company, role=COMPLIANCE_OFFICER)
     compliance = APIClient()
     compliance.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(officer, 'audit:export')}")
+    integration = make_integration(settings, "tenant-core-rules", ["TC-RULES"])
+    assert integration.results([{"type": "company", "id": "TC-RULES", "version": 1, "name": "УК Правила"}])
     return World(
         resident_client=client, compliance_client=compliance, partner=estate.partner, scene=build_scene(partner_caller),
-        sandbox=estate.sandbox,
+        sandbox=estate.sandbox, integration_client=integration.api,
         ids={"door": estate.door.pk, "camera": estate.camera.pk, "vehicle_id": vehicle.pk, "pass_id": guest_pass,
              "notification_id": notification.pk, "consent": consent.json()["id"], "text_sha256": text.sha256},
     )
@@ -163,6 +169,7 @@ def example_body(world: World, path: str, method: str) -> dict:
         ("/api/v1/guest-passes", "post"): {"device_id": world.ids["door"], "plate": "Е789КХ50", "label": "guest"},
         ("/api/v1/devices/{device_id}/video-sessions", "post"): {"sdp_offer": "v=0"},
         ("/api/v1/consents", "post"): {"partner": world.partner.pk, "text_sha256": world.ids["text_sha256"]},
+        ("/integration/v1/reconciliation", "post"): {"building": "B-RULES", "records": []},
         ("/partner/v1/access-decisions", "post"): {
             "device_ref": world.scene.device.partner_device_ref,
             "credential": {"type": "plate", "token": world.scene.plate_token},

@@ -73,7 +73,7 @@ def assert_problem(status, headers, body, expected_status, type_suffix=None):
 
 def listeners(proxy):
     """(port, needs a client certificate, path prefixes served there)."""
-    return [(proxy.public_port, False, ("/api/v1/vehicles", "/o/token/")),
+    return [(proxy.public_port, False, ("/api/v1/vehicles", "/o/token/", "/integration/v1/records")),
             (proxy.partner_port, True, ("/partner/v1/access-decisions", "/o/token/"))]
 
 

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class MasterdataConfig(AppConfig):
+    """Master data from the developer's systems: the integration API for tenant-core and the
+    admin's spreadsheet import and export. Sits above `access` and `identity` in the import order;
+    nothing imports it but the URL conf and the settings."""
+
+    name = "masterdata"
+    default_auto_field = "django.db.models.BigAutoField"
