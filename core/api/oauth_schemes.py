@@ -17,8 +17,9 @@ Each requirement also names `bearerToken`: how the token travels (RFC 6750), for
 not read OAuth2 schemes (schemathesis' ignored_auth check among them).
 """
 
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.settings import spectacular_settings
 
 from core.auth.oauth_scopes import RESIDENT_SCOPES, SERVICE_SCOPES, describe
 
@@ -42,8 +43,20 @@ def scope_requirements(scheme: str, view, method: str) -> list[dict]:
     return [{scheme: scopes, BEARER: []} for scopes in alternatives]
 
 
+def _reverse_served(name: str) -> str:
+    """`name` in this process's URL map or else in the first of the schema's URL maps that has it
+    (the partner pool, which has no authorisation endpoint, still checks the schema at start)."""
+    for urlconf in (None, *spectacular_settings.SERVE_URLCONF):
+        try:
+            return reverse(name, urlconf=urlconf)
+        except NoReverseMatch:
+            continue
+    raise NoReverseMatch(name)
+
+
 def oauth_urls() -> dict:
-    return {"authorizationUrl": reverse("oauth2_provider:authorize"), "tokenUrl": reverse("oauth2_provider:token")}
+    return {"authorizationUrl": _reverse_served("oauth2_provider:authorize"),
+            "tokenUrl": _reverse_served("oauth2_provider:token")}
 
 
 def flows_scopes(scopes: dict) -> dict:
