@@ -1,6 +1,7 @@
 """Audit API: the compliance export (streamed, with proof) and the public checkpoint key."""
 
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
@@ -32,7 +33,7 @@ class IsComplianceOfficer(BasePermission):
         if hasattr(token, "allow_scopes") and not token.allow_scopes([EXPORT_SCOPE]):
             raise MissingScope(EXPORT_SCOPE)
         if not has_role(request.user, COMPLIANCE_OFFICER):
-            raise exceptions.PermissionDenied("Only compliance officers may export the audit log.")
+            raise exceptions.PermissionDenied(gettext("Only compliance officers may export the audit log."))
         return True
 
 
@@ -58,7 +59,7 @@ class ExportApi(APIView):
 
         def validate(self, attrs):
             if attrs.get("from") and attrs.get("to") and attrs["from"] >= attrs["to"]:
-                raise serializers.ValidationError({"to": "must be after from"})
+                raise serializers.ValidationError({"to": gettext("must be after from")})
             return attrs
 
     def perform_content_negotiation(self, request, force=False):

@@ -5,6 +5,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -33,18 +34,18 @@ DEFAULT_TEXT_LANGUAGE = "ru"  # the residents' language
 
 class NotAResident(exceptions.PermissionDenied):
     problem_code = "not-a-resident"
-    default_detail = "This account is not a resident's."
+    default_detail = gettext_lazy("This account is not a resident's.")
 
 
 class ConsentRequiredProblem(exceptions.PermissionDenied):
     problem_code = "consent-required"
-    default_detail = "Give your consent to face processing by this partner first."
+    default_detail = gettext_lazy("Give your consent to face processing by this partner first.")
 
 
 class PartnerKeyMissingProblem(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     problem_code = "partner-key-missing"
-    default_detail = "This partner cannot receive face photos at the moment."
+    default_detail = gettext_lazy("This partner cannot receive face photos at the moment.")
 
 
 class PhotoProblem(exceptions.APIException):
@@ -77,7 +78,7 @@ def _validation(error: DjangoValidationError):
 
 class ConsentTextNotFound(exceptions.NotFound):
     problem_code = "consent-text-not-found"
-    default_detail = "There is no consent text for this partner, purpose and language."
+    default_detail = gettext_lazy("There is no consent text for this partner, purpose and language.")
 
 
 def accepted_languages(header: str) -> list[str]:
@@ -315,11 +316,11 @@ class FaceEnrolmentApi(ResidentApi):
         if refused:
             raise exceptions.ValidationError(refused)
         if photo is None or not hasattr(photo, "read"):
-            raise exceptions.ValidationError({"photo": ["Attach the photo as multipart field 'photo'."]})
+            raise exceptions.ValidationError({"photo": [gettext("Attach the photo as multipart field 'photo'.")]})
         try:
             partner = Partner.objects.get(pk=int(request.data.get("partner", "")))
         except (ValueError, Partner.DoesNotExist):
-            raise exceptions.ValidationError({"partner": ["Unknown partner."]}) from None
+            raise exceptions.ValidationError({"partner": [gettext("Unknown partner.")]}) from None
         try:
             enrolment = services.face_enrol(
                 resident_id=resident.pk, partner=partner, photo=photo.read(),

@@ -11,6 +11,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.portal import auditlog_mask as admin_auditlog
 from core.portal.isolation import CompanyScopedModelAdmin, CompanyScopedTabularInline
@@ -19,6 +21,8 @@ from core.security.roles import SECURITY_ADMIN
 from partners import services
 from partners.models import Partner, PartnerContract, PartnerCredentials
 
+OPERATION_NAMES = {"open": gettext_lazy("remote opening"), "video": gettext_lazy("video"),
+                   "face": gettext_lazy("face recognition"), "plate": gettext_lazy("plate recognition")}
 FINGERPRINTS = (
     "client_secret_fingerprint",
     "plate_token_key_fingerprint",
@@ -63,13 +67,14 @@ class PartnerAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
 
     actions = ("suspend_partners", "reinstate_partners")
 
-    @admin.action(description="Suspend selected partners (every call refused)", permissions=["change"])
+    @admin.action(description=gettext_lazy("Suspend selected partners (every call refused)"), permissions=["change"])
     def suspend_partners(self, request, queryset):
         for partner in queryset:
             services.partner_suspend(partner=partner, reason="admin", actor=request.user)
-        self.message_user(request, f"{queryset.count()} partner(s) suspended.", messages.WARNING)
+        self.message_user(request, _("Partners suspended: %(count)s.") % {"count": queryset.count()},
+                          messages.WARNING)
 
-    @admin.action(description="Reinstate selected partners", permissions=["change"])
+    @admin.action(description=gettext_lazy("Reinstate selected partners"), permissions=["change"])
     def reinstate_partners(self, request, queryset):
         try:
             for partner in queryset:
@@ -77,7 +82,8 @@ class PartnerAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
         except PermissionDenied as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
-        self.message_user(request, f"{queryset.count()} partner(s) reinstated.", messages.SUCCESS)
+        self.message_user(request, _("Partners reinstated: %(count)s.") % {"count": queryset.count()},
+                          messages.SUCCESS)
 
     def service_save(self, request, current, data, change):
         if change:
@@ -102,19 +108,20 @@ class PartnerContractAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
         return ("subcontracting_forbidden", "created_at", *fixed)
     fieldsets = (
         (None, {"fields": ("partner", "company", "buildings", "valid_from", "valid_until")}),
-        ("Allowed operations", {"fields": ("allows_open", "allows_video", "allows_face", "allows_plate")}),
-        ("Data processing terms", {"fields": ("purpose", "retention_days", "subcontracting_forbidden",
+        (gettext_lazy("Allowed operations"), {"fields": ("allows_open", "allows_video", "allows_face",
+                                                           "allows_plate")}),
+        (gettext_lazy("Data processing terms"), {"fields": ("purpose", "retention_days", "subcontracting_forbidden",
                                                "agreement_ref", "created_at")}),
     )
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("partner", "company")
 
-    @admin.display(description="operations")
+    @admin.display(description=gettext_lazy("operations"))
     def operations(self, obj):
-        return ", ".join(op for op in ("open", "video", "face", "plate") if obj.allows(op)) or "—"
+        return ", ".join(str(OPERATION_NAMES[op]) for op in OPERATION_NAMES if obj.allows(op)) or "—"
 
-    @admin.display(description="active", boolean=True)
+    @admin.display(description=gettext_lazy("active"), boolean=True)
     def active(self, obj):
         return obj.is_active()
 
@@ -159,7 +166,7 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("partner")
 
-    @admin.display(description="current", boolean=True)
+    @admin.display(description=gettext_lazy("current"), boolean=True)
     def current(self, obj):
         return obj.is_current
 
@@ -173,13 +180,16 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
         # Rows are read-only; the change permission only unlocks the rotation action.
         return obj is None and super().has_change_permission(request, obj)
 
-    @admin.action(description="Rotate credentials of the selected partners (new version, old one revoked)",
-                  permissions=["change"])
+    @admin.action(
+        description=gettext_lazy("Rotate credentials of the selected partners (new version, old one revoked)"),
+        permissions=["change"],
+    )
     def rotate_credentials(self, request, queryset):
         self._rotate(request, queryset, emergency=False)
 
     @admin.action(
-        description="Emergency rotation: rotate now and revoke the previous secrets at once (no grace period)",
+        description=gettext_lazy(
+            "Emergency rotation: rotate now and revoke the previous secrets at once (no grace period)"),
         permissions=["change"],
     )
     def rotate_credentials_emergency(self, request, queryset):
@@ -191,16 +201,18 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
             issued = services.partner_credentials_rotate(partner=partner, emergency=emergency, actor=request.user)
             new = issued.credentials
             previous = (
-                "Previous secrets revoked at once: the partner's events fail until it has the new webhook secret. "
-                if emergency else ""
+                _("Previous secrets revoked at once: the partner's events fail until it has the new webhook secret.")
+                + " " if emergency else ""
             )
             self.message_user(
                 request,
-                f"{partner}: version {new.version} issued {timezone.localtime(new.created_at):%Y-%m-%d %H:%M}; "
-                f"plate-token key {new.plate_token_key_fingerprint}, webhook secret "
-                f"{new.webhook_secret_fingerprint}, outbound webhook secret {new.outbound_webhook_secret_fingerprint}, "
-                f"client secret {new.client_secret_fingerprint}. {previous}"
-                "The secrets themselves are never shown here; they reach the partner out of band.",
+                _("%(partner)s: version %(version)s issued %(issued)s; plate-token key %(plate_key)s, webhook secret "
+                  "%(webhook)s, outbound webhook secret %(outbound)s, client secret %(client)s. ") % {
+                    "partner": partner, "version": new.version,
+                    "issued": f"{timezone.localtime(new.created_at):%Y-%m-%d %H:%M}",
+                    "plate_key": new.plate_token_key_fingerprint, "webhook": new.webhook_secret_fingerprint,
+                    "outbound": new.outbound_webhook_secret_fingerprint, "client": new.client_secret_fingerprint,
+                } + previous + _("The secrets themselves are never shown here; they reach the partner out of band."),
                 messages.WARNING if emergency else messages.SUCCESS,
             )
 

@@ -1,6 +1,7 @@
-"""URL map: probes, metrics, OAuth2, admin (2FA), OpenAPI, and the versioned APIs."""
+"""URL map: probes, metrics, OAuth2, admin (2FA), the language switch, OpenAPI, and the versioned APIs."""
 
 from django.urls import include, path
+from django.views.i18n import set_language
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core.auth import views as auth_views
@@ -45,6 +46,8 @@ urlpatterns = [
     path("o/", include((oauth_endpoints, "oauth2_provider"), namespace="oauth2_provider")),
     path("", include(two_factor_patterns)),
     path("admin/", admin_site.urls),
+    # the portal's language switch (POST, CSRF-protected): a cookie LocaleMiddleware reads
+    path("i18n/setlang/", set_language, name="set_language"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # the split view serves its script as a file: the page needs no inline script (CSP)
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

@@ -1,5 +1,6 @@
 """POST /api/v1/devices/{id}/video-sessions - a WebRTC session created by the partner."""
 
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -15,7 +16,7 @@ VIDEO_KINDS = {Device.Kind.INTERCOM_DOOR, Device.Kind.CAMERA}
 
 class NoVideo(exceptions.APIException):
     status_code = 409
-    default_detail = "This device has no camera."
+    default_detail = gettext_lazy("This device has no camera.")
     default_code = "no_video"
     problem_code = "no-video"
 
@@ -59,7 +60,7 @@ class VideoSessionCreateApi(ResidentApi):
             raise NoVideo()
         offer = serializer.validated_data.get("sdp_offer")
         if offer is not None and not offer.startswith("v=0"):
-            raise exceptions.ValidationError({"sdp_offer": ["An SDP offer starts with v=0."]})
+            raise exceptions.ValidationError({"sdp_offer": [gettext("An SDP offer starts with v=0.")]})
         session = video_session_create(
             user=request.user, resident=self.resident, device=device, sdp_offer=offer, source_ip=self.source_ip()
         )

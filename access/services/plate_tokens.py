@@ -8,6 +8,7 @@ contracts or plate key changed: `partner_scope_refresh`, after the change has co
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from access.models import Building, Resident, Vehicle, VehiclePlateToken
 from access.plates import plate_token
@@ -33,7 +34,8 @@ def vehicle_tokens_refresh(vehicle: Vehicle) -> None:
                 )
         except IntegrityError:
             raise ValidationError(
-                {"plate": ValidationError("This plate is already registered to another vehicle.", code="plate_taken")}
+                {"plate": ValidationError(gettext("This plate is already registered to another vehicle."),
+                                          code="plate_taken")}
             ) from None
 
 

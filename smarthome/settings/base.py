@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "core.http.lanes.MachineLaneMiddleware",
     "csp.middleware.CSPMiddleware",  # the browser pages' Content-Security-Policy (CONTENT_SECURITY_POLICY)
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # Accept-Language or the language cookie; Russian by default
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -113,6 +114,7 @@ MIDDLEWARE = [
 # messages, framing headers, auditlog actor or axes lockout (core/http/lanes.py).
 MACHINE_LANE_PREFIXES = ["/partner/"]
 MACHINE_LANE_MIDDLEWARE = [
+    "core.http.language.AcceptLanguageMiddleware",  # problem documents in the caller's language
     "django.middleware.common.CommonMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -306,11 +308,20 @@ PROXY_AUTH_SECRET = env.str("PROXY_AUTH_SECRET", default="")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- internationalisation -------------------------------------------------------------------
-LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English"), ("ru", "Русский")]
+# Russian by default; a browser or API client asking for English (Accept-Language, or the admin's
+# language switch, which sets a cookie) gets English. Translations: <app>/locale/ru/LC_MESSAGES/
+# django.po and, for the project templates, locale/ (compiled by `make install`; docs/portal.md).
+LANGUAGE_CODE = "ru"
+LANGUAGES = [("ru", "Русский"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The language switch's cookie: not readable by scripts, not sent on cross-site requests.
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+# The time zone the admin portal shows and reads dates and times in (the managers' local time).
+PORTAL_TIME_ZONE = env.str("PORTAL_TIME_ZONE", default="Europe/Moscow")
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -476,6 +487,8 @@ OUTBOX_DISPATCH_INTERVAL_S = env.float("OUTBOX_DISPATCH_INTERVAL_S", default=15.
 AUDIT_PARTNER_LOG_FETCHER = env.str(
     "AUDIT_PARTNER_LOG_FETCHER", default="partners.client.audit_log.partner_log_fetcher"
 )
+# The buildings and partners the audit export form offers a staff user (their companies' own).
+AUDIT_SCOPE_CHOICES = "access.selectors.portal.audit_scope_choices"
 AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")  # required in production; dev: a generated key file
 AUDIT_VERIFY_KEYS = env.str("AUDIT_VERIFY_KEYS", default="")
 AUDIT_SEAL_BATCH = env.int("AUDIT_SEAL_BATCH", default=100_000)
