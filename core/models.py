@@ -56,6 +56,21 @@ class EncryptedTOTPDevice(EncryptedModel, TimestampMixin, ThrottlingMixin, Devic
     these devices through `core.auth.two_factor_pages.EncryptedGeneratorMethod`.
     """
 
+    # django-otp's own fields, redeclared unchanged but for their labels (django-otp has no Russian)
+    name = models.CharField(_("name"), max_length=64, help_text=_("The human-readable name of this device."))
+    confirmed = models.BooleanField(_("confirmed"), default=True, help_text=_("Is this device ready for use?"))
+    throttling_failure_timestamp = models.DateTimeField(
+        _("last failed attempt"), null=True, blank=True, default=None,
+        help_text=_("A timestamp of the last failed verification attempt. Null if last attempt succeeded."),
+    )
+    throttling_failure_count = models.PositiveIntegerField(
+        _("failed attempts in a row"), default=0, help_text=_("Number of successive failed attempts."))
+    created_at = models.DateTimeField(
+        _("created at"), null=True, blank=True, auto_now_add=True,
+        help_text=_("The date and time when this device was initially created in the system."),
+    )
+    last_used_at = models.DateTimeField(
+        _("last used at"), null=True, blank=True, help_text=_("The most recent date and time this device was used."))
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp_devices",
         help_text=_("The user that this device belongs to."), verbose_name=_("user"),

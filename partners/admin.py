@@ -34,7 +34,28 @@ FINGERPRINTS = (
 )
 
 
-class CredentialsInline(CompanyScopedTabularInline):
+def fingerprint_column(name: str, description):
+    return admin.display(description=description)(lambda self, obj: getattr(obj, name))
+
+
+class FingerprintColumns:
+    """The credentials' fingerprints as labelled columns (the model's properties carry no label)."""
+
+    client_secret_fingerprint = fingerprint_column("client_secret_fingerprint",
+                                                   gettext_lazy("client secret fingerprint"))
+    plate_token_key_fingerprint = fingerprint_column("plate_token_key_fingerprint",
+                                                     gettext_lazy("plate token key fingerprint"))
+    subject_key_fingerprint = fingerprint_column("subject_key_fingerprint",
+                                                 gettext_lazy("subject key fingerprint"))
+    webhook_secret_fingerprint = fingerprint_column("webhook_secret_fingerprint",
+                                                    gettext_lazy("webhook secret fingerprint"))
+    partner_public_key_fingerprint = fingerprint_column("partner_public_key_fingerprint",
+                                                        gettext_lazy("partner public key fingerprint"))
+    outbound_webhook_secret_fingerprint = fingerprint_column("outbound_webhook_secret_fingerprint",
+                                                             gettext_lazy("outbound webhook secret fingerprint"))
+
+
+class CredentialsInline(FingerprintColumns, CompanyScopedTabularInline):
     """Credential history of a partner: versions and fingerprints, never the secrets."""
 
     model = PartnerCredentials
@@ -152,7 +173,7 @@ class PartnerContractAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
 
 
 @admin.register(PartnerCredentials)
-class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
+class PartnerCredentialsAdmin(FingerprintColumns, CompanyScopedModelAdmin):
     company_path = "partner__contracts__company"
     list_display = ("partner", "version", "client_id", "current", "created_at", "revoked_at",
                     "plate_token_key_fingerprint", "webhook_secret_fingerprint")

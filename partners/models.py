@@ -188,7 +188,6 @@ class PartnerCredentials(EncryptedModel):
     class Meta:
         verbose_name = _("partner credentials")
         verbose_name_plural = _("partner credentials")
-        verbose_name_plural = "partner credentials"
         ordering = ["partner_id", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["partner", "version"], name="credentials_version_unique_per_partner"),

@@ -3,7 +3,9 @@ older than their .po), as `make install` does with `manage.py compilemessages` -
 pytest directly never uses stale or missing translations. Plain msgfmt: no Django needed, so it
 runs before anything is translated (tests/conftest.py calls it when it loads)."""
 
+import re
 import subprocess
+from html import unescape
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,3 +30,26 @@ def compile_translations() -> None:
         from django.utils.translation.reloader import translation_file_changed
 
         translation_file_changed(sender=None, file_path=Path("compiled.mo"))
+
+
+def english_texts() -> set[str]:
+    """Our msgids of at least two words whose Russian differs: none may appear on a Russian page."""
+    texts = set()
+    for path in po_files():
+        for msgid, msgstr in re.findall(r'^msgid "(.+)"\nmsgstr "(.*)"$', path.read_text(), flags=re.M):
+            plain = msgid.replace('\\"', '"')
+            if " " in plain and "%(" not in plain and "<" not in plain and msgstr and msgstr != msgid:
+                texts.add(plain)
+    return texts
+
+
+def visible_text(html: str) -> str:
+    """The text a reader sees on a page (no markup, scripts, styles or the window title)."""
+    html = re.sub(r"<(script|style|title)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+def english_on(html: str, forbidden: set[str]) -> list[str]:
+    """The English texts of ours (`english_texts()`) a page shows."""
+    text = visible_text(html)
+    return sorted(phrase for phrase in forbidden if phrase in text)

@@ -5,6 +5,7 @@ commit). `smarthome.settings.production` removes the defaults of every secret an
 start without them. Every variable is listed with its default in docs/configuration.md.
 """
 
+import zoneinfo
 from pathlib import Path
 
 import environ
@@ -98,6 +99,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",  # the browser pages' Content-Security-Policy (CONTENT_SECURITY_POLICY)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",  # Accept-Language or the language cookie; Russian by default
+    "core.portal.timezone.PortalTimeZoneMiddleware",  # admin pages in PORTAL_TIME_ZONE
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -322,6 +324,10 @@ LANGUAGE_COOKIE_HTTPONLY = True
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 # The time zone the admin portal shows and reads dates and times in (the managers' local time).
 PORTAL_TIME_ZONE = env.str("PORTAL_TIME_ZONE", default="Europe/Moscow")
+try:
+    zoneinfo.ZoneInfo(PORTAL_TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError) as _error:
+    raise ImproperlyConfigured(f"PORTAL_TIME_ZONE is not an IANA time zone: {PORTAL_TIME_ZONE!r}") from _error
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -499,6 +505,8 @@ AUDIT_REFUSAL_BURST_PER_MIN = env.int("AUDIT_REFUSAL_BURST_PER_MIN", default=100
 
 # --- resident API
 OPEN_RATE_PER_MIN = env.int("OPEN_RATE_PER_MIN", default=6)  # per user per device
+# The portal's remote open for a courier or a visitor, per staff member (all devices): "10/min".
+STAFF_OPEN_RATE = env.str("STAFF_OPEN_RATE", default="10/min")
 OPEN_REQUEST_STALE_S = env.int("OPEN_REQUEST_STALE_S", default=30)  # a pending open a retry may take over
 API_RATE_PER_MIN = env.int("API_RATE_PER_MIN", default=120)  # per user
 GUEST_PASSES_ACTIVE_MAX = env.int("GUEST_PASSES_ACTIVE_MAX", default=5)
