@@ -348,3 +348,15 @@ def test_the_other_companys_manager_sees_nothing_of_company_a(client, world, use
     assert PLATES["a"]  # the fixture's plate, typed in Cyrillic
     assert Unit.objects.filter(pk=world["a"][Unit].pk).exists()
     assert Invitation.objects.filter(resident=world["a"][Resident]).exists()
+
+
+def test_chart_coordinates_keep_a_decimal_point_in_russian(manager, world):
+    """Russian writes 206,0; an SVG attribute so written is an error the browser drops."""
+    building = world["a"][Building]
+    for url in ("/admin/dashboard/", f"/admin/dashboard/{building.pk}/"):
+        html = manager.get(url).content.decode()
+        svgs = re.findall(r"<svg\b.*?</svg>", html, flags=re.S)
+        assert svgs, url
+        values = re.findall(r'\s(?:x|y|x1|x2|y1|y2|width|height|viewBox)="([^"]*)"', "".join(svgs))
+        assert values, url
+        assert [value for value in values if "," in value] == [], url

@@ -53,10 +53,16 @@ def test_every_string_of_our_code_has_a_russian_translation(tmp_path):
 
 
 def test_every_model_and_field_of_our_apps_has_a_russian_label():
-    """verbose names (models and fields), help texts and choice labels are translatable and translated."""
+    """verbose names (apps, models and fields), help texts and choice labels are translatable and translated."""
     untranslated = []
     for app in OUR_APPS:
-        for model in apps.get_app_config(app).get_models():
+        config = apps.get_app_config(app)
+        with translation.override("en"):
+            english = str(config.verbose_name)
+        with translation.override("ru"):
+            if not isinstance(config.verbose_name, Promise) or str(config.verbose_name) == english:
+                untranslated.append(f"{app} (the admin's section): {english!r}")
+        for model in config.get_models():
             labels = [("model", model._meta.verbose_name), ("model plural", model._meta.verbose_name_plural)]
             for field in model._meta.get_fields():
                 if field.auto_created or not hasattr(field, "verbose_name"):
