@@ -835,8 +835,8 @@ class SecurityAlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 return
             done.append(str(partner))
         self.message_user(
-            request, _("Partners reinstated: %(partners)s. They may now fetch new tokens.")
-            % {"partners": ", ".join(done)}, messages.SUCCESS,
+            request, _("%(count)s partner(s) reinstated: %(partners)s. They may now fetch new tokens.")
+            % {"count": len(done), "partners": ", ".join(done)}, messages.SUCCESS,
         )
 
     def get_urls(self):

@@ -32,15 +32,22 @@ def compile_translations() -> None:
         translation_file_changed(sender=None, file_path=Path("compiled.mo"))
 
 
-def english_texts() -> set[str]:
-    """Our msgids of at least two words whose Russian differs: none may appear on a Russian page."""
-    texts = set()
+def russian_of() -> dict[str, str]:
+    """{English: Russian} of our msgids of at least two words whose Russian differs."""
+    texts = {}
     for path in po_files():
-        for msgid, msgstr in re.findall(r'^msgid "(.+)"\nmsgstr "(.*)"$', path.read_text(), flags=re.M):
+        unwrapped = subprocess.run(["msgcat", "--no-wrap", str(path)], capture_output=True, text=True,
+                                   check=True).stdout
+        for msgid, msgstr in re.findall(r'^msgid "(.+)"\nmsgstr "(.*)"$', unwrapped, flags=re.M):
             plain = msgid.replace('\\"', '"')
             if " " in plain and "%(" not in plain and "<" not in plain and msgstr and msgstr != msgid:
-                texts.add(plain)
+                texts[plain] = msgstr.replace('\\"', '"')
     return texts
+
+
+def english_texts() -> set[str]:
+    """Our English texts that may not appear on a Russian page."""
+    return set(russian_of())
 
 
 def visible_text(html: str) -> str:
@@ -53,3 +60,12 @@ def english_on(html: str, forbidden: set[str]) -> list[str]:
     """The English texts of ours (`english_texts()`) a page shows."""
     text = visible_text(html)
     return sorted(phrase for phrase in forbidden if phrase in text)
+
+
+def english_only_on(html: str) -> list[str]:
+    """The English texts of ours a bilingual page (Russian · English) shows without their Russian."""
+    text = visible_text(html)
+    texts = russian_of()
+    shown = [english for english in texts if english in text]
+    whole = [english for english in shown if not any(english != longer and english in longer for longer in shown)]
+    return sorted(english for english in whole if texts[english].lower() not in text.lower())

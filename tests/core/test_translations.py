@@ -135,3 +135,36 @@ def test_english_titles_are_the_http_reason_phrases():
     with translation.override("en"):
         assert {status: str(title) for status, title in TITLES.items()} == {
             status: HTTPStatus(status).phrase for status in TITLES}
+
+
+# --- the residents' pages and the language switch ----------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.language("ru")
+@pytest.mark.parametrize("path", ["/accounts/login/", "/accounts/password/reset/", "/accounts/invitation/x/",
+                                  "/account/login/"])
+def test_the_sign_in_pages_speak_russian_by_default(client, path):
+    """The staff sign-in is in Russian; the residents' pages are bilingual (Russian first, the
+    English beside it), never English alone."""
+    from tests.translations import english_on, english_only_on, english_texts
+
+    response = client.get(path, follow=True)
+    assert response.status_code < 500, path
+    html = response.content.decode()
+    assert '<html lang="ru"' in html, path
+    assert re.search("[а-яА-Я]{4,}", html), path
+    if path.startswith("/accounts/"):
+        assert english_only_on(html) == [], path
+    else:
+        assert english_on(html, english_texts()) == [], path
+
+
+@pytest.mark.django_db
+@pytest.mark.language("ru")
+def test_the_language_switch_turns_the_pages_english_and_back(client):
+    switched = client.post("/i18n/setlang/", {"language": "en", "next": "/accounts/login/"})
+    assert switched.status_code == 302
+    assert '<html lang="en"' in client.get("/accounts/login/").content.decode()
+    client.post("/i18n/setlang/", {"language": "ru", "next": "/accounts/login/"})
+    assert '<html lang="ru"' in client.get("/accounts/login/").content.decode()

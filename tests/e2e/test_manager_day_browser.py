@@ -80,6 +80,8 @@ class Portal:
         assert self.server_errors == [], label
         assert self.page.locator("html").get_attribute("lang") == "ru", label
         assert english_on(self.page.inner_text("body"), self.forbidden) == [], label
+        # readable on a 1280 px screen: nothing cut off at the right
+        assert self.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), label
         if self.shots is not None:
             self.page.screenshot(path=str(self.shots / f"{label}.png"), full_page=True)
 
@@ -226,8 +228,17 @@ def test_a_managers_day_in_russian(live_server, transactional_db, sandbox_partne
         exported = Path(download.value.path()).read_text()
         assert "staff.open" in exported
         assert exported.count("\n") > 50
-        browser_one = portal
-        assert browser_one.server_errors == []
+
+        # the lists of the day, with human labels: a car shows its owner and flat
+        portal.goto("/admin/access/vehicle/", "14-vehicles")
+        car_row = page.locator("#result_list tr", has_text=normalise_plate(NEW_CAR)).inner_text()
+        assert resident.full_name in car_row
+        assert "кв. 12" in car_row
+        portal.goto("/admin/access/guestpass/", "15-guest-passes")
+        assert "отозван" in page.locator("#result_list tr", has_text=normalise_plate(COURIER_PLATE)).inner_text()
+        portal.goto("/admin/access/device/", "16-devices")
+        portal.goto("/admin/consents/", "17-consents")
+        portal.goto("/admin/access/accessgrant/", "18-grants")
 
         # the other company's manager sees none of it
         stranger = Portal(browser, live_server, other, other_device, None)
