@@ -5,7 +5,7 @@ object is looked up in the admin's company-scoped queryset: another company's de
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from access.errors import OpenInProgress, RuleDenied, StaffOpenRateExceeded
 from access.models import Device, OpenRequest
 from access.portal.forms import StaffOpenForm
+from access.portal.objects import viewable_object
 from access.portal.timeline import describe
 from access.reasons import STAFF_DETAILS
 from access.selectors.timeline import PAGE_SIZE, device_events, last_events, ref_names
@@ -57,22 +58,13 @@ def timeline_context(events, *, request, company_ids, device_kinds=None) -> dict
     return {"rows": rows, "older_cursor": cursor}
 
 
-def _device(model_admin, request, object_id) -> Device:
-    device = model_admin.get_object(request, object_id)
-    if device is None:
-        raise Http404("No such device.")
-    if not model_admin.has_view_permission(request, device):
-        raise PermissionDenied
-    return device
-
-
 def may_open(request, device: Device) -> bool:
     return device.kind in STAFF_OPEN_KINDS and request.user.has_perm("access.open_device")
 
 
 def device_card(model_admin, request, object_id):
     """GET: the device's state, last event, contracts, the open form and its timeline."""
-    device = _device(model_admin, request, object_id)
+    device = viewable_object(model_admin, request, object_id)
     company_ids = {device.building.company_id}
     events = device_events(device=device, before=before_cursor(request))
     contracts = list(
@@ -108,7 +100,7 @@ def device_open(model_admin, request, object_id):
     went, and go back to the page."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    device = _device(model_admin, request, object_id)
+    device = viewable_object(model_admin, request, object_id)
     if not may_open(request, device):
         raise PermissionDenied
     back = reverse("admin:access_device_card", args=[device.pk])

@@ -13,9 +13,10 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from access.models import AccessGrant, GuestPass, Resident
+from access.models import AccessGrant, GuestPass
 from access.portal.devices import before_cursor, timeline_context
 from access.portal.labels import flat_label, grant_target_label, schedule_text
+from access.portal.objects import viewable_object
 from access.selectors.timeline import resident_events
 from consent.models import Consent
 from consent.receipts import consent_receipt
@@ -68,17 +69,8 @@ def may_see_consents(request) -> bool:
     return request.user.has_perm("consent.view_consent_status") or request.user.has_perm("consent.view_consent")
 
 
-def _resident(model_admin, request, object_id) -> Resident:
-    resident = model_admin.get_object(request, object_id)
-    if resident is None:
-        raise Http404("No such resident.")
-    if not model_admin.has_view_permission(request, resident):
-        raise PermissionDenied
-    return resident
-
-
 def resident_card(model_admin, request, object_id):
-    resident = _resident(model_admin, request, object_id)
+    resident = viewable_object(model_admin, request, object_id)
     now = timezone.now()
     grants = list(
         AccessGrant.objects.held_by(resident.pk)
@@ -122,7 +114,7 @@ def resident_card(model_admin, request, object_id):
 
 def consent_receipt_download(model_admin, request, object_id, consent_id: int):
     """The signed receipt of one of the resident's consents (JSON: pseudonymous refs only)."""
-    resident = _resident(model_admin, request, object_id)
+    resident = viewable_object(model_admin, request, object_id)
     if not may_see_consents(request):
         raise PermissionDenied
     consent = consent_list(resident_id=resident.pk).filter(pk=consent_id).first()
