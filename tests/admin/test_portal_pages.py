@@ -16,6 +16,7 @@ from access.services.grants import grant_update
 from audit.actions import Action, ActorKind, Outcome
 from audit.models import AuditEvent
 from consent.models import Consent
+from consent.services import consent_revoke
 from core.security.identifiers import pseudonymous_ref
 from identity.models import Invitation
 from tests.admin.conftest import GUEST_PLATES, NAMES, PLATES, login_verified
@@ -238,6 +239,16 @@ def test_the_consents_page_counts_the_companys_consents(manager, world):
     assert NAMES["a"] in text  # expiring soon, with the name
     assert NAMES["b"] not in text
     assert "Partner B" not in text
+
+
+def test_the_consents_page_lists_a_revoked_consent(manager, world, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        consent_revoke(consent=world["a"][Consent], reason="resident")
+    response = manager.get("/admin/consents/")
+    assert response.context["totals"] == {"active": 0, "expiring": 0, "revoked_recently": 1}
+    [row] = response.context["revoked"]
+    assert row["consent"].pk == world["a"][Consent].pk
+    assert NAMES["a"] in text_of(response)
 
 
 def test_the_consents_page_needs_a_consent_permission(client, users, world):
