@@ -67,7 +67,7 @@ def _invite(model_admin, request, queryset, channel: str) -> None:
         residents=queryset.select_related("user", "company"), channel=channel, actor=request.user
     )
     if created:
-        model_admin.message_user(request, _("Invitations queued: %(count)s.") % {"count": len(created)},
+        model_admin.message_user(request, _("%(count)s invitation(s) queued.") % {"count": len(created)},
                                  messages.SUCCESS)
     for resident, error in refused:
         model_admin.message_user(request, f"{resident}: {'; '.join(error.messages)}", messages.WARNING)

@@ -95,7 +95,8 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 refused.append(f"#{message.pk}: {error}")
                 continue
             retried += 1
-        self.message_user(request, _("Queued for delivery: %(retried)s; already delivered, skipped: %(skipped)s.")
-                          % {"retried": retried, "skipped": skipped})
+        self.message_user(
+            request, _("%(retried)s message(s) queued for delivery; %(skipped)s delivered one(s) skipped.")
+            % {"retried": retried, "skipped": skipped})
         if refused:
             self.message_user(request, _("Not retried: %(refused)s") % {"refused": "; ".join(refused)}, messages.ERROR)
