@@ -346,6 +346,13 @@ class ResidentAdmin(ScopedServiceAdmin):
     def delete_model(self, request, obj):
         resident_delete(resident=obj, actor=request.user)  # consents revoked, allowlists patched
 
+    def get_deleted_objects(self, objs, request):
+        """A resident's guest passes go with them (resident_delete); the portal never deletes a pass
+        on its own (only revokes), so that missing permission does not stop the resident's deletion."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(GuestPass._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
     def get_fields(self, request, obj=None):
         fields = ["company", "full_name", "phone", "email", "suspended"]
         return fields if obj is None else [*fields, "app_user", "grant_link"]
