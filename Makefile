@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 PYTEST_ARGS ?=
 BENCH ?=
 
-.PHONY: install system-deps run test test-quick lint docs bench clean
+.PHONY: install system-deps messages makemessages run test test-quick lint docs bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 system-deps:
 	bash scripts/install_system_deps.sh
 
-install: system-deps $(STAMP)
+install: system-deps $(STAMP) messages
+
+# The translations (<app>/locale/ru/LC_MESSAGES/django.po, locale/ for the project templates)
+# compiled to .mo files, which are not kept in git: only those older than their .po are rebuilt.
+messages: $(STAMP)
+	$(BIN)/python manage.py compilemessages --ignore=.venv --ignore=var -v 0
+
+# After changing user-facing strings: add the new ones to every .po (then translate them; the
+# test tests/core/test_translations.py fails while one is missing).
+makemessages: $(STAMP)
+	$(BIN)/python scripts/makemessages.py
 
 run: install
 	$(BIN)/python scripts/run_dev.py
@@ -28,7 +38,7 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-quick: $(STAMP)
+test-quick: $(STAMP) messages
 	$(BIN)/python -m pytest --quick -q $(PYTEST_ARGS)
 
 # bandit: no finding of high severity in the shipped code (config in pyproject.toml; each `# nosec`

@@ -1,8 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AccessConfig(AppConfig):
     name = "access"
+    verbose_name = _("Residents and access")
 
     def ready(self):
         # imported here, not at the top: receivers use models, which load after the app configs

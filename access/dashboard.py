@@ -1,8 +1,11 @@
-"""Building dashboard in the admin: devices online/offline, decisions and opens in the last 24 h.
+"""Dashboards in the admin: the caller's companies at a glance, and one page per building.
 
-Two admin views (registered by core.portal.site, so they need a verified 2FA login): a list
-of the caller's buildings and one page per building. The chart is an inline SVG drawn on the
-server from hourly counts of audit events; no script, nothing fetched from elsewhere.
+Two admin views (registered by core.portal.site, so they need a verified 2FA login). The company
+page: devices offline, passes and denials per hour by reason, the partners serving the company
+(circuit breaker, failed calls, the company's outbox backlog, open security alerts) and every
+building with its figures. The building page: the same for one building, plus its devices and
+the hourly chart of decisions and remote opens. Charts are SVG drawn on the server from hourly
+counts of audit events (core.portal.charts); no script, nothing fetched from elsewhere.
 A foreign or unknown building is a 404, like every other object in the admin.
 """
 
@@ -16,10 +19,14 @@ from django.db.models.functions import TruncHour
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from access.models import Building, Device
+from access.reasons import REASON_TEXTS, Reason
+from access.selectors.dashboard import decisions_by_hour_and_reason, partner_health, reason_totals
 from audit.actions import Action, Outcome
 from audit.models import AuditEvent
+from core.portal.charts import Bucket, Series, nice_ceiling, stacked_bars
 from core.portal.isolation import request_company_ids, scope_to_companies
 
 WINDOW_HOURS = 24
@@ -42,18 +49,58 @@ def _buildings(request):
 
 
 def building_list(request):
-    """Every building of the caller's companies with its device counts."""
+    """The caller's companies: devices offline, decisions by reason per hour, partner health,
+    and every building with its device counts and the day's passes and denials."""
     _require_view_permission(request)
-    buildings = _buildings(request).select_related("company").annotate(
+    now = timezone.now()
+    buildings = list(_buildings(request).select_related("company").annotate(
         devices_online=Count("devices", filter=Q(devices__online=True)),
         devices_offline=Count("devices", filter=Q(devices__online=False)),
-    )
+    ))
+    company_ids = {building.company_id for building in buildings}
+    tz = timezone.get_current_timezone()
+    day = AuditEvent.objects.filter(company_id__in=company_ids, action=Action.ACCESS_DECISION,
+                                    occurred_at__gte=now - timedelta(hours=WINDOW_HOURS))
+    per_building = {row["building_id"]: row for row in day.values("building_id").annotate(
+        allowed=Count("id", filter=Q(outcome=Outcome.SUCCESS)),
+        denied=Count("id", filter=~Q(outcome=Outcome.SUCCESS))).order_by()}
+    for building in buildings:
+        row = per_building.get(building.pk, {})
+        building.allowed_24h, building.denied_24h = row.get("allowed", 0), row.get("denied", 0)
+    hours = decisions_by_hour_and_reason(company_ids=company_ids, now=now, tz=tz)
     context = {
         **admin.site.each_context(request),
-        "title": "Building dashboard",
+        "title": _("Dashboard"),
         "buildings": buildings,
+        **_overview(hours, now=now),
+        "offline_devices": list(Device.objects.filter(building__company_id__in=company_ids, online=False)
+                                .select_related("building", "partner").order_by("building__name", "name")),
+        **_partner_cards(partner_health(company_ids=company_ids, now=now)),
+        "window_hours": WINDOW_HOURS,
     }
     return TemplateResponse(request, "admin/dashboard/building_list.html", context)
+
+
+def _partner_cards(partners) -> dict:
+    return {"partners": partners, "partner_problems": sum(1 for one in partners if not one.healthy),
+            "open_alerts": sum(one.open_alerts for one in partners)}
+
+
+def _overview(hours, *, now) -> dict:
+    """The cards and the reasons chart of a dashboard: passes and denials per hour by reason."""
+    totals = reason_totals(hours)
+    passes = sum(n for reason, n in totals.items() if reason in (Reason.GRANTED, Reason.GUEST_PASS))
+    denials = sum(totals.values()) - passes
+    buckets = [Bucket(label=hour.strftime("%H:00"), counts=counts) for hour, counts in hours]
+    series = [Series(key=reason.value, label=str(REASON_TEXTS[reason])) for reason in Reason]
+    top_denials = sorted(((n, reason) for reason, n in totals.items()
+                          if reason not in (Reason.GRANTED, Reason.GUEST_PASS)), reverse=True)[:3]
+    return {
+        "passes_24h": passes,
+        "denials_24h": denials,
+        "reasons_chart": stacked_bars(buckets, series),
+        "top_denials": [{"reason": str(REASON_TEXTS.get(reason, reason)), "n": n} for n, reason in top_denials],
+    }
 
 
 def building_dashboard(request, building_id: int):
@@ -67,9 +114,13 @@ def building_dashboard(request, building_id: int):
     )
     now = timezone.now()
     hours = hourly_counts(building, now=now)
+    reason_hours = decisions_by_hour_and_reason(company_ids={building.company_id}, building_id=building.pk,
+                                                now=now, tz=building.tz)
     context = {
         **admin.site.each_context(request),
-        "title": f"Dashboard · {building.name}",
+        **_overview(reason_hours, now=now),
+        **_partner_cards(partner_health(company_ids={building.company_id}, building_id=building.pk, now=now)),
+        "title": _("Dashboard · %(building)s") % {"building": building.name},
         "building": building,
         "devices": devices,
         "devices_online": sum(1 for d in devices if d.online),
@@ -125,24 +176,11 @@ def hourly_counts(building, *, now) -> list[HourCounts]:
     return hours
 
 
-def _nice_ceiling(value: int) -> int:
-    """The smallest of 4, 8, 20, 40, 80, 200, ... not below `value` (axis top, 4 grid steps)."""
-    if value <= 4:
-        return 4
-    magnitude = 1
-    while True:
-        for step in (1, 2, 5):
-            top = int(4 * step * magnitude)
-            if top >= value:
-                return top
-        magnitude *= 10
-
-
 def bar_chart(hours: list[HourCounts]) -> dict:
     """Geometry of the SVG chart: per hour a stacked decisions bar (allowed/denied) and an opens bar."""
     plot_w = CHART_W - PAD_LEFT - PAD_RIGHT
     plot_h = CHART_H - PAD_TOP - PAD_BOTTOM
-    top = _nice_ceiling(max([h.allowed + h.denied for h in hours] + [h.opens for h in hours] + [0]))
+    top = nice_ceiling(max([h.allowed + h.denied for h in hours] + [h.opens for h in hours] + [0]))
     slot = plot_w / len(hours)
     bar_w = slot * 0.36
     baseline = PAD_TOP + plot_h

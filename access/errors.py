@@ -41,3 +41,11 @@ class DecisionRateExceeded(Exception):
     def __init__(self, retry_after: int):
         super().__init__(retry_after)
         self.retry_after = retry_after
+
+
+class StaffOpenRateExceeded(Exception):
+    """A staff member opened devices more often than STAFF_OPEN_RATE allows; nothing was opened."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(retry_after)
+        self.retry_after = retry_after

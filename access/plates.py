@@ -22,6 +22,7 @@ import hmac
 import re
 import unicodedata
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -101,15 +102,16 @@ def normalise_plate(raw: str) -> str:
     ``invalid_number`` (all zeros), ``invalid_region``, ``invalid_format``.
     """
     if not isinstance(raw, str) or not raw.strip():
-        raise InvalidPlate("empty", "Enter a licence plate.")
+        raise InvalidPlate("empty", gettext("Enter a licence plate."))
     if len(raw) > MAX_INPUT_LENGTH:
-        raise InvalidPlate("too_long", f"A licence plate has at most {MAX_INPUT_LENGTH} characters.")
+        raise InvalidPlate("too_long", gettext("A licence plate has at most %(count)s characters.")
+                           % {"count": MAX_INPUT_LENGTH})
     plate = _SEPARATORS.sub("", unicodedata.normalize("NFKC", raw)).upper().translate(CYRILLIC_TO_LATIN)
     bad = sorted({ch for ch in plate if not (ch.isascii() and ch.isdigit()) and ch not in PLATE_LETTERS})
     if bad:
         raise InvalidPlate(
             "invalid_characters",
-            "Russian plates use digits and the letters А В Е К М Н О Р С Т У Х only.",
+            gettext("Russian plates use digits and the letters А В Е К М Н О Р С Т У Х only."),
         )
     if plate_formats(plate):
         return plate
@@ -117,12 +119,13 @@ def normalise_plate(raw: str) -> str:
     for pattern in FORMATS.values():
         match = pattern.match(plate)
         if match and set(match["number"]) == {"0"}:
-            raise InvalidPlate("invalid_number", "The registration number cannot be all zeros.")
+            raise InvalidPlate("invalid_number", gettext("The registration number cannot be all zeros."))
         if match and not _region_ok(match["region"]):
-            raise InvalidPlate("invalid_region", "The region code is not a valid Russian region.")
+            raise InvalidPlate("invalid_region", gettext("The region code is not a valid Russian region."))
     raise InvalidPlate(
         "invalid_format",
-        "Not a Russian plate format: private А123ВС77, taxi АВ12377, trailer АВ123477 or motorcycle 1234АВ77.",
+        gettext("Not a Russian plate format: private А123ВС77, taxi АВ12377, trailer АВ123477 or motorcycle "
+                "1234АВ77."),
     )
 
 

@@ -7,6 +7,9 @@ carry personal data.
 
 from enum import StrEnum
 
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
 from core.api.resident import RESIDENT_SUSPENDED_DETAIL
 
 
@@ -48,14 +51,52 @@ _RESIDENT_CODES = {
 
 RESIDENT_DETAILS = {
     "resident-suspended": RESIDENT_SUSPENDED_DETAIL,
-    "no-grant": "You have no access to this device.",
-    "grant-suspended": "Your access to this device is suspended.",
-    "grant-expired": "Your access to this device has expired.",
-    "grant-not-yet-valid": "Your access to this device has not started yet.",
-    "residency-ended": "Your residency in this building has ended.",
-    "outside-schedule": "Your access to this device is not valid at this time of day.",
-    "contract-not-covering": "This operation is not available for this device.",
+    "no-grant": _("You have no access to this device."),
+    "grant-suspended": _("Your access to this device is suspended."),
+    "grant-expired": _("Your access to this device has expired."),
+    "grant-not-yet-valid": _("Your access to this device has not started yet."),
+    "residency-ended": _("Your residency in this building has ended."),
+    "outside-schedule": _("Your access to this device is not valid at this time of day."),
+    "contract-not-covering": _("This operation is not available for this device."),
 }
+# The same refusals told to staff about a resident (the portal's guest passes and timelines).
+STAFF_DETAILS = {
+    "resident-suspended": _("The resident is suspended."),
+    "no-grant": _("The resident has no access to this device."),
+    "grant-suspended": _("The resident's access to this device is suspended."),
+    "grant-expired": _("The resident's access to this device has expired."),
+    "grant-not-yet-valid": _("The resident's access to this device has not started yet."),
+    "residency-ended": _("The resident's residency in this building has ended."),
+    "outside-schedule": _("The resident's access is not valid at this time of day."),
+    "contract-not-covering": _("No partner contract allows this operation for this device."),
+}
+# What each reason of an access decision means, for the portal's timelines and charts.
+REASON_TEXTS = {
+    Reason.GRANTED: _("resident's access"),
+    Reason.GUEST_PASS: _("guest pass"),
+    Reason.UNKNOWN_CREDENTIAL: _("unknown plate or face"),
+    Reason.CONTRACT_NOT_COVERING: _("no contract for the building"),
+    Reason.OPERATION_NOT_ALLOWED: _("not allowed by the contract"),
+    Reason.NO_CONSENT: _("no consent to face recognition"),
+    Reason.RESIDENT_SUSPENDED: _("resident suspended"),
+    Reason.NO_GRANT: _("no access to this device"),
+    Reason.GRANT_SUSPENDED: _("access suspended"),
+    Reason.GRANT_NOT_VALID: _("access not valid now"),
+    Reason.RESIDENCY_ENDED: _("moved out"),
+    Reason.OUTSIDE_SCHEDULE: _("outside the schedule"),
+}
+
+
+class StaffOpenReason(models.TextChoices):
+    """Why a staff member opens a door or barrier remotely (the reason of the `staff.open` event:
+    a code, never free text - the audit log holds no free text)."""
+
+    COURIER = "courier", _("courier or delivery")
+    VISITOR = "visitor", _("visitor of a resident")
+    SERVICE = "service", _("repair or maintenance crew")
+    EMERGENCY = "emergency", _("emergency services")
+    RESIDENT_LOCKED_OUT = "resident_locked_out", _("resident without a key or phone")
+    OTHER = "other", _("other, recorded in the duty log")
 
 
 def resident_code(reason: Reason, *, starts_later: bool = False) -> str:

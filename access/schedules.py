@@ -8,6 +8,7 @@ import datetime
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
@@ -17,22 +18,26 @@ def validate_weekly_schedule(value) -> None:
     if value in (None, {}):
         return
     if not isinstance(value, dict):
-        raise ValidationError("schedule must be an object of weekdays", code="schedule_type")
+        raise ValidationError(gettext("schedule must be an object of weekdays"), code="schedule_type")
     for day, windows in value.items():
         if day not in DAYS:
-            raise ValidationError(f"unknown weekday {day!r} (use {', '.join(DAYS)})", code="schedule_day")
+            raise ValidationError(gettext("unknown weekday %(day)s (use %(days)s)") % {"day": repr(day),
+                                  "days": ", ".join(DAYS)}, code="schedule_day")
         if not isinstance(windows, list):
-            raise ValidationError(f"{day}: a list of [start, end] windows is expected", code="schedule_windows")
+            raise ValidationError(gettext("%(day)s: a list of [start, end] windows is expected") % {"day": day},
+                                  code="schedule_windows")
         for window in windows:
             if (
                 not isinstance(window, list | tuple)
                 or len(window) != 2
                 or not all(isinstance(t, str) and _TIME.match(t) for t in window)
             ):
-                raise ValidationError(f"{day}: each window is [\"HH:MM\", \"HH:MM\"]", code="schedule_window")
+                raise ValidationError(gettext('%(day)s: each window is ["HH:MM", "HH:MM"]') % {"day": day},
+                                      code="schedule_window")
             start, end = window
             if start == "24:00" or start >= end:
-                raise ValidationError(f"{day}: window {start}-{end} must start before it ends", code="schedule_order")
+                raise ValidationError(gettext("%(day)s: window %(start)s-%(end)s must start before it ends")
+                                      % {"day": day, "start": start, "end": end}, code="schedule_order")
 
 
 def schedule_allows(schedule, local_time: datetime.datetime) -> bool:

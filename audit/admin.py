@@ -1,7 +1,9 @@
 """Admin of the audit log: read-only events and checkpoints, export and reconciliation pages.
 
-Everything is scoped by management company through `core.security.tenancy`; the export and the
-reconciliation pages are for compliance officers only and call the same services as the API.
+Everything is scoped by management company through `core.security.tenancy`. The export page needs
+the permission `audit.export_auditevent` (compliance officers and property managers: their own
+companies' events, which they may view anyway, with the proof); reconciliation is for compliance
+officers only. Both call the same services as the API.
 """
 
 from django.contrib import admin, messages
@@ -9,8 +11,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from audit import signing
+from audit import conf, signing
 from audit.api import CONTENT_TYPES
 from audit.forms import ExportForm, ReconcileForm
 from audit.models import AuditCheckpoint, AuditEvent, AuditRefusal
@@ -25,6 +30,16 @@ from core.security.tenancy import company_ids_for_user
 
 def _is_compliance(request) -> bool:
     return has_role(request.user, COMPLIANCE_OFFICER)
+
+
+def _may_export(request) -> bool:
+    return request.user.has_perm("audit.export_auditevent")
+
+
+def scope_choices(user) -> tuple[list, list]:
+    """(buildings, partners) the export form offers `user`: settings.AUDIT_SCOPE_CHOICES."""
+    provider = conf.scope_choices_provider()
+    return import_string(provider)(user) if provider else ([], [])
 
 
 class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -58,24 +73,26 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request, extra_context=None):
         extra = {"public_key_pem": signing.public_key_pem(), "key_id": signing.key_id(signing.public_key()),
-                 "is_compliance": _is_compliance(request)}
+                 "is_compliance": _is_compliance(request), "may_export": _may_export(request)}
         return super().changelist_view(request, {**(extra_context or {}), **extra})
 
     def export_view(self, request):
-        if not _is_compliance(request):
+        if not _may_export(request):
             raise PermissionDenied
-        form = ExportForm(request.POST or None)
+        buildings, partners = scope_choices(request.user)
+        form = ExportForm(request.POST or None, buildings=buildings, partners=partners)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
+            since, until = form.period()
             stream, filename = audit_export_start(
                 user=request.user, actor_ref=user_ref(request.user), fmt=data["format"],
-                since=data["since"], until=data["until"], building_id=data["building"],
+                since=since, until=until, building_id=data["building"],
                 partner_id=data["partner"], action=data["action"] or None, outcome=data["outcome"] or None,
             )
             response = StreamingHttpResponse(stream, content_type=CONTENT_TYPES[data["format"]])
             response["Content-Disposition"] = f'attachment; filename="{filename}"'
             return response
-        context = {**self.admin_site.each_context(request), "title": "Export the audit log", "form": form,
+        context = {**self.admin_site.each_context(request), "title": _("Export the audit log"), "form": form,
                    "opts": self.model._meta}
         return TemplateResponse(request, "audit/export.html", context)
 
@@ -90,7 +107,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             try:
                 entries = partner_entries_from_text(text, name=name)
             except (ValueError, KeyError) as exc:
-                form.add_error("partner_log", f"unreadable partner log: {exc}")
+                form.add_error("partner_log", _("unreadable partner log: %(error)s") % {"error": exc})
             else:
                 report = audit_reconcile(
                     partner_entries=entries, partner_id=data["partner"], since=data["since"],
@@ -102,8 +119,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
                     response["Content-Disposition"] = 'attachment; filename="audit-differences.csv"'
                     return response
                 level = messages.SUCCESS if report.clean else messages.WARNING
-                messages.add_message(request, level, f"Reconciliation: {report.summary()}")
-        context = {**self.admin_site.each_context(request), "title": "Reconcile with a partner's log",
+                messages.add_message(request, level, _("Reconciliation: %(summary)s") % {"summary": report.summary()})
+        context = {**self.admin_site.each_context(request), "title": _("Reconcile with a partner's log"),
                    "form": form, "report": report, "opts": self.model._meta,
                    "differences": report.differences[:500] if report else []}
         return TemplateResponse(request, "audit/reconcile.html", context)
@@ -120,11 +137,11 @@ class AuditCheckpointAdmin(ReadOnlyAdmin):
         logs = logs_for_companies(None if companies is None else frozenset(companies))
         return super().get_queryset(request).filter(log__in=logs).select_related("log").defer("leaf_hashes")
 
-    @admin.display(description="key id")
+    @admin.display(description=gettext_lazy("key id"))
     def key_id_short(self, obj):
         return obj.key_id[:16]
 
-    @admin.display(boolean=True, description="verified")
+    @admin.display(boolean=True, description=gettext_lazy("verified"))
     def verified(self, obj):
         latest = getattr(self, "_latest_verified", None)
         return bool(latest and obj.seal_id <= latest[0])

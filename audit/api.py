@@ -1,6 +1,7 @@
 """Audit API: the compliance export (streamed, with proof) and the public checkpoint key."""
 
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import exceptions, serializers
@@ -36,7 +37,7 @@ class IsComplianceOfficer(BasePermission):
         if hasattr(token, "allow_scopes") and not token.allow_scopes([EXPORT_SCOPE]):
             raise MissingScope(EXPORT_SCOPE)
         if not has_role(request.user, COMPLIANCE_OFFICER):
-            raise exceptions.PermissionDenied("Only compliance officers may export the audit log.")
+            raise exceptions.PermissionDenied(gettext("Only compliance officers may export the audit log."))
         return True
 
 
@@ -63,7 +64,8 @@ class ExportApi(APIView):
 
         def validate(self, attrs):
             if attrs.get("from") and attrs.get("to") and attrs["from"] >= attrs["to"]:
-                raise serializers.ValidationError({"to": serializers.ErrorDetail("must be after from", code="order")})
+                raise serializers.ValidationError(
+                    {"to": serializers.ErrorDetail(gettext("must be after from"), code="order")})
             return attrs
 
     def perform_content_negotiation(self, request, force=False):

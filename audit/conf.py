@@ -17,6 +17,10 @@ or, failing that, in the environment:
   and `partners() -> list[int]` provider (see audit.reconcile); empty = not configured.
 - AUDIT_REFUSAL_BURST_PER_MIN: refused partner calls from one source with one reason in one
   minute that raise a security alert (default 100).
+- AUDIT_SCOPE_CHOICES (a Django setting, wiring rather than configuration): dotted path of
+  `choices(user) -> (buildings, partners)`, each a list of (id, label), that the admin's export
+  form offers - the buildings and partners of the user's own companies, which only the apps
+  above this one know; empty: the form offers none.
 """
 
 import os
@@ -61,6 +65,10 @@ def partner_log_fetcher() -> str:
 
 def refusal_burst_per_min() -> int:
     return int(_get("AUDIT_REFUSAL_BURST_PER_MIN", "100"))
+
+
+def scope_choices_provider() -> str:
+    return str(getattr(settings, "AUDIT_SCOPE_CHOICES", ""))
 
 
 def is_production() -> bool:

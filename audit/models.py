@@ -17,6 +17,7 @@ is kept as it was, read-only; `AuditLogLink` records how its events moved into t
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.canonical import format_time
@@ -66,33 +67,37 @@ class AppendOnlyModel(models.Model):
 class AuditEvent(AppendOnlyModel):
     """One thing that happened. Typed, short, machine-readable fields only: no free text."""
 
-    id = models.BigAutoField(primary_key=True)
-    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
-    actor_ref = models.CharField(max_length=64, blank=True)
-    action = models.CharField(max_length=48, choices=Action.choices)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices)
-    object_type = models.CharField(max_length=32, blank=True)
-    object_ref = models.CharField(max_length=64, blank=True)
-    partner_id = models.BigIntegerField(null=True, blank=True)
-    company_id = models.BigIntegerField(null=True, blank=True)
-    building_id = models.BigIntegerField(null=True, blank=True)
-    device_ref = models.CharField(max_length=64, blank=True)
-    reason = models.CharField(max_length=64, blank=True)
-    request_id = models.CharField(max_length=64, blank=True)
-    source_ip = models.CharField(max_length=45, blank=True)
-    latency_ms = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
-    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    id = models.BigAutoField(_("id"), primary_key=True)
+    occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now, db_index=True)
+    actor_kind = models.CharField(_("actor kind"), max_length=16, choices=ActorKind.choices)
+    actor_ref = models.CharField(_("actor ref"), max_length=64, blank=True)
+    action = models.CharField(_("action"), max_length=48, choices=Action.choices)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    object_type = models.CharField(_("object type"), max_length=32, blank=True)
+    object_ref = models.CharField(_("object ref"), max_length=64, blank=True)
+    partner_id = models.BigIntegerField(_("partner id"), null=True, blank=True)
+    company_id = models.BigIntegerField(_("company id"), null=True, blank=True)
+    building_id = models.BigIntegerField(_("building id"), null=True, blank=True)
+    device_ref = models.CharField(_("device ref"), max_length=64, blank=True)
+    reason = models.CharField(_("reason"), max_length=64, blank=True)
+    request_id = models.CharField(_("request id"), max_length=64, blank=True)
+    source_ip = models.CharField(_("source ip"), max_length=45, blank=True)
+    latency_ms = models.DecimalField(_("latency ms"), max_digits=12, decimal_places=3, null=True, blank=True)
+    http_status = models.PositiveSmallIntegerField(_("http status"), null=True, blank=True)
     # The person an event is about when they are not its actor (a partner's decision about a
     # resident's car or face): their pseudonymous ref, so their own history can find it. An
     # index for that lookup, not part of the sealed leaf (audit.canonical.FIELDS).
-    subject_ref = models.CharField(max_length=64, blank=True, default="", db_default="")
+    subject_ref = models.CharField(_("subject ref"), max_length=64, blank=True, default="", db_default="")
     # the request that caused this event when it is not the current one (a partner call made
     # for a resident's request: the resident's request id, while request_id is the partner's)
-    origin_request_id = models.CharField(max_length=64, blank=True, default="", db_default="")
+    origin_request_id = models.CharField(_("origin request id"), max_length=64, blank=True, default="", db_default="")
 
     class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
         db_table = "audit_event"
+        # the admin's export with proof (the compliance officer's and the property manager's role)
+        permissions = [("export_auditevent", "Can export the audit log with proof")]
         indexes = [
             models.Index(fields=["company_id", "occurred_at"], name="audit_event_company_time"),
             models.Index(fields=["request_id"], name="audit_event_request_id"),
@@ -127,11 +132,13 @@ class AuditLog(AppendOnlyModel):
 
     PLATFORM = "platform"
 
-    name = models.CharField(max_length=40, unique=True)
-    company_id = models.BigIntegerField(null=True, blank=True, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    name = models.CharField(_("name"), max_length=40, unique=True)
+    company_id = models.BigIntegerField(_("company id"), null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("audit log")
+        verbose_name_plural = _("audit logs")
         db_table = "audit_log"
         ordering = ["id"]
         constraints = [
@@ -153,14 +160,16 @@ class AuditSeal(AppendOnlyModel):
     plus `late`: ids from earlier seals' gaps whose events have since appeared.
     """
 
-    sealed_at = models.DateTimeField(default=timezone.now)
-    low_id = models.BigIntegerField()
-    high_id = models.BigIntegerField()
-    gaps = models.JSONField(default=list, blank=True)
-    late = models.JSONField(default=list, blank=True)
-    events = models.BigIntegerField(default=0)
+    sealed_at = models.DateTimeField(_("sealed at"), default=timezone.now)
+    low_id = models.BigIntegerField(_("low id"))
+    high_id = models.BigIntegerField(_("high id"))
+    gaps = models.JSONField(_("gaps"), default=list, blank=True)
+    late = models.JSONField(_("late"), default=list, blank=True)
+    events = models.BigIntegerField(_("events"), default=0)
 
     class Meta:
+        verbose_name = _("audit seal")
+        verbose_name_plural = _("audit seals")
         db_table = "audit_seal"
         ordering = ["id"]
         constraints = [models.CheckConstraint(condition=Q(high_id__gte=F("low_id")), name="audit_seal_range")]
@@ -179,18 +188,20 @@ class AuditCheckpoint(AppendOnlyModel):
     export verifier.
     """
 
-    log = models.ForeignKey(AuditLog, on_delete=models.PROTECT, related_name="checkpoints")
-    seal = models.ForeignKey(AuditSeal, on_delete=models.PROTECT, related_name="checkpoints")
-    first_position = models.BigIntegerField()
-    tree_size = models.BigIntegerField()
-    root_hash = models.CharField(max_length=64)
-    signed_at = models.DateTimeField()
-    key_id = models.CharField(max_length=64)
-    signature = models.CharField(max_length=128)
-    frontier = models.JSONField(default=list)
-    leaf_hashes = models.BinaryField()
+    log = models.ForeignKey(AuditLog, on_delete=models.PROTECT, related_name="checkpoints", verbose_name=_("log"))
+    seal = models.ForeignKey(AuditSeal, on_delete=models.PROTECT, related_name="checkpoints", verbose_name=_("seal"))
+    first_position = models.BigIntegerField(_("first position"))
+    tree_size = models.BigIntegerField(_("tree size"))
+    root_hash = models.CharField(_("root hash"), max_length=64)
+    signed_at = models.DateTimeField(_("signed at"))
+    key_id = models.CharField(_("key id"), max_length=64)
+    signature = models.CharField(_("signature"), max_length=128)
+    frontier = models.JSONField(_("frontier"), default=list)
+    leaf_hashes = models.BinaryField(_("leaf hashes"))
 
     class Meta:
+        verbose_name = _("audit checkpoint")
+        verbose_name_plural = _("audit checkpoints")
         db_table = "audit_log_checkpoint"
         ordering = ["log_id", "-tree_size"]
         constraints = [
@@ -222,13 +233,15 @@ class AuditPrune(AppendOnlyModel):
     `below_position` is always the size of one of the log's checkpoints.
     """
 
-    log = models.ForeignKey(AuditLog, on_delete=models.PROTECT, related_name="prunes")
-    below_position = models.BigIntegerField()
-    cutoff = models.DateTimeField()
-    deleted = models.BigIntegerField()
-    pruned_at = models.DateTimeField(default=timezone.now)
+    log = models.ForeignKey(AuditLog, on_delete=models.PROTECT, related_name="prunes", verbose_name=_("log"))
+    below_position = models.BigIntegerField(_("below position"))
+    cutoff = models.DateTimeField(_("cutoff"))
+    deleted = models.BigIntegerField(_("deleted"))
+    pruned_at = models.DateTimeField(_("pruned at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("audit pruning")
+        verbose_name_plural = _("audit prunings")
         db_table = "audit_log_prune"
 
     def __str__(self):
@@ -243,13 +256,15 @@ class AuditLogLink(AppendOnlyModel):
     seals up to `seal`); `verify_audit` checks it against both sides.
     """
 
-    seal = models.ForeignKey(AuditSeal, on_delete=models.PROTECT, related_name="+")
-    statement = models.JSONField()
-    signed_at = models.DateTimeField()
-    key_id = models.CharField(max_length=64)
-    signature = models.CharField(max_length=128)
+    seal = models.ForeignKey(AuditSeal, on_delete=models.PROTECT, related_name="+", verbose_name=_("seal"))
+    statement = models.JSONField(_("statement"))
+    signed_at = models.DateTimeField(_("signed at"))
+    key_id = models.CharField(_("key id"), max_length=64)
+    signature = models.CharField(_("signature"), max_length=128)
 
     class Meta:
+        verbose_name = _("audit log link")
+        verbose_name_plural = _("audit log links")
         db_table = "audit_log_link"
 
     def __str__(self):
@@ -264,15 +279,17 @@ class AuditRefusal(models.Model):
     not evidence: not part of the Merkle logs (the bursts they raise are `security.alert` events).
     """
 
-    minute = models.DateTimeField()
-    source = models.CharField(max_length=64)
-    reason = models.CharField(max_length=32)
-    partner_id = models.BigIntegerField(null=True, blank=True)
-    source_ip = models.CharField(max_length=45, blank=True)
-    count = models.BigIntegerField(default=0)
-    last_at = models.DateTimeField()
+    minute = models.DateTimeField(_("minute"))
+    source = models.CharField(_("source"), max_length=64)
+    reason = models.CharField(_("reason"), max_length=32)
+    partner_id = models.BigIntegerField(_("partner id"), null=True, blank=True)
+    source_ip = models.CharField(_("source ip"), max_length=45, blank=True)
+    count = models.BigIntegerField(_("count"), default=0)
+    last_at = models.DateTimeField(_("last at"))
 
     class Meta:
+        verbose_name = _("refused partner calls")
+        verbose_name_plural = _("refused partner calls")
         db_table = "audit_refusal"
         ordering = ["-minute"]
         constraints = [
@@ -291,13 +308,16 @@ class AuditRefusal(models.Model):
 class LegacyLeaf(AppendOnlyModel):
     """Position of an event in the single legacy Merkle tree (v1 leaves)."""
 
-    position = models.BigIntegerField(primary_key=True)
+    position = models.BigIntegerField(_("position"), primary_key=True)
     event = models.OneToOneField(
-        AuditEvent, on_delete=models.DO_NOTHING, db_constraint=False, related_name="legacy_leaf"
+        AuditEvent, on_delete=models.DO_NOTHING, db_constraint=False, related_name="legacy_leaf",
+        verbose_name=_("event"),
     )
-    leaf_hash = models.BinaryField(max_length=32)
+    leaf_hash = models.BinaryField(_("leaf hash"), max_length=32)
 
     class Meta:
+        verbose_name = _("legacy leaf")
+        verbose_name_plural = _("legacy leaves")
         db_table = "audit_leaf"
         constraints = [models.CheckConstraint(condition=Q(position__gte=0), name="audit_leaf_position")]
 
@@ -308,14 +328,16 @@ class LegacyLeaf(AppendOnlyModel):
 class LegacyCheckpoint(AppendOnlyModel):
     """A signed tree head of the legacy log (v1 message, no log name)."""
 
-    tree_size = models.BigIntegerField(unique=True)
-    root_hash = models.CharField(max_length=64)
-    signed_at = models.DateTimeField()
-    key_id = models.CharField(max_length=64)
-    signature = models.CharField(max_length=128)
-    frontier = models.JSONField(default=list)
+    tree_size = models.BigIntegerField(_("tree size"), unique=True)
+    root_hash = models.CharField(_("root hash"), max_length=64)
+    signed_at = models.DateTimeField(_("signed at"))
+    key_id = models.CharField(_("key id"), max_length=64)
+    signature = models.CharField(_("signature"), max_length=128)
+    frontier = models.JSONField(_("frontier"), default=list)
 
     class Meta:
+        verbose_name = _("legacy checkpoint")
+        verbose_name_plural = _("legacy checkpoints")
         db_table = "audit_checkpoint"
         ordering = ["-tree_size"]
         constraints = [models.CheckConstraint(condition=Q(tree_size__gt=0), name="audit_checkpoint_size")]
@@ -327,12 +349,14 @@ class LegacyCheckpoint(AppendOnlyModel):
 class LegacyPrune(AppendOnlyModel):
     """A retention pruning of the legacy log."""
 
-    below_position = models.BigIntegerField()
-    cutoff = models.DateTimeField()
-    deleted = models.BigIntegerField()
-    pruned_at = models.DateTimeField(default=timezone.now)
+    below_position = models.BigIntegerField(_("below position"))
+    cutoff = models.DateTimeField(_("cutoff"))
+    deleted = models.BigIntegerField(_("deleted"))
+    pruned_at = models.DateTimeField(_("pruned at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("legacy pruning")
+        verbose_name_plural = _("legacy prunings")
         db_table = "audit_prune"
 
     def __str__(self):

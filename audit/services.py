@@ -227,7 +227,8 @@ def audit_export_start(
 ) -> tuple[Iterator[bytes], str]:
     """Start an export for `user` (scoped to their management companies): -> (byte stream, file name).
 
-    The caller has checked the compliance-officer role. Seals waiting events first (one
+    The caller has checked the right to export (the API: the compliance-officer role; the admin:
+    the permission audit.export_auditevent). Seals waiting events first (one
     batch, unless another sealer is busy) so the export is as fully proven as possible, then
     records `audit.exported` (object: the last seal it covers, reason: the format).
     """

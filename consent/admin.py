@@ -12,6 +12,7 @@ import csv
 from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy, ngettext
 
 from consent.models import Consent, ConsentText, DeletionReceipt, FaceEnrolment
 from consent.services import consent_revoke, consent_text_publish
@@ -28,11 +29,12 @@ class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 class StateFilter(admin.SimpleListFilter):
-    title = "state"
+    title = gettext_lazy("state")
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("active", "active"), ("revoked", "revoked"), ("expired", "expired, not yet processed")]
+        return [("active", gettext_lazy("active")), ("revoked", gettext_lazy("revoked")),
+                ("expired", gettext_lazy("expired, not yet processed"))]
 
     def queryset(self, request, queryset):
         now = timezone.now()
@@ -59,7 +61,7 @@ class ConsentAdmin(CompanyScopedAdminMixin, ReadOnlyAdmin):
     fields = readonly_fields
     actions = ["export_csv", "revoke"]
 
-    @admin.action(description="Export selected consents (CSV)", permissions=["export"])
+    @admin.action(description=gettext_lazy("Export selected consents (CSV)"), permissions=["export"])
     def export_csv(self, request, queryset):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="consents.csv"'
@@ -73,13 +75,15 @@ class ConsentAdmin(CompanyScopedAdminMixin, ReadOnlyAdmin):
     def has_export_permission(self, request):
         return request.user.has_perm("consent.export_consent")
 
-    @admin.action(description="Revoke selected consents (deletes the faces at the partner)", permissions=["revoke"])
+    @admin.action(description=gettext_lazy("Revoke selected consents (deletes the faces at the partner)"),
+                  permissions=["revoke"])
     def revoke(self, request, queryset):
         count = 0
         for consent in queryset.filter(revoked_at__isnull=True):
             consent_revoke(consent=consent, reason=Consent.RevokedReason.ADMIN, actor=request.user)
             count += 1
-        self.message_user(request, f"{count} consent(s) revoked.", messages.SUCCESS)
+        self.message_user(request, ngettext("%(count)s consent revoked.", "%(count)s consents revoked.", count)
+                          % {"count": count}, messages.SUCCESS)
 
     def has_revoke_permission(self, request):
         return request.user.has_perm("consent.change_consent")

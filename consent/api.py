@@ -5,6 +5,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiRequest, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import exceptions, serializers, status
@@ -34,18 +35,18 @@ DEFAULT_TEXT_LANGUAGE = "ru"  # the residents' language
 
 class NotAResident(exceptions.PermissionDenied):
     problem_code = "not-a-resident"
-    default_detail = "This account is not a resident's."
+    default_detail = gettext_lazy("This account is not a resident's.")
 
 
 class ConsentRequiredProblem(exceptions.PermissionDenied):
     problem_code = "consent-required"
-    default_detail = "Give your consent to face processing by this partner first."
+    default_detail = gettext_lazy("Give your consent to face processing by this partner first.")
 
 
 class PartnerKeyMissingProblem(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     problem_code = "partner-key-missing"
-    default_detail = "This partner cannot receive face photos at the moment."
+    default_detail = gettext_lazy("This partner cannot receive face photos at the moment.")
 
 
 class PhotoProblem(exceptions.APIException):
@@ -78,7 +79,7 @@ def _validation(error: DjangoValidationError):
 
 class ConsentTextNotFound(exceptions.NotFound):
     problem_code = "consent-text-not-found"
-    default_detail = "There is no consent text for this partner, purpose and language."
+    default_detail = gettext_lazy("There is no consent text for this partner, purpose and language.")
 
 
 def accepted_languages(header: str) -> list[str]:
@@ -362,7 +363,7 @@ class FaceEnrolmentApi(ResidentApi):
             partner = Partner.objects.get(pk=form.validated_data["partner"])
         except Partner.DoesNotExist:
             raise exceptions.ValidationError(
-                {"partner": [serializers.ErrorDetail("Unknown partner.", code="does_not_exist")]}) from None
+                {"partner": [serializers.ErrorDetail(gettext("Unknown partner."), code="does_not_exist")]}) from None
         try:
             enrolment = services.face_enrol(
                 resident_id=resident.pk, partner=partner, photo=photo.read(),

@@ -1,9 +1,11 @@
 from django.apps import AppConfig
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 
 class ConsentConfig(AppConfig):
     name = "consent"
+    verbose_name = _("Consents")
 
     def ready(self):
         # imported here, not at the top: receivers use models, which load after the app configs

@@ -12,12 +12,13 @@ import hashlib
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 FACE_PURPOSE = "face_access"
 
 
 class ConsentPurpose(models.TextChoices):
-    FACE_ACCESS = FACE_PURPOSE, "face recognition for access"
+    FACE_ACCESS = FACE_PURPOSE, _("face recognition for access")
 
 
 class ConsentText(models.Model):
@@ -31,22 +32,26 @@ class ConsentText(models.Model):
     none (consent.selectors.consent_text_current).
     """
 
-    version = models.CharField(max_length=32)
-    language = models.CharField(max_length=8, default="ru")
-    purpose = models.CharField(max_length=32, choices=ConsentPurpose.choices, default=ConsentPurpose.FACE_ACCESS)
+    version = models.CharField(_("version"), max_length=32)
+    language = models.CharField(_("language"), max_length=8, default="ru")
+    purpose = models.CharField(_("purpose"), max_length=32, choices=ConsentPurpose.choices,
+                               default=ConsentPurpose.FACE_ACCESS)
     partner = models.ForeignKey(
         "partners.Partner", on_delete=models.PROTECT, null=True, blank=True, related_name="consent_texts",
-        help_text="The partner (processor) the text names; empty: any partner",
+        help_text=_("The partner (processor) the text names; empty: any partner"), verbose_name=_("partner"),
     )
     company_id = models.PositiveBigIntegerField(
+        _("company id"),
         null=True, blank=True, db_index=True,
-        help_text="The management company (operator) the text names; empty: any company of the partner",
+        help_text=_("The management company (operator) the text names; empty: any company of the partner"),
     )
-    body = models.TextField()
-    sha256 = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    body = models.TextField(_("body"))
+    sha256 = models.CharField(_("sha256"), max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     class Meta:
+        verbose_name = _("consent text")
+        verbose_name_plural = _("consent texts")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
@@ -71,7 +76,7 @@ class ConsentText(models.Model):
         ]
 
     def __str__(self):
-        return f"Consent text {self.version} ({self.language})"
+        return _("Consent text %(version)s (%(language)s)") % {"version": self.version, "language": self.language}
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
@@ -88,32 +93,33 @@ class ConsentQuerySet(models.QuerySet):
 
 class Consent(models.Model):
     class Channel(models.TextChoices):
-        APP = "app", "app"
-        ADMIN = "admin", "admin"
+        APP = "app", _("app")
+        ADMIN = "admin", _("admin")
 
     Purpose = ConsentPurpose
 
     class RevokedReason(models.TextChoices):
-        RESIDENT = "resident", "revoked by the resident"
-        ADMIN = "admin", "revoked by an administrator"
-        EXPIRED = "expired", "retention period ended"
-        MOVE_OUT = "move_out", "residency ended"
-        DELETED = "deleted", "resident deleted"
-        SUPERSEDED = "superseded", "replaced by a newer consent"
+        RESIDENT = "resident", _("revoked by the resident")
+        ADMIN = "admin", _("revoked by an administrator")
+        EXPIRED = "expired", _("retention period ended")
+        MOVE_OUT = "move_out", _("residency ended")
+        DELETED = "deleted", _("resident deleted")
+        SUPERSEDED = "superseded", _("replaced by a newer consent")
 
-    resident_id = models.PositiveBigIntegerField(db_index=True)
-    company_id = models.PositiveBigIntegerField(db_index=True)
-    building_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
-    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="consents")
-    purpose = models.CharField(max_length=32, choices=Purpose.choices, default=Purpose.FACE_ACCESS)
-    text = models.ForeignKey(ConsentText, on_delete=models.PROTECT, related_name="consents")
-    retention_until = models.DateTimeField()
-    granted_at = models.DateTimeField(default=timezone.now)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_reason = models.CharField(max_length=16, choices=RevokedReason.choices, blank=True)
-    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.APP)
-    evidence_ip = models.GenericIPAddressField(null=True, blank=True)
-    evidence_user_agent_sha256 = models.CharField(max_length=64, blank=True)
+    resident_id = models.PositiveBigIntegerField(_("resident id"), db_index=True)
+    company_id = models.PositiveBigIntegerField(_("company id"), db_index=True)
+    building_id = models.PositiveBigIntegerField(_("building id"), null=True, blank=True, db_index=True)
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="consents",
+                                verbose_name=_("partner"))
+    purpose = models.CharField(_("purpose"), max_length=32, choices=Purpose.choices, default=Purpose.FACE_ACCESS)
+    text = models.ForeignKey(ConsentText, on_delete=models.PROTECT, related_name="consents", verbose_name=_("text"))
+    retention_until = models.DateTimeField(_("retention until"))
+    granted_at = models.DateTimeField(_("granted at"), default=timezone.now)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revoked_reason = models.CharField(_("revoked reason"), max_length=16, choices=RevokedReason.choices, blank=True)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices, default=Channel.APP)
+    evidence_ip = models.GenericIPAddressField(_("evidence ip"), null=True, blank=True)
+    evidence_user_agent_sha256 = models.CharField(_("evidence user agent sha256"), max_length=64, blank=True)
 
     objects = ConsentQuerySet.as_manager()
 
@@ -122,7 +128,13 @@ class Consent(models.Model):
 
     class Meta:
         ordering = ["-granted_at", "-id"]
-        permissions = [("export_consent", "Can export consents (compliance)")]
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
+        permissions = [
+            ("export_consent", "Can export consents (compliance)"),
+            # the portal's consent pages: states and dates, never the evidence (address, device)
+            ("view_consent_status", _("Can see whether residents consented (states and dates only)")),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["resident_id", "partner", "purpose"], condition=Q(revoked_at__isnull=True),
@@ -138,7 +150,7 @@ class Consent(models.Model):
         ]
 
     def __str__(self):
-        return f"Consent #{self.pk}"
+        return _("Consent #%(id)s") % {"id": self.pk}
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
@@ -160,43 +172,51 @@ class Consent(models.Model):
 
 class FaceEnrolment(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "pending"
-        DELIVERED = "delivered", "delivered"
-        ACTIVE = "active", "active"
-        FAILED = "failed", "failed"
-        DELETING = "deleting", "deletion pending"
-        DELETED = "deleted", "deleted"
+        PENDING = "pending", _("pending")
+        DELIVERED = "delivered", _("delivered")
+        ACTIVE = "active", _("active")
+        FAILED = "failed", _("failed")
+        DELETING = "deleting", _("deletion pending")
+        DELETED = "deleted", _("deleted")
 
-    consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="enrolments")
-    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="face_enrolments")
-    resident_id = models.PositiveBigIntegerField(db_index=True)
-    subject_id = models.CharField(max_length=64, db_index=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    image_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the JPEG sent (not the image)")
+    consent = models.ForeignKey(Consent, on_delete=models.PROTECT, related_name="enrolments", verbose_name=_("consent"))
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="face_enrolments",
+                                verbose_name=_("partner"))
+    resident_id = models.PositiveBigIntegerField(_("resident id"), db_index=True)
+    subject_id = models.CharField(_("subject id"), max_length=64, db_index=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    image_sha256 = models.CharField(_("image sha256"), max_length=64, blank=True,
+                                    help_text=_("SHA-256 of the JPEG sent (not the image)"))
     outbox_message = models.ForeignKey(
-        "partners.OutboxMessage", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "partners.OutboxMessage", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("outbox message"),
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("face enrolment")
+        verbose_name_plural = _("face enrolments")
         ordering = ["-created_at", "-id"]
 
     def __str__(self):
-        return f"Face enrolment #{self.pk}"
+        return _("Face enrolment #%(id)s") % {"id": self.pk}
 
 
 class DeletionReceipt(models.Model):
     """The partner's confirmation that it deleted a subject's face (its deletion id)."""
 
-    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="deletion_receipts")
-    subject_id = models.CharField(max_length=64, db_index=True)
-    deletion_id = models.CharField(max_length=128)
-    outbox_message_id = models.PositiveBigIntegerField(unique=True)
-    confirmed_at = models.DateTimeField(default=timezone.now)
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="deletion_receipts",
+                                verbose_name=_("partner"))
+    subject_id = models.CharField(_("subject id"), max_length=64, db_index=True)
+    deletion_id = models.CharField(_("deletion id"), max_length=128)
+    outbox_message_id = models.PositiveBigIntegerField(_("outbox message id"), unique=True)
+    confirmed_at = models.DateTimeField(_("confirmed at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("deletion receipt")
+        verbose_name_plural = _("deletion receipts")
         ordering = ["-confirmed_at"]
 
     def __str__(self):
-        return f"Deletion receipt {self.deletion_id}"
+        return _("Deletion receipt %(id)s") % {"id": self.deletion_id}

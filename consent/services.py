@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from audit.actions import Action, Outcome
 from audit.actors import actor_fields
@@ -62,15 +63,16 @@ def consent_text_publish(*, version: str, body: str, language: str = "ru", partn
     (`text_published_elsewhere`: a text names its partner and company, so it cannot be shared).
     """
     if language not in dict(settings.LANGUAGES):
-        raise ValidationError(f"Language must be one of {', '.join(dict(settings.LANGUAGES))}.", code="bad_language")
+        raise ValidationError(gettext("Language must be one of %(languages)s.")
+                              % {"languages": ", ".join(dict(settings.LANGUAGES))}, code="bad_language")
     if purpose not in Consent.Purpose.values:
-        raise ValidationError("Unknown purpose.", code="bad_purpose")
+        raise ValidationError(gettext("Unknown purpose."), code="bad_purpose")
     partner_id = partner.pk if partner is not None else None
     digest = hashlib.sha256(body.encode()).hexdigest()
     existing = ConsentText.objects.filter(sha256=digest).first()
     if existing is not None:
         if (existing.partner_id, existing.company_id, existing.purpose) != (partner_id, company_id, purpose):
-            raise ValidationError("This wording is already published for another partner, company or purpose.",
+            raise ValidationError(gettext("This wording is already published for another partner, company or purpose."),
                                   code="text_published_elsewhere")
         return existing
     text = ConsentText(version=version, body=body, language=language, partner=partner, company_id=company_id,
@@ -102,17 +104,18 @@ def consent_give(
         contracts = contracts.filter(buildings__id=building_id)
     contract = contracts.order_by("-retention_days").first()
     if not partner.is_usable or contract is None:
-        raise ValidationError("This partner may not process faces for your building.", code="no_face_contract")
+        raise ValidationError(gettext("This partner may not process faces for your building."), code="no_face_contract")
     if not consent_text_applies(text=text, partner_id=partner.pk, company_id=company_id, purpose=FACE_PURPOSE):
-        raise ValidationError("This consent text is not the one for this partner and purpose.",
+        raise ValidationError(gettext("This consent text is not the one for this partner and purpose."),
                               code="text_not_applicable")
     longest = now + datetime.timedelta(days=contract.retention_days)
     retention_until = retention_until or longest
     if not now < retention_until <= longest:
-        raise ValidationError(f"Retention must end within {contract.retention_days} days.", code="bad_retention")
+        raise ValidationError(gettext("Retention must end within %(days)s days.") % {"days": contract.retention_days},
+                              code="bad_retention")
     if Consent.objects.filter(resident_id=resident_id, partner=partner, purpose=FACE_PURPOSE,
                               revoked_at__isnull=True).exists():
-        raise ValidationError("A consent for this partner is already open.", code="consent_exists")
+        raise ValidationError(gettext("A consent for this partner is already open."), code="consent_exists")
     consent = Consent.objects.create(
         resident_id=resident_id, company_id=company_id, building_id=building_id, partner=partner,
         purpose=FACE_PURPOSE, text=text, retention_until=retention_until, granted_at=now, channel=channel,

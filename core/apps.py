@@ -2,13 +2,14 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models.signals import pre_save
+from django.utils.translation import gettext_lazy as _
 
 
 class CoreConfig(AppConfig):
     """The shared kernel: crypto, HTTP conventions, roles and tenancy, observability, the admin site."""
 
     name = "core"
-    verbose_name = "smarthome core"
+    verbose_name = _("Staff security")  # the admin's section: staff second factors and sessions
 
     def ready(self):
         from axes.models import AccessAttempt

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models, transaction
 from django.db.models.functions import Now
+from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.plugins.otp_totp.models import TOTPDevice, default_key, key_validator
 
@@ -24,8 +25,12 @@ class DataVersion(models.Model):
     `pruned`: the newest batch that `versioned.changes_prune` has deleted from the log.
     """
 
-    scope = models.CharField(primary_key=True, max_length=16)
-    value = models.BigIntegerField(default=0)
+    scope = models.CharField(_("scope"), primary_key=True, max_length=16)
+    value = models.BigIntegerField(_("value"), default=0)
+
+    class Meta:
+        verbose_name = _("data version")
+        verbose_name_plural = _("data versions")
 
     def __str__(self):
         return f"{self.scope}: {self.value}"
@@ -70,22 +75,40 @@ class EncryptedTOTPDevice(EncryptedModel, TimestampMixin, ThrottlingMixin, Devic
     these devices through `core.auth.two_factor_pages.EncryptedGeneratorMethod`.
     """
 
+    # django-otp's own fields, redeclared unchanged but for their labels (django-otp has no Russian)
+    name = models.CharField(_("name"), max_length=64, help_text=_("The human-readable name of this device."))
+    confirmed = models.BooleanField(_("confirmed"), default=True, help_text=_("Is this device ready for use?"))
+    throttling_failure_timestamp = models.DateTimeField(
+        _("last failed attempt"), null=True, blank=True, default=None,
+        help_text=_("A timestamp of the last failed verification attempt. Null if last attempt succeeded."),
+    )
+    throttling_failure_count = models.PositiveIntegerField(
+        _("failed attempts in a row"), default=0, help_text=_("Number of successive failed attempts."))
+    created_at = models.DateTimeField(
+        _("created at"), null=True, blank=True, auto_now_add=True,
+        help_text=_("The date and time when this device was initially created in the system."),
+    )
+    last_used_at = models.DateTimeField(
+        _("last used at"), null=True, blank=True, help_text=_("The most recent date and time this device was used."))
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp_devices",
-        help_text="The user that this device belongs to.",
+        help_text=_("The user that this device belongs to."), verbose_name=_("user"),
     )
-    encrypted_key = EncryptedTextField(editable=False)
-    step = models.PositiveSmallIntegerField(default=30, help_text="The time step in seconds.")
-    t0 = models.BigIntegerField(default=0, help_text="The Unix time at which to begin counting steps.")
-    digits = models.PositiveSmallIntegerField(choices=[(6, 6), (8, 8)], default=6)
-    tolerance = models.PositiveSmallIntegerField(default=1, help_text="Time steps in the past or future allowed.")
-    drift = models.SmallIntegerField(default=0, help_text="Time steps the prover deviates from our clock.")
-    last_t = models.BigIntegerField(default=-1, help_text="The time step of the last verified token.")
+    encrypted_key = EncryptedTextField(_("encrypted key"), editable=False)
+    step = models.PositiveSmallIntegerField(_("step"), default=30, help_text=_("The time step in seconds."))
+    t0 = models.BigIntegerField(_("t0"), default=0, help_text=_("The Unix time at which to begin counting steps."))
+    digits = models.PositiveSmallIntegerField(_("digits"), choices=[(6, 6), (8, 8)], default=6)
+    tolerance = models.PositiveSmallIntegerField(_("tolerance"), default=1,
+                                                 help_text=_("Time steps in the past or future allowed."))
+    drift = models.SmallIntegerField(_("drift"), default=0,
+                                     help_text=_("Time steps the prover deviates from our clock."))
+    last_t = models.BigIntegerField(_("last t"), default=-1, help_text=_("The time step of the last verified token."))
 
     _unsealed_key: str | None = None  # a key set on this instance and not saved yet
 
     class Meta(Device.Meta):
-        verbose_name = "TOTP device"
+        verbose_name = _("TOTP device")
+        verbose_name_plural = _("TOTP devices")
 
     @property
     def key(self) -> str:
@@ -135,8 +158,8 @@ class Session(EncryptedModel, AbstractBaseSession):
     secret of a TOTP device being enrolled).
     """
 
-    session_key = models.CharField("session key digest", max_length=64, primary_key=True)
-    session_data = EncryptedTextField("session data")
+    session_key = models.CharField(_("session key digest"), max_length=64, primary_key=True)
+    session_data = EncryptedTextField(_("session data"))
 
     class Meta(AbstractBaseSession.Meta):
         db_table = "core_session"

@@ -4,12 +4,16 @@ accounts (read-only), and the residents' actions "invite", "revoke sessions and 
 """
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from access.admin import ScopedServiceAdmin
 from access.models import Resident
+from access.portal.residents import add_resident_section
 from core.portal.isolation import CompanyScopedModelAdmin
 from core.portal.readonly import ReadOnlyAdminMixin
 from identity.models import DirectoryAccount, Invitation, ProviderLink
+from identity.portal import sign_in_section
 from identity.services.invitations import invitation_create_bulk
 from identity.services.links import provider_link_create, provider_link_delete
 from identity.services.revocation import user_access_revoke
@@ -63,37 +67,39 @@ def _invite(model_admin, request, queryset, channel: str) -> None:
         residents=queryset.select_related("user", "company"), channel=channel, actor=request.user
     )
     if created:
-        model_admin.message_user(request, f"{len(created)} invitation(s) queued.", messages.SUCCESS)
+        model_admin.message_user(request, _("%(count)s invitation(s) queued.") % {"count": len(created)},
+                                 messages.SUCCESS)
     for resident, error in refused:
         model_admin.message_user(request, f"{resident}: {'; '.join(error.messages)}", messages.WARNING)
 
 
-@admin.action(description="Invite by e-mail (one-time link to set a password)", permissions=["change"])
+@admin.action(description=gettext_lazy("Invite by e-mail (one-time link to set a password)"), permissions=["change"])
 def invite_by_email(model_admin, request, queryset):
     _invite(model_admin, request, queryset, Invitation.Channel.EMAIL)
 
 
-@admin.action(description="Invite by SMS (one-time link to set a password)", permissions=["change"])
+@admin.action(description=gettext_lazy("Invite by SMS (one-time link to set a password)"), permissions=["change"])
 def invite_by_sms(model_admin, request, queryset):
     _invite(model_admin, request, queryset, Invitation.Channel.SMS)
 
 
-@admin.action(description="Revoke app sessions and tokens (sign out everywhere)", permissions=["change"])
+@admin.action(description=gettext_lazy("Revoke app sessions and tokens (sign out everywhere)"), permissions=["change"])
 def revoke_access(model_admin, request, queryset):
     total = 0
     for resident in queryset.select_related("user"):
         total += user_access_revoke(user=resident.user, reason="admin", actor=request.user, request=request)
-    model_admin.message_user(request, f"{total} token(s) revoked; browser sessions ended.", messages.SUCCESS)
+    model_admin.message_user(request, _("Tokens revoked: %(count)s; browser sessions ended.") % {"count": total},
+                             messages.SUCCESS)
 
 
-@admin.action(description="Unlink the identity provider account", permissions=["change"])
+@admin.action(description=gettext_lazy("Unlink the identity provider account"), permissions=["change"])
 def unlink_provider(model_admin, request, queryset):
     links = ProviderLink.objects.filter(resident__in=queryset).select_related("resident")
     count = 0
     for link in links:
         provider_link_delete(link=link, actor=request.user)
         count += 1
-    model_admin.message_user(request, f"{count} provider link(s) removed.", messages.SUCCESS)
+    model_admin.message_user(request, _("Provider links removed: %(count)s.") % {"count": count}, messages.SUCCESS)
 
 
 def extend_resident_admin(site=admin.site) -> None:
@@ -105,3 +111,4 @@ def extend_resident_admin(site=admin.site) -> None:
 
 
 extend_resident_admin()
+add_resident_section(sign_in_section)

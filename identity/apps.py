@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class IdentityConfig(AppConfig):
@@ -6,6 +7,7 @@ class IdentityConfig(AppConfig):
     and the audit of every sign-in. Sits above `access` in the import order."""
 
     name = "identity"
+    verbose_name = _("Resident sign-in")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):

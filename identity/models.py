@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class ProviderLink(models.Model):
@@ -17,38 +18,43 @@ class ProviderLink(models.Model):
     login whose verified claim matches exactly one resident; removed by a manager (unlink)."""
 
     class Origin(models.TextChoices):
-        ADMIN = "admin", "linked by a manager"
-        CLAIM = "claim", "linked at first login by a verified claim"
-        SYNC = "sync", "linked by the master-data sync"
+        ADMIN = "admin", _("linked by a manager")
+        CLAIM = "claim", _("linked at first login by a verified claim")
+        SYNC = "sync", _("linked by the master-data sync")
 
-    issuer = models.CharField(max_length=255)
-    subject = models.CharField(max_length=255)
-    resident = models.ForeignKey("access.Resident", on_delete=models.CASCADE, related_name="provider_links")
-    origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.ADMIN)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    last_login_at = models.DateTimeField(null=True, blank=True)
+    issuer = models.CharField(_("issuer"), max_length=255)
+    subject = models.CharField(_("subject"), max_length=255)
+    resident = models.ForeignKey("access.Resident", on_delete=models.CASCADE, related_name="provider_links",
+                                 verbose_name=_("resident"))
+    origin = models.CharField(_("origin"), max_length=8, choices=Origin.choices, default=Origin.ADMIN)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    last_login_at = models.DateTimeField(_("last login at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("provider link")
+        verbose_name_plural = _("provider links")
         constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="provider_link_unique_subject")]
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"Provider link #{self.pk}"
+        return _("Provider link #%(id)s") % {"id": self.pk}
 
 
 class ProviderSession(models.Model):
     """A provider session (`sid`) a linked identity signed in with: a back-channel logout token
     may name only the sid."""
 
-    link = models.ForeignKey(ProviderLink, on_delete=models.CASCADE, related_name="sessions")
-    sid = models.CharField(max_length=255, db_index=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    link = models.ForeignKey(ProviderLink, on_delete=models.CASCADE, related_name="sessions", verbose_name=_("link"))
+    sid = models.CharField(_("sid"), max_length=255, db_index=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
 
     class Meta:
+        verbose_name = _("provider session")
+        verbose_name_plural = _("provider sessions")
         constraints = [models.UniqueConstraint(fields=["link", "sid"], name="provider_session_unique")]
 
     def __str__(self):
-        return f"Provider session #{self.pk}"
+        return _("Provider session #%(id)s") % {"id": self.pk}
 
 
 class ContactIndex(models.Model):
@@ -56,18 +62,21 @@ class ContactIndex(models.Model):
     resident a login name or a provider claim names without decrypting every row."""
 
     class Kind(models.TextChoices):
-        PHONE = "phone", "phone"
-        EMAIL = "email", "e-mail"
+        PHONE = "phone", _("phone")
+        EMAIL = "email", _("e-mail")
 
-    resident = models.ForeignKey("access.Resident", on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    digest = models.CharField(max_length=64, db_index=True)
+    resident = models.ForeignKey("access.Resident", on_delete=models.CASCADE, related_name="+",
+                                 verbose_name=_("resident"))
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    digest = models.CharField(_("digest"), max_length=64, db_index=True)
 
     class Meta:
+        verbose_name = _("contact index")
+        verbose_name_plural = _("contact indexes")
         constraints = [models.UniqueConstraint(fields=["resident", "kind"], name="contact_index_one_per_kind")]
 
     def __str__(self):
-        return f"Contact index #{self.pk}"
+        return _("Contact index #%(id)s") % {"id": self.pk}
 
 
 class Invitation(models.Model):
@@ -79,34 +88,39 @@ class Invitation(models.Model):
     """
 
     class Purpose(models.TextChoices):
-        INVITE = "invite", "invitation"
-        RESET = "reset", "password reset"
+        INVITE = "invite", _("invitation")
+        RESET = "reset", _("password reset")
 
     class Channel(models.TextChoices):
-        EMAIL = "email", "e-mail"
-        SMS = "sms", "SMS"
+        EMAIL = "email", _("e-mail")
+        SMS = "sms", _("SMS")
 
-    resident = models.ForeignKey("access.Resident", on_delete=models.CASCADE, related_name="invitations")
-    purpose = models.CharField(max_length=8, choices=Purpose.choices)
-    channel = models.CharField(max_length=8, choices=Channel.choices)
-    token_digest = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    resident = models.ForeignKey("access.Resident", on_delete=models.CASCADE, related_name="invitations",
+                                 verbose_name=_("resident"))
+    purpose = models.CharField(_("purpose"), max_length=8, choices=Purpose.choices)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    token_digest = models.CharField(_("token digest"), max_length=64, null=True, blank=True, unique=True,
+                                    editable=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    expires_at = models.DateTimeField()
-    sent_at = models.DateTimeField(null=True, blank=True)
-    used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(_("expires at"))
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(expires_at__gt=models.F("created_at")), name="invitation_expires_later"),
         ]
 
     def __str__(self):
-        return f"Invitation #{self.pk}"
+        return _("Invitation #%(id)s") % {"id": self.pk}
 
     def is_usable(self, at=None) -> bool:
         at = at or timezone.now()
@@ -119,36 +133,48 @@ class DirectoryAccount(models.Model):
 
     A local account of the same name is never taken over by the directory."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="directory_account")
-    dn = models.CharField(max_length=512)
-    synced_at = models.DateTimeField(default=timezone.now)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="directory_account",
+                                verbose_name=_("user"))
+    dn = models.CharField(_("dn"), max_length=512)
+    synced_at = models.DateTimeField(_("synced at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("directory account")
+        verbose_name_plural = _("directory accounts")
 
     def __str__(self):
-        return f"Directory account #{self.pk}"
+        return _("Directory account #%(id)s") % {"id": self.pk}
 
 
 class SessionCutoff(models.Model):
     """Browser sessions of `user` that began before `not_before` are over (revoked)."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    not_before = models.DateTimeField()
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                                verbose_name=_("user"))
+    not_before = models.DateTimeField(_("not before"))
+
+    class Meta:
+        verbose_name = _("session cutoff")
+        verbose_name_plural = _("session cutoffs")
 
     def __str__(self):
-        return f"Session cutoff #{self.pk}"
+        return _("Session cutoff #%(id)s") % {"id": self.pk}
 
 
 class SignInFlood(models.Model):
     """Sign-in failures beyond the per-minute threshold, counted instead of recorded one by one;
     a periodic task turns each finished minute into one summary audit event."""
 
-    action = models.CharField(max_length=48)
-    outcome = models.CharField(max_length=16)
-    reason = models.CharField(max_length=64)
-    source_ip = models.CharField(max_length=45)
-    minute = models.DateTimeField()
-    suppressed = models.PositiveIntegerField(default=0)
+    action = models.CharField(_("action"), max_length=48)
+    outcome = models.CharField(_("outcome"), max_length=16)
+    reason = models.CharField(_("reason"), max_length=64)
+    source_ip = models.CharField(_("source ip"), max_length=45)
+    minute = models.DateTimeField(_("minute"))
+    suppressed = models.PositiveIntegerField(_("suppressed"), default=0)
 
     class Meta:
+        verbose_name = _("sign-in flood")
+        verbose_name_plural = _("sign-in floods")
         constraints = [
             models.UniqueConstraint(
                 fields=["action", "outcome", "reason", "source_ip", "minute"], name="signin_flood_unique"
@@ -156,4 +182,4 @@ class SignInFlood(models.Model):
         ]
 
     def __str__(self):
-        return f"Sign-in flood #{self.pk}"
+        return _("Sign-in flood #%(id)s") % {"id": self.pk}

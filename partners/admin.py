@@ -15,8 +15,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.http import HttpResponse
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from core.portal import auditlog_mask as admin_auditlog
 from core.portal.isolation import CompanyScopedModelAdmin, CompanyScopedTabularInline
@@ -26,6 +26,8 @@ from partners import services
 from partners.key_material import spoken
 from partners.models import Partner, PartnerContract, PartnerCredentials
 
+OPERATION_NAMES = {"open": gettext_lazy("remote opening"), "video": gettext_lazy("video"),
+                   "face": gettext_lazy("face recognition"), "plate": gettext_lazy("plate recognition")}
 FINGERPRINTS = (
     "client_secret_fingerprint",
     "plate_token_key_fingerprint",
@@ -37,7 +39,28 @@ FINGERPRINTS = (
 )
 
 
-class CredentialsInline(CompanyScopedTabularInline):
+def fingerprint_column(name: str, description):
+    return admin.display(description=description)(lambda self, obj: getattr(obj, name))
+
+
+class FingerprintColumns:
+    """The credentials' fingerprints as labelled columns (the model's properties carry no label)."""
+
+    client_secret_fingerprint = fingerprint_column("client_secret_fingerprint",
+                                                   gettext_lazy("client secret fingerprint"))
+    plate_token_key_fingerprint = fingerprint_column("plate_token_key_fingerprint",
+                                                     gettext_lazy("plate token key fingerprint"))
+    subject_key_fingerprint = fingerprint_column("subject_key_fingerprint",
+                                                 gettext_lazy("subject key fingerprint"))
+    webhook_secret_fingerprint = fingerprint_column("webhook_secret_fingerprint",
+                                                    gettext_lazy("webhook secret fingerprint"))
+    partner_public_key_fingerprint = fingerprint_column("partner_public_key_fingerprint",
+                                                        gettext_lazy("partner public key fingerprint"))
+    outbound_webhook_secret_fingerprint = fingerprint_column("outbound_webhook_secret_fingerprint",
+                                                             gettext_lazy("outbound webhook secret fingerprint"))
+
+
+class CredentialsInline(FingerprintColumns, CompanyScopedTabularInline):
     """Credential history of a partner: versions and fingerprints, never the secrets."""
 
     model = PartnerCredentials
@@ -70,13 +93,14 @@ class PartnerAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
 
     actions = ("suspend_partners", "reinstate_partners")
 
-    @admin.action(description="Suspend selected partners (every call refused)", permissions=["change"])
+    @admin.action(description=gettext_lazy("Suspend selected partners (every call refused)"), permissions=["change"])
     def suspend_partners(self, request, queryset):
         for partner in queryset:
             services.partner_suspend(partner=partner, reason="admin", actor=request.user)
-        self.message_user(request, f"{queryset.count()} partner(s) suspended.", messages.WARNING)
+        self.message_user(request, _("Partners suspended: %(count)s.") % {"count": queryset.count()},
+                          messages.WARNING)
 
-    @admin.action(description="Reinstate selected partners", permissions=["change"])
+    @admin.action(description=gettext_lazy("Reinstate selected partners"), permissions=["change"])
     def reinstate_partners(self, request, queryset):
         try:
             for partner in queryset:
@@ -84,7 +108,8 @@ class PartnerAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
         except PermissionDenied as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
-        self.message_user(request, f"{queryset.count()} partner(s) reinstated.", messages.SUCCESS)
+        self.message_user(request, _("Partners reinstated: %(count)s.") % {"count": queryset.count()},
+                          messages.SUCCESS)
 
     def service_save(self, request, current, data, change):
         if change:
@@ -109,19 +134,20 @@ class PartnerContractAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
         return ("subcontracting_forbidden", "created_at", *fixed)
     fieldsets = (
         (None, {"fields": ("partner", "company", "buildings", "valid_from", "valid_until")}),
-        ("Allowed operations", {"fields": ("allows_open", "allows_video", "allows_face", "allows_plate")}),
-        ("Data processing terms", {"fields": ("purpose", "retention_days", "subcontracting_forbidden",
+        (gettext_lazy("Allowed operations"), {"fields": ("allows_open", "allows_video", "allows_face",
+                                                           "allows_plate")}),
+        (gettext_lazy("Data processing terms"), {"fields": ("purpose", "retention_days", "subcontracting_forbidden",
                                                "agreement_ref", "created_at")}),
     )
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("partner", "company")
 
-    @admin.display(description="operations")
+    @admin.display(description=gettext_lazy("operations"))
     def operations(self, obj):
-        return ", ".join(op for op in ("open", "video", "face", "plate") if obj.allows(op)) or "—"
+        return ", ".join(str(OPERATION_NAMES[op]) for op in OPERATION_NAMES if obj.allows(op)) or "—"
 
-    @admin.display(description="active", boolean=True)
+    @admin.display(description=gettext_lazy("active"), boolean=True)
     def active(self, obj):
         return obj.is_active()
 
@@ -152,7 +178,7 @@ class PartnerContractAdmin(ServiceBackedAdminMixin, CompanyScopedModelAdmin):
 
 
 @admin.register(PartnerCredentials)
-class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
+class PartnerCredentialsAdmin(FingerprintColumns, CompanyScopedModelAdmin):
     company_path = "partner__contracts__company"
     list_display = ("partner", "version", "client_id", "current", "created_at", "revoked_at",
                     "plate_token_key_fingerprint", "webhook_secret_fingerprint", "plate_key_status")
@@ -166,18 +192,18 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("partner")
 
-    @admin.display(description="current", boolean=True)
+    @admin.display(description=gettext_lazy("current"), boolean=True)
     def current(self, obj):
         return obj.is_current
 
-    @admin.display(description=_("plate-token key"))
+    @admin.display(description=gettext_lazy("plate-token key"))
     def plate_key_status(self, obj):
         if obj.is_current:
-            return gettext("in use")
+            return _("in use")
         until = obj.plate_key_accepted_until()
         if until is not None and until > timezone.now():
-            return gettext("still accepted until %(until)s") % {"until": f"{timezone.localtime(until):%Y-%m-%d %H:%M}"}
-        return gettext("retired")
+            return _("still accepted until %(until)s") % {"until": f"{timezone.localtime(until):%Y-%m-%d %H:%M}"}
+        return _("retired")
 
     def has_add_permission(self, request):
         return False  # a new version is issued by rotation
@@ -189,13 +215,16 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
         # Rows are read-only; the change permission only unlocks the rotation action.
         return obj is None and super().has_change_permission(request, obj)
 
-    @admin.action(description="Rotate credentials of the selected partners (new version, old one revoked)",
-                  permissions=["change"])
+    @admin.action(
+        description=gettext_lazy("Rotate credentials of the selected partners (new version, old one revoked)"),
+        permissions=["change"],
+    )
     def rotate_credentials(self, request, queryset):
         self._rotate(request, queryset, emergency=False)
 
     @admin.action(
-        description="Emergency rotation: rotate now and revoke the previous secrets at once (no grace period)",
+        description=gettext_lazy(
+            "Emergency rotation: rotate now and revoke the previous secrets at once (no grace period)"),
         permissions=["change"],
     )
     def rotate_credentials_emergency(self, request, queryset):
@@ -207,40 +236,42 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
             issued = services.partner_credentials_rotate(partner=partner, emergency=emergency, actor=request.user)
             new = issued.credentials
             previous = (
-                "Previous secrets revoked at once: the partner's events fail until it has the new webhook secret. "
-                if emergency else ""
+                _("Previous secrets revoked at once: the partner's events fail until it has the new webhook secret.")
+                + " " if emergency else ""
             )
             self.message_user(
                 request,
-                f"{partner}: version {new.version} issued {timezone.localtime(new.created_at):%Y-%m-%d %H:%M}; "
-                f"plate-token key {new.plate_token_key_fingerprint}, webhook secret "
-                f"{new.webhook_secret_fingerprint}, outbound webhook secret {new.outbound_webhook_secret_fingerprint}, "
-                f"client secret {new.client_secret_fingerprint}. {previous}"
-                "The secrets themselves are never shown here; they reach the partner out of band.",
+                _("%(partner)s: version %(version)s issued %(issued)s; plate-token key %(plate_key)s, webhook secret "
+                  "%(webhook)s, outbound webhook secret %(outbound)s, client secret %(client)s. ") % {
+                    "partner": partner, "version": new.version,
+                    "issued": f"{timezone.localtime(new.created_at):%Y-%m-%d %H:%M}",
+                    "plate_key": new.plate_token_key_fingerprint, "webhook": new.webhook_secret_fingerprint,
+                    "outbound": new.outbound_webhook_secret_fingerprint, "client": new.client_secret_fingerprint,
+                } + previous + _("The secrets themselves are never shown here; they reach the partner out of band."),
                 messages.WARNING if emergency else messages.SUCCESS,
             )
             self.message_user(request, self._next_steps(partner), messages.INFO)
 
     @staticmethod
     def _next_steps(partner) -> str:
-        steps = gettext("Next: export the key material for %(partner)s (action \"Export key material\"), send "
+        steps = _("Next: export the key material for %(partner)s (action \"Export key material\"), send "
                         "the file and read the fingerprints aloud to the partner.") % {"partner": partner}
         previous = PartnerCredentials.objects.plate_keys_in_overlap().filter(partner=partner).first()
         if previous is None:
-            return steps + " " + gettext("No previous plate-token key is accepted any more: the partner's cars are "
+            return steps + " " + _("No previous plate-token key is accepted any more: the partner's cars are "
                                          "recognised once it uses the new key.")
-        return steps + " " + gettext(
+        return steps + " " + _(
             "The previous plate-token key %(fingerprint)s is accepted until %(until)s at the latest; retire it "
             "(action \"Retire the previous plate-token key\") once the partner's barriers use the new one."
         ) % {"fingerprint": spoken(previous.plate_token_key_fingerprint),
              "until": f"{timezone.localtime(previous.plate_key_accepted_until()):%Y-%m-%d %H:%M}"}
 
-    @admin.action(description=_("Export key material for the partner (a file only its private key opens)"),
+    @admin.action(description=gettext_lazy("Export key material for the partner (a file only its private key opens)"),
                   permissions=["change"])
     def export_key_material(self, request, queryset):
         partners = {credentials.partner for credentials in queryset.select_related("partner")}
         if len(partners) != 1:
-            self.message_user(request, gettext("Select the credentials of one partner to export."), messages.ERROR)
+            self.message_user(request, _("Select the credentials of one partner to export."), messages.ERROR)
             return None
         partner = partners.pop()
         try:
@@ -249,7 +280,7 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return None
         fingerprints = export.fingerprints
-        self.message_user(request, gettext(
+        self.message_user(request, _(
             "%(partner)s: key material of version %(version)s exported, encrypted to the partner's key. "
             "Read aloud and compare with the partner: plate-token key %(plate)s, webhook secret %(webhook)s, "
             "outbound webhook secret %(outbound)s, client secret %(client)s."
@@ -261,7 +292,7 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
         return response  # the admin marks every response no-store
 
-    @admin.action(description=_("Retire the previous plate-token key (end the rotation's overlap)"),
+    @admin.action(description=gettext_lazy("Retire the previous plate-token key (end the rotation's overlap)"),
                   permissions=["change"])
     def retire_previous_plate_key(self, request, queryset):
         partners = {credentials.partner for credentials in queryset.select_related("partner")}
@@ -272,7 +303,7 @@ class PartnerCredentialsAdmin(CompanyScopedModelAdmin):
                 self.message_user(request, f"{partner}: {' '.join(exc.messages)}", messages.ERROR)
                 continue
             if not retired:
-                self.message_user(request, gettext("%(partner)s: no previous plate-token key is in use.")
+                self.message_user(request, _("%(partner)s: no previous plate-token key is in use.")
                                   % {"partner": partner}, messages.INFO)
                 continue
             self.message_user(request, ngettext(

@@ -10,6 +10,8 @@ superusers only. The face JWE never shows (only whether the payload still holds 
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.portal.readonly import ReadOnlyAdminMixin
 from core.security.roles import SECURITY_ADMIN, has_role
@@ -22,11 +24,12 @@ def _may_operate(request) -> bool:
 
 
 class DueFilter(admin.SimpleListFilter):
-    title = "delivery"
+    title = gettext_lazy("delivery")
     parameter_name = "delivery"
 
     def lookups(self, request, model_admin):
-        return [("due", "pending and due"), ("waiting", "pending, backing off"), ("dead", "dead-lettered")]
+        return [("due", gettext_lazy("pending and due")), ("waiting", gettext_lazy("pending, backing off")),
+                ("dead", gettext_lazy("dead-lettered"))]
 
     def queryset(self, request, queryset):
         now = timezone.now()
@@ -59,25 +62,26 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         return _may_operate(request)
 
-    @admin.display(description="payload")
+    @admin.display(description=gettext_lazy("payload"))
     def payload_summary(self, obj):
         rows = []
         for name, value in sorted(obj.payload.items()):
             if name == "jwe":
-                value = "(encrypted photo, kept until acknowledged)" if value else "(purged after acknowledgement)"
+                value = (_("(encrypted photo, kept until acknowledged)") if value
+                         else _("(purged after acknowledgement)"))
             elif isinstance(value, list):
-                value = f"{len(value)} item(s)"
+                value = _("%(count)s item(s)") % {"count": len(value)}
             rows.append((name, value))
         return format_html_join("", "<div><b>{}</b>: {}</div>", rows)
 
-    @admin.display(description="retry now")
+    @admin.display(description=gettext_lazy("retry now"))
     def retry(self, obj):
-        return retry_refusal(obj) or "allowed (select it in the list and run \"Retry now\")"
+        return retry_refusal(obj) or _("allowed (select it in the list and run “Retry now”)")
 
-    @admin.action(description="Retry now (dead-lettered or waiting messages)")
+    @admin.action(description=gettext_lazy("Retry now (dead-lettered or waiting messages)"))
     def retry_now(self, request, queryset):
         if not _may_operate(request):
-            self.message_user(request, "Only security admins may retry outbox messages.", messages.ERROR)
+            self.message_user(request, _("Only security admins may retry outbox messages."), messages.ERROR)
             return
         retried = skipped = 0
         refused = []
@@ -91,6 +95,8 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 refused.append(f"#{message.pk}: {error}")
                 continue
             retried += 1
-        self.message_user(request, f"{retried} message(s) queued for delivery; {skipped} delivered one(s) skipped.")
+        self.message_user(
+            request, _("%(retried)s message(s) queued for delivery; %(skipped)s delivered one(s) skipped.")
+            % {"retried": retried, "skipped": skipped})
         if refused:
-            self.message_user(request, "Not retried: " + "; ".join(refused), messages.ERROR)
+            self.message_user(request, _("Not retried: %(refused)s") % {"refused": "; ".join(refused)}, messages.ERROR)

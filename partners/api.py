@@ -1,6 +1,7 @@
 """Partner API views of the partners app: POST /partner/v1/events (signed webhooks)."""
 
 from auditlog.context import set_actor
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -38,7 +39,7 @@ class WebhookSignatureInvalid(exceptions.AuthenticationFailed):
     problem_code = "webhook-signature-invalid"
 
     def __init__(self, reason: str):
-        super().__init__(f"The webhook did not verify ({reason}).")
+        super().__init__(gettext("The webhook did not verify (%(reason)s).") % {"reason": reason})
         self.problem_extra = {"reason": reason}
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from oauth2_provider.models import get_access_token_model
 from rest_framework import exceptions
@@ -50,12 +51,12 @@ class PartnerNotAuthenticated(exceptions.AuthenticationFailed):
 
 class IpNotAllowed(exceptions.PermissionDenied):
     problem_code = "ip-not-allowed"
-    default_detail = "Calls from this address are not allowed for this partner."
+    default_detail = gettext_lazy("Calls from this address are not allowed for this partner.")
 
 
 class PartnerSuspended(exceptions.PermissionDenied):
     problem_code = "partner-suspended"
-    default_detail = "The partner's access is suspended."
+    default_detail = gettext_lazy("The partner's access is suspended.")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.crypto.fields import EncryptedCharField
 from core.crypto.models import EncryptedModel
@@ -27,22 +28,27 @@ class PartnerQuerySet(models.QuerySet):
 
 
 class Partner(models.Model):
-    name = models.CharField(max_length=200, unique=True)
-    slug = models.SlugField(max_length=50, unique=True)
-    api_base_url = models.URLField(help_text="Base URL of the partner's API (https)")
-    audit_log_url = models.URLField(blank=True, help_text="The partner's audit log (GET ?since=), for reconciliation")
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    slug = models.SlugField(_("slug"), max_length=50, unique=True)
+    api_base_url = models.URLField(_("api base url"), help_text=_("Base URL of the partner's API (https)"))
+    audit_log_url = models.URLField(_("audit log url"), blank=True,
+                                    help_text=_("The partner's audit log (GET ?since=), for reconciliation"))
     server_ca_pem = models.TextField(
-        blank=True, help_text="CA certificate (PEM) the partner's TLS server certificate must chain to (pinned)"
+        _("server ca pem"),
+        blank=True, help_text=_("CA certificate (PEM) the partner's TLS server certificate must chain to (pinned)")
     )
-    active = models.BooleanField(default=True)
+    active = models.BooleanField(_("active"), default=True)
     suspended_at = models.DateTimeField(
-        null=True, blank=True, help_text="Set when a security admin suspends the partner; every call is refused"
+        _("suspended at"),
+        null=True, blank=True, help_text=_("Set when a security admin suspends the partner; every call is refused")
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     objects = PartnerQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("partner")
+        verbose_name_plural = _("partners")
         ordering = ["name"]
 
     def __str__(self):
@@ -62,26 +68,36 @@ class PartnerContractQuerySet(models.QuerySet):
 class PartnerContract(models.Model):
     """A partner's agreement with a management company, incl. the data-processing terms."""
 
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="contracts")
-    company = models.ForeignKey("access.ManagementCompany", on_delete=models.PROTECT, related_name="partner_contracts")
-    buildings = models.ManyToManyField("access.Building", related_name="partner_contracts", blank=True)
-    allows_open = models.BooleanField(default=False, help_text="Remote opening of doors and barriers")
-    allows_video = models.BooleanField(default=False, help_text="Live video sessions")
-    allows_face = models.BooleanField(default=False, help_text="Face recognition (needs the resident's consent)")
-    allows_plate = models.BooleanField(default=False, help_text="Licence-plate recognition at barriers")
-    valid_from = models.DateTimeField(default=timezone.now)
-    valid_until = models.DateTimeField(null=True, blank=True)
-    purpose = models.CharField(max_length=500, help_text="Purpose of processing, as in the agreement")
-    retention_days = models.PositiveIntegerField(help_text="How long the partner may keep personal data")
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="contracts", verbose_name=_("partner"))
+    company = models.ForeignKey("access.ManagementCompany", on_delete=models.PROTECT, related_name="partner_contracts",
+                                verbose_name=_("company"))
+    buildings = models.ManyToManyField("access.Building", related_name="partner_contracts", blank=True,
+                                       verbose_name=_("buildings"))
+    allows_open = models.BooleanField(_("allows open"), default=False,
+                                      help_text=_("Remote opening of doors and barriers"))
+    allows_video = models.BooleanField(_("allows video"), default=False, help_text=_("Live video sessions"))
+    allows_face = models.BooleanField(_("allows face"), default=False,
+                                      help_text=_("Face recognition (needs the resident's consent)"))
+    allows_plate = models.BooleanField(_("allows plate"), default=False,
+                                       help_text=_("Licence-plate recognition at barriers"))
+    valid_from = models.DateTimeField(_("valid from"), default=timezone.now)
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    purpose = models.CharField(_("purpose"), max_length=500, help_text=_("Purpose of processing, as in the agreement"))
+    retention_days = models.PositiveIntegerField(_("retention days"),
+                                                 help_text=_("How long the partner may keep personal data"))
     subcontracting_forbidden = models.BooleanField(
-        default=True, help_text="The partner may not pass data to subcontractors (must stay on)"
+        _("subcontracting forbidden"),
+        default=True, help_text=_("The partner may not pass data to subcontractors (must stay on)")
     )
-    agreement_ref = models.CharField(max_length=128, help_text="Reference of the signed agreement (number, date)")
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    agreement_ref = models.CharField(_("agreement ref"), max_length=128,
+                                     help_text=_("Reference of the signed agreement (number, date)"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     objects = PartnerContractQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("partner contract")
+        verbose_name_plural = _("partner contracts")
         ordering = ["-valid_from", "id"]
         constraints = [
             models.CheckConstraint(
@@ -101,7 +117,7 @@ class PartnerContract(models.Model):
         ]
 
     def __str__(self):
-        return f"Contract {self.agreement_ref}"
+        return _("Contract %(ref)s") % {"ref": self.agreement_ref}
 
     def is_active(self, at=None) -> bool:
         at = at or timezone.now()
@@ -159,22 +175,25 @@ class PartnerCredentials(EncryptedModel):
     - allowed_cidrs: networks the partner may call us from.
     """
 
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="credentials")
-    version = models.PositiveIntegerField()
-    client_id = models.CharField(max_length=100)
-    client_secret = EncryptedCharField(max_length=200)
-    client_cert_pem = models.TextField(blank=True)
-    client_cert_fingerprint = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the DER, hex")
-    partner_public_key_pem = models.TextField(blank=True)
-    plate_token_key = EncryptedCharField(max_length=100)
-    subject_key = EncryptedCharField(max_length=100)
-    webhook_secret = EncryptedCharField(max_length=200)
-    outbound_webhook_secret = EncryptedCharField(max_length=200, blank=True, default="")
-    allowed_cidrs = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="credentials",
+                                verbose_name=_("partner"))
+    version = models.PositiveIntegerField(_("version"))
+    client_id = models.CharField(_("client id"), max_length=100)
+    client_secret = EncryptedCharField(_("client secret"), max_length=200)
+    client_cert_pem = models.TextField(_("client cert pem"), blank=True)
+    client_cert_fingerprint = models.CharField(_("client cert fingerprint"), max_length=64, blank=True,
+                                               help_text=_("SHA-256 of the DER, hex"))
+    partner_public_key_pem = models.TextField(_("partner public key pem"), blank=True)
+    plate_token_key = EncryptedCharField(_("plate token key"), max_length=100)
+    subject_key = EncryptedCharField(_("subject key"), max_length=100)
+    webhook_secret = EncryptedCharField(_("webhook secret"), max_length=200)
+    outbound_webhook_secret = EncryptedCharField(_("outbound webhook secret"), max_length=200, blank=True, default="")
+    allowed_cidrs = models.JSONField(_("allowed cidrs"), default=list, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     revoked_without_grace = models.BooleanField(
-        default=False, help_text="Revoked by an emergency rotation: its secrets stopped working at once"
+        _("revoked without grace"),
+        default=False, help_text=_("Revoked by an emergency rotation: its secrets stopped working at once")
     )
     handed_over_at = models.DateTimeField(
         null=True, blank=True, help_text="When its key material was last exported to the partner (encrypted)"
@@ -186,7 +205,8 @@ class PartnerCredentials(EncryptedModel):
     objects = PartnerCredentialsQuerySet.as_manager()
 
     class Meta:
-        verbose_name_plural = "partner credentials"
+        verbose_name = _("partner credentials")
+        verbose_name_plural = _("partner credentials")
         ordering = ["partner_id", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["partner", "version"], name="credentials_version_unique_per_partner"),
@@ -199,7 +219,7 @@ class PartnerCredentials(EncryptedModel):
         ]
 
     def __str__(self):
-        return f"{self.partner} credentials v{self.version}"
+        return _("%(partner)s credentials v%(version)s") % {"partner": self.partner, "version": self.version}
 
     @property
     def is_current(self) -> bool:
@@ -263,29 +283,35 @@ class OutboxMessage(models.Model):
     """
 
     class Status(models.TextChoices):
-        PENDING = "pending", "pending"
-        DELIVERED = "delivered", "delivered"
-        DEAD = "dead", "dead-lettered"
+        PENDING = "pending", _("pending")
+        DELIVERED = "delivered", _("delivered")
+        DEAD = "dead", _("dead-lettered")
 
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="outbox_messages")
-    operation = models.CharField(max_length=40, help_text="Handler name, e.g. face_delete")
-    ordering_key = models.CharField(max_length=128, help_text="Messages with the same key are delivered in order")
-    idempotency_key = models.CharField(max_length=64, unique=True)
-    payload = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="outbox_messages",
+                                verbose_name=_("partner"))
+    operation = models.CharField(_("operation"), max_length=40, help_text=_("Handler name, e.g. face_delete"))
+    ordering_key = models.CharField(_("ordering key"), max_length=128,
+                                    help_text=_("Messages with the same key are delivered in order"))
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, unique=True)
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    last_attempt_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
     # When a delivery task was last sent for it; the dispatcher re-sends after a lease (lost task).
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    dead_lettered_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.CharField(max_length=64, blank=True, help_text="Machine code of the last failure")
-    last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    result = models.JSONField(default=dict, blank=True, help_text="The partner's acknowledgement (e.g. deletion id)")
+    dispatched_at = models.DateTimeField(_("dispatched at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    dead_lettered_at = models.DateTimeField(_("dead lettered at"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=64, blank=True,
+                                  help_text=_("Machine code of the last failure"))
+    last_http_status = models.PositiveSmallIntegerField(_("last http status"), null=True, blank=True)
+    result = models.JSONField(_("result"), default=dict, blank=True,
+                              help_text=_("The partner's acknowledgement (e.g. deletion id)"))
 
     class Meta:
+        verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox messages")
         ordering = ["id"]
         indexes = [
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="outbox_pending_due"),
@@ -308,7 +334,8 @@ class OutboxMessage(models.Model):
         ]
 
     def __str__(self):
-        return f"outbox #{self.pk} {self.operation} ({self.status})"
+        return _("Outbox message #%(id)s %(operation)s (%(status)s)") % {
+            "id": self.pk, "operation": self.operation, "status": self.get_status_display()}
 
 
 # --- partner API: OAuth2 client binding, RFC 8705 token binding, inbound webhooks ---------------
@@ -317,14 +344,20 @@ class OutboxMessage(models.Model):
 class PartnerApplication(models.Model):
     """Binds a django-oauth-toolkit client-credentials Application to the partner it authenticates."""
 
-    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="oauth_applications")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="oauth_applications",
+                                verbose_name=_("partner"))
     application = models.OneToOneField(
-        "oauth2_provider.Application", on_delete=models.CASCADE, related_name="partner_binding"
+        "oauth2_provider.Application", on_delete=models.CASCADE, related_name="partner_binding",
+        verbose_name=_("application"),
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("partner OAuth2 client")
+        verbose_name_plural = _("partner OAuth2 clients")
 
     def __str__(self):
-        return f"OAuth2 client of {self.partner}"
+        return _("OAuth2 client of %(partner)s") % {"partner": self.partner}
 
 
 class PartnerTokenBinding(models.Model):
@@ -332,30 +365,40 @@ class PartnerTokenBinding(models.Model):
     that requested it. The token is refused with any other certificate, or none."""
 
     access_token = models.OneToOneField(
-        "oauth2_provider.AccessToken", on_delete=models.CASCADE, related_name="partner_cert_binding"
+        "oauth2_provider.AccessToken", on_delete=models.CASCADE, related_name="partner_cert_binding",
+        verbose_name=_("access token"),
     )
-    x5t_s256 = models.CharField(max_length=64)
+    x5t_s256 = models.CharField(_("x5t s256"), max_length=64)
+
+    class Meta:
+        verbose_name = _("token binding")
+        verbose_name_plural = _("token bindings")
 
     def __str__(self):
-        return f"Token binding #{self.pk}"
+        return _("Token binding #%(id)s") % {"id": self.pk}
 
 
 class InboundWebhook(models.Model):
     """A verified event a partner sent us; `webhook_id` de-duplicates replays."""
 
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="inbound_webhooks")
-    webhook_id = models.CharField(max_length=128)
-    event_type = models.CharField(max_length=64)
-    known = models.BooleanField(default=True, help_text="False: a type we do not handle yet (stored, acknowledged)")
-    payload = models.JSONField(default=dict, blank=True, help_text="The event's data (pseudonymous ids only)")
-    received_at = models.DateTimeField(default=timezone.now)
-    processed_at = models.DateTimeField(null=True, blank=True)
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="inbound_webhooks",
+                                verbose_name=_("partner"))
+    webhook_id = models.CharField(_("webhook id"), max_length=128)
+    event_type = models.CharField(_("event type"), max_length=64)
+    known = models.BooleanField(_("known"), default=True,
+                                help_text=_("False: a type we do not handle yet (stored, acknowledged)"))
+    payload = models.JSONField(_("payload"), default=dict, blank=True,
+                               help_text=_("The event's data (pseudonymous ids only)"))
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("partner event")
+        verbose_name_plural = _("partner events")
         ordering = ["-received_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["partner", "webhook_id"], name="inbound_webhook_unique_per_partner"),
         ]
 
     def __str__(self):
-        return f"Inbound webhook #{self.pk} {self.event_type}"
+        return _("Partner event #%(id)s %(type)s") % {"id": self.pk, "type": self.event_type}

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 from oauth2_provider.models import get_application_model
 
 from audit.actions import Action, Outcome
@@ -97,7 +98,8 @@ def partner_contract_create(
     buildings = list(buildings)
     foreign = [b.pk for b in buildings if b.company_id != company.pk]
     if foreign:
-        raise ValidationError({"buildings": "Every building must belong to the contract's management company."})
+        raise ValidationError(
+            {"buildings": gettext("Every building must belong to the contract's management company.")})
     contract = PartnerContract(
         partner=partner,
         company=company,
@@ -152,7 +154,8 @@ def partner_contract_update(*, contract: PartnerContract, buildings, actor=None,
         raise TypeError(f"partner_contract_update() cannot change {', '.join(sorted(unknown))}")
     buildings = list(buildings)
     if any(b.company_id != contract.company_id for b in buildings):
-        raise ValidationError({"buildings": "Every building must belong to the contract's management company."})
+        raise ValidationError(
+            {"buildings": gettext("Every building must belong to the contract's management company.")})
     contract = PartnerContract.objects.select_for_update().get(pk=contract.pk)
     for name, value in terms.items():
         setattr(contract, name, value)
@@ -450,25 +453,26 @@ def _cert_fingerprint(cert_pem: str) -> str:
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
     except ValueError:
-        raise ValidationError({"client_cert_pem": "Not a PEM X.509 certificate."}) from None
+        raise ValidationError({"client_cert_pem": gettext("Not a PEM X.509 certificate.")}) from None
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
 def _validate_credentials(credentials: PartnerCredentials) -> None:
     if not credentials.client_id:
-        raise ValidationError({"client_id": "A client id is required."})
+        raise ValidationError({"client_id": gettext("A client id is required.")})
     if not _is_webhook_secret(credentials.outbound_webhook_secret):
-        raise ValidationError({"outbound_webhook_secret": "Not a Standard Webhooks secret (whsec_<base64>)."})
+        raise ValidationError({"outbound_webhook_secret": gettext("Not a Standard Webhooks secret (whsec_<base64>).")})
     if credentials.partner_public_key_pem:
         try:
             public_key_fingerprint(credentials.partner_public_key_pem)
         except ValueError:
-            raise ValidationError({"partner_public_key_pem": "Not a PEM public key."}) from None
+            raise ValidationError({"partner_public_key_pem": gettext("Not a PEM public key.")}) from None
     for cidr in credentials.allowed_cidrs:
         try:
             ipaddress.ip_network(cidr, strict=False)
         except (TypeError, ValueError):
-            raise ValidationError({"allowed_cidrs": f"{cidr!r} is not an IP network."}) from None
+            raise ValidationError(
+                {"allowed_cidrs": gettext("%(cidr)s is not an IP network.") % {"cidr": repr(cidr)}}) from None
 
 
 def _is_webhook_secret(value: str) -> bool:
@@ -512,7 +516,7 @@ def partner_reinstate(*, partner: Partner, actor) -> Partner:
     resolves the partner's open security alerts: resolved_at, resolved_by = the admin's
     pseudonymous ref)."""
     if not (actor.is_superuser or has_role(actor, SECURITY_ADMIN)):
-        raise PermissionDenied("Only a security admin reinstates a partner.")
+        raise PermissionDenied(gettext("Only a security admin reinstates a partner."))
     Partner.objects.filter(pk=partner.pk).update(suspended_at=None)
     partner_tokens_revoke(partner_id=partner.pk)
     partner.suspended_at = None
@@ -536,7 +540,7 @@ def partner_api_client_issue(*, partner: Partner, client_id: str) -> str:
     )
     binding, _ = PartnerApplication.objects.get_or_create(application=application, defaults={"partner": partner})
     if binding.partner_id != partner.pk:
-        raise ValidationError({"client_id": "This OAuth2 client belongs to another partner."})
+        raise ValidationError({"client_id": gettext("This OAuth2 client belongs to another partner.")})
     secret = secrets.token_urlsafe(32)
     application.client_secret = secret
     application.save()

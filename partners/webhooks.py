@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 from rest_framework.exceptions import ErrorDetail
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -105,19 +106,19 @@ def _event(body: bytes) -> tuple[str, dict, datetime.datetime | None]:
     try:
         event = json.loads(body)
     except ValueError:
-        raise WebhookMalformed("The body is not JSON.") from None
+        raise WebhookMalformed(gettext("The body is not JSON.")) from None
     refused = input_errors(event, known=ENVELOPE_KEYS) if isinstance(event, dict) else None
     if refused:
-        raise WebhookMalformed("The event has unknown keys or control characters.", errors=refused)
+        raise WebhookMalformed(gettext("The event has unknown keys or control characters."), errors=refused)
     if not isinstance(event, dict) or not isinstance(event.get("type"), str) or not EVENT_TYPE.match(event["type"]):
-        raise WebhookMalformed("The event needs a `type` code ([a-z0-9_.]).")
+        raise WebhookMalformed(gettext("The event needs a `type` code ([a-z0-9_.])."))
     data = event.get("data", {})
     if not isinstance(data, dict):
-        raise WebhookMalformed("`data` must be an object.")
-    nested = {f"data.{key}": [ErrorDetail("Expected text, a number or a boolean.", code="invalid_type")]
+        raise WebhookMalformed(gettext("`data` must be an object."))
+    nested = {f"data.{key}": [ErrorDetail(gettext("Expected text, a number or a boolean."), code="invalid_type")]
               for key, value in data.items() if not isinstance(value, str | int | float)}
     if nested:
-        raise WebhookMalformed("`data` holds text, numbers and booleans only.", errors=nested)
+        raise WebhookMalformed(gettext("`data` holds text, numbers and booleans only."), errors=nested)
     kept = {
         key: value for key, value in data.items()
         if key in DATA_KEYS and (isinstance(value, bool | int) or (isinstance(value, str) and _VALUE.match(value)))
@@ -165,7 +166,7 @@ def inbound_webhook_receive(*, partner: Partner, body: bytes, headers: dict) -> 
         raise
     webhook_id = headers["webhook-id"]
     if not WEBHOOK_ID.match(webhook_id):
-        raise WebhookMalformed("webhook-id must be 1-128 characters [A-Za-z0-9:._-].")
+        raise WebhookMalformed(gettext("webhook-id must be 1-128 characters [A-Za-z0-9:._-]."))
     event_type, data, occurred_at = _event(body)
     existing = InboundWebhook.objects.filter(partner=partner, webhook_id=webhook_id).first()
     if existing is not None:

@@ -3,8 +3,9 @@
 # PostgreSQL + Redis (the test suite starts its own servers from these binaries), nginx (TLS
 # terminator for the partner API's mTLS), Chromium + driver (browser tests), wrk (`make bench`),
 # OpenLDAP's headers
-# (python-ldap has no wheel: pip builds it), slapd + ldap-utils (the directory tests' server) and
-# prometheus (only its promtool is used: it checks and unit-tests the alerting rules in ops/prometheus/).
+# (python-ldap has no wheel: pip builds it), slapd + ldap-utils (the directory tests' server),
+# prometheus (only its promtool is used: it checks and unit-tests the alerting rules in ops/prometheus/) and
+# gettext (msgfmt compiles the translations at install; msgattrib checks them in the tests).
 set -euo pipefail
 missing=()
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
@@ -19,6 +20,7 @@ command -v gcc >/dev/null || missing+=(gcc)
 command -v ldapadd >/dev/null || missing+=(ldap-utils)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v msgfmt >/dev/null || missing+=(gettext)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

@@ -10,6 +10,9 @@ import psycopg
 import pytest
 
 from tests.servers_plugin import running_server
+from tests.translations import compile_translations
+
+compile_translations()
 
 pytest_plugins = [
     "tests.partners.sandbox_fixtures",
@@ -19,6 +22,16 @@ pytest_plugins = [
     "tests.identity.oidc_fixtures",
     "tests.identity.ldap_fixtures",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _test_language(request, settings):
+    """Tests speak English unless marked `@pytest.mark.language("ru")`: the assertions of the suite
+    read English texts (English stays available: Accept-Language, the language switch), while the
+    service's own default, Russian (settings.LANGUAGE_CODE), is what the marked tests check - the
+    portal's pages, problem documents, e-mails (tests/core/test_translations.py and others)."""
+    marker = request.node.get_closest_marker("language")
+    settings.LANGUAGE_CODE = marker.args[0] if marker else "en"
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The access app's domain errors (access.errors) as HTTP problem documents of the resident API."""
 
+from django.utils.translation import gettext_lazy
 from rest_framework import exceptions
 
 from access import errors
@@ -17,21 +18,21 @@ class ResidentRuleDenied(exceptions.PermissionDenied):
 
 class OpenInProgress(exceptions.APIException):
     status_code = 409
-    default_detail = "An open request with this Idempotency-Key is still in progress."
+    default_detail = gettext_lazy("An open request with this Idempotency-Key is still in progress.")
     default_code = "open_in_progress"
     problem_code = "open-in-progress"
 
 
 class IdempotencyKeyReused(exceptions.APIException):
     status_code = 422
-    default_detail = "This Idempotency-Key was already used for another device."
+    default_detail = gettext_lazy("This Idempotency-Key was already used for another device.")
     default_code = "idempotency_key_reused"
     problem_code = "idempotency-key-reused"
 
 
 class DeviceOffline(exceptions.APIException):
     status_code = 409
-    default_detail = "The device is offline."
+    default_detail = gettext_lazy("The device is offline.")
     default_code = "device_offline"
     problem_code = "device-offline"
 

@@ -1,5 +1,6 @@
 """/api/v1/guest-passes - passes for a guest's car at a barrier of the resident's building (scope `guests:write`)."""
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -73,7 +74,7 @@ class GuestPassListCreateApi(ResidentApi):
             device = device_for_resident(resident=self.resident, device_id=data.pop("device_id"))
         except DeviceNotFound:  # a device that is not yours is just "unknown" here
             raise serializers.ValidationError(
-                {"device_id": [serializers.ErrorDetail("Unknown device.", code="does_not_exist")]}
+                {"device_id": [serializers.ErrorDetail(gettext("Unknown device."), code="does_not_exist")]}
             ) from None
         guest_pass = guest_pass_create(resident=self.resident, device=device, actor=request.user, **data)
         return Response(GuestPassOutputSerializer(guest_pass).data, status=201)

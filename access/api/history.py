@@ -2,6 +2,7 @@
 
 import datetime
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 
@@ -56,7 +57,7 @@ class HistoryListApi(ResidentApi):
             device = device_for_resident(resident=self.resident, device_id=params["device_id"])
         if "since" in params and "until" in params and params["since"] >= params["until"]:
             raise exceptions.ValidationError(
-                {"until": [serializers.ErrorDetail("until must be after since.", code="order")]})
+                {"until": [serializers.ErrorDetail(gettext("until must be after since."), code="order")]})
         events = history_for_resident(
             user=request.user, resident=self.resident, since=params.get("since"), until=params.get("until"),
             device=device,

@@ -1,6 +1,7 @@
 """POST /api/v1/devices/{id}/open - open a door or barrier remotely, once per Idempotency-Key."""
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -17,7 +18,7 @@ OPEN_SCOPES = {Device.Kind.INTERCOM_DOOR: "doors:open", Device.Kind.BARRIER: "ba
 
 class NotOpenable(exceptions.APIException):
     status_code = 409
-    default_detail = "This device cannot be opened."
+    default_detail = gettext_lazy("This device cannot be opened.")
     default_code = "not_openable"
     problem_code = "not-openable"
 

@@ -4,6 +4,7 @@ Routed in access/partner_urls.py; decided by access.services.decisions (rules: a
 records the `access.decision` audit event.
 """
 
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -23,7 +24,7 @@ _REF = r"^[A-Za-z0-9:._-]{1,64}$"
 
 class UnknownDevice(exceptions.NotFound):
     problem_code = "unknown-device"
-    default_detail = "No such device."
+    default_detail = gettext_lazy("No such device.")
 
 
 class AccessDecisionApi(APIView):

@@ -4,6 +4,7 @@ Scopes: writes need `vehicles:write`; reads accept `vehicles:write` or `devices:
 shows cars next to barriers, and a token that may change cars may see them).
 """
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -32,7 +33,8 @@ class VehicleOutputSerializer(serializers.Serializer):
 
 def _require_resident(view):
     if view.resident is None:
-        raise serializers.ValidationError({"non_field_errors": ["Only residents have vehicles."]}, code="not_resident")
+        raise serializers.ValidationError({"non_field_errors": [gettext("Only residents have vehicles.")]},
+                                          code="not_resident")
     return view.resident
 
 

@@ -1,5 +1,6 @@
 """POST /api/v1/devices/{id}/video-sessions - a WebRTC session created by the partner."""
 
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -18,7 +19,7 @@ SDP_OFFER = text_pattern(multiline=True).replace("^", "^v=0", 1)
 
 class NoVideo(exceptions.APIException):
     status_code = 409
-    default_detail = "This device has no camera."
+    default_detail = gettext_lazy("This device has no camera.")
     default_code = "no_video"
     problem_code = "no-video"
 
@@ -39,7 +40,7 @@ class VideoSessionCreateApi(ResidentApi):
         sdp_offer = serializers.RegexField(
             SDP_OFFER, required=False, max_length=20000, trim_whitespace=False,
             help_text="The app's SDP offer (starts with v=0), optional",
-            error_messages={"invalid": "An SDP offer starts with v=0."},
+            error_messages={"invalid": gettext_lazy("An SDP offer starts with v=0.")},
         )
 
     class OutputSerializer(serializers.Serializer):

@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from access.models import Building, ManagementCompany, StaffMembership, Unit
 from access.services.allowlist import allowlist_push_site
@@ -33,7 +34,7 @@ def staff_membership_create(*, user, company: ManagementCompany, actor=None) -> 
     Records admin.change."""
     check_change(actor=actor, target=user, change=StaffChange.MEMBERSHIP)
     if not user.is_staff:
-        raise ValidationError({"user": "Only staff users can belong to a management company."})
+        raise ValidationError({"user": gettext("Only staff users can belong to a management company.")})
     membership = clean_save(StaffMembership(user=user, company=company))
     audit_change(actor=actor, object_type="staff_membership", pk=membership.pk, reason="created",
                  company_id=company.pk)

@@ -6,6 +6,7 @@ Every change patches the partners' allowlists of the grant's site (access.servic
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from access.models import AccessGrant, Building, Device, Residency, Resident
 from access.services.allowlist import allowlist_resident_changed
@@ -41,7 +42,7 @@ def grant_create(
     holder = resident if resident is not None else (residency.resident if residency is not None else None)
     target = building if building is not None else (device.building if device is not None else None)
     if holder is not None and target is not None and holder.company_id != target.company_id:
-        raise ValidationError("The target belongs to another management company than the resident.")
+        raise ValidationError(gettext("The target belongs to another management company than the resident."))
     grant = clean_save(
         AccessGrant(
             resident=resident, residency=residency, building=building, device=device,

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from access.errors import RuleDenied
 from access.models import Device, GuestPass, Resident
@@ -76,7 +77,8 @@ def guest_pass_create(
     """
     Resident.objects.select_for_update().filter(pk=resident.pk).first()
     if device.kind != Device.Kind.BARRIER:
-        raise ValidationError({"device": ValidationError("Guest passes are for barriers.", code="not_a_barrier")})
+        raise ValidationError({"device": ValidationError(gettext("Guest passes are for barriers."),
+                              code="not_a_barrier")})
     verdict = resident_verdict(resident=resident, device=device, operation="plate")
     if not verdict.allows:
         raise RuleDenied(resident_code(verdict.reason, starts_later=verdict.starts_later))
@@ -88,23 +90,29 @@ def guest_pass_create(
     valid_from = valid_from or now
     valid_until = valid_until or valid_from + datetime.timedelta(days=1)
     if valid_from < now - CLOCK_SKEW:
-        raise ValidationError({"valid_from": ValidationError("A pass cannot start in the past.", code="in_past")})
+        raise ValidationError({"valid_from": ValidationError(gettext("A pass cannot start in the past."),
+                              code="in_past")})
     if valid_until <= valid_from:
-        raise ValidationError({"valid_until": ValidationError("A pass must end after it starts.", code="order")})
+        raise ValidationError({"valid_until": ValidationError(gettext("A pass must end after it starts."),
+                              code="order")})
     if valid_until - valid_from > max_duration():
         raise ValidationError(
-            {"valid_until": ValidationError(f"A pass lasts at most {max_duration().days} days.", code="too_long")}
+            {"valid_until": ValidationError(
+                ngettext("A pass lasts at most %(days)s day.", "A pass lasts at most %(days)s days.",
+                         max_duration().days) % {"days": max_duration().days}, code="too_long")}
         )
     if guest_passes_active_count(resident=resident, at=now) >= active_max():
         raise ValidationError(
             {"non_field_errors": ValidationError(
-                f"You already have {active_max()} active guest passes; revoke one first.", code="limit_reached"
+                gettext("You already have %(count)s active guest passes; revoke one first.")
+                % {"count": active_max()}, code="limit_reached"
             )}
         )
     credentials = current_credentials(partner=device.partner)
     if credentials is None:
         raise ValidationError(
-            {"device": ValidationError("This barrier's platform is not configured.", code="partner_not_configured")}
+            {"device": ValidationError(gettext("This barrier's platform is not configured."),
+                                       code="partner_not_configured")}
         )
     token, previous_token = guest_pass_tokens(partner_id=device.partner_id, plate=normalised)
     guest_pass = GuestPass(

@@ -1,7 +1,11 @@
-"""Remote opening of a door or barrier by a resident, through the device's partner.
+"""Remote opening of a door or barrier through the device's partner: by a resident from the app
+(`device_open`), or by a staff member from the portal for someone at the door - a courier, a
+visitor (`staff_device_open`).
 
 `device_authorise` is the rule check (access.policy) every device operation of the app runs and
 records; `device_open` adds the Idempotency-Key record, the partner call and the audit event.
+`staff_device_open` calls the partner the same way (one `OpenRequest` per key, the same replay
+and takeover rules) under the staff member's own pairwise subject id and rate limit.
 
 A request left `pending` by a process that died mid-call would block its key (409) forever:
 after settings.OPEN_REQUEST_STALE_S (default 30 s; the open's whole budget - connect, token and
@@ -20,20 +24,24 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from access.anomalies import resident_open_observe
-from access.errors import IdempotencyKeyReused, OpenInProgress, RuleDenied
+from access.errors import IdempotencyKeyReused, OpenInProgress, RuleDenied, StaffOpenRateExceeded
 from access.models import Device, OpenRequest, Resident
 from access.policy import resident_verdict
-from access.reasons import resident_code
+from access.reasons import StaffOpenReason, resident_code
 from access.services.devices import device_set_online
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
-from consent.subjects import pairwise_subject_id
+from consent.subjects import pairwise_staff_subject_id, pairwise_subject_id
+from core.ratelimit import Limit, hit
 from core.security.identifiers import user_ref
+from core.security.tenancy import company_ids_for_user
 from partners.client import (
     PartnerRejected,
     PartnerUnavailable,
@@ -41,11 +49,12 @@ from partners.client import (
     open_device,
     partner_connection_for,
 )
-from partners.selectors import current_credentials
+from partners.selectors import contract_covering, current_credentials
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_STALE_S = 30
+STAFF_OPEN_KINDS = (Device.Kind.INTERCOM_DOOR, Device.Kind.BARRIER)
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 _FINAL = {OpenRequest.Result.OPENED, OpenRequest.Result.DENIED, OpenRequest.Result.OFFLINE}
 _OUTCOMES = {
@@ -61,9 +70,10 @@ class OpenOutcome:
     replayed: bool
 
 
-def _audit(action, *, user, device: Device, outcome: Outcome, reason: str, source_ip=None):
+def _audit(action, *, user, device: Device, outcome: Outcome, reason: str, source_ip=None,
+           actor_kind=ActorKind.RESIDENT):
     record(
-        action=action, outcome=outcome, actor_kind=ActorKind.RESIDENT, actor_ref=user_ref(user),
+        action=action, outcome=outcome, actor_kind=actor_kind, actor_ref=user_ref(user),
         object_type="device", object_ref=f"device:{device.pk}", partner_id=device.partner_id,
         company_id=device.building.company_id, building_id=device.building_id,
         device_ref=device.partner_device_ref, reason=reason.replace("-", "_"), source_ip=source_ip,
@@ -88,7 +98,7 @@ def resident_subject(*, resident: Resident, device: Device) -> str:
     """The resident's pairwise subject id for the device's partner; 503 if it has no credentials."""
     credentials = current_credentials(partner=device.partner)
     if credentials is None:
-        raise PartnerUnavailableProblem(detail="The partner platform is not configured.")
+        raise PartnerUnavailableProblem(detail=_("The partner platform is not configured."))
     return pairwise_subject_id(subject_key=credentials.subject_key_bytes(), resident_id=resident.pk)
 
 
@@ -113,22 +123,43 @@ def device_open(*, user, resident: Resident, device: Device, idempotency_key: st
     device_authorise(user=user, resident=resident, device=device, operation="open", action=Action.RESIDENT_OPEN,
                      source_ip=source_ip)
     subject = resident_subject(resident=resident, device=device)
-    request = existing
-    if request is None:
-        try:
-            with transaction.atomic():
-                request = OpenRequest.objects.create(
-                    user=user, idempotency_key=idempotency_key, device=device, partner_request_id=str(uuid.uuid4())
-                )
-        except IntegrityError:
-            request = OpenRequest.objects.get(user=user, idempotency_key=idempotency_key)
-            replay = _replay(request, device)
-            if replay is not None:
-                return replay
-            _claim(request)
-    else:
-        _claim(request)
+    request, replay = _pending_request(user=user, device=device, idempotency_key=idempotency_key)
+    if replay is not None:
+        return replay
     resident_open_observe(resident_id=resident.pk, partner_id=device.partner_id)
+
+    def audit(outcome, reason):
+        _audit(Action.RESIDENT_OPEN, user=user, device=device, outcome=outcome, reason=reason, source_ip=source_ip)
+
+    return _partner_open(request, user=user, device=device, subject=subject, audit=audit)
+
+
+def _pending_request(*, user, device: Device, idempotency_key: str) -> tuple[OpenRequest | None, OpenOutcome | None]:
+    """(the request this attempt runs, None) or (None, the stored outcome to replay)."""
+    existing = OpenRequest.objects.filter(user=user, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        replay = _replay(existing, device)
+        if replay is not None:
+            return None, replay
+        _claim(existing)
+        return existing, None
+    try:
+        with transaction.atomic():
+            return OpenRequest.objects.create(
+                user=user, idempotency_key=idempotency_key, device=device, partner_request_id=str(uuid.uuid4())
+            ), None
+    except IntegrityError:
+        request = OpenRequest.objects.get(user=user, idempotency_key=idempotency_key)
+        replay = _replay(request, device)
+        if replay is not None:
+            return None, replay
+        _claim(request)
+        return request, None
+
+
+def _partner_open(request: OpenRequest, *, user, device: Device, subject: str, audit) -> OpenOutcome:
+    """Ask the device's partner to open it for `request` and store the result; `audit(outcome,
+    reason)` records the caller's own event. The device's online flag follows what the partner said."""
     try:
         result = open_device(
             partner_connection_for(device.partner), device_ref=device.partner_device_ref, subject=subject,
@@ -138,8 +169,7 @@ def device_open(*, user, resident: Resident, device: Device, idempotency_key: st
         reason = result
     except PartnerUnavailable as exc:
         _finish(request, OpenRequest.Result.UNAVAILABLE)
-        _audit(Action.RESIDENT_OPEN, user=user, device=device, outcome=Outcome.UNAVAILABLE,
-               reason=f"partner_{exc.reason}", source_ip=source_ip)
+        audit(Outcome.UNAVAILABLE, f"partner_{exc.reason}")
         raise PartnerUnavailableProblem(exc) from None
     except PartnerRejected:
         result, reason = OpenRequest.Result.DENIED, "partner_rejected"
@@ -150,9 +180,66 @@ def device_open(*, user, resident: Resident, device: Device, idempotency_key: st
         device_set_online(device=device, online=False)
     elif result == OpenRequest.Result.OPENED and not device.online:
         device_set_online(device=device, online=True)
-    _audit(Action.RESIDENT_OPEN, user=user, device=device, outcome=_OUTCOMES[result], reason=reason,
-           source_ip=source_ip)
+    audit(_OUTCOMES[result], reason)
     return OpenOutcome(request=request, replayed=False)
+
+
+def staff_open_limit() -> Limit:
+    return Limit.parse(str(getattr(settings, "STAFF_OPEN_RATE", "10/min")))
+
+
+def staff_device_open(*, actor, device: Device, reason: str, idempotency_key: str, source_ip=None) -> OpenOutcome:
+    """A staff member opens a door or barrier remotely for someone at it (a courier, a visitor).
+
+    Checks, in this order, and nothing is sent or stored when one fails: `actor` is a staff member
+    of the device's management company (core.security.tenancy; a break-glass superuser: any)
+    holding `access.open_device`, else PermissionDenied; the device is an intercom door or a
+    barrier (ValidationError `not_openable`); `reason` is a StaffOpenReason (ValidationError
+    `reason`); STAFF_OPEN_RATE per staff member (StaffOpenRateExceeded with the seconds to wait);
+    an active contract of the device's partner covers its building and allows opening, and the
+    partner is usable (RuleDenied "contract-not-covering"). The last two refusals are recorded as
+    `staff.open` denied (reason `rate_limited` / `contract_not_covering`).
+
+    Then, like the resident's open: one OpenRequest per (actor, `idempotency_key` - the form's
+    one-time token), so a form sent twice opens once (the stored result is returned); the partner
+    is called with the staff member's pairwise subject id; `staff.open` is recorded with the
+    actor (staff, pseudonymous ref), the stated reason and the outcome (success, denied,
+    unavailable), beside the partner call's own `partner.open`. Raises PartnerUnavailableProblem
+    when the partner is down, times out or its breaker is open.
+    """
+    companies = company_ids_for_user(actor)
+    if not getattr(actor, "is_staff", False) or not actor.has_perm("access.open_device") or (
+        companies is not None and device.building.company_id not in companies
+    ):
+        raise PermissionDenied(_("Not allowed to open this device."))
+    if device.kind not in STAFF_OPEN_KINDS:
+        raise ValidationError({"device": ValidationError(
+            _("Only intercom doors and barriers can be opened."), code="not_openable")})
+    if reason not in StaffOpenReason.values:
+        raise ValidationError({"reason": ValidationError(_("Choose why the device is opened."), code="reason")})
+
+    def audit(outcome, code):
+        _audit(Action.STAFF_OPEN, user=actor, device=device, outcome=outcome, reason=code, source_ip=source_ip,
+               actor_kind=ActorKind.STAFF)
+
+    wait = hit(f"staff_open:user:{actor.pk}", staff_open_limit(), path="staff_write", fail_open=False)
+    if wait is not None:
+        audit(Outcome.DENIED, "rate_limited")
+        raise StaffOpenRateExceeded(wait)
+    partner = device.partner
+    if not partner.is_usable or contract_covering(partner_id=partner.pk, building_id=device.building_id,
+                                                  operation="open") is None:
+        audit(Outcome.DENIED, "contract_not_covering")
+        raise RuleDenied("contract-not-covering")
+    credentials = current_credentials(partner=partner)
+    if credentials is None:
+        raise PartnerUnavailableProblem(detail=_("The partner platform is not configured."))
+    request, replay = _pending_request(user=actor, device=device, idempotency_key=idempotency_key)
+    if replay is not None:
+        return replay
+    subject = pairwise_staff_subject_id(subject_key=credentials.subject_key_bytes(), user_id=actor.pk)
+    return _partner_open(request, user=actor, device=device, subject=subject,
+                         audit=lambda outcome, result: audit(outcome, reason if outcome == Outcome.SUCCESS else result))
 
 
 def _replay(request: OpenRequest, device: Device) -> OpenOutcome | None:

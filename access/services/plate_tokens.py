@@ -15,6 +15,7 @@ key's tokens go in the retiring transaction (`plate_tokens_retire`).
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from access.models import Building, GuestPass, Resident, Vehicle, VehiclePlateToken
 from access.plates import plate_token
@@ -45,7 +46,8 @@ def vehicle_tokens_refresh(vehicle: Vehicle) -> None:
                 )
         except IntegrityError:
             raise ValidationError(
-                {"plate": ValidationError("This plate is already registered to another vehicle.", code="plate_taken")}
+                {"plate": ValidationError(gettext("This plate is already registered to another vehicle."),
+                                          code="plate_taken")}
             ) from None
 
 

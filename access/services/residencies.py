@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from access.models import Residency, Resident, Unit
 from access.services.allowlist import allowlist_resident_changed, grant_building_ids, resident_credentials
@@ -38,7 +39,7 @@ def residency_create(
     dates in order (database constraint). Records admin.change. Vehicle plate tokens are
     recomputed, since the resident may now be in a building another partner covers."""
     if unit.building.company_id != resident.company_id:
-        raise ValidationError({"unit": "The flat belongs to another management company."})
+        raise ValidationError({"unit": gettext("The flat belongs to another management company.")})
     residency = clean_save(
         Residency(
             resident=resident, unit=unit, kind=kind,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from django.utils.translation import gettext
+
 from access.errors import DeviceOffline
 from access.models import Device, Resident
 from access.services.opening import _audit, device_authorise, resident_subject
@@ -51,7 +53,7 @@ def video_session_create(*, user, resident: Resident, device: Device, sdp_offer:
                reason="device_offline" if offline else "partner_rejected", source_ip=source_ip)
         if offline:
             raise DeviceOffline() from None
-        raise PartnerUnavailableProblem(detail="The partner refused to start a video session.") from None
+        raise PartnerUnavailableProblem(detail=gettext("The partner refused to start a video session.")) from None
     _audit(Action.RESIDENT_VIDEO, user=user, device=device, outcome=Outcome.SUCCESS, reason="session_created",
            source_ip=source_ip)
     return session

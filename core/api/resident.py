@@ -24,6 +24,7 @@ import functools
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.views import APIView
@@ -43,7 +44,7 @@ class UndeclaredScope(exceptions.PermissionDenied):
     """A method with no declared scope: no token may use it."""
 
     problem_code = "missing-scope"
-    default_detail = "No OAuth2 scope allows this operation."
+    default_detail = gettext_lazy("No OAuth2 scope allows this operation.")
 
 
 class Conflict(exceptions.APIException):

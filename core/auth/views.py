@@ -17,6 +17,7 @@ import binascii
 from django.conf import settings
 from django.contrib.auth.views import LoginView
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as oauth_views
 
@@ -66,7 +67,7 @@ class TextInputRefused:
         if not errors:
             return None
         return problem_response(
-            400, "Control characters are not allowed in OAuth2 parameters.", request=request,
+            400, gettext("Control characters are not allowed in OAuth2 parameters."), request=request,
             errors=[{"field": field, "code": "forbidden_character", "detail": str(detail[0])}
                     for field, detail in errors.items()],
             error="invalid_request",

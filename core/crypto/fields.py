@@ -208,6 +208,12 @@ class EncryptedCharField(EncryptedTextField):
             self.validators.append(validators.MaxLengthValidator(max_length))
 
     def formfield(self, **kwargs):
+        widget = kwargs.get("widget")
+        widget_class = widget if isinstance(widget, type) or widget is None else type(widget)
+        if widget_class is not None and issubclass(widget_class, forms.Textarea):
+            # Form defaults keyed by TextField (the admin's text area) reach this field too, as it is
+            # a TextField underneath: a name, phone or plate is one line (vTextField: the admin's width).
+            kwargs["widget"] = forms.TextInput(attrs={"class": "vTextField"})
         defaults = {"form_class": forms.CharField, "max_length": self.max_length, "widget": forms.TextInput}
         defaults.update(kwargs)
         return models.Field.formfield(self, **defaults)

@@ -8,12 +8,13 @@ no row key (crypto.E001).
 """
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from core.crypto.fields import RowKeyField
 
 
 class EncryptedModel(models.Model):
-    row_key = RowKeyField(help_text="Random key this row's encrypted values are bound to")
+    row_key = RowKeyField(_("row key"), help_text=_("Random key this row's encrypted values are bound to"))
 
     class Meta:
         abstract = True

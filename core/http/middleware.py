@@ -7,6 +7,7 @@ import time
 from auditlog.middleware import AuditlogMiddleware as _AuditlogMiddleware
 from django.conf import settings
 from django.http import HttpResponse
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from core.cache.shared import (
@@ -89,10 +90,11 @@ class BodySizeLimitMiddleware:
         try:
             length = int(request.headers.get("Content-Length") or 0)
         except ValueError:
-            return problem_response(400, "Content-Length is not a number.", request=request)
+            return problem_response(400, gettext("Content-Length is not a number."), request=request)
         if length > limit:
             return problem_response(
-                413, f"The request body is {length} bytes; the limit is {limit} bytes.", request=request
+                413, gettext("The request body is %(length)s bytes; the limit is %(limit)s bytes.")
+                % {"length": length, "limit": limit}, request=request
             )
         return self.get_response(request)
 
@@ -138,7 +140,7 @@ class SharedCacheOutageMiddleware:
             return None
         if request.path.startswith(API_PREFIXES):
             return problem_response(
-                503, "A backing service is briefly unavailable; try again later.", request=request,
+                503, gettext("A backing service is briefly unavailable; try again later."), request=request,
                 code="shared-cache-unavailable", headers={"Retry-After": str(retry_after)},
                 retry_after_s=retry_after,
             )

@@ -6,6 +6,10 @@ errors (and a 409 conflict that names its field), `"errors": [{"field": "credent
 Content type `application/problem+json`. DRF errors go through `exception_handler`; Django's
 own 400/403/404/500 (unknown URL, CSRF, crash) go through the `handler*` views below, which
 keep Django's HTML pages for the admin and other browser pages.
+
+`title` and `detail` are in the request's language (Accept-Language; Russian by default,
+settings.LANGUAGE_CODE); `type`, the `errors[].code` and every other field are machine codes
+that never change with the language.
 """
 
 import logging
@@ -13,6 +17,8 @@ from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework import exceptions
@@ -26,16 +32,41 @@ logger = logging.getLogger(__name__)
 API_PREFIXES = ("/api/", "/partner/", "/o/")  # core/nginx.py answers its own errors there alike
 
 
+# The titles of the statuses the service answers with (HTTP's reason phrases, translated).
+TITLES = {
+    400: gettext_lazy("Bad Request"),
+    401: gettext_lazy("Unauthorized"),
+    403: gettext_lazy("Forbidden"),
+    404: gettext_lazy("Not Found"),
+    405: gettext_lazy("Method Not Allowed"),
+    406: gettext_lazy("Not Acceptable"),
+    409: gettext_lazy("Conflict"),
+    413: gettext_lazy("Request Entity Too Large"),
+    415: gettext_lazy("Unsupported Media Type"),
+    422: gettext_lazy("Unprocessable Entity"),
+    429: gettext_lazy("Too Many Requests"),
+    500: gettext_lazy("Internal Server Error"),
+    502: gettext_lazy("Bad Gateway"),
+    503: gettext_lazy("Service Unavailable"),
+    504: gettext_lazy("Gateway Timeout"),
+}
+
+
 def problem_type(status: int, code: str | None = None) -> str:
     return f"/problems/{code or PROBLEM_TYPES.get(status, 'error')}"
+
+
+def problem_title(status: int) -> str:
+    """The status's title in the active language (HTTP's own phrase for a status not listed)."""
+    return str(TITLES.get(status, HTTPStatus(status).phrase))
 
 
 def problem_body(status: int, detail: str, *, request=None, code=None, errors=None, **extra) -> dict:
     body = {
         "type": problem_type(status, code),
-        "title": HTTPStatus(status).phrase,
+        "title": problem_title(status),
         "status": status,
-        "detail": detail,
+        "detail": str(detail),
     }
     if request is not None:
         body["instance"] = request.path
@@ -81,7 +112,7 @@ def exception_handler(exc, context):
     """DRF EXCEPTION_HANDLER: every API error becomes a problem document."""
     request = context.get("request")
     if isinstance(exc, RequestDataTooBig):
-        return problem_response(413, "The request body is too large.", request=request)
+        return problem_response(413, _("The request body is too large."), request=request)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -94,7 +125,7 @@ def exception_handler(exc, context):
     code = getattr(exc, "problem_code", None)
     if isinstance(exc, exceptions.ValidationError):
         errors = flatten_errors(exc.detail)
-        detail = "The request is not valid; see errors."
+        detail = _("The request is not valid; see errors.")
     else:
         raw = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         detail = str(raw.get("detail", raw)) if isinstance(raw, dict) else str(raw)
@@ -112,29 +143,29 @@ def _is_api(request) -> bool:
 
 def handler400(request, exception=None):
     if _is_api(request):
-        return problem_response(400, "Bad request.", request=request)
+        return problem_response(400, _("Bad request."), request=request)
     return defaults.bad_request(request, exception)
 
 
 def handler403(request, exception=None):
     if _is_api(request):
-        return problem_response(403, "Permission denied.", request=request)
+        return problem_response(403, _("Permission denied."), request=request)
     return defaults.permission_denied(request, exception)
 
 
 def handler404(request, exception=None):
     if _is_api(request):
-        return problem_response(404, "Not found.", request=request)
+        return problem_response(404, _("Not found."), request=request)
     return defaults.page_not_found(request, exception)
 
 
 def handler500(request):
     if _is_api(request):
-        return problem_response(500, "Internal error; the request id identifies it in our logs.", request=request)
+        return problem_response(500, _("Internal error; the request id identifies it in our logs."), request=request)
     return defaults.server_error(request)
 
 
 def csrf_failure(request, reason=""):
     if _is_api(request):
-        return problem_response(403, "CSRF verification failed.", request=request, code="csrf-failed")
+        return problem_response(403, _("CSRF verification failed."), request=request, code="csrf-failed")
     return django_csrf_failure(request, reason)

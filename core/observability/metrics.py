@@ -9,6 +9,7 @@ import hmac
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.utils.translation import gettext
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from core.http.client_ip import client_ip
@@ -27,5 +28,5 @@ def client_may_scrape(request) -> bool:
 
 def metrics(request):
     if not client_may_scrape(request):
-        return problem_response(403, "Metrics are restricted.", request=request)
+        return problem_response(403, gettext("Metrics are restricted."), request=request)
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

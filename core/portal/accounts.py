@@ -15,6 +15,7 @@
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.utils.translation import gettext_lazy
 
 from core.auth.otp import otp_device_delete, otp_device_save
 from core.security.staff_changes import (
@@ -154,6 +155,6 @@ class BackupCodeDeviceAdmin(SecondFactorAdmin):
     list_display = (*SecondFactorAdmin.list_display, "codes_left")
     shown_fields = (*SecondFactorAdmin.shown_fields, "codes_left")
 
-    @admin.display(description="codes left")
+    @admin.display(description=gettext_lazy("codes left"))
     def codes_left(self, obj):
         return obj.token_set.count()

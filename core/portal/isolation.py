@@ -22,6 +22,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import Q
 from django.http import Http404
 
+from core.portal.labels import ChoiceLabelsMixin
 from core.security.roles import has_role
 from core.security.tenancy import company_ids_for_user
 
@@ -156,9 +157,10 @@ class CompanyScopedAdminMixin(ObjectNotFoundMixin):
         return entry
 
 
-class CompanyScopedModelAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
-    """A ModelAdmin scoped by management company (see CompanyScopedAdminMixin)."""
+class CompanyScopedModelAdmin(ChoiceLabelsMixin, CompanyScopedAdminMixin, admin.ModelAdmin):
+    """A ModelAdmin scoped by management company (see CompanyScopedAdminMixin), its foreign-key
+    choices named by human labels (core.portal.labels)."""
 
 
-class CompanyScopedTabularInline(CompanyScopedAdminMixin, admin.TabularInline):
+class CompanyScopedTabularInline(ChoiceLabelsMixin, CompanyScopedAdminMixin, admin.TabularInline):
     """An inline scoped by management company (see CompanyScopedAdminMixin)."""

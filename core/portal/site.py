@@ -22,9 +22,11 @@ from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy as _
 from two_factor.admin import AdminSiteOTPRequired
 from two_factor.utils import default_device
 
+from core.portal.labels import LabelledAutocompleteJsonView
 from core.security.staff_changes import account_change
 
 # (route, view, name) of admin pages that apps add (see add_view); mounted before the model pages.
@@ -38,10 +40,15 @@ def add_view(route: str, view, name: str) -> None:
 
 
 class SmarthomeAdminSite(AdminSiteOTPRequired):
-    site_header = "smarthome · property management"
-    site_title = "smarthome admin"
-    index_title = "Buildings, residents, devices and partners"
+    site_header = _("smarthome · property management")
+    site_title = _("smarthome portal")
+    index_title = _("Buildings, residents, devices and partners")
     index_template = "admin/smarthome_index.html"
+    site_url = None  # no public site behind the portal: no "view site" link
+
+    def autocomplete_view(self, request):
+        """Autocomplete results named by the admin's `choice_label` (core.portal.labels)."""
+        return LabelledAutocompleteJsonView.as_view(admin_site=self)(request)
 
     def login(self, request, extra_context=None):
         user = request.user
@@ -72,7 +79,7 @@ class SmarthomeAdminSite(AdminSiteOTPRequired):
         @functools.wraps(protected)
         def without_nul(request, *args, **kwargs):
             if any("\x00" in key or "\x00" in value for key, value in request.GET.items()):
-                return HttpResponseBadRequest("A query parameter contains a NUL character.")
+                return HttpResponseBadRequest(_("A query parameter contains a NUL character."))
             return protected(request, *args, **kwargs)
 
         return without_nul

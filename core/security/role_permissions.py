@@ -19,7 +19,8 @@ CRUD = ("add", "change", "delete", "view")
 _COMPANY_OBJECTS = ("building", "unit", "resident", "residency", "device", "accessgrant", "vehicle")
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
-    # Runs the company's buildings day to day; sees partner organisations and credential
+    # Runs the company's buildings day to day: residents, their cars and guest passes, remote opens
+    # for couriers and visitors, consent states; sees partner organisations and credential
     # fingerprints, rotates credentials (change), never creates partners or reads secrets.
     PROPERTY_MANAGER: (
         "access.view_managementcompany",
@@ -28,7 +29,13 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "partners.view_partner",
         "partners.view_partnercredentials",
         "partners.change_partnercredentials",
+        "access.open_device",  # remote open for a courier or a visitor (access.services.opening)
+        "access.add_guestpass",
+        "access.view_guestpass",
+        "access.change_guestpass",  # revoke: a pass is never edited (access.admin.GuestPassAdmin)
+        "consent.view_consent_status",  # consent states, never the evidence
         "audit.view_auditevent",
+        "audit.export_auditevent",  # the company's own events, with the proof
         "identity.view_providerlink",
         "identity.add_providerlink",
         "identity.delete_providerlink",

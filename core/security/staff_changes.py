@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.dispatch import Signal
+from django.utils.translation import gettext
 
 from core.security.identifiers import user_ref
 from core.security.roles import ALL_ROLES
@@ -155,6 +156,6 @@ def group_delete(*, actor, group) -> None:
     """Delete a group that is no role. Checks: superusers only; role groups stay. Records group/deleted."""
     check_change(actor=actor, target=None, change=StaffChange.PERMISSIONS)
     if is_role_group(group):
-        raise StaffChangeRefused("Role groups are defined in code and cannot be deleted.")
+        raise StaffChangeRefused(gettext("Role groups are defined in code and cannot be deleted."))
     announce(actor=actor, object_type="group", object_ref=f"group:{group.pk}", reason="deleted")
     group.delete()

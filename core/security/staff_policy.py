@@ -16,6 +16,7 @@ membership service, the two-factor pages):
 import enum
 
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext
 
 
 class StaffChange(enum.StrEnum):
@@ -47,18 +48,18 @@ def refusal(*, actor, target, change: StaffChange) -> str | None:
     if actor is None:
         return None
     if not (actor.is_authenticated and actor.is_active):
-        return "Only a signed-in staff member changes accounts."
+        return gettext("Only a signed-in staff member changes accounts.")
     if actor.is_superuser:
         return None
     if target is not None and target.is_superuser:
-        return "Only a superuser changes a superuser."
+        return gettext("Only a superuser changes a superuser.")
     if change in _SUPERUSER_ONLY:
-        return "Only a superuser grants superuser status or permissions outside the roles."
+        return gettext("Only a superuser grants superuser status or permissions outside the roles.")
     own = target is not None and target.pk == actor.pk
     if own and change in _OWN_FORBIDDEN:
-        return "Nobody changes their own roles, status or company memberships."
+        return gettext("Nobody changes their own roles, status or company memberships.")
     if change is StaffChange.SECOND_FACTOR and not own:
-        return "Only a superuser changes another staff member's second factors."
+        return gettext("Only a superuser changes another staff member's second factors.")
     return None
 
 

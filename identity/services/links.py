@@ -4,6 +4,7 @@ first login by a verified claim (identity.services.signin); removed by a manager
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from access.models import Resident
 from audit.actions import Action, ActorKind, Outcome
@@ -40,10 +41,10 @@ def provider_link_create(
     Records identity.link_create (reason: the origin)."""
     issuer = (issuer or settings.IDENTITY_OIDC_ISSUER).rstrip("/")
     if not issuer:
-        raise ValidationError({"issuer": "No identity provider is configured (IDENTITY_OIDC_ISSUER)."})
+        raise ValidationError({"issuer": gettext("No identity provider is configured (IDENTITY_OIDC_ISSUER).")})
     subject = (subject or "").strip()
     if ProviderLink.objects.filter(issuer=issuer, subject=subject).exists():
-        raise ValidationError({"subject": "This provider identity is already linked to a resident."})
+        raise ValidationError({"subject": gettext("This provider identity is already linked to a resident.")})
     link = ProviderLink(issuer=issuer, subject=subject, resident=resident, origin=origin)
     link.full_clean()
     link.save()

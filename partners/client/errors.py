@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import APIException
 
 
@@ -99,7 +100,7 @@ class PartnerUnavailableProblem(APIException):
     """Raise from a view when a partner call failed with `PartnerUnavailable`: 503 + Retry-After."""
 
     status_code = 503
-    default_detail = "The partner platform is unavailable; try again later."
+    default_detail = gettext_lazy("The partner platform is unavailable; try again later.")
     default_code = "partner_unavailable"
     problem_code = "partner-unavailable"
 

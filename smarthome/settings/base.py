@@ -5,6 +5,7 @@ commit). `smarthome.settings.production` removes the defaults of every secret an
 start without them. Every variable is listed with its default in docs/configuration.md.
 """
 
+import zoneinfo
 from pathlib import Path
 
 import environ
@@ -295,11 +296,24 @@ PROXY_AUTH_SECRET = env.str("PROXY_AUTH_SECRET", default="")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- internationalisation -------------------------------------------------------------------
-LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English"), ("ru", "Русский")]
+# Russian by default; a browser or API client asking for English (Accept-Language, or the admin's
+# language switch, which sets a cookie) gets English. Translations: <app>/locale/ru/LC_MESSAGES/
+# django.po and, for the project templates, locale/ (compiled by `make install`; docs/portal.md).
+LANGUAGE_CODE = "ru"
+LANGUAGES = [("ru", "Русский"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The language switch's cookie: not readable by scripts, not sent on cross-site requests.
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+# The time zone the admin portal shows and reads dates and times in (the managers' local time).
+PORTAL_TIME_ZONE = env.str("PORTAL_TIME_ZONE", default="Europe/Moscow")
+try:
+    zoneinfo.ZoneInfo(PORTAL_TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError) as _error:
+    raise ImproperlyConfigured(f"PORTAL_TIME_ZONE is not an IANA time zone: {PORTAL_TIME_ZONE!r}") from _error
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -491,6 +505,8 @@ OUTBOX_DISPATCH_INTERVAL_S = env.float("OUTBOX_DISPATCH_INTERVAL_S", default=15.
 AUDIT_PARTNER_LOG_FETCHER = env.str(
     "AUDIT_PARTNER_LOG_FETCHER", default="partners.client.audit_log.partner_log_fetcher"
 )
+# The buildings and partners the audit export form offers a staff user (their companies' own).
+AUDIT_SCOPE_CHOICES = "access.selectors.portal.audit_scope_choices"
 AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")  # required in production; dev: a generated key file
 AUDIT_VERIFY_KEYS = env.str("AUDIT_VERIFY_KEYS", default="")
 AUDIT_SEAL_BATCH = env.int("AUDIT_SEAL_BATCH", default=100_000)
@@ -501,6 +517,8 @@ AUDIT_REFUSAL_BURST_PER_MIN = env.int("AUDIT_REFUSAL_BURST_PER_MIN", default=100
 
 # --- resident API
 OPEN_RATE_PER_MIN = env.int("OPEN_RATE_PER_MIN", default=6)  # per user per device
+# The portal's remote open for a courier or a visitor, per staff member (all devices): "10/min".
+STAFF_OPEN_RATE = env.str("STAFF_OPEN_RATE", default="10/min")
 OPEN_REQUEST_STALE_S = env.int("OPEN_REQUEST_STALE_S", default=30)  # a pending open a retry may take over
 API_RATE_PER_MIN = env.int("API_RATE_PER_MIN", default=120)  # per user
 GUEST_PASSES_ACTIVE_MAX = env.int("GUEST_PASSES_ACTIVE_MAX", default=5)

@@ -53,6 +53,8 @@ PUBLIC = Pool(
         *SHARED_MIDDLEWARE,
         "csp.middleware.CSPMiddleware",  # the browser pages' Content-Security-Policy (CONTENT_SECURITY_POLICY)
         "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.locale.LocaleMiddleware",  # Accept-Language or the language cookie; Russian by default
+        "core.portal.timezone.PortalTimeZoneMiddleware",  # admin pages in PORTAL_TIME_ZONE
         "django.middleware.common.CommonMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -69,7 +71,12 @@ PARTNER = Pool(
     name="partner",
     urlconf="smarthome.partner_urls",
     wsgi_application="smarthome.wsgi_partner.application",
-    middleware=(*SHARED_MIDDLEWARE, "django.middleware.common.CommonMiddleware", METRICS_AFTER),
+    middleware=(
+        *SHARED_MIDDLEWARE,
+        "core.http.language.AcceptLanguageMiddleware",  # problem documents in the caller's language
+        "django.middleware.common.CommonMiddleware",
+        METRICS_AFTER,
+    ),
     silenced_checks=(
         "admin.E408", "admin.E409", "admin.E410",  # the admin's middleware: no admin URL here
         "axes.W002",  # login lockout: nobody logs in here

@@ -17,6 +17,7 @@ from access.models import (
     AccessGrant,
     Building,
     Device,
+    GuestPass,
     ManagementCompany,
     Residency,
     Resident,
@@ -27,6 +28,7 @@ from access.models import (
 from access.services.companies import building_create, company_create, staff_membership_create, unit_create
 from access.services.devices import device_create
 from access.services.grants import grant_create
+from access.services.guest_passes import guest_pass_create
 from access.services.residencies import residency_create
 from access.services.residents import resident_create
 from access.services.vehicles import vehicle_create
@@ -41,6 +43,7 @@ from tests.consent.world import consent_rows
 
 PASSWORD = "correct horse battery staple 42"
 PLATES = {"a": "А123ВС77", "b": "В456ОР199"}
+GUEST_PLATES = {"a": "Е777КХ77", "b": "М888ТТ99"}
 NAMES = {"a": "Иванов Иван Иванович", "b": "Петрова Мария Сергеевна"}
 
 
@@ -70,6 +73,7 @@ def make_company_world(key: str) -> dict:
     )
     grant = grant_create(resident=resident, building=building)
     vehicle = vehicle_create(resident=resident, plate=PLATES[key], label="семейная")
+    guest_pass = guest_pass_create(resident=resident, device=device, plate=GUEST_PLATES[key], label="сантехник")
     staff = User.objects.create_user(username=f"staff-{key}", password=PASSWORD, is_staff=True)
     membership = staff_membership_create(user=staff, company=company)
     return {
@@ -82,6 +86,7 @@ def make_company_world(key: str) -> dict:
         Device: device,
         AccessGrant: grant,
         Vehicle: vehicle,
+        GuestPass: guest_pass,
         Partner: partner,
         PartnerContract: contract,
         PartnerCredentials: credentials,

@@ -9,7 +9,7 @@ from identity.services.links import provider_link_create
 from tests.e2e.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.identity.helpers import REDIRECT_URI, link_in, pkce_pair
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.language("ru")]
 
 PASSWORD = "a long resident password 2026"
 
@@ -30,7 +30,7 @@ def test_invitation_flow_in_the_browser(live_server, transactional_db, chromium,
     invitation_create(resident=resident, channel="email")  # committed: the delivery runs at once
     link = link_in(smtp_server.messages[0]["body"])
 
-    page = chromium.new_page()
+    page = chromium.new_page(locale="ru-RU")  # a resident in Russia: Russian pages
     page.goto(link)
     assert page.url == f"{live_server.url}/accounts/invitation/set-password/"
     assert "Задайте пароль" in page.content()
@@ -63,7 +63,7 @@ def test_provider_login_in_the_browser(live_server, transactional_db, chromium, 
                  f"&redirect_uri={REDIRECT_URI}&scope=devices:read&state=st&code_challenge={challenge}"
                  "&code_challenge_method=S256")
 
-    context = chromium.new_context(ignore_https_errors=True)  # the provider's certificate is from the dev CA
+    context = chromium.new_context(ignore_https_errors=True, locale="ru-RU")  # the provider's certificate: dev CA
     page = context.new_page()
     page.goto(authorize)
     page.wait_for_selector("#idp-submit")
