@@ -42,11 +42,13 @@ class DataChange(models.Model):
     DataVersion). Written only by the triggers' `core_data_change`; pruned after
     `versioned.CHANGES_KEPT_S` by the `core-data-changes-prune` beat task."""
 
-    seq = models.BigIntegerField()
-    tag = models.CharField(max_length=100)
-    changed_at = models.DateTimeField(db_default=Now())
+    seq = models.BigIntegerField(_("batch number"))
+    tag = models.CharField(_("tag"), max_length=100)
+    changed_at = models.DateTimeField(_("changed at"), db_default=Now())
 
     class Meta:
+        verbose_name = _("data change")
+        verbose_name_plural = _("data changes")
         constraints = [models.UniqueConstraint(fields=["seq", "tag"], name="data_change_tag_once_per_batch")]
         indexes = [models.Index(fields=["changed_at"], name="data_change_changed_at")]
 

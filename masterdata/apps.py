@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class MasterdataConfig(AppConfig):
@@ -7,4 +8,5 @@ class MasterdataConfig(AppConfig):
     nothing imports it but the URL conf and the settings."""
 
     name = "masterdata"
+    verbose_name = _("Master data import")
     default_auto_field = "django.db.models.BigAutoField"

@@ -20,12 +20,12 @@ class Entity(models.TextChoices):
     """The record types of the integration API, in the order a batch applies them (a residency
     needs its resident and flat, a car's plate tokens need its resident's residencies)."""
 
-    COMPANY = "company", "company"
-    BUILDING = "building", "building"
-    UNIT = "unit", "unit"
-    RESIDENT = "resident", "resident"
-    RESIDENCY = "residency", "residency"
-    VEHICLE = "vehicle", "vehicle"
+    COMPANY = "company", _("company")
+    BUILDING = "building", _("building")
+    UNIT = "unit", _("flat")
+    RESIDENT = "resident", _("resident")
+    RESIDENCY = "residency", _("residency")
+    VEHICLE = "vehicle", _("vehicle")
 
 
 APPLY_ORDER = {entity: rank for rank, entity in enumerate(Entity.values)}
@@ -41,18 +41,21 @@ class ExternalRef(models.Model):
     source's client may write is checked against it.
     """
 
-    source = models.CharField(max_length=32)
-    entity = models.CharField(max_length=16, choices=Entity.choices)
-    external_id = models.CharField(max_length=64)
-    object_id = models.BigIntegerField(null=True, blank=True)
+    source = models.CharField(_("source"), max_length=32)
+    entity = models.CharField(_("record type"), max_length=16, choices=Entity.choices)
+    external_id = models.CharField(_("external id"), max_length=64)
+    object_id = models.BigIntegerField(_("object id"), null=True, blank=True)
     company = models.ForeignKey(
-        "access.ManagementCompany", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "access.ManagementCompany", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("management company"),
     )
-    version = models.BigIntegerField()
-    deleted = models.BooleanField(default=False)
-    updated_at = models.DateTimeField(default=timezone.now)
+    version = models.BigIntegerField(_("version"))
+    deleted = models.BooleanField(_("deleted"), default=False)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("external record")
+        verbose_name_plural = _("external records")
         constraints = [
             models.UniqueConstraint(fields=["source", "entity", "external_id"], name="external_ref_unique"),
             models.CheckConstraint(
@@ -85,21 +88,25 @@ class SpreadsheetImport(EncryptedModel):
         APPLIED = "applied", _("applied")
         ABANDONED = "abandoned", _("abandoned")
 
-    company = models.ForeignKey("access.ManagementCompany", on_delete=models.PROTECT, related_name="+")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    shape = models.CharField(max_length=16, choices=Shape.choices)
-    file_format = models.CharField(max_length=8)
-    file_name = models.CharField(max_length=200, blank=True)
-    payload = EncryptedTextField(blank=True)
-    invite_channel = models.CharField(max_length=8, blank=True)
-    rows = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREVIEWED)
-    counts = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    applied_at = models.DateTimeField(null=True, blank=True)
+    company = models.ForeignKey("access.ManagementCompany", on_delete=models.PROTECT, related_name="+",
+                                verbose_name=_("management company"))
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+",
+                                   verbose_name=_("uploaded by"))
+    shape = models.CharField(_("contents"), max_length=16, choices=Shape.choices)
+    file_format = models.CharField(_("file format"), max_length=8)
+    file_name = models.CharField(_("file name"), max_length=200, blank=True)
+    payload = EncryptedTextField(_("file"), blank=True)
+    invite_channel = models.CharField(_("invitation channel"), max_length=8, blank=True)
+    rows = models.PositiveIntegerField(_("rows"), default=0)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PREVIEWED)
+    counts = models.JSONField(_("counts"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    applied_at = models.DateTimeField(_("applied at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("spreadsheet import")
+        verbose_name_plural = _("spreadsheet imports")
         ordering = ["-created_at", "-id"]
 
     def __str__(self):
-        return f"Import #{self.pk}"
+        return _("Import #%(id)s") % {"id": self.pk}

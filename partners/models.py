@@ -196,10 +196,12 @@ class PartnerCredentials(EncryptedModel):
         default=False, help_text=_("Revoked by an emergency rotation: its secrets stopped working at once")
     )
     handed_over_at = models.DateTimeField(
-        null=True, blank=True, help_text="When its key material was last exported to the partner (encrypted)"
+        _("handed over at"),
+        null=True, blank=True, help_text=_("When its key material was last exported to the partner (encrypted)")
     )
     plate_key_retired_at = models.DateTimeField(
-        null=True, blank=True, help_text="When decisions stopped accepting plate tokens under its key"
+        _("plate key retired at"),
+        null=True, blank=True, help_text=_("When decisions stopped accepting plate tokens under its key")
     )
 
     objects = PartnerCredentialsQuerySet.as_manager()

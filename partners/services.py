@@ -349,11 +349,11 @@ def partner_plate_key_retire(*, partner: Partner, actor=None, force: bool = Fals
     Partner.objects.select_for_update().get(pk=partner.pk)
     current = PartnerCredentials.objects.current().filter(partner=partner).first()
     if current is None:
-        raise ValidationError({"plate_token_key": ValidationError("The partner has no current credentials.",
+        raise ValidationError({"plate_token_key": ValidationError(gettext("The partner has no current credentials."),
                                                                   code="no_credentials")})
     if current.handed_over_at is None and not force:
         raise ValidationError({"plate_token_key": ValidationError(
-            "The current key material was never handed over to the partner: export it first.",
+            gettext("The current key material was never handed over to the partner: export it first."),
             code="not_handed_over",
         )})
     retired = _plate_keys_retire(
@@ -413,11 +413,11 @@ def partner_credentials_export(*, partner: Partner, actor=None) -> KeyExport:
     Partner.objects.select_for_update().get(pk=partner.pk)
     credentials = PartnerCredentials.objects.current().select_related("partner").filter(partner=partner).first()
     if credentials is None:
-        raise ValidationError({"partner": ValidationError("The partner has no current credentials.",
+        raise ValidationError({"partner": ValidationError(gettext("The partner has no current credentials."),
                                                           code="no_credentials")})
     if not credentials.partner_public_key_pem:
         raise ValidationError({"partner_public_key_pem": ValidationError(
-            "The partner has no JWE public key to encrypt its key material to.", code="no_public_key",
+            gettext("The partner has no JWE public key to encrypt its key material to."), code="no_public_key",
         )})
     now = timezone.now()
     material = {name: getattr(credentials, name) for name in SECRET_FIELDS}

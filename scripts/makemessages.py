@@ -19,7 +19,7 @@ from pathlib import Path
 IGNORE = [".venv", "var", "tests", "bench", "scripts", "staticfiles", "docs", "node_modules", ".git", "*.txt"]
 IGNORED_DIRS = {".venv", "var", "tests", "node_modules", ".git"}
 LOCALE_DIRS = ["locale", "core/locale", "access/locale", "audit/locale", "consent/locale", "partners/locale",
-               "identity/locale"]
+               "identity/locale", "masterdata/locale"]
 
 
 BILINGUAL = re.compile(r"""{%\s*bilingual\s+"((?:[^"\\]|\\.)*)"\s*%}""")

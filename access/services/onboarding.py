@@ -26,6 +26,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from access.models import (
     AccessGrant,
@@ -82,8 +83,8 @@ def units_create_many(*, units: list[NewUnit], actor=None) -> Outcome:
         unit = Unit(building=spec.building, number=spec.number)
         invalid = _field_errors(unit, exclude=["building"])
         if invalid is None and (spec.building.pk, spec.number) in taken:
-            invalid = ValidationError({"number": ValidationError("This building already has a flat with this number.",
-                                                                 code="unique")})
+            invalid = ValidationError({"number": ValidationError(
+                gettext("This building already has a flat with this number."), code="unique")})
         results.append(invalid or unit)
         if invalid is None:
             taken.add((spec.building.pk, spec.number))
@@ -176,9 +177,10 @@ def residencies_create_many(*, residencies: list[NewResidency], actor=None) -> O
                               valid_until=spec.valid_until)
         invalid = _field_errors(residency, exclude=["resident", "unit"])
         if invalid is None and spec.unit.building.company_id != spec.resident.company_id:
-            invalid = ValidationError({"unit": "The flat belongs to another management company."})
+            invalid = ValidationError({"unit": gettext("The flat belongs to another management company.")})
         if invalid is None and spec.valid_until is not None and spec.valid_until <= spec.valid_from:
-            invalid = ValidationError("A residency must end after it starts.", code="residency_valid_until_after")
+            invalid = ValidationError(gettext("A residency must end after it starts."),
+                                      code="residency_valid_until_after")
         results.append(invalid or residency)
         if invalid is None:
             valid.append((residency, spec))
@@ -253,7 +255,8 @@ def vehicles_create_many(*, vehicles: list[NewVehicle], actor=None) -> Outcome:
         wanted = {(partner_id, token) for (partner_id, _), token in tokens[id(vehicle)].items()}
         if wanted & taken:
             results[position] = ValidationError(
-                {"plate": ValidationError("This plate is already registered to another vehicle.", code="plate_taken")}
+                {"plate": ValidationError(gettext("This plate is already registered to another vehicle."),
+                                          code="plate_taken")}
             )
             continue
         taken |= wanted

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from tests.translations import ROOT, po_files
 
-OUR_APPS = ("core", "audit", "partners", "consent", "access", "identity")
+OUR_APPS = ("core", "audit", "partners", "consent", "access", "identity", "masterdata")
 # Labels that read the same in Russian (codes, abbreviations, names).
 SAME_IN_RUSSIAN = {"id", "sid", "t0", "SMS", "e-mail", "dn", "x5t s256", "%(device)s (%(building)s)",
                    "%(resident)s, %(flat)s", "E-mail"}
@@ -117,11 +117,14 @@ def test_validation_problems_keep_their_codes_in_russian():
 @pytest.mark.language("ru")
 @pytest.mark.parametrize(("language", "title"), [(None, "Не выполнен вход"), ("en", "Unauthorized"),
                                                  ("ru", "Не выполнен вход")])
-def test_the_partner_api_negotiates_its_problem_language(client, language, title):
+def test_the_partner_api_negotiates_its_problem_language(language, title):
     """The machine lane skips the browser middleware; its problem documents still follow
-    Accept-Language (core.http.language)."""
+    Accept-Language (core.http.language). The partner API is served by the partner pool only."""
+    from tests.pools import partner_client
+
     headers = {"HTTP_ACCEPT_LANGUAGE": language} if language else {}
-    response = client.post("/partner/v1/access-decisions", data="{}", content_type="application/json", **headers)
+    response = partner_client().post("/partner/v1/access-decisions", data="{}", content_type="application/json",
+                                     **headers)
     assert response.status_code == 401
     assert response.json()["title"] == title
     assert response.json()["type"] == "/problems/partner-unauthenticated"  # the machine code never changes
