@@ -272,7 +272,7 @@ def main() -> None:
         bodies_file = work / "bodies.jsonl"
         bodies_file.write_text("".join(json.dumps(item) + "\n" for item in bodies))
         cert_header = quote(pki["partner-client.pem"].read_text())
-        with gunicorn(env, workers=args.workers) as url:
+        with gunicorn(env, workers=args.workers, app="smarthome.wsgi_partner") as url:  # the partner pool
             token = fetch_token(url, client, cert_header)
             headers = {"authorization": lua_string(f"Bearer {token}"), "cert": lua_string(cert_header),
                        "ip": PARTNER_IP, "proxy_secret": PROXY_SECRET}
