@@ -311,7 +311,8 @@ class ResidentAdmin(ScopedServiceAdmin):
 
     def get_queryset(self, request):
         return (super().get_queryset(request).select_related("company")
-                .prefetch_related("residencies__unit__building").annotate(_vehicles=Count("vehicles", distinct=True)))
+                .prefetch_related("residencies__unit__building").annotate(_vehicles=Count("vehicles", distinct=True))
+                .order_by("id"))  # a GROUP BY query drops Meta.ordering (the autocomplete pages it)
 
     def get_list_display(self, request):
         shown = super().get_list_display(request)

@@ -37,6 +37,7 @@ from core.models import EncryptedTOTPDevice
 from core.security.roles import COMPLIANCE_OFFICER, PROPERTY_MANAGER, SECURITY_ADMIN
 from identity.models import Invitation, ProviderLink
 from identity.services.links import provider_link_create
+from masterdata.models import SpreadsheetImport
 from partners import services as partner_services
 from partners.models import Partner, PartnerContract, PartnerCredentials
 from tests.consent.world import consent_rows
@@ -92,6 +93,11 @@ def make_company_world(key: str) -> dict:
         PartnerCredentials: credentials,
         **consent_rows(company=company, building=building, partner=partner, resident=resident),
         **identity_rows(key=key, resident=resident),
+        # a manager's spreadsheet import into this company, previewed and not confirmed
+        SpreadsheetImport: SpreadsheetImport.objects.create(
+            company=company, created_by=staff, shape=SpreadsheetImport.Shape.RESIDENTS, file_format="csv",
+            file_name=f"residents-{key}.csv", rows=1,
+        ),
     }
 
 
