@@ -67,7 +67,6 @@ class OAuth2Schemes(OpenApiAuthenticationExtension):
     """django-oauth-toolkit's bearer tokens (replaces drf-spectacular's generic `oauth2` scheme)."""
 
     target_class = "oauth2_provider.contrib.rest_framework.OAuth2Authentication"
-    match_subclasses = True  # core.api.authentication.BudgetedOAuth2Authentication
     name = [RESIDENT_APP, SERVICE_CLIENT]
     priority = 1
 
@@ -103,3 +102,10 @@ def add_bearer_scheme(result, generator, request, public):
     (declared once, whichever authentication classes name it)."""
     result.setdefault("components", {}).setdefault("securitySchemes", {})[BEARER] = BEARER_DEFINITION
     return result
+
+
+class BudgetedOAuth2Schemes(OAuth2Schemes):
+    """The same schemes for the resident API's authentication with its budget of unknown tokens
+    (drf-spectacular matches an extension to one class, not to its subclasses)."""
+
+    target_class = "core.api.authentication.BudgetedOAuth2Authentication"
