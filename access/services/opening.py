@@ -123,7 +123,7 @@ def device_open(*, user, resident: Resident, device: Device, idempotency_key: st
     device_authorise(user=user, resident=resident, device=device, operation="open", action=Action.RESIDENT_OPEN,
                      source_ip=source_ip)
     subject = resident_subject(resident=resident, device=device)
-    request, replay = _pending_request(user=user, device=device, idempotency_key=idempotency_key)
+    request, replay = _pending_request(user=user, device=device, idempotency_key=idempotency_key, existing=existing)
     if replay is not None:
         return replay
     resident_open_observe(resident_id=resident.pk, partner_id=device.partner_id)
@@ -134,9 +134,10 @@ def device_open(*, user, resident: Resident, device: Device, idempotency_key: st
     return _partner_open(request, user=user, device=device, subject=subject, audit=audit)
 
 
-def _pending_request(*, user, device: Device, idempotency_key: str) -> tuple[OpenRequest | None, OpenOutcome | None]:
-    """(the request this attempt runs, None) or (None, the stored outcome to replay)."""
-    existing = OpenRequest.objects.filter(user=user, idempotency_key=idempotency_key).first()
+def _pending_request(*, user, device: Device, idempotency_key: str,
+                     existing: OpenRequest | None) -> tuple[OpenRequest | None, OpenOutcome | None]:
+    """(the request this attempt runs, None) or (None, the stored outcome to replay); `existing`:
+    the stored request with this key the caller looked up, if any."""
     if existing is not None:
         replay = _replay(existing, device)
         if replay is not None:
@@ -184,10 +185,6 @@ def _partner_open(request: OpenRequest, *, user, device: Device, subject: str, a
     return OpenOutcome(request=request, replayed=False)
 
 
-def staff_open_limit() -> Limit:
-    return Limit.parse(str(getattr(settings, "STAFF_OPEN_RATE", "10/min")))
-
-
 def staff_device_open(*, actor, device: Device, reason: str, idempotency_key: str, source_ip=None) -> OpenOutcome:
     """A staff member opens a door or barrier remotely for someone at it (a courier, a visitor).
 
@@ -222,7 +219,8 @@ def staff_device_open(*, actor, device: Device, reason: str, idempotency_key: st
         _audit(Action.STAFF_OPEN, user=actor, device=device, outcome=outcome, reason=code, source_ip=source_ip,
                actor_kind=ActorKind.STAFF)
 
-    wait = hit(f"staff_open:user:{actor.pk}", staff_open_limit(), path="staff_write", fail_open=False)
+    wait = hit(f"staff_open:user:{actor.pk}", Limit.parse(settings.STAFF_OPEN_RATE), path="staff_write",
+               fail_open=False)
     if wait is not None:
         audit(Outcome.DENIED, "rate_limited")
         raise StaffOpenRateExceeded(wait)
@@ -234,7 +232,10 @@ def staff_device_open(*, actor, device: Device, reason: str, idempotency_key: st
     credentials = current_credentials(partner=partner)
     if credentials is None:
         raise PartnerUnavailableProblem(detail=_("The partner platform is not configured."))
-    request, replay = _pending_request(user=actor, device=device, idempotency_key=idempotency_key)
+    request, replay = _pending_request(
+        user=actor, device=device, idempotency_key=idempotency_key,
+        existing=OpenRequest.objects.filter(user=actor, idempotency_key=idempotency_key).first(),
+    )
     if replay is not None:
         return replay
     subject = pairwise_staff_subject_id(subject_key=credentials.subject_key_bytes(), user_id=actor.pk)
