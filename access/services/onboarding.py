@@ -39,12 +39,12 @@ from access.models import (
     Vehicle,
     VehiclePlateToken,
 )
-from access.plates import InvalidPlate, normalise_plate, plate_token
+from access.plates import InvalidPlate, normalise_plate
 from access.search import plate_digest, resident_digests
 from access.selectors.residents import residents_building_ids
 from access.services.allowlist import allowlist_resident_changed
 from access.services.auditing import audit_changes, change_event
-from access.services.plate_tokens import resident_tokens_refresh
+from access.services.plate_tokens import plate_tokens_under, resident_tokens_refresh
 from access.signals import residents_created
 from audit.actions import Action
 from audit.actors import actor_fields
@@ -291,9 +291,7 @@ def _plate_tokens(vehicles: list[Vehicle]) -> dict[int, dict[tuple[int, int], st
     tokens = {}
     for vehicle in vehicles:
         mine = buildings.get(vehicle.resident_id, set())
-        tokens[id(vehicle)] = {
-            (partner_id, version): plate_token(key=key, plate=vehicle.plate)
-            for partner_id, covered in covering.items() if covered & mine
-            for version, key in keys.get(partner_id, ())
-        }
+        seen_by = {partner_id: keys[partner_id] for partner_id, covered in covering.items()
+                   if covered & mine and partner_id in keys}
+        tokens[id(vehicle)] = plate_tokens_under(plate=vehicle.plate, keys=seen_by)
     return tokens

@@ -24,17 +24,20 @@ from access.services.allowlist import allowlist_push_partner_sites
 from partners.selectors import partners_covering_building_ids, plate_keys_in_use
 
 
+def plate_tokens_under(*, plate: str, keys: dict[int, list[tuple[int, bytes]]]) -> dict[tuple[int, int], str]:
+    """{(partner id, key version): token} of a normalised plate under every key of `keys`
+    (partners.selectors.plate_keys_in_use): the tokens a vehicle with this plate should have."""
+    return {(partner_id, version): plate_token(key=key, plate=plate)
+            for partner_id, versions in keys.items() for version, key in versions}
+
+
 def vehicle_tokens_refresh(vehicle: Vehicle) -> None:
     """Make the vehicle's tokens exactly one per partner that may see it now and key that partner's
     decisions accept (caller's transaction). A plate another car already has at a partner:
     ValidationError `plate_taken`."""
     building_ids = resident_building_ids(resident=vehicle.resident)
     partner_ids = set(partners_covering_building_ids(building_ids=building_ids, operation="plate"))
-    wanted = {
-        (partner_id, version): plate_token(key=key, plate=vehicle.plate)
-        for partner_id, keys in plate_keys_in_use(partner_ids=partner_ids).items()
-        for version, key in keys
-    }
+    wanted = plate_tokens_under(plate=vehicle.plate, keys=plate_keys_in_use(partner_ids=partner_ids))
     stale = [pk for pk, partner_id, version in VehiclePlateToken.objects.filter(vehicle=vehicle)
              .values_list("pk", "partner_id", "key_version") if (partner_id, version) not in wanted]
     VehiclePlateToken.objects.filter(pk__in=stale).delete()
