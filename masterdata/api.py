@@ -9,7 +9,7 @@
 
 Callers: OAuth2 client-credentials tokens with the scope `masterdata:write`, of a client named
 in MASTERDATA_CLIENTS (masterdata.clients) - never a partner's application. Served on the
-public TLS listener; the machine lane (no sessions, no CSRF).
+public TLS listener by the public pool; bearer tokens only (no session, so no CSRF).
 """
 
 import json

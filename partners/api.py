@@ -111,7 +111,7 @@ class PartnerEventApi(APIView):
     )
     def post(self, request):
         try:
-            # the machine lane skips auditlog's middleware: admin-trail entries for what this event
+            # the partner pool has no auditlog middleware: admin-trail entries for what this event
             # changes (a device going online) still name the partner's address
             with set_actor(actor=None, remote_addr=client_ip(request._request)):
                 received = inbound_webhook_receive(

@@ -1,8 +1,8 @@
-"""The language of the machine lane's answers (the partner API): Accept-Language, negotiated.
+"""The language of the partner pool's answers (the partner API): Accept-Language, negotiated.
 
-The browser stack has Django's LocaleMiddleware (Accept-Language or the portal's language cookie;
-Russian by default). The machine lane (core/http/lanes.py) skips it, and its only texts are the
-`title` and `detail` of problem documents. This middleware negotiates the language only when a
+The public pool has Django's LocaleMiddleware (Accept-Language or the portal's language cookie;
+Russian by default). The partner pool (smarthome/settings/pools.py) has no cookies and skips it;
+its only texts are the `title` and `detail` of problem documents. This middleware negotiates the language only when a
 caller sends Accept-Language; a request without one - the usual partner call on the decision hot
 path - costs one dictionary lookup and is answered in settings.LANGUAGE_CODE.
 """

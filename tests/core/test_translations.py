@@ -119,7 +119,7 @@ def test_validation_problems_keep_their_codes_in_russian():
 @pytest.mark.parametrize(("language", "title"), [(None, "Не выполнен вход"), ("en", "Unauthorized"),
                                                  ("ru", "Не выполнен вход")])
 def test_the_partner_api_negotiates_its_problem_language(language, title):
-    """The machine lane skips the browser middleware; its problem documents still follow
+    """The partner pool has none of the browser middleware; its problem documents still follow
     Accept-Language (core.http.language). The partner API is served by the partner pool only."""
     from tests.pools import partner_client
 
