@@ -14,7 +14,6 @@ Elsewhere the leaves are computed here from the rows.
 Event rows are never updated: what a seal decides goes to `AuditSeal` and `AuditCheckpoint`.
 """
 
-import json
 import logging
 import struct
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from audit.legacy import legacy_link_pending, legacy_link_write
 from audit.membership import existing_ids_in, open_gaps
 from audit.merkle import Frontier
 from audit.models import AuditCheckpoint, AuditEvent, AuditLog, AuditSeal
+from core.copy_insert import copy_create
 
 logger = logging.getLogger(__name__)
 
@@ -242,26 +242,9 @@ def _checkpoints(seal: AuditSeal, shares: dict[int, _Share]) -> list[AuditCheckp
             signed_at=seal.sealed_at, key_id=key_id, signature=signature, frontier=frontier.to_hex(),
             leaf_hashes=blob,
         ))
-    _insert_checkpoints(made)
+    copy_create(made)  # not bulk_create: it would spell every leaf hash out in the SQL text
     return list(AuditCheckpoint.objects.filter(seal=seal).select_related("log").defer("leaf_hashes")
                 .order_by("log__company_id"))
-
-
-_CHECKPOINT_COLUMNS = ("log_id", "seal_id", "first_position", "tree_size", "root_hash", "signed_at", "key_id",
-                       "signature", "frontier", "leaf_hashes")
-
-
-def _insert_checkpoints(checkpoints: list[AuditCheckpoint]) -> None:
-    """bulk_create, except on PostgreSQL: there COPY, because Django binds parameters on the client
-    and would spell every leaf hash out in the SQL text (a seal of 100,000 events carries 3.2 MB)."""
-    if connection.vendor != "postgresql":
-        AuditCheckpoint.objects.bulk_create(checkpoints)
-        return
-    sql = f"COPY audit_log_checkpoint ({', '.join(_CHECKPOINT_COLUMNS)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.copy(sql) as copy:
-        for cp in checkpoints:
-            copy.write_row([cp.log_id, cp.seal_id, cp.first_position, cp.tree_size, cp.root_hash, cp.signed_at,
-                            cp.key_id, cp.signature, json.dumps(cp.frontier), cp.leaf_hashes])
 
 
 def audit_seal_pending(*, max_rounds: int = 100, sweep: bool = False) -> int:

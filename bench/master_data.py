@@ -19,6 +19,14 @@ Every row is validated, encrypted (name, phone, e-mail, plate), tokenised (one p
 partner), indexed for the admin's search, audited, and its allowlist patch queued. Prints rows/s
 and the ratio to COPY, the peak RSS of each process, and the allowlist patches the outbox got per
 (partner, site) per batch (the target: one, not one per row).
+
+Then the database's own floor for what the integration API wrote (`ceiling`): every row the
+timed API run added to every table (a resident is some 26 rows: the app user, the resident, their
+search digests and contact index, residency, move-in grant, car, plate token, external refs,
+audit events, admin history entries, the change log), written again by binary COPY - no Python,
+no parsing - into scratch tables with the same columns and indexes (no foreign keys, no
+triggers). No implementation that writes those rows can be faster; the table prints each table's
+share, and the ratio of that floor to the COPY baseline.
 """
 
 import argparse
@@ -151,6 +159,21 @@ def phase_copy(args) -> dict:
     return {"seconds": elapsed, "rows": len(rows), "peak_rss_mb": peak_rss_mb()}
 
 
+def _last_ids() -> dict[str, int]:
+    """{table: its highest integer id} for every table of the schema with one."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
+                       "AND column_name = 'id' AND data_type IN ('integer', 'bigint') ORDER BY table_name")
+        tables = [name for (name,) in cursor.fetchall() if not name.startswith("bench_")]
+        last = {}
+        for table in tables:
+            cursor.execute(f'SELECT coalesce(max(id), 0) FROM "{table}"')  # noqa: S608 - names from the catalogue
+            last[table] = cursor.fetchone()[0]
+    return last
+
+
 def phase_api(args) -> dict:
     django_setup()
     from django.test import Client
@@ -169,6 +192,7 @@ def phase_api(args) -> dict:
         ]
     bodies = [json.dumps(records[start:start + args.batch]) for start in range(0, len(records), args.batch)]
     del records
+    before = _last_ids()
     batches, errors = [], 0
     started = time.perf_counter()
     for body in bodies:
@@ -179,8 +203,49 @@ def phase_api(args) -> dict:
         errors += answer["counts"]["error"]
         batches.append(answer["allowlist_patches"])
     elapsed = time.perf_counter() - started
+    written = {table: [before.get(table, 0), last] for table, last in _last_ids().items()
+               if before.get(table, 0) < last}
     return {"seconds": elapsed, "rows": args.residents, "errors": errors, "batches": len(batches),
-            "patches_per_batch": batches, "peak_rss_mb": peak_rss_mb()}
+            "patches_per_batch": batches, "peak_rss_mb": peak_rss_mb(), "ids": written}
+
+
+def phase_ceiling(args) -> dict:
+    """The rows the API run added (`--since`: {table: [last id before, last id after]}), each table's
+    written again by binary COPY into a scratch table LIKE it (same columns, defaults and indexes),
+    timed per table."""
+    django_setup()
+    import tempfile
+
+    from django.db import connection
+
+    since = json.loads(args.since)
+    tables = {}
+    with connection.cursor() as cursor, tempfile.TemporaryDirectory() as scratch:
+        for table, (last, after) in sorted(since.items()):
+            rows_of_the_run = f"id > {int(last)} AND id <= {int(after)}"
+            cursor.execute(f'SELECT count(*) FROM "{table}" WHERE {rows_of_the_run}')  # noqa: S608
+            rows = cursor.fetchone()[0]
+            if not rows:
+                continue
+            cursor.execute(f'CREATE TABLE "bench_{table}" (LIKE "{table}" INCLUDING ALL)')
+            cursor.execute("SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
+                           "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''",
+                           [f"bench_{table}"])
+            columns = cursor.fetchone()[0]
+            path = Path(scratch) / table
+            with path.open("wb") as out, cursor.copy(
+                f'COPY (SELECT {columns} FROM "{table}" WHERE {rows_of_the_run}) TO STDOUT (FORMAT BINARY)'  # noqa: S608
+            ) as copy:
+                for block in copy:
+                    out.write(block)
+            started = time.perf_counter()
+            with path.open("rb") as source, cursor.copy(f'COPY "bench_{table}" ({columns}) FROM STDIN (FORMAT BINARY)'
+                                                        ) as copy:
+                while block := source.read(1 << 20):
+                    copy.write(block)
+            tables[table] = {"rows": rows, "seconds": time.perf_counter() - started}
+            cursor.execute(f'DROP TABLE "bench_{table}"')
+    return {"tables": tables, "seconds": sum(t["seconds"] for t in tables.values()), "rows": args.residents}
 
 
 def phase_admin(args) -> dict:
@@ -209,12 +274,13 @@ def phase_admin(args) -> dict:
             "batches": 1, "patches_per_batch": [outcome.allowlist_patches], "peak_rss_mb": peak_rss_mb()}
 
 
-PHASES = {"prepare": phase_prepare, "copy": phase_copy, "api": phase_api, "admin": phase_admin}
+PHASES = {"prepare": phase_prepare, "copy": phase_copy, "api": phase_api, "admin": phase_admin,
+          "ceiling": phase_ceiling}
 
 
-def run_phase(name: str, args, env: dict) -> dict:
+def run_phase(name: str, args, env: dict, *, since: dict | None = None) -> dict:
     command = [sys.executable, __file__, "--phase", name, "--residents", str(args.residents),
-               "--buildings", str(args.buildings), "--batch", str(args.batch)]
+               "--buildings", str(args.buildings), "--batch", str(args.batch), "--since", json.dumps(since or {})]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"phase {name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
@@ -238,6 +304,7 @@ def main() -> None:
     parser.add_argument("--buildings", type=int, default=25)
     parser.add_argument("--batch", type=int, default=10_000, help="records per integration API request")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    parser.add_argument("--since", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--paths", default="api,admin", help="which timed paths to run (api, admin)")
     args = parser.parse_args()
     if args.phase:
@@ -260,6 +327,7 @@ def main() -> None:
             timed[path] = run_phase(path, args, env)
             after = outbox_patches(env)
             timed[path]["outbox_patches"] = after["patches"] - before["patches"]
+        ceiling = run_phase("ceiling", args, env, since=timed["api"]["ids"]) if "api" in timed else None
 
     copy_rate = copy["rows"] / copy["seconds"]
     print(f"master-data benchmark: {args.residents} residents with a flat and a car each, {args.buildings} buildings "
@@ -275,6 +343,16 @@ def main() -> None:
               f"{figures['outbox_patches']} in {figures['batches']} batch(es): per batch "
               f"{figures['patches_per_batch']}; errors {figures['errors']}")
     print("  targets: >= 0.05 x COPY, peak < 300 MB, one patch per (partner, site) per batch")
+    if ceiling:
+        rate = ceiling["rows"] / ceiling["seconds"]
+        api_rate = timed["api"]["rows"] / timed["api"]["seconds"]
+        total = sum(t["rows"] for t in ceiling["tables"].values())
+        print(f"  the database's floor for the rows the API wrote ({total} rows, {total / ceiling['rows']:.1f} per "
+              f"resident), binary COPY into tables with the same indexes: {rate:.0f} residents/s = "
+              f"{rate / copy_rate:.4f} x COPY (the API reached {api_rate / rate:.2f} of it)")
+        for table, figures in sorted(ceiling["tables"].items(), key=lambda item: -item[1]["seconds"]):
+            print(f"    {table:<34} {figures['rows']:>8} rows {figures['seconds'] * 1000:>8.0f} ms "
+                  f"({figures['seconds'] / ceiling['seconds']:>4.0%})")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import re
 
 from django.conf import settings
 
+from core.copy_insert import copy_create
 from identity.models import ContactIndex
 
 PHONE = ContactIndex.Kind.PHONE
@@ -72,12 +73,10 @@ def index_resident(*, resident_id: int, phone: str, email: str, index_model=Cont
 
 
 def index_residents(*, residents) -> None:
-    """`index_resident` for many residents at once (one DELETE, one INSERT per thousand rows)."""
+    """`index_resident` for many residents at once (one DELETE, one COPY)."""
     residents = list(residents)
     ContactIndex.objects.filter(resident_id__in=[resident.pk for resident in residents]).delete()
-    ContactIndex.objects.bulk_create(
-        [row for r in residents for row in _index_rows(ContactIndex, r.pk, r.phone, r.email)], batch_size=1000
-    )
+    copy_create([row for r in residents for row in _index_rows(ContactIndex, r.pk, r.phone, r.email)])
 
 
 def contacts_taken(kind: str, values) -> set[str]:

@@ -103,10 +103,10 @@ def parse_record(data) -> tuple[dict | None, dict]:
     """Validate one record: (its validated data, {}) or (None, DRF field errors)."""
     if not isinstance(data, dict):
         return None, {"non_field_errors": [serializers.ErrorDetail("A record is a JSON object.", code="invalid")]}
-    header = RecordHeader(data={key: data[key] for key in RecordHeader._declared_fields if key in data})
     kind = data.get("type")
     serializer_class = SERIALIZERS.get(kind) if isinstance(kind, str) else None
     if serializer_class is None:
+        header = RecordHeader(data={key: data[key] for key in RecordHeader._declared_fields if key in data})
         header.is_valid()
         return None, header.errors or {"type": [serializers.ErrorDetail("Unknown type.", code="invalid_choice")]}
     if data.get("deleted") is True:  # the type's other fields may come along; only the header counts

@@ -3,13 +3,14 @@
 `vehicle_create`, for master-data imports (a complex of thousands of flats taken over in minutes).
 
 The same checks and the same writes as the one-row services, with a fixed number of queries per
-call instead of per row: every row is validated (its fields, and the cross-row checks the one-row
-service makes: a flat of another company, dates in order, a plate valid and not taken at a
-partner), encrypted, indexed for the admin's search (and, through `access.signals.
-residents_created`, for sign-in by phone or e-mail), its plate tokens computed, its audit event
-(the one-row service's action and reason) and its admin history entry (django-auditlog) written,
-and its allowlist change reported through `allowlist_resident_changed` - inside
-`access.services.allowlist.allowlist_batch`, one patch per (partner, site) for the whole batch.
+call instead of per row (the rows go in by COPY: core.copy_insert): every row is validated (its
+fields, and the cross-row checks the one-row service makes: a flat of another company, dates in
+order, a plate valid and not taken at a partner), encrypted, indexed for the admin's search (and,
+through `access.signals.residents_created`, for sign-in by phone or e-mail), its plate tokens
+computed, its audit event (the one-row service's action and reason) and its admin history entry
+(django-auditlog) written, and its allowlist change reported through `allowlist_resident_changed` -
+inside `access.services.allowlist.allowlist_batch`, one patch per (partner, site) for the whole
+batch.
 
 Each function returns, per input in order, the saved row or the ValidationError that kept it out;
 the valid rows are written whatever the others did. A row the checks passed but the database
@@ -48,6 +49,7 @@ from access.services.plate_tokens import plate_tokens_under, resident_tokens_ref
 from access.signals import residents_created
 from audit.actions import Action
 from audit.actors import actor_fields
+from core.copy_insert import copy_create
 from core.portal.auditlog_mask import log_created
 from core.security.identifiers import pseudonymous_ref
 from partners.selectors import partners_covering_building_ids, plate_keys_in_use
@@ -89,7 +91,7 @@ def units_create_many(*, units: list[NewUnit], actor=None) -> Outcome:
         if invalid is None:
             taken.add((spec.building.pk, spec.number))
             valid.append(unit)
-    Unit.objects.bulk_create(valid, batch_size=1000)
+    copy_create(valid)
     who = actor_fields(actor)
     audit_changes([change_event(actor_fields_=who, object_type="unit", pk=unit.pk, reason="created",
                                 company_id=unit.building.company_id, building_id=unit.building_id) for unit in valid])
@@ -123,17 +125,14 @@ def residents_create_many(*, people: list[NewResident], actor=None) -> Outcome:
             valid.append(resident)
     if not valid:
         return results
-    users = User.objects.bulk_create(
-        [User(username=f"r-{secrets.token_hex(6)}", password=make_password(None)) for _ in valid], batch_size=1000
-    )
+    users = copy_create([User(username=f"r-{secrets.token_hex(6)}", password=make_password(None)) for _ in valid])
     for resident, user in zip(valid, users, strict=True):
         resident.user = user
-    Resident.objects.bulk_create(valid, batch_size=1000)
-    ResidentSearchTerm.objects.bulk_create(
+    copy_create(valid)
+    copy_create(
         [ResidentSearchTerm(resident=resident, digest=digest) for resident in valid
          for digest in sorted(resident_digests(full_name=resident.full_name, phone=resident.phone,
                                                email=resident.email))],
-        batch_size=1000,
     )
     who = actor_fields(actor)
     audit_changes([
@@ -186,7 +185,7 @@ def residencies_create_many(*, residencies: list[NewResidency], actor=None) -> O
             valid.append((residency, spec))
     if not valid:
         return results
-    Residency.objects.bulk_create([residency for residency, _ in valid], batch_size=1000)
+    copy_create([residency for residency, _ in valid])
     who = actor_fields(actor)
     events = [
         change_event(actor_fields_=who, object_type="residency", pk=residency.pk, reason="created",
@@ -203,7 +202,7 @@ def residencies_create_many(*, residencies: list[NewResidency], actor=None) -> O
                     valid_from=move_in_grant_start(spec.valid_from, spec.unit.building))
         for residency, spec in valid if spec.grant
     ]
-    AccessGrant.objects.bulk_create(grants, batch_size=1000)
+    copy_create(grants)
     events += [
         change_event(actor_fields_=who, object_type="grant", pk=grant.pk, reason="created",
                      company_id=grant.building.company_id, building_id=grant.building_id)
@@ -261,11 +260,10 @@ def vehicles_create_many(*, vehicles: list[NewVehicle], actor=None) -> Outcome:
             continue
         taken |= wanted
         valid.append(vehicle)
-    Vehicle.objects.bulk_create(valid, batch_size=1000)
-    VehiclePlateToken.objects.bulk_create(
+    copy_create(valid)
+    copy_create(
         [VehiclePlateToken(vehicle=vehicle, partner_id=partner_id, key_version=version, token=token)
          for vehicle in valid for (partner_id, version), token in tokens[id(vehicle)].items()],
-        batch_size=1000,
     )
     who = actor_fields(actor)
     audit_changes([

@@ -18,6 +18,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models.signals import pre_save
 from django.utils.encoding import smart_str
 
+from core.copy_insert import copy_create
+
 MASK = "[encrypted]"
 
 
@@ -41,8 +43,8 @@ def register(model, **options) -> None:
 def log_created(objects) -> int:
     """The admin history's "created" entry of each of `objects` (saved rows of one registered
     model, written with bulk_create): the changes auditlog records on a save (encrypted fields
-    masked), the actor and address of auditlog's current context (the admin request's), one
-    INSERT per thousand. Returns how many entries were written."""
+    masked), the actor and address of auditlog's current context (the admin request's), in one
+    COPY. Returns how many entries were written."""
     objects = list(objects)
     if not objects or not auditlog.contains(type(objects[0])) or auditlog_disabled.get():
         return 0
@@ -62,7 +64,7 @@ def log_created(objects) -> int:
         )
         for obj, change in zip(objects, changes, strict=True)
     ]
-    LogEntry.objects.bulk_create(entries, batch_size=1000)
+    copy_create(entries)
     return len(entries)
 
 

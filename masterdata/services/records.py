@@ -57,6 +57,7 @@ from access.services.residents import resident_create, resident_delete, resident
 from access.services.vehicles import vehicle_create, vehicle_delete, vehicle_update
 from audit.actions import Action, Outcome
 from audit.services import record
+from core.copy_insert import copy_create
 from core.http.problems import flatten_errors
 from identity.contacts import PHONE, contact_digest, contacts_taken, resident_ids_with
 from masterdata.models import APPLY_ORDER, Entity, ExternalRef
@@ -490,7 +491,7 @@ def _create_together(context, entity: str, chunk: list, results: list) -> list:
                 refs.append(ExternalRef(source=context.source, entity=entity, external_id=attrs["id"],
                                         object_id=outcome.pk, company_id=BULK[entity].company_of(outcome),
                                         version=version_of(attrs)))
-            ExternalRef.objects.bulk_create(refs, batch_size=1000)
+            copy_create(refs)
     except IntegrityError:
         for phone_digest in [d for d, owner in context.phones_claimed.items() if (entity, owner) in seen]:
             del context.phones_claimed[phone_digest]
@@ -542,7 +543,7 @@ def _resident_specs(context, fresh, results):
 
 
 def _residency_specs(context, fresh, results):
-    residents = _named(context, Resident.objects, Entity.RESIDENT, [attrs["resident"] for _, attrs in fresh])
+    residents = _named(context, _RESIDENTS_BARE, Entity.RESIDENT, [attrs["resident"] for _, attrs in fresh])
     units = _named(context, Unit.objects.select_related("building"), Entity.UNIT, [attrs["unit"] for _, attrs in fresh])
 
     def build(attrs):
@@ -557,7 +558,7 @@ def _residency_specs(context, fresh, results):
 
 
 def _vehicle_specs(context, fresh, results):
-    residents = _named(context, Resident.objects, Entity.RESIDENT, [attrs["resident"] for _, attrs in fresh])
+    residents = _named(context, _RESIDENTS_BARE, Entity.RESIDENT, [attrs["resident"] for _, attrs in fresh])
 
     def build(attrs):
         resident = _present(context, residents, Entity.RESIDENT, attrs["resident"], "resident")
@@ -565,6 +566,10 @@ def _vehicle_specs(context, fresh, results):
         return NewVehicle(resident=resident, plate=attrs["plate"], label=attrs["label"])
 
     return _gather(Entity.VEHICLE, fresh, results, build)
+
+
+# the residents a flat or a car is attached to: their personal data (encrypted) is not needed
+_RESIDENTS_BARE = Resident.objects.defer("full_name", "phone", "email")
 
 
 def _present(context, rows: dict, entity: str, external: str, field_name: str):
