@@ -18,11 +18,13 @@ def device_create(
     *, building: Building, kind: str, name: str, partner, partner_device_ref: str, actor=None
 ) -> Device:
     """Attach a partner's device to a building. Checks: device ref unique per partner.
-    Records admin.change."""
+    Records admin.change; pushes the site's allowlist to the partner (its entries name the site's
+    devices by ref - and a partner's first device there makes the site one it must know)."""
     device = clean_save(
         Device(building=building, kind=kind, name=name, partner=partner, partner_device_ref=partner_device_ref)
     )
     _audit(device, actor, "created")
+    allowlist_push_site(building_id=device.building_id, partner_ids={device.partner_id})
     return device
 
 

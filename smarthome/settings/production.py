@@ -61,6 +61,12 @@ if TRUSTED_PROXY_CIDRS and len(PROXY_AUTH_SECRET) < 32:  # noqa: F405
 if OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"] and not OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"].startswith("https://"):  # noqa: F405
     raise ImproperlyConfigured("OAUTH_ISSUER_URL must be the public https:// origin of the service")
 
+if not IDENTITY_PUBLIC_URL.startswith("https://"):  # noqa: F405
+    raise ImproperlyConfigured(
+        "IDENTITY_PUBLIC_URL must be the public https:// origin residents reach the service at "
+        "(invitation links and the identity provider's redirect URI are built on it)"
+    )
+
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 # Probes talk plain HTTP to the process inside the host; everything else is redirected.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]

@@ -19,6 +19,7 @@ from access.services.allowlist import (
     allowlist_resident_entries,
     site_ref,
 )
+from access.services.devices import device_create
 from access.services.grants import grant_create, grant_delete, grant_resume, grant_suspend
 from access.services.guest_passes import guest_pass_create
 from access.services.residencies import residency_end
@@ -251,6 +252,26 @@ def test_nothing_for_unaffected_sites_and_partners(world):
     consent_revoke(consent=world["consent"])
     assert {(p["partner"], p["site_ref"]) for p in patches(world)} == {(world["p"].pk, site_ref(world["a"].pk))}
     assert not OutboxMessage.objects.filter(pk__gt=world["mark"], partner=world["q"]).exists()
+
+
+def test_a_new_device_pushes_its_site_to_its_partner(world):
+    device_create(building=world["a"], kind="barrier", name="Въезд 2", partner=world["p"],
+                  partner_device_ref="gate-a-2")
+    (full,) = new_messages(world, "allowlist_put")
+    assert (full.partner_id, full.payload["site_ref"]) == (world["p"].pk, site_ref(world["a"].pk))
+    assert keys(full.payload["entries"]) == {("plate", world["plate"]), ("face", world["subject"])}
+    assert all("gate-a-2" in entry["device_refs"] for entry in full.payload["entries"])
+    assert not new_messages(world, "allowlist_patch")
+
+
+def test_a_partners_first_device_at_a_site_gives_it_the_sites_list(world):
+    factories.contract(partner_=world["q"], company_=world["company"], buildings=[world["a"], world["b"]])
+    world["mark"] = OutboxMessage.objects.order_by("-pk").values_list("pk", flat=True).first()
+    device_create(building=world["a"], kind="barrier", name="Въезд Q", partner=world["q"],
+                  partner_device_ref="gate-a-q")
+    (full,) = new_messages(world, "allowlist_put")
+    assert (full.partner_id, full.payload["site_ref"]) == (world["q"].pk, site_ref(world["a"].pk))
+    assert keys(full.payload["entries"]) == {("plate", plate_of(world["car"], world["q"]))}
 
 
 def test_a_new_contract_pushes_the_partners_sites_in_full(world):

@@ -79,9 +79,12 @@ def test_entries_hold_tokens_and_device_refs_only(site):
 
 
 def test_changes_reach_the_partner_as_patches_and_its_offline_decisions_follow(site):
-    # the car (vehicle_create) and the face (enrolment acknowledged) arrived as patches: no full push
+    # the car (vehicle_create) and the face (enrolment acknowledged) arrived as patches: the only
+    # full lists are the ones attaching each device sent, before there was anyone to list
     assert FaceEnrolment.objects.get(pk=site["enrolment"].pk).status == "delivered"
-    assert not OutboxMessage.objects.filter(operation="allowlist_put").exists()
+    full = OutboxMessage.objects.filter(operation="allowlist_put")
+    assert full.count() == 2
+    assert [m.payload["entries"] for m in full] == [[], []]
     assert decide(site, "gate-1", "plate") == "allow"
     assert decide(site, "door-1", "face") == "allow"
     assert site["sandbox"].control.arrival("gate-1", "plate", "x" * 43)["decision"] == "deny"
@@ -130,5 +133,6 @@ def test_full_push_then_patches_apply_in_version_order_and_a_replayed_patch_is_h
 
 
 def test_nightly_push_covers_every_contracted_site(site):
+    attached = OutboxMessage.objects.filter(operation="allowlist_put").count()  # one per device attached
     assert allowlist_push_all() == 1
-    assert OutboxMessage.objects.filter(operation="allowlist_put", status="delivered").count() == 1
+    assert OutboxMessage.objects.filter(operation="allowlist_put", status="delivered").count() == attached + 1

@@ -20,6 +20,7 @@ PRODUCTION_ENV = {
     "FIELD_ENCRYPTION_KEYS": "k1:" + base64.b64encode(b"k" * 32).decode(),
     "AUDIT_SIGNING_KEY": base64.b64encode(b"a" * 32).decode(),
     "CONSENT_RECEIPT_SIGNING_KEY": base64.b64encode(b"r" * 32).decode(),
+    "IDENTITY_PUBLIC_URL": "https://smarthome.example.ru",
 }
 
 
@@ -50,6 +51,16 @@ def test_refuses_to_start_without_secrets():
     assert "refuse to start without" in result.stderr
     for name in absent:
         assert name in result.stderr
+
+
+@pytest.mark.parametrize("url", ["http://smarthome.example.ru", None])
+def test_refuses_links_to_residents_that_are_not_https(url):
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "IDENTITY_PUBLIC_URL"}
+    if url:
+        env["IDENTITY_PUBLIC_URL"] = url  # else the development default, http://127.0.0.1:8000
+    result = run_manage("check", env=env)
+    assert result.returncode != 0
+    assert "IDENTITY_PUBLIC_URL must be the public https:// origin" in result.stderr
 
 
 def test_refuses_a_weak_secret_key():
