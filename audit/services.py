@@ -25,7 +25,7 @@ from audit.models import REASON_PATTERN, REF_PATTERN, AuditCheckpoint, AuditEven
 from audit.sealing import audit_seal
 from audit.selectors import event_filter_for_user, prune_boundary
 from audit.verification import Report, verify_log
-from core.copy_insert import copy_create
+from core.copy_insert import copy_values
 from core.http.request_context import current_request_id
 from core.prepared_statements import prepared_cursor
 
@@ -97,6 +97,7 @@ def _status(value) -> int | None:
 
 
 _INSERT_FIELDS = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+_INSERT_NAMES = [field.attname for field in _INSERT_FIELDS]
 _insert_sql: dict[str, str] = {}
 
 
@@ -154,12 +155,11 @@ def record_many(events: list[dict]) -> int:
     transaction, in one COPY instead of a statement each: the same checks (any breach raises
     ValueError before anything is written). For bulk writes (master-data imports). Returns how
     many were written."""
-    rows = [_event(**event) for event in events]
-    copy_create(rows)
-    return len(rows)
+    rows = [_event_values(**event) for event in events]  # every one checked before anything is written
+    return copy_values(AuditEvent, fields=_INSERT_NAMES, rows=([row[name] for name in _INSERT_NAMES] for row in rows))
 
 
-def _event(
+def _event_values(
     *,
     action: Action,
     outcome: Outcome,
@@ -178,32 +178,37 @@ def _event(
     http_status: int | None = None,
     subject_ref: str = "",
     origin_request_id: str = "",
-) -> AuditEvent:
-    """The checked, unsaved event of `record` (see its docstring for the checks)."""
+) -> dict:
+    """The checked field values of `record`'s event (see its docstring for the checks)."""
     if request_id is None:
         request_id = current_request_id()
         if request_id == "-":
             request_id = ""
-    return AuditEvent(
-        occurred_at=timezone.now(),
-        action=_choice(action, Action, "action"),
-        outcome=_choice(outcome, Outcome, "outcome"),
-        actor_kind=_choice(actor_kind, ActorKind, "actor_kind"),
-        actor_ref=_ref(actor_ref, "actor_ref"),
-        object_type=_code(object_type, "object_type"),
-        object_ref=_ref(object_ref, "object_ref"),
-        partner_id=_id(partner_id, "partner_id"),
-        company_id=_id(company_id, "company_id"),
-        building_id=_id(building_id, "building_id"),
-        device_ref=_ref(device_ref, "device_ref"),
-        reason=_code(reason, "reason"),
-        request_id=_ref(request_id, "request_id"),
-        source_ip=_ip(source_ip),
-        latency_ms=_latency(latency_ms),
-        http_status=_status(http_status),
-        subject_ref=_ref(subject_ref, "subject_ref"),
-        origin_request_id=_ref(origin_request_id, "origin_request_id"),
-    )
+    return {
+        "occurred_at": timezone.now(),
+        "action": _choice(action, Action, "action"),
+        "outcome": _choice(outcome, Outcome, "outcome"),
+        "actor_kind": _choice(actor_kind, ActorKind, "actor_kind"),
+        "actor_ref": _ref(actor_ref, "actor_ref"),
+        "object_type": _code(object_type, "object_type"),
+        "object_ref": _ref(object_ref, "object_ref"),
+        "partner_id": _id(partner_id, "partner_id"),
+        "company_id": _id(company_id, "company_id"),
+        "building_id": _id(building_id, "building_id"),
+        "device_ref": _ref(device_ref, "device_ref"),
+        "reason": _code(reason, "reason"),
+        "request_id": _ref(request_id, "request_id"),
+        "source_ip": _ip(source_ip),
+        "latency_ms": _latency(latency_ms),
+        "http_status": _status(http_status),
+        "subject_ref": _ref(subject_ref, "subject_ref"),
+        "origin_request_id": _ref(origin_request_id, "origin_request_id"),
+    }
+
+
+def _event(**fields) -> AuditEvent:
+    """The checked, unsaved event of `record`."""
+    return AuditEvent(**_event_values(**fields))
 
 
 def audit_export_start(

@@ -1,5 +1,6 @@
 """`copy_create`: `bulk_create` through PostgreSQL's COPY, for the bulk writers (master-data
-imports, the audit events and admin history entries of many rows at once).
+imports, the audit events and admin history entries of many rows at once); `copy_values`: the
+same for rows whose ids nobody needs back, given as plain values instead of model instances.
 
 Django's `bulk_create` on PostgreSQL sends each column as an array parameter (`INSERT ... SELECT
 * FROM UNNEST(...)`), and psycopg builds every array's text in Python element by element; for a
@@ -13,6 +14,12 @@ INSERT (row triggers fire for COPY too; deferred ones at commit).
 Integer primary keys are taken from the table's sequence first (one query), so every object
 has its id, as `bulk_create` gives it. Other databases (SQLite in the quick test mode) get
 `bulk_create`.
+
+`copy_values` skips the model instances (a Django model's construction costs more than its COPY
+for a narrow row written by the hundred thousand: search digests, audit events, history
+entries): the caller gives each row's values for some fields, already what the database takes;
+every other column gets its field's default, computed once per call, or the database's own
+(the id).
 """
 
 import datetime
@@ -89,3 +96,33 @@ def copy_create(objects: Sequence[models.Model], *, using: str = DEFAULT_DB_ALIA
         obj._state.adding = False
         obj._state.db = using
     return objects
+
+
+def copy_values(model, *, fields: Sequence[str], rows, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Insert `rows` (sequences of values for the fields named by `fields` - attnames, in that
+    order - as the model's attributes would hold them) into `model`'s table with COPY, each value
+    through the field's `get_db_prep_save` unless it is plain (as in `copy_create`). The primary
+    key comes from the database; every other field takes its default, computed once per call.
+    Call inside the caller's transaction. Returns the number of rows."""
+    meta = model._meta
+    given = [meta.get_field(name) for name in fields]
+    rest = [field for field in _columns(model) if field not in given and not field.primary_key]
+    defaults = [field.get_default() for field in rest]
+    db = connections[using]
+    if db.vendor != "postgresql":
+        names = [field.attname for field in given + rest]
+        objects = [model(**dict(zip(names, [*row, *defaults], strict=True))) for row in rows]
+        model._default_manager.using(using).bulk_create(objects, batch_size=1000)
+        return len(objects)
+    plan = [(field, _plain(field)) for field in given]
+    prepared = [field.get_db_prep_save(value, db) for field, value in zip(rest, defaults, strict=True)]
+    names = ", ".join(db.ops.quote_name(field.column) for field in given + rest)
+    count = 0
+    with db.cursor() as cursor:
+        sql = f"COPY {db.ops.quote_name(meta.db_table)} ({names}) FROM STDIN"
+        with db.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row([value if plain and type(value) in _PLAIN_VALUES else field.get_db_prep_save(value, db)
+                                for (field, plain), value in zip(plan, row, strict=True)] + prepared)
+                count += 1
+    return count

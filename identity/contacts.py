@@ -13,7 +13,7 @@ import re
 
 from django.conf import settings
 
-from core.copy_insert import copy_create
+from core.copy_insert import copy_values
 from identity.models import ContactIndex
 
 PHONE = ContactIndex.Kind.PHONE
@@ -76,7 +76,10 @@ def index_residents(*, residents) -> None:
     """`index_resident` for many residents at once (one DELETE, one COPY)."""
     residents = list(residents)
     ContactIndex.objects.filter(resident_id__in=[resident.pk for resident in residents]).delete()
-    copy_create([row for r in residents for row in _index_rows(ContactIndex, r.pk, r.phone, r.email)])
+    copy_values(ContactIndex, fields=["resident_id", "kind", "digest"], rows=(
+        (row.resident_id, row.kind, row.digest) for r in residents for row in _index_rows(ContactIndex, r.pk, r.phone,
+                                                                                           r.email)
+    ))
 
 
 def contacts_taken(kind: str, values) -> set[str]:

@@ -49,7 +49,7 @@ from access.services.plate_tokens import plate_tokens_under, resident_tokens_ref
 from access.signals import residents_created
 from audit.actions import Action
 from audit.actors import actor_fields
-from core.copy_insert import copy_create
+from core.copy_insert import copy_create, copy_values
 from core.portal.auditlog_mask import log_created
 from core.security.identifiers import pseudonymous_ref
 from partners.selectors import partners_covering_building_ids, plate_keys_in_use
@@ -129,11 +129,10 @@ def residents_create_many(*, people: list[NewResident], actor=None) -> Outcome:
     for resident, user in zip(valid, users, strict=True):
         resident.user = user
     copy_create(valid)
-    copy_create(
-        [ResidentSearchTerm(resident=resident, digest=digest) for resident in valid
-         for digest in sorted(resident_digests(full_name=resident.full_name, phone=resident.phone,
-                                               email=resident.email))],
-    )
+    copy_values(ResidentSearchTerm, fields=["resident_id", "digest"], rows=(
+        (resident.pk, digest) for resident in valid
+        for digest in sorted(resident_digests(full_name=resident.full_name, phone=resident.phone, email=resident.email))
+    ))
     who = actor_fields(actor)
     audit_changes([
         change_event(actor_fields_=who, object_type="resident", pk=resident.pk, reason="created",

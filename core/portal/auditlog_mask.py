@@ -18,7 +18,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models.signals import pre_save
 from django.utils.encoding import smart_str
 
-from core.copy_insert import copy_create
+from core.copy_insert import copy_values
 
 MASK = "[encrypted]"
 
@@ -54,18 +54,15 @@ def log_created(objects) -> int:
     actor = context.get("actor")
     actor = actor if isinstance(actor, get_user_model()) else None
     changes = _creation_changes(objects)
-    cid = get_cid()
-    entries = [
-        LogEntry(
-            content_type=content_type, object_pk=str(obj.pk), object_id=obj.pk, object_repr=smart_str(obj),
-            action=LogEntry.Action.CREATE, cid=cid, actor=actor,
-            actor_email=getattr(actor, "email", None) if actor else None,
-            remote_addr=context.get("remote_addr"), remote_port=context.get("remote_port"), changes=change,
-        )
-        for obj, change in zip(objects, changes, strict=True)
-    ]
-    copy_create(entries)
-    return len(entries)
+    shared = [content_type.pk, LogEntry.Action.CREATE, get_cid(), actor.pk if actor else None,
+              getattr(actor, "email", None) if actor else None, context.get("remote_addr"), context.get("remote_port")]
+    return copy_values(
+        LogEntry,
+        fields=["object_pk", "object_id", "object_repr", "changes", "content_type_id", "action", "cid", "actor_id",
+                "actor_email", "remote_addr", "remote_port"],
+        rows=([str(obj.pk), obj.pk, smart_str(obj), change, *shared]
+              for obj, change in zip(objects, changes, strict=True)),
+    )
 
 
 def _actor_context() -> dict:

@@ -13,7 +13,7 @@ from access.models import Residency, Resident, ResidentSearchTerm
 from audit.actions import Action, Outcome
 from audit.models import AuditEvent
 from audit.services import _event
-from core.copy_insert import copy_create
+from core.copy_insert import copy_create, copy_values
 from core.models import DataChange
 from tests import factories
 
@@ -97,3 +97,26 @@ def test_the_change_log_triggers_fire():
     copy_create([Residency(resident=resident, unit=unit, kind=Residency.Kind.OWNER,
                            valid_from=datetime.date(2026, 1, 1))])
     assert f"r:{resident.pk}" in set(DataChange.objects.filter(seq__gt=before).values_list("tag", flat=True))
+
+
+def test_plain_values_take_the_fields_defaults_and_the_databases_id():
+    resident = factories.resident()
+    content_type = ContentType.objects.get_for_model(Resident)
+    last = LogEntry.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    written = copy_values(LogEntry, fields=["content_type_id", "object_pk", "object_id", "object_repr", "action",
+                                            "changes"],
+                          rows=[[content_type.pk, str(resident.pk), resident.pk, str(resident), LogEntry.Action.CREATE,
+                                 {"full_name": ["[encrypted]", "[encrypted]"]}]])
+    assert written == 1
+    entry = LogEntry.objects.get(pk__gt=last, object_id=resident.pk, action=LogEntry.Action.CREATE,
+                                 changes__has_key="full_name")
+    assert entry.changes == {"full_name": ["[encrypted]", "[encrypted]"]}
+    assert (entry.changes_text, entry.actor_id, entry.additional_data) == ("", None, None)
+    assert entry.timestamp is not None
+
+
+def test_plain_values_meet_the_same_constraints():
+    resident = factories.resident()
+    digest = ResidentSearchTerm.objects.filter(resident=resident).values_list("digest", flat=True).first()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        copy_values(ResidentSearchTerm, fields=["resident_id", "digest"], rows=[(resident.pk, digest)])
