@@ -544,7 +544,10 @@ def _resident_specs(context, fresh, results):
 
 def _residency_specs(context, fresh, results):
     residents = _named(context, _RESIDENTS_BARE, Entity.RESIDENT, [attrs["resident"] for _, attrs in fresh])
-    units = _named(context, Unit.objects.select_related("building"), Entity.UNIT, [attrs["unit"] for _, attrs in fresh])
+    units = _named(context, Unit.objects, Entity.UNIT, [attrs["unit"] for _, attrs in fresh])
+    buildings = Building.objects.in_bulk({unit.building_id for unit in units.values()})
+    for unit in units.values():  # the flats of one building share its row (a chunk is hundreds of flats)
+        unit.building = buildings[unit.building_id]
 
     def build(attrs):
         resident = _present(context, residents, Entity.RESIDENT, attrs["resident"], "resident")
