@@ -326,28 +326,34 @@ def allowlist_batch():
     batch.patches = _batch_flush(batch.changes)
 
 
+_FLUSH_CHUNK = 5000  # residents whose sites are worked out together (bounds the flush's memory)
+
+
 @transaction.atomic
 def _batch_flush(changes: Collection[_Change]) -> int:
     if not changes:
         return 0
     at = timezone.now()
-    resident_ids = {change.resident_id for change in changes}
-    grant_sites: dict[int, set[int]] = {}
-    if any(change.building_ids is None for change in changes):
-        unsited = {change.resident_id for change in changes if change.building_ids is None}
-        grants = AccessGrant.objects.filter(Q(resident_id__in=unsited) | Q(residency__resident_id__in=unsited))
-        for holder, via_residency, building, device_building in grants.values_list(
-            "resident_id", "residency__resident_id", "building_id", "device__building_id"
-        ):
-            grant_sites.setdefault(holder or via_residency, set()).add(building or device_building)
-    wanted: dict[int, set[tuple[int | None, int]]] = {}  # resident -> {(partner or None = any, building)}
+    by_resident: dict[int, list[_Change]] = {}
     for change in changes:
-        buildings = change.building_ids if change.building_ids is not None else grant_sites.get(change.resident_id, ())
-        partners = change.partner_ids if change.partner_ids is not None else (None,)
-        wanted.setdefault(change.resident_id, set()).update(
-            (partner, building) for partner in partners for building in buildings if building is not None
-        )
-    buildings = {building for pairs in wanted.values() for _, building in pairs}
+        by_resident.setdefault(change.resident_id, []).append(change)
+    # resident -> {(partner or None = any, building)}; residents with the same pairs share one set
+    wanted: dict[int, frozenset[tuple[int | None, int]]] = {}
+    shared: dict[frozenset, frozenset] = {}
+    residents = list(by_resident)
+    for start in range(0, len(residents), _FLUSH_CHUNK):
+        chunk = residents[start:start + _FLUSH_CHUNK]
+        grant_sites = _grant_sites([r for r in chunk if any(c.building_ids is None for c in by_resident[r])])
+        for resident_id in chunk:
+            pairs = set()
+            for change in by_resident[resident_id]:
+                buildings = change.building_ids if change.building_ids is not None else grant_sites.get(resident_id, ())
+                partners = change.partner_ids if change.partner_ids is not None else (None,)
+                pairs.update((partner, building) for partner in partners for building in buildings
+                             if building is not None)
+            pairs = frozenset(pairs)
+            wanted[resident_id] = shared.setdefault(pairs, pairs)
+    buildings = {building for pairs in shared for _, building in pairs}
     contracted = set(
         PartnerContract.objects.active(at).filter(
             Q(allows_plate=True) | Q(allows_face=True), buildings__id__in=buildings, partner__active=True
@@ -358,16 +364,30 @@ def _batch_flush(changes: Collection[_Change]) -> int:
         for partner_id, building_id in contracted:
             if (None, building_id) in pairs or (partner_id, building_id) in pairs:
                 sites.setdefault((partner_id, building_id), set()).add(resident_id)
+    del wanted, shared
     known: dict[int, list[tuple[Credential, int]]] = {}  # partner -> (credential, its resident)
-    for credential, owner in _credential_owners(resident_ids, changes).items():
+    for credential, owner in _credential_owners(set(by_resident), changes).items():
         known.setdefault(credential.partner_id, []).append((credential, owner))
     patched = 0
-    for (partner_id, building_id), residents in sorted(sites.items(), key=lambda item: item[0]):
-        upserts = _entries(partner_id=partner_id, building_id=building_id, at=at, resident_ids=residents)
-        site_known = {credential for credential, owner in known.get(partner_id, ()) if owner in residents}
+    for (partner_id, building_id), site_residents in sorted(sites.items(), key=lambda item: item[0]):
+        upserts = _entries(partner_id=partner_id, building_id=building_id, at=at, resident_ids=site_residents)
+        site_known = {credential for credential, owner in known.get(partner_id, ()) if owner in site_residents}
         if _enqueue_patch(partner_id, building_id, upserts, site_known):
             patched += 1
     return patched
+
+
+def _grant_sites(resident_ids: list[int]) -> dict[int, set[int]]:
+    """{resident: the buildings their grants (personal, or through a residency) are for}."""
+    if not resident_ids:
+        return {}
+    grant_sites: dict[int, set[int]] = {}
+    grants = AccessGrant.objects.filter(Q(resident_id__in=resident_ids) | Q(residency__resident_id__in=resident_ids))
+    for holder, via_residency, building, device_building in grants.values_list(
+        "resident_id", "residency__resident_id", "building_id", "device__building_id"
+    ):
+        grant_sites.setdefault(holder or via_residency, set()).add(building or device_building)
+    return grant_sites
 
 
 def _credential_owners(resident_ids: set[int], changes: Collection[_Change]) -> dict[Credential, int]:

@@ -20,10 +20,11 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -279,7 +280,7 @@ class _ResidentRow:
     full_name: str
     phone: str
     email: str
-    unit: Unit | None
+    unit: "_Flat | None"
     kind: str
     valid_from: object
     plates: list[str]
@@ -308,15 +309,29 @@ def _apply_residents(user, company, rows: list[Mapping], results: list[RowResult
     return created
 
 
-def _flats(company) -> dict[tuple[str, str], Unit]:
-    """The company's flats by (building name, number), casefolded; the flats of one building share
-    its Building (a complex's tens of thousands of flats are in memory for the whole import)."""
+class _Flat(NamedTuple):
+    """A flat of the company as the import holds it: a complex's tens of thousands of flats stay in
+    memory for the whole import, so not as model instances (each several times larger)."""
+
+    pk: int
+    number: str
+    building: Building  # the flats of one building share it
+
+    def unit(self) -> Unit:
+        """The flat as a saved Unit, for the services (made for the rows being applied only)."""
+        unit = Unit(pk=self.pk, building=self.building, number=self.number)
+        unit._state.adding, unit._state.db = False, DEFAULT_DB_ALIAS
+        return unit
+
+
+def _flats(company) -> dict[tuple[str, str], _Flat]:
+    """The company's flats by (building name, number), casefolded."""
     buildings = Building.objects.filter(company=company).in_bulk()
     flats = {}
-    for unit in Unit.objects.filter(building__company=company):
-        building = buildings[unit.building_id]
-        unit.building = building
-        flats[(building.name.casefold(), unit.number.casefold())] = unit
+    for pk, building_id, number in Unit.objects.filter(building__company=company).values_list(
+            "pk", "building_id", "number").iterator(chunk_size=5000):
+        building = buildings[building_id]
+        flats[(building.name.casefold(), number.casefold())] = _Flat(pk, number, building)
     return flats
 
 
@@ -373,7 +388,7 @@ def _create_residents(user, company, rows: list[_ResidentRow]) -> list[int]:
             residents.append((row, outcome))
     homes = [(row, resident) for row, resident in residents if row.unit is not None]
     moved_in = residencies_create_many(residencies=[
-        NewResidency(resident=resident, unit=row.unit, kind=row.kind, valid_from=row.valid_from,
+        NewResidency(resident=resident, unit=row.unit.unit(), kind=row.kind, valid_from=row.valid_from,
                      grant=settings.MASTERDATA_MOVE_IN_GRANT) for row, resident in homes], actor=user)
     for (row, _resident), outcome in zip(homes, moved_in, strict=True):
         if isinstance(outcome, ValidationError):
@@ -399,7 +414,8 @@ def _update_resident(user, resident: Resident, row: _ResidentRow) -> None:
         today = timezone.localdate()
         if row.unit is not None and not any(r.unit_id == row.unit.pk and r.is_current(today)
                                             for r in resident.residencies.all()):
-            residency_create(resident=resident, unit=row.unit, kind=row.kind, valid_from=row.valid_from, actor=user)
+            residency_create(resident=resident, unit=row.unit.unit(), kind=row.kind, valid_from=row.valid_from,
+                             actor=user)
             changed = True
         held = {vehicle.plate: vehicle for vehicle in resident.vehicles.all()}
         for plate in row.plates:
