@@ -5,6 +5,7 @@ from celery import shared_task
 from access.services.allowlist import allowlist_push_all
 from access.services.plate_tokens import partner_scope_refresh as partner_scope_refresh_service
 from access.services.residencies import move_outs_due
+from access.services.retention import activity_prune
 
 
 @shared_task(ignore_result=True)
@@ -17,6 +18,12 @@ def allowlist_push_nightly() -> int:
 def move_outs_due_daily() -> int:
     """Move-outs dated in the future reach their day: revoke the building's face consents (beat: hourly)."""
     return move_outs_due()
+
+
+@shared_task(ignore_result=True)
+def activity_prune_daily() -> dict:
+    """Residents' opens, notifications and ended guest passes past their retention (beat: daily)."""
+    return activity_prune()
 
 
 @shared_task(ignore_result=True)

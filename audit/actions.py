@@ -67,6 +67,8 @@ class Action(models.TextChoices):
     # master data from the developer's systems (integration API) and the admin's spreadsheet import
     MASTERDATA_BATCH = "masterdata.batch", _("master data: batch from a source system")
     MASTERDATA_IMPORT = "masterdata.import", _("master data: spreadsheet import")
+    # retention: residents' activity records older than their period deleted
+    RETENTION_PRUNED = "retention.pruned", _("old activity records deleted")
     # the audit log itself
     AUDIT_SEALED = "audit.sealed", _("audit log sealed")
     AUDIT_VERIFIED = "audit.verified", _("audit log verified")

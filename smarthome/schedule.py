@@ -48,6 +48,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "identity.tasks.signin_floods_flush",
         "schedule": timedelta(minutes=1),
     },
+    "access-activity-prune": {
+        "task": "access.tasks.activity_prune_daily",
+        "schedule": timedelta(days=1),
+    },
     "access-allowlist-push-nightly": {
         "task": "access.tasks.allowlist_push_nightly",
         "schedule": timedelta(days=1),

@@ -523,6 +523,10 @@ OPEN_REQUEST_STALE_S = env.int("OPEN_REQUEST_STALE_S", default=30)  # a pending 
 API_RATE_PER_MIN = env.int("API_RATE_PER_MIN", default=120)  # per user
 GUEST_PASSES_ACTIVE_MAX = env.int("GUEST_PASSES_ACTIVE_MAX", default=5)
 GUEST_PASS_MAX_DAYS = env.int("GUEST_PASS_MAX_DAYS", default=7)
+# How long residents' activity records are kept (access.services.retention; 0: until the resident is erased).
+OPEN_REQUEST_RETENTION_DAYS = env.int("OPEN_REQUEST_RETENTION_DAYS", default=365)
+NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=90)
+GUEST_PASS_RETENTION_DAYS = env.int("GUEST_PASS_RETENTION_DAYS", default=30)  # after the pass ended
 # django-oauth-toolkit's swappable models, named so migrations that point at them resolve.
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"  # noqa: S105
