@@ -30,6 +30,7 @@ and the decision >= 0.45 of bare.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -37,8 +38,9 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -53,9 +55,26 @@ from bench.decisions import (  # noqa: E402
     lua_string,
     seed,
 )
-from bench.harness import gunicorn, manage, own_servers, production_env, wrk  # noqa: E402
+from bench.harness import CpuMeter, WrkResult, gunicorn, manage, own_servers, production_env, wrk  # noqa: E402
 
 SLOW_WRITES_PER_S = 0.2  # the issue's "one grant change every 5 s"
+STRUCTURE_TAG = "access"  # access.policy's fact cache (core.cache.versioned.lookups)
+GROUPS = ("gunicorn", "PostgreSQL", "Redis", "wrk")
+BARE = "bare Django JSON view"
+FOLDED = "bare + counters + version and audit in ONE statement"
+ONE_CAR = "one car, nothing changing"
+MANY_CARS = "many cars, nothing changing"
+DURABLE_AUDIT = "bare + audit INSERT, durable commit"
+DURABLE_ONE_CAR = "one car, durable commit"
+
+
+@dataclass
+class Row:
+    label: str
+    result: WrkResult
+    note: str = ""
+    hits: int = 0  # fact-cache lookups answered from the cache during the run, every worker
+    loads: int = 0  # ... and loaded from the database
 
 # wrk: one of the residents' request bodies at random per request (a file, one JSON body a line)
 MANY_CARS_LUA = LUA.replace('wrk.body = {body}\n', '') + """
@@ -201,42 +220,138 @@ def warm_up(url: str, script: Path, run: dict, most: int) -> list[float]:
     return rates
 
 
-def measure_round(url: str, *, args, one_car, many_cars, grant_ids: list[int]) -> list[tuple]:
-    """One round of every row: [(label, WrkResult, note)]."""
+def cache_lookups(url: str, meter: CpuMeter) -> tuple[int, int]:
+    """(hits, loads) of the decision's fact cache (`access`) summed over every gunicorn worker
+    (bench/caches of the server of `url` answers for the worker that took the connection: asked
+    until each has answered)."""
+    import requests
+
+    url = "http://" + urlsplit(url).netloc
+
+    workers = {process.pid for process in meter.roots["gunicorn"].children()}
+    seen: dict[int, tuple[int, int]] = {}
+    for _ in range(200):
+        response = requests.get(f"{url}/bench/caches", timeout=10, headers={"Connection": "close"})
+        if response.status_code != 200:
+            raise SystemExit(f"bench/caches answered {response.status_code}: {response.text[:500]}")
+        answer = response.json()
+        seen[answer["pid"]] = tuple(answer["lookups"].get(STRUCTURE_TAG, (0, 0)))
+        if workers <= set(seen):
+            break
+    return sum(hits for hits, _ in seen.values()), sum(loads for _, loads in seen.values())
+
+
+def measured(label: str, url: str, script: Path, run: dict, meter: CpuMeter, note: str = "") -> Row:
+    before = cache_lookups(url, meter)
+    result = wrk(url, script=script, cpu=meter, **run)
+    after = cache_lookups(url, meter)
+    return Row(label, result, note, hits=after[0] - before[0], loads=after[1] - before[1])
+
+
+@contextlib.contextmanager
+def durable_commits():
+    """PostgreSQL as production runs it - fsync, full-page writes, synchronous commit: a commit
+    returns once its WAL is on disk - for the block (the bench's server, like the test suite's,
+    runs without them: bench.harness.own_servers)."""
+    from django.db import connection
+
+    settings = ("fsync", "full_page_writes", "synchronous_commit")
+    with connection.cursor() as cursor:
+        for name in settings:
+            cursor.execute(f"ALTER SYSTEM SET {name} = on")
+        cursor.execute("SELECT pg_reload_conf()")
+    time.sleep(1)  # every backend takes the new settings at its next statement
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for name in settings:
+                cursor.execute(f"ALTER SYSTEM RESET {name}")
+            cursor.execute("SELECT pg_reload_conf()")
+        time.sleep(1)
+
+
+def measure_round(url: str, *, args, one_car, many_cars, grant_ids: list[int], meter: CpuMeter) -> list[Row]:
+    """One round of every row."""
     run = {"connections": args.connections, "duration_s": args.duration}
     decisions = f"{url}/partner/v1/access-decisions"
-    rows = [("bare Django JSON view", wrk(f"{url}/bench/bare", script=many_cars, **run), "")]
-    rows += [(label, wrk(f"{url}/bench/floor?steps={steps}", script=many_cars, **run), "")
-             for steps, label in FLOORS]
-    rows.append(("one car, nothing changing", wrk(decisions, script=one_car, **run), ""))
+    rows = [measured("bare Django JSON view", f"{url}/bench/bare", many_cars, run, meter)]
+    rows += [measured(label, f"{url}/bench/floor?steps={steps}", many_cars, run, meter) for steps, label in FLOORS]
+    rows.append(measured(FOLDED, f"{url}/bench/floor?steps=counters,folded", many_cars, run, meter))
+    rows.append(measured(ONE_CAR, decisions, one_car, run, meter))
     warmups = warm_up(decisions, many_cars, run, args.warmups)
-    rows.append(("many cars, nothing changing", wrk(decisions, script=many_cars, **run),
-                 "warm-up runs " + ", ".join(f"{rate:.0f}" for rate in warmups) + " req/s"))
+    rows.append(measured(MANY_CARS, decisions, many_cars, run, meter,
+                         "warm-up runs " + ", ".join(f"{rate:.0f}" for rate in warmups) + " req/s"))
     for per_s, label in [(args.writes, f"many cars, {args.writes:g} grant changes/s"),
                          (SLOW_WRITES_PER_S, "many cars, one grant change every 5 s")]:
         before = _suspended_decisions()
         with GrantWriter(grant_ids, per_s) as writer:
-            result = wrk(decisions, script=many_cars, **run)
-        rows.append((label, result, f"{writer.summary()}; {_suspended_decisions() - before} decisions "
-                                    f"saw a suspended grant"))
+            row = measured(label, decisions, many_cars, run, meter)
+        row.note = f"{writer.summary()}; {_suspended_decisions() - before} decisions saw a suspended grant"
+        rows.append(row)
+    with durable_commits():
+        rows.append(measured(DURABLE_AUDIT, f"{url}/bench/floor?steps=audit", many_cars, run, meter))
+        rows.append(measured(DURABLE_ONE_CAR, decisions, one_car, run, meter))
     return rows
 
 
-def report(rows: list[tuple], round_number: int) -> None:
-    bare = rows[0][1].requests_per_s
-    quiet = next(result for label, result, _ in rows if label == "many cars, nothing changing").requests_per_s
+def _cpu_us(row: Row, group: str) -> float:
+    return row.result.cpu_s[group] / max(row.result.requests, 1) * 1e6
+
+
+def report(rows: list[Row], round_number: int) -> None:
+    by_label = {row.label: row for row in rows}
+    bare = rows[0].result.requests_per_s
+    quiet = by_label[MANY_CARS].result.requests_per_s
     print(f"\nround {round_number} ({_load()})")
-    print(f"| {'load':<42} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7} | ratio to bare | to no writes |")
-    print(f"|{'-' * 44}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 15}|{'-' * 14}|")
-    for label, result, _ in rows:
-        churn = f"{result.requests_per_s / quiet:.2f}" if "grant change" in label else ""
-        print(f"| {label:<42} | {result.requests_per_s:>7.0f} | {result.p50_ms:>7.1f} | {result.p99_ms:>7.1f} | "
+    print(f"| {'load':<50} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7} | ratio to bare | to no writes |")
+    print(f"|{'-' * 52}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 15}|{'-' * 14}|")
+    for row in rows:
+        result = row.result
+        churn = f"{result.requests_per_s / quiet:.2f}" if "grant change" in row.label else ""
+        print(f"| {row.label:<50} | {result.requests_per_s:>7.0f} | {result.p50_ms:>7.1f} | {result.p99_ms:>7.1f} | "
               f"{result.requests_per_s / bare:>13.2f} | {churn:>12} |")
-    for label, _, note in rows:
-        if note:
-            print(f"{label}: {note}")
-    errors = {label: result.errors for label, result, _ in rows if result.errors}
+    for row in rows:
+        if row.note:
+            print(f"{row.label}: {row.note}")
+    errors = {row.label: row.result.errors for row in rows if row.result.errors}
     print(f"errors / non-2xx: {errors or 'none'}")
+    what_holds_it_back(rows)
+
+
+def what_holds_it_back(rows: list[Row]) -> None:
+    """Where each request's CPU goes, by process (same runs as the table above)."""
+    by_label = {row.label: row for row in rows}
+    cores = os.cpu_count() or 1
+    print("\nwhat holds it back - CPU per request by process, same runs (µs; wrk's own included; "
+          f"a run can at most reach {cores} cores / total):")
+    print(f"| {'load':<50} | {'gunicorn':>8} | {'Postgres':>8} | {'Redis':>6} | {'wrk':>5} | {'total':>6} | "
+          f"{'ceiling req/s':>13} | {'measured':>8} | {'facts loaded / request':>22} |")
+    print(f"|{'-' * 52}|{'-' * 10}|{'-' * 10}|{'-' * 8}|{'-' * 7}|{'-' * 8}|{'-' * 15}|{'-' * 10}|{'-' * 24}|")
+    for row in rows:
+        cpu = [_cpu_us(row, group) for group in GROUPS]
+        total = sum(cpu)
+        lookups = row.hits + row.loads
+        loaded = f"{row.loads / max(row.result.requests, 1):.3f} ({row.hits / lookups:.1%} hits)" if lookups else "-"
+        print(f"| {row.label:<50} | {cpu[0]:>8.0f} | {cpu[1]:>8.0f} | {cpu[2]:>6.0f} | {cpu[3]:>5.0f} | "
+              f"{total:>6.0f} | {cores * 1e6 / total:>13.0f} | {row.result.requests_per_s:>8.0f} | {loaded:>22} |")
+
+    def added(label: str, base: str) -> str:
+        extra = [_cpu_us(by_label[label], group) - _cpu_us(by_label[base], group) for group in GROUPS]
+        parts = ", ".join(f"{group} {value:+.0f}" for group, value in zip(GROUPS, extra, strict=True))
+        return f"{sum(extra):+.0f} µs ({parts})"
+
+    print("\nCPU each step adds per request (µs):")
+    for label, base in [("bare + data-version read", BARE), ("bare + Redis counters", BARE),
+                        ("bare + audit INSERT", BARE), ("bare + all three (floor)", BARE),
+                        (FOLDED, "bare + all three (floor)"), (ONE_CAR, "bare + all three (floor)"),
+                        (MANY_CARS, ONE_CAR), (DURABLE_AUDIT, "bare + audit INSERT"), (DURABLE_ONE_CAR, ONE_CAR)]:
+        print(f"- {label} (against {base}): {added(label, base)}")
+    durable, fast = by_label[DURABLE_AUDIT].result, by_label["bare + audit INSERT"].result
+    print(f"- durable commits (not this bench's default; production's): the audit INSERT row goes from "
+          f"{fast.requests_per_s:.0f} to {durable.requests_per_s:.0f} req/s, p50 {fast.p50_ms:.1f} -> "
+          f"{durable.p50_ms:.1f} ms: the commit's wait for the WAL flush. Waiting for it is the guarantee "
+          f"(audited before answered); `synchronous_commit = off` would drop it and is not adopted.")
 
 
 def main() -> None:
@@ -280,8 +395,11 @@ def main() -> None:
             one_car.write_text(LUA.format(body=lua_string(json.dumps(body)), **headers))
             many_cars.write_text(MANY_CARS_LUA.format(bodies_file=lua_string(str(bodies_file)), **headers))
             check_answers(url, token, cert_header, [body, *random.sample(bodies, 3)])
+            meter = CpuMeter({"gunicorn": urlsplit(url).port, "PostgreSQL": urlsplit(database_url).port,
+                              "Redis": urlsplit(redis_url).port})
             for round_number in range(1, args.rounds + 1):
-                rows = measure_round(url, args=args, one_car=one_car, many_cars=many_cars, grant_ids=grant_ids)
+                rows = measure_round(url, args=args, one_car=one_car, many_cars=many_cars, grant_ids=grant_ids,
+                                     meter=meter)
                 report(rows, round_number)
 
 

@@ -11,7 +11,10 @@ under load the wall time is mostly waiting for a core), the median of the rounds
 - the data-version read (`access_data.current_version`: the change-log read), prepared on the
   server and not (DATABASE_PREPARED_STATEMENTS);
 - the rate-limit and anomaly counters (`access.anomalies.decision_admit`: one Lua script call);
-- the audit INSERT (`audit.services.record`), prepared and not.
+- the audit INSERT (`audit.services.record`), prepared and not;
+- the version read and the audit INSERT as the decision makes them (two statements) against both in
+  one statement (bench/urls.py `folded_audit`: inserted only while the change counter is the one
+  this process last read) - the round trip a fold would save.
 """
 
 import argparse
@@ -51,6 +54,18 @@ def _audit():
            source_ip="203.0.113.7", latency_ms=1.0)
 
 
+def _version_and_audit():
+    _version()
+    _audit()
+
+
+def _folded():
+    from bench.urls import folded_audit
+
+    if folded_audit()[1] is None:
+        raise RuntimeError("the change counter moved during the bench: nothing else writes here")
+
+
 def _prepared(on: bool) -> None:
     """Prepared statements on or off for the next statements (a new connection either way)."""
     from django.db import connection
@@ -69,6 +84,8 @@ VARIANTS = [
     ("Redis counters (one script call)", True, _counters),
     ("audit INSERT, prepared", True, _audit),
     ("audit INSERT, not prepared", False, _audit),
+    ("version read + audit INSERT (now)", True, _version_and_audit),
+    ("both in one statement (folded)", True, _folded),
 ]
 
 
