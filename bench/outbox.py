@@ -1,13 +1,14 @@
 """Outbox benchmark: delivery throughput and commit-to-partner-ack lag, with real processes.
 
     .venv/bin/python bench/outbox.py [--messages 1000] [--rate 20] [--pool threads] [--concurrency 4]
-        [--outage-messages 300] [--outage-s 20]
+        [--outage-messages 300] [--outage-s 20] [--batch 20]
 
 Starts its own PostgreSQL and Redis (tests.infra), a dev PKI and the sandbox partner (HTTPS +
 mTLS), migrates, and runs real Celery worker + beat processes. Two runs:
 
 - backlog: N face_delete messages are committed while no worker runs, then a worker starts;
-  throughput = N / (last partner ack - first partner ack);
+  throughput = N / (last partner ack - first partner ack); made twice, with workers delivering
+  one message per task (OUTBOX_DELIVERY_BATCH=1) and batches of --batch (the default, 20);
 - steady: the worker runs while messages are committed at --rate per second; lag = the
   partner's log time of the call minus our commit time (same machine clock), p50 / p95 / max;
 - outage: the partner goes down, --outage-messages messages are committed while the worker runs
@@ -15,7 +16,8 @@ mTLS), migrates, and runs real Celery worker + beat processes. Two runs:
   stays down --outage-s seconds, then comes back: the seconds from its return to the first
   message it receives (the breaker's recovery probe) and to the last one, and the drain's
   throughput (first to last ack after the return) against the baseline. Default settings
-  (PARTNER_BREAKER_RESET_S, OUTBOX_DISPATCH_INTERVAL_S, the outbox backoff).
+  (PARTNER_BREAKER_RESET_S, OUTBOX_DISPATCH_INTERVAL_S, the outbox backoff); made with batches of
+  1 and of --batch too.
 
 Also prints, as the baseline, the throughput of the same partner call made directly in a
 loop over one connection (no outbox, no broker, no database): the ceiling of one caller.
@@ -23,6 +25,7 @@ loop over one connection (no outbox, no broker, no database): the ceiling of one
 
 import argparse
 import datetime
+import os
 import statistics
 import subprocess
 import sys
@@ -105,6 +108,35 @@ def direct_baseline(sandbox, partner, calls: int) -> float:
     return calls / (time.perf_counter() - start)
 
 
+def backlog_run(celery: Celery, sandbox, partner, messages: int, prefix: str, delivered_before: int) -> float:
+    """`messages` committed while no worker runs, then a worker drains them: messages/s, first to last ack."""
+    for n in range(messages):
+        enqueue(partner, n, prefix)
+    celery.worker_and_beat()
+    wait_delivered(delivered_before + messages, 600)
+    celery.stop()
+    acks = sorted(partner_ack_times(sandbox, prefix).values())
+    return (len(acks) - 1) / (acks[-1] - acks[0])
+
+
+def outage_run(celery: Celery, sandbox, partner, messages: int, outage_s: float, prefix: str,
+               delivered_before: int) -> tuple[float, float, float]:
+    """The partner down `outage_s` while `messages` are written, then back: (first ack, last ack) in
+    seconds after its return, and the drain's messages/s (first to last ack)."""
+    celery.worker_and_beat()
+    sandbox.control.down()
+    down_at = time.monotonic()
+    for n in range(messages):
+        enqueue(partner, n, prefix)
+    time.sleep(max(0.0, outage_s - (time.monotonic() - down_at)))
+    sandbox.control.up()
+    back_at = time.time()
+    wait_delivered(delivered_before + messages, 600)
+    celery.stop()
+    acks = sorted(partner_ack_times(sandbox, prefix).values())
+    return acks[0] - back_at, acks[-1] - back_at, (len(acks) - 1) / (acks[-1] - acks[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000, help="messages in the backlog run")
@@ -115,62 +147,61 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--outage-messages", type=int, default=300, help="messages written during the outage")
     parser.add_argument("--outage-s", type=float, default=20.0, help="how long the partner stays down")
+    parser.add_argument("--batch", type=int, default=20,
+                        help="OUTBOX_DELIVERY_BATCH of the workers (the backlog and outage runs are also made with 1, "
+                             "one message per task, for comparison)")
     args = parser.parse_args()
 
     with partner_stack("smarthome-bench-outbox-") as (_pki, sandbox, env, work):
-        from partners.models import Partner
+        from partners.models import OutboxMessage, Partner
         from partners.services import partner_credentials_rotate
 
         partner = Partner.objects.create(name="Sandbox", slug="sandbox", api_base_url=sandbox.base_url)
         partner_credentials_rotate(partner=partner, client_id=sandbox.client_id, client_secret=sandbox.client_secret)
 
         baseline = direct_baseline(sandbox, partner, 300)
-        celery = Celery(env, work, args.pool, args.concurrency)
+        workers = {size: Celery({**env, "OUTBOX_DELIVERY_BATCH": str(size)}, work, args.pool, args.concurrency)
+                   for size in (1, args.batch)}
 
-        # backlog: committed first, then one worker drains it
-        for n in range(args.messages):
-            enqueue(partner, n, "backlog")
-        celery.worker_and_beat()
-        wait_delivered(args.messages, 600)
-        acks = sorted(partner_ack_times(sandbox, "backlog").values())
-        throughput = (len(acks) - 1) / (acks[-1] - acks[0])
+        def delivered() -> int:
+            return OutboxMessage.objects.filter(status="delivered").count()
+
+        backlog = {size: backlog_run(celery, sandbox, partner, args.messages, f"backlog{size}", delivered())
+                   for size, celery in workers.items()}
 
         # steady: committed at a fixed rate while the worker runs
+        celery = workers[args.batch]
+        celery.worker_and_beat()
         committed: dict[str, float] = {}
         interval = 1.0 / args.rate
         next_at = time.monotonic()
+        before = delivered()
         for n in range(args.steady):
             committed[f"steady-{n}"] = enqueue(partner, n, "steady")
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))
-        wait_delivered(args.messages + args.steady, 600)
+        wait_delivered(before + args.steady, 600)
+        celery.stop()
         acked = partner_ack_times(sandbox, "steady")
         lags_ms = [(acked[key] - at) * 1000 for key, at in committed.items()]
 
-        # outage: written while the partner is down, delivered after it returns
-        sandbox.control.down()
-        down_at = time.monotonic()
-        for n in range(args.outage_messages):
-            enqueue(partner, n, "outage")
-        time.sleep(max(0.0, args.outage_s - (time.monotonic() - down_at)))
-        sandbox.control.up()
-        back_at = time.time()
-        wait_delivered(args.messages + args.steady + args.outage_messages, 600)
-        celery.stop()
-        outage_acks = sorted(partner_ack_times(sandbox, "outage").values())
-        probe_s, drained_s = outage_acks[0] - back_at, outage_acks[-1] - back_at
-        drain_rate = (len(outage_acks) - 1) / (outage_acks[-1] - outage_acks[0])
+        outages = {size: outage_run(celery, sandbox, partner, args.outage_messages, args.outage_s, f"outage{size}",
+                                    delivered())
+                   for size, celery in workers.items()}
 
-    print(f"outbox benchmark ({args.pool} pool x {args.concurrency}, sandbox partner over HTTPS + mTLS on loopback)")
+    print(f"outbox benchmark ({args.pool} pool x {args.concurrency}, sandbox partner over HTTPS + mTLS on loopback; "
+          f"load average {' '.join(f'{value:.2f}' for value in os.getloadavg())})")
     print(f"  direct client calls, one caller (baseline) {baseline:>8.0f} calls/s")
-    print(f"  outbox delivery throughput ({args.messages} backlog)  {throughput:>8.0f} messages/s"
-          f"   ({throughput / baseline:.2f} x baseline)")
-    print(f"  commit -> partner ack lag at {args.rate:.0f} msg/s ({args.steady} messages): "
+    for size, rate in backlog.items():
+        print(f"  outbox delivery throughput ({args.messages} backlog), batch {size:>3}  {rate:>8.0f} messages/s"
+              f"   ({rate / baseline:.2f} x baseline)")
+    print(f"  commit -> partner ack lag at {args.rate:.0f} msg/s ({args.steady} messages), batch {args.batch}: "
           f"p50 {statistics.median(lags_ms):.1f} ms   p95 {_percentile(lags_ms, 0.95):.1f} ms   "
           f"max {max(lags_ms):.1f} ms")
-    print(f"  partner down {args.outage_s:.0f} s with {args.outage_messages} messages written meanwhile: first ack "
-          f"{probe_s:.1f} s after its return, all {drained_s:.1f} s after; drain {drain_rate:.0f} messages/s "
-          f"({drain_rate / baseline:.2f} x baseline)")
+    for size, (probe_s, drained_s, drain_rate) in outages.items():
+        print(f"  partner down {args.outage_s:.0f} s with {args.outage_messages} messages written meanwhile, batch "
+              f"{size:>3}: first ack {probe_s:.1f} s after its return, all {drained_s:.1f} s after; drain "
+              f"{drain_rate:.0f} messages/s ({drain_rate / baseline:.2f} x baseline)")
 
 
 if __name__ == "__main__":

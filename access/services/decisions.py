@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from access.anomalies import decision_admit
+from access.anomalies import anomaly_alerts_raise, decision_admit
 from access.errors import DecisionRateExceeded, DeviceNotFound, FactsChanged
 from access.models import Device, GuestPass, Notification
 from access.policy import CachedFacts, FaceSubject, Facts, PlateSubject, Verdict, access_data, verdict
@@ -101,7 +101,9 @@ def access_decide(
     the plate token or face subject (operation "plate" or "face"). Before anything is used up or
     recorded, the decision is counted against the partner's rate limit and in the anomaly
     windows (access.anomalies.decision_admit; an unknown device too): over the limit,
-    DecisionRateExceeded and nothing else happens. A one-time guest pass that lets a car in is
+    DecisionRateExceeded and nothing else happens (but the anomaly alerts it crossed). The alerts a
+    decision crosses are raised after its audit event - their writes (a partner suspended) are
+    not what it was decided on; the next decision sees them. A one-time guest pass that lets a car in is
     used up together with the decision's audit event (a concurrent decision that loses the race
     answers unknown_credential); a guest pass that lets a car in notifies its resident
     (`guest.arrived`). Records one `access.decision` audit event (no personal data; `subject_ref`
@@ -131,20 +133,24 @@ def access_decide(
     evaluation = verdict(facts=facts, device=device_facts.device, contracts=device_facts.contracts, subject=subject,
                          operation=credential_type, at=now, partner_usable=partner.is_usable)
     reason = evaluation.reason
-    if not counted:
-        _admit(partner.pk, device_ref, denied=not reason.allows,
-               unknown_credential=credential_token if reason == Reason.UNKNOWN_CREDENTIAL else None,
-               resident_id=evaluation.resident_id)
+    breaches = () if counted else _admit(
+        partner.pk, device_ref, denied=not reason.allows, raise_alerts=False,
+        unknown_credential=credential_token if reason == Reason.UNKNOWN_CREDENTIAL else None,
+        resident_id=evaluation.resident_id).breaches
     audit = {"partner": partner, "device": device_facts.device, "request_id": request_id, "source_ip": source_ip,
              "started": started}
-    if evaluation.guest_pass is None:
-        return _decided(evaluation, now, **audit)
-    if refresh():  # a pass is used up only on a fresh read (it starts a transaction: no statement to check in)
-        raise FactsChanged()
-    with transaction.atomic():  # a pass is used up, and its resident told, only with its audited decision
-        if not _guest_pass_use(evaluation.guest_pass, now):
-            evaluation = Verdict(Reason.UNKNOWN_CREDENTIAL)
-        return _decided(evaluation, now, **audit)
+    try:
+        if evaluation.guest_pass is None:
+            return _decided(evaluation, now, **audit)
+        if refresh():  # a pass is used up only on a fresh read (it starts a transaction: no statement to check in)
+            raise FactsChanged()
+        with transaction.atomic():  # a pass is used up, and its resident told, only with its audited decision
+            if not _guest_pass_use(evaluation.guest_pass, now):
+                evaluation = Verdict(Reason.UNKNOWN_CREDENTIAL)
+            return _decided(evaluation, now, **audit)
+    finally:  # after the decision's own event (its writes - a suspension - are not what it was decided on)
+        if breaches:
+            anomaly_alerts_raise(partner_id=partner.pk, breaches=breaches)
 
 
 def _guest_pass_use(guest_pass: GuestPass, now) -> bool:
@@ -165,11 +171,15 @@ def _guest_pass_use(guest_pass: GuestPass, now) -> bool:
     return True
 
 
-def _admit(partner_id: int, device_ref: str, **observed) -> None:
-    """Count the decision (rate limit, anomaly windows); raise DecisionRateExceeded over the limit."""
+def _admit(partner_id: int, device_ref: str, **observed):
+    """Count the decision (rate limit, anomaly windows); raise DecisionRateExceeded over the limit
+    (the alerts it crossed raised first). Returns the Admission."""
     admission = decision_admit(partner_id=partner_id, device_ref=device_ref, **observed)
     if admission.retry_after is not None:
+        if admission.breaches:
+            anomaly_alerts_raise(partner_id=partner_id, breaches=admission.breaches)
         raise DecisionRateExceeded(admission.retry_after)
+    return admission
 
 
 def _decided(evaluation: Verdict, now, *, partner, device, request_id, source_ip, started) -> Decision:

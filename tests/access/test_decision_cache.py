@@ -298,11 +298,12 @@ def test_a_change_committed_while_a_decision_is_made_is_seen_by_its_audit_insert
 
     def admit_then_commit_a_suspension(*args, **kwargs):
         admitted.append(kwargs.get("denied"))
-        real_admit(*args, **kwargs)
+        admission = real_admit(*args, **kwargs)
         if len(admitted) == 1:
             thread = threading.Thread(target=lambda: (grant_suspend(grant=scene.grant), connection.close()))
             thread.start()
             thread.join()
+        return admission
 
     monkeypatch.setattr(decisions, "_admit", admit_then_commit_a_suspension)
     before = set(AuditEvent.objects.filter(action="access.decision").values_list("pk", flat=True))
