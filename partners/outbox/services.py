@@ -2,8 +2,8 @@
 
 - `outbox_enqueue` writes the message in the CALLER's transaction (a rollback leaves nothing)
   and, after commit, sends the Celery task that delivers it.
-- `outbox_deliver` delivers one message - and, in the same transaction, the partner's next due
-  messages (a batch of up to OUTBOX_DELIVERY_BATCH): row lock (`SELECT ... FOR UPDATE SKIP LOCKED`), in
+- `outbox_deliver` delivers one message - and, with OUTBOX_DELIVERY_BATCH above 1, the partner's
+  next due messages in the same transaction: row lock (`SELECT ... FOR UPDATE SKIP LOCKED`), in
   order per (partner, ordering_key), at least once with the message's Idempotency-Key,
   exponential backoff with jitter up to OUTBOX_BACKOFF_MAX_S, dead-lettered after
   OUTBOX_MAX_ATTEMPTS (or at once when the partner refuses it with a 4xx).
@@ -105,15 +105,21 @@ def outbox_deliver(*, message_id: int) -> str:
 
     A batch: once the first is delivered, the partner's other due messages follow in the same
     transaction over the same connection, oldest first, each the head of its ordering key (a message
-    delivered in the batch lets its successor follow it), each locked `SKIP LOCKED` (what another
-    worker holds is left to it), up to OUTBOX_DELIVERY_BATCH messages. The batch stops at the first
+    delivered earlier in the batch lets its successor follow it), each locked `SKIP LOCKED` (what
+    another worker holds is left to it), up to OUTBOX_DELIVERY_BATCH messages. The batch stops at the first
     that is not delivered (its failure, deferral or dead-lettering is kept, as alone); an unexpected
     error in one of the following messages undoes only that message's work (a savepoint) and stops
     the batch - the message stays pending for its own task or the dispatcher. Each message keeps its
     own events, signal and successor dispatch; the batch commits once.
     """
     with transaction.atomic():
-        message = _pending_locked(OutboxMessage.objects.select_related("partner").filter(pk=message_id))
+        message = (
+            OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("partner")
+            .annotate(behind=_behind())
+            .filter(pk=message_id, status=Status.PENDING)
+            .first()
+        )
         if message is None:
             return "busy"
         now = timezone.now()
@@ -122,20 +128,9 @@ def outbox_deliver(*, message_id: int) -> str:
         if message.behind:
             return "blocked"
         outcome, conn = _attempt(message, None, now)
-        if outcome == "delivered":
+        if outcome == "delivered" and settings.OUTBOX_DELIVERY_BATCH > 1:
             _deliver_following(message.partner, conn)
     return outcome
-
-
-def _pending_locked(messages):
-    """The first of `messages` still pending, locked (None if none, or another worker holds it), with
-    `behind`: whether an older message of its ordering key is still pending."""
-    return (
-        messages.select_for_update(skip_locked=True, of=("self",))
-        .annotate(behind=_behind())
-        .filter(status=Status.PENDING)
-        .first()
-    )
 
 
 def _attempt(message: OutboxMessage, conn, now) -> tuple[str, object]:
@@ -155,25 +150,37 @@ def _attempt(message: OutboxMessage, conn, now) -> tuple[str, object]:
 
 
 def _deliver_following(partner, conn) -> None:
-    """The rest of a batch (see outbox_deliver), inside its transaction."""
-    for _ in range(settings.OUTBOX_DELIVERY_BATCH - 1):
-        now = timezone.now()
-        following = _pending_locked(
-            OutboxMessage.objects.filter(partner_id=partner.pk, next_attempt_at__lte=now)
-            .exclude(_behind())
-            .order_by("pk")
-        )
-        if following is None:
+    """The rest of a batch (see outbox_deliver), inside its transaction: the partner's due messages,
+    oldest first, each taken only if it is the head of its ordering key and no other worker holds
+    it. Looked up by id one at a time (each lock a primary-key lookup), so the cost stays linear
+    whatever the planner knows of a suddenly grown backlog."""
+    candidates = list(
+        OutboxMessage.objects.filter(partner_id=partner.pk, status=Status.PENDING, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[: settings.OUTBOX_DELIVERY_BATCH * 2]
+    )
+    delivered = 1
+    for candidate in candidates:
+        if delivered >= settings.OUTBOX_DELIVERY_BATCH:
             return
+        following = (
+            OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk=candidate, status=Status.PENDING)
+            .exclude(_behind())
+            .first()
+        )
+        if following is None:  # delivered meanwhile, held by another worker, or not its turn
+            continue
         following.partner = partner
         try:
             with transaction.atomic():
-                outcome, conn = _attempt(following, conn, now)
+                outcome, conn = _attempt(following, conn, timezone.now())
         except Exception:  # undone with its savepoint; the delivered ones before it stay delivered
             logger.exception("outbox batch stopped by an error", extra={"outbox_id": following.pk})
             return
         if outcome != "delivered":
             return
+        delivered += 1
 
 
 def _deferred(message: OutboxMessage, reason: str, wait_s: float, now) -> None:

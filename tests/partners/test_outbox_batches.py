@@ -1,4 +1,4 @@
-"""A delivery task delivers a batch of its partner's due messages in one transaction (OUTBOX_DELIVERY_BATCH),
+"""A delivery task delivers a batch of its partner's due messages in one transaction (OUTBOX_DELIVERY_BATCH = 20),
 against the real sandbox partner (HTTPS + mTLS), real PostgreSQL and Redis.
 
 Each message is written here with its delivery task not yet run (`tasks_not_yet_run`: the broker
@@ -26,6 +26,11 @@ sandbox_partner = outbox_fixtures.sandbox_partner
 pytestmark = [pytest.mark.partner, pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 Status = OutboxMessage.Status
+
+
+@pytest.fixture(autouse=True)
+def batches(settings):
+    settings.OUTBOX_DELIVERY_BATCH = 20
 
 
 @pytest.fixture
