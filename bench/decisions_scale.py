@@ -30,7 +30,6 @@ and the decision >= 0.45 of bare.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import random
@@ -55,7 +54,16 @@ from bench.decisions import (  # noqa: E402
     lua_string,
     seed,
 )
-from bench.harness import CpuMeter, WrkResult, gunicorn, manage, own_servers, production_env, wrk  # noqa: E402
+from bench.harness import (  # noqa: E402
+    CpuMeter,
+    WrkResult,
+    durable_commits,
+    gunicorn,
+    manage,
+    own_servers,
+    production_env,
+    wrk,
+)
 
 SLOW_WRITES_PER_S = 0.2  # the issue's "one grant change every 5 s"
 STRUCTURE_TAG = "access"  # access.policy's fact cache (core.cache.versioned.lookups)
@@ -246,29 +254,6 @@ def measured(label: str, url: str, script: Path, run: dict, meter: CpuMeter, not
     result = wrk(url, script=script, cpu=meter, **run)
     after = cache_lookups(url, meter)
     return Row(label, result, note, hits=after[0] - before[0], loads=after[1] - before[1])
-
-
-@contextlib.contextmanager
-def durable_commits():
-    """PostgreSQL as production runs it - fsync, full-page writes, synchronous commit: a commit
-    returns once its WAL is on disk - for the block (the bench's server, like the test suite's,
-    runs without them: bench.harness.own_servers)."""
-    from django.db import connection
-
-    settings = ("fsync", "full_page_writes", "synchronous_commit")
-    with connection.cursor() as cursor:
-        for name in settings:
-            cursor.execute(f"ALTER SYSTEM SET {name} = on")
-        cursor.execute("SELECT pg_reload_conf()")
-    time.sleep(1)  # every backend takes the new settings at its next statement
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            for name in settings:
-                cursor.execute(f"ALTER SYSTEM RESET {name}")
-            cursor.execute("SELECT pg_reload_conf()")
-        time.sleep(1)
 
 
 def measure_round(url: str, *, args, one_car, many_cars, grant_ids: list[int], meter: CpuMeter) -> list[Row]:

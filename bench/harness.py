@@ -15,6 +15,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +139,28 @@ def wrk(url: str, *, connections: int = 32, duration_s: int = 10, threads: int =
         requests=int(re.search(r"(\d+) requests in", output).group(1)),
         cpu_s=spent,
     )
+
+
+def _postgres_durability(statement: str) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for name in ("fsync", "full_page_writes", "synchronous_commit"):
+            cursor.execute(statement.format(name=name))
+        cursor.execute("SELECT pg_reload_conf()")
+    time.sleep(1)  # every backend takes the new settings at its next statement
+
+
+@contextlib.contextmanager
+def durable_commits():
+    """PostgreSQL as production runs it - fsync, full-page writes, synchronous commit: a commit returns
+    once its WAL is on disk - for the block. The bench's server, like the test suite's, runs without
+    them (tests.infra), so a commit costs no disk flush there. Needs Django set up on that server."""
+    _postgres_durability("ALTER SYSTEM SET {name} = on")
+    try:
+        yield
+    finally:
+        _postgres_durability("ALTER SYSTEM RESET {name}")
 
 
 class CpuMeter:

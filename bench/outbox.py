@@ -44,7 +44,7 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import partner_stack  # noqa: E402
+from bench.harness import durable_commits, partner_stack  # noqa: E402
 
 
 def _parse_at(value: str) -> float:
@@ -130,30 +130,6 @@ def backlog_run(celery: Celery, sandbox, partner, messages: int, prefix: str, de
     celery.stop()
     acks = sorted(partner_ack_times(sandbox, prefix).values())
     return (len(acks) - 1) / (acks[-1] - acks[0])
-
-
-@contextlib.contextmanager
-def durable_commits(on: bool):
-    """PostgreSQL as production runs it - fsync, full-page writes, synchronous commit - for the block
-    (`on`); the bench's server runs without them (tests.infra), so a commit costs no disk flush there."""
-    from django.db import connection
-
-    names = ("fsync", "full_page_writes", "synchronous_commit")
-    if on:
-        with connection.cursor() as cursor:
-            for name in names:
-                cursor.execute(f"ALTER SYSTEM SET {name} = on")
-            cursor.execute("SELECT pg_reload_conf()")
-        time.sleep(1)
-    try:
-        yield
-    finally:
-        if on:
-            with connection.cursor() as cursor:
-                for name in names:
-                    cursor.execute(f"ALTER SYSTEM RESET {name}")
-                cursor.execute("SELECT pg_reload_conf()")
-            time.sleep(1)
 
 
 def in_process_run(partner, messages: int, batch: int, prefix: str) -> tuple[float, float, float]:
@@ -267,7 +243,7 @@ def main() -> None:
 
         in_process = {(durable, size): None for durable in (False, True) for size in (1, args.batch)}
         for durable, size in in_process:
-            with durable_commits(durable):
+            with durable_commits() if durable else contextlib.nullcontext():
                 in_process[durable, size] = in_process_run(partner, min(args.messages, 300), size,
                                                            f"inproc{int(durable)}x{size}")
 
