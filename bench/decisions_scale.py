@@ -1,7 +1,7 @@
 """Access decisions at a complex's scale, with and without managers changing grants meanwhile.
 
     .venv/bin/python bench/decisions_scale.py [--residents 2000] [--buildings 40] [--writes 2]
-        [--connections 32] [--duration 10] [--workers 2] [--rounds 1] [--warmups 5]
+        [--connections 32] [--duration 10] [--workers 2] [--rounds 1] [--warmups 8]
 
 bench/decisions.py sends one car to one barrier with nothing changing. This one seeds, beside that
 car, `--residents` residents with a grant and a car each in `--buildings` buildings (one barrier per
@@ -15,9 +15,10 @@ Each round measures, on the same server, one after another (wrk, --connections x
   read, the Redis counters and the audit INSERT, one at a time and together), with the same
   random bodies;
 - one car, nothing changing (bench/decisions.py's request);
-- many cars, nothing changing, after a warm-up: runs of the same length until one is no faster
-  than the one before (at most --warmups), so every worker has loaded most cars whatever the
-  machine's load (the warm-up rates are printed: a cold worker loads a car's facts per request);
+- many cars, nothing changing, after a warm-up: runs of the same length until the workers' fact
+  caches answer >= 99 % of a run's lookups (at most --warmups), so every worker has loaded the cars
+  whatever the machine's load (the warm-up rates and hit ratios are printed: a cold worker loads a
+  car's facts per request);
 - many cars while a writer suspends a random resident's grant and resumes it --writes times per
   second (every write through the services: access.services.grants, with its audit event and
   allowlist patch);
@@ -27,6 +28,14 @@ ratio of each churn run to the run without writes, the writes the writer made (a
 took), how many decisions saw a suspended grant, and the load average before and after.
 Goals: under churn >= 0.9x the throughput without it and p99 < 50 ms; the floor >= 0.5 of bare
 and the decision >= 0.45 of bare.
+
+Beside the floor rows: the floor as the decision now makes it (the counters, and the version check
+and audit insert as one statement), and - with PostgreSQL switched to production's durable commits
+for them (bench.harness.durable_commits; the bench's server runs without fsync or synchronous
+commit) - the audit insert alone and one car. Then "what holds it back", from the same runs: the CPU
+each process group spent per request (gunicorn, PostgreSQL, Redis, wrk - on 2 shared cores a run can
+at most reach 2 cores / that total), the fact cache's loads per request and hit ratio (the workers'
+counters, bench/caches), and what each step adds over the row it builds on.
 """
 
 import argparse
@@ -219,13 +228,19 @@ def _suspended_decisions() -> int:
     return AuditEvent.objects.filter(action="access.decision", reason="grant_suspended").count()
 
 
-def warm_up(url: str, script: Path, run: dict, most: int) -> list[float]:
-    """Run `script` against `url` until a run is no more than 5 % faster than the one before (the
-    workers have loaded what it asks for), at most `most` runs; their rates."""
-    rates = [wrk(url, script=script, **run).requests_per_s]
-    while len(rates) < most and rates[-1] > 1.05 * (rates[-2] if len(rates) > 1 else 0):
-        rates.append(wrk(url, script=script, **run).requests_per_s)
-    return rates
+def warm_up(url: str, script: Path, run: dict, most: int, meter: CpuMeter) -> list[str]:
+    """Run `script` against `url` until the workers' fact caches answer at least 99 % of a run's
+    lookups (every worker has loaded what it is asked for: a cold worker loads a car's facts per
+    request, and a run's rate says more about how warm the caches are than about the path), at
+    most `most` runs; each run's rate and hit ratio."""
+    runs = []
+    while len(runs) < most:
+        row = measured("warm-up", url, script, run, meter)
+        lookups = row.hits + row.loads
+        runs.append(f"{row.result.requests_per_s:.0f} req/s ({row.hits / max(lookups, 1):.1%} hits)")
+        if lookups and row.loads / lookups <= 0.01:
+            break
+    return runs
 
 
 def cache_lookups(url: str, meter: CpuMeter) -> tuple[int, int]:
@@ -264,9 +279,8 @@ def measure_round(url: str, *, args, one_car, many_cars, grant_ids: list[int], m
     rows += [measured(label, f"{url}/bench/floor?steps={steps}", many_cars, run, meter) for steps, label in FLOORS]
     rows.append(measured(FOLDED, f"{url}/bench/floor?steps=counters,folded", many_cars, run, meter))
     rows.append(measured(ONE_CAR, decisions, one_car, run, meter))
-    warmups = warm_up(decisions, many_cars, run, args.warmups)
-    rows.append(measured(MANY_CARS, decisions, many_cars, run, meter,
-                         "warm-up runs " + ", ".join(f"{rate:.0f}" for rate in warmups) + " req/s"))
+    warmups = warm_up(decisions, many_cars, run, args.warmups, meter)
+    rows.append(measured(MANY_CARS, decisions, many_cars, run, meter, "warm-up runs " + ", ".join(warmups)))
     for per_s, label in [(args.writes, f"many cars, {args.writes:g} grant changes/s"),
                          (SLOW_WRITES_PER_S, "many cars, one grant change every 5 s")]:
         before = _suspended_decisions()
@@ -348,7 +362,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1, help="measure every row this many times")
-    parser.add_argument("--warmups", type=int, default=5, help="at most this many warm-up runs before many cars")
+    parser.add_argument("--warmups", type=int, default=8, help="at most this many warm-up runs before many cars")
     args = parser.parse_args()
 
     from partners.devcerts import generate_dev_pki
