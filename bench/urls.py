@@ -6,9 +6,9 @@
   are never stale), `audit` - the audit INSERT (audited before answered), `counters` - the Redis
   script call of the rate limit and anomaly counters (shared by every worker). `?steps=` picks some
   (default: version, counters, audit). No validation and no decision logic: the most a decision
-  that keeps those promises could reach on this machine. `folded` (measured, not what the decision
-  does): the version read and the audit INSERT as one statement - the event is inserted only if the
-  change counter still equals the one this process last read, and the counter comes back either way.
+  that keeps those promises could reach on this machine. `folded`: the version check and the audit
+  INSERT as the decision now makes them, one statement - the event is inserted only if the change
+  counter still equals the one this process last read (`folded_audit`).
 - `bench/caches`: this worker's process id and its versioned caches' lookups
   (core.cache.versioned.lookups: hits and loads), for the hit ratio of a run.
 """
@@ -18,7 +18,6 @@ import uuid
 from importlib import import_module
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -26,9 +25,8 @@ from django.views.decorators.csrf import csrf_exempt
 from access.anomalies import decision_admit
 from access.policy import access_data
 from audit.actions import Action, ActorKind, Outcome
-from audit.services import _INSERT_FIELDS, _event, _insert_statement, record
-from core.cache.versioned import _changes, lookups
-from core.prepared_statements import prepared_cursor
+from audit.services import record, record_if_unchanged
+from core.cache.versioned import assume_unchanged, lookups, refresh
 from smarthome.settings.pools import POOLS
 
 # this pool's own URL map (the decision endpoint is the partner pool's), with its error handlers
@@ -40,21 +38,6 @@ handler400, handler403, handler404, handler500 = (
 
 ANSWER = {"decision": "allow", "reason": "granted", "decision_id": "0" * 32, "ttl_s": 60}
 STEPS = ("version", "counters", "audit", "folded")  # the decision's order (folded: version and audit in one)
-_FOLDED_SQL = {}
-
-
-def _folded_statement(db) -> str:
-    """The audit INSERT, made only while the change counter equals the last parameter; the counter
-    and the new event's id (NULL when not inserted) come back in one row."""
-    if DEFAULT_DB_ALIAS not in _FOLDED_SQL:
-        head = _insert_statement(db).partition(" VALUES (")[0]
-        values = ", ".join(f"%s::{field.db_type(db)}" for field in _INSERT_FIELDS)
-        _FOLDED_SQL[DEFAULT_DB_ALIAS] = (  # identifiers and types from the model's meta; values are parameters
-            "WITH counter AS (SELECT value FROM core_dataversion WHERE scope = 'changes'), "  # noqa: S608
-            f"inserted AS ({head} SELECT {values} FROM counter WHERE counter.value = %s RETURNING id) "
-            "SELECT counter.value, (SELECT id FROM inserted) FROM counter"
-        )
-    return _FOLDED_SQL[DEFAULT_DB_ALIAS]
 
 
 def _audit_fields(actor_ref: str) -> dict:
@@ -64,14 +47,19 @@ def _audit_fields(actor_ref: str) -> dict:
             "device_ref": "gate-1", "reason": "granted", "source_ip": "203.0.113.7", "latency_ms": 1.0}
 
 
-def folded_audit() -> tuple[int, int | None]:
-    """(change counter, event id or None): the version check and the audit INSERT in one statement."""
-    db = connections[DEFAULT_DB_ALIAS]
-    event = _event(**_audit_fields("bench:floor"))
-    params = [field.get_db_prep_save(getattr(event, field.attname), db) for field in _INSERT_FIELDS]
-    with prepared_cursor(db) as cursor:
-        cursor.execute(_folded_statement(db), [*params, _changes.mark or 0])
-        return cursor.fetchone() or (None, None)  # no counter yet: nothing inserted
+def folded_audit() -> bool:
+    """The version check and the audit INSERT as the decision makes them (core.cache.versioned
+    .assume_unchanged, audit.services.record_if_unchanged), inside a request: False when the change
+    counter had moved (then read and inserted anew)."""
+    if assume_unchanged() is None:  # this process has not read the log yet
+        access_data.current_version()
+        record(**_audit_fields("bench:floor"))
+        return False
+    if record_if_unchanged(**_audit_fields("bench:floor")) is None:
+        refresh()
+        record(**_audit_fields("bench:floor"))
+        return False
+    return True
 
 
 @csrf_exempt
@@ -90,9 +78,8 @@ def floor(request):
         decision_admit(partner_id=1, device_ref="gate-1", denied=False, resident_id=1)
     if "audit" in steps:
         record(**_audit_fields("bench:floor"))
-    if "folded" in steps and folded_audit()[1] is None:  # the counter moved: read the changes, insert anew
-        access_data.current_version()
-        record(**_audit_fields("bench:floor"))
+    if "folded" in steps:
+        folded_audit()
     return JsonResponse(ANSWER)
 
 
