@@ -335,6 +335,17 @@ def test_a_partner_let_in_again_after_the_last_read_passes_at_once(scene):
     assert _decision_events() == ["granted"]
 
 
+def test_the_caches_count_their_hits_and_loads(scene):
+    assert decide(scene) == (200, "granted")
+    hits, loads = versioned.lookups()["access"]
+    assert decide(scene) == (200, "granted")  # device, plate owner, grants... all kept
+    after_hits, after_loads = versioned.lookups()["access"]
+    assert after_loads == loads
+    assert after_hits > hits
+    assert decide(scene, token=scene.plate_token + "0") == (200, "unknown_credential")  # a plate not seen: loaded
+    assert versioned.lookups()["access"][1] > loads
+
+
 def test_an_unchanged_log_is_not_read_again(scene):
     assert decide(scene) == (200, "granted")
     read = versioned._changes.mark
