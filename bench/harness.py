@@ -165,8 +165,9 @@ def durable_commits():
 
 class CpuMeter:
     """CPU time (user + system) spent by groups of processes, each the process listening on a TCP
-    port and all its descendants (gunicorn's master and workers; PostgreSQL's postmaster and every
-    backend; Redis), plus the children this process waited for meanwhile (wrk). Unlike wall time,
+    port and all its descendants, those that exited included (gunicorn's master and workers;
+    PostgreSQL's postmaster and every backend; Redis), plus the children this process waited for
+    meanwhile (wrk). Unlike wall time,
     CPU per request is hardly moved by other work on the machine, and it shows where a request's
     cost lands: on 2 cores shared by all of them, throughput is about cores / (CPU per request)."""
 
@@ -186,43 +187,16 @@ class CpuMeter:
                 with contextlib.suppress(psutil.Error):
                     used = process.cpu_times()
                     times[process.pid] = used.user + used.system
+            # children that exited meanwhile (a database connection closed after DATABASE_CONN_MAX_AGE_S,
+            # a worker replaced) left their CPU time to the root that reaped them
+            used = root.cpu_times()
+            times[root.pid] += used.children_user + used.children_system
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         seen["wrk"] = {0: children.ru_utime + children.ru_stime}
         return seen
 
     def spent_since(self, before: dict) -> dict[str, float]:
-        """CPU seconds per group since `before` (processes born meanwhile count from zero)."""
+        """CPU seconds per group since `before` (what processes born meanwhile spent counts whole;
+        what those that exited spent is in their reaper's children times)."""
         after = self.snapshot()
-        return {name: sum(used - before[name].get(pid, 0.0) for pid, used in times.items())
-                for name, times in after.items()}
-
-
-@contextlib.contextmanager
-def partner_stack(prefix: str):
-    """Own PostgreSQL + Redis + a sandbox partner, the database migrated and Django set up in this process.
-
-    Yields (pki, sandbox, env, work dir); `env` is what a worker subprocess needs to join the same stack.
-    """
-    import tempfile
-
-    from partners.devcerts import generate_dev_pki
-    from tests.partners.sandbox_fixtures import launch_sandbox
-
-    work = Path(tempfile.mkdtemp(prefix=prefix))
-    pki = generate_dev_pki(work / "pki")
-    with own_servers() as (database_url, redis_url):
-        env = base_env(
-            DATABASE_URL=database_url, REDIS_URL=redis_url, CELERY_TASK_ALWAYS_EAGER="false", LOG_LEVEL="WARNING",
-            PSEUDONYM_KEY="bench-pseudonym-key",
-            PARTNER_CLIENT_CERT_FILE=str(pki["smarthome-client.pem"]),
-            PARTNER_CLIENT_KEY_FILE=str(pki["smarthome-client.key"]), PARTNER_SERVER_CA_FILE=str(pki["ca.pem"]),
-            OUTBOX_DISPATCH_INTERVAL_S="1",
-        )
-        manage("migrate", "--noinput", env=env)
-        os.environ.update(env)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "smarthome.settings"
-        import django
-
-        django.setup()
-        with launch_sandbox(pki, work) as sandbox:  # it reads the settings: after setup
-            yield pki, sandbox, env, work
+        return {name: sum(times.values()) - sum(before[name].values()) for name, times in after.items()}
