@@ -387,16 +387,16 @@ def main() -> None:
         bodies_file.write_text("".join(json.dumps(item) + "\n" for item in bodies))
         cert_header = quote(pki["partner-client.pem"].read_text())
         with gunicorn(env, workers=args.workers, app="smarthome.wsgi_partner") as url:  # the partner pool
-            token = fetch_token(url, client, cert_header)
-            headers = {"authorization": lua_string(f"Bearer {token}"), "cert": lua_string(cert_header),
-                       "ip": PARTNER_IP, "proxy_secret": PROXY_SECRET}
             one_car, many_cars = work / "one-car.lua", work / "many-cars.lua"
-            one_car.write_text(LUA.format(body=lua_string(json.dumps(body)), **headers))
-            many_cars.write_text(MANY_CARS_LUA.format(bodies_file=lua_string(str(bodies_file)), **headers))
-            check_answers(url, token, cert_header, [body, *random.sample(bodies, 3)])
             meter = CpuMeter({"gunicorn": urlsplit(url).port, "PostgreSQL": urlsplit(database_url).port,
                               "Redis": urlsplit(redis_url).port})
             for round_number in range(1, args.rounds + 1):
+                token = fetch_token(url, client, cert_header)  # a round outlasts a token's lifetime
+                headers = {"authorization": lua_string(f"Bearer {token}"), "cert": lua_string(cert_header),
+                           "ip": PARTNER_IP, "proxy_secret": PROXY_SECRET}
+                one_car.write_text(LUA.format(body=lua_string(json.dumps(body)), **headers))
+                many_cars.write_text(MANY_CARS_LUA.format(bodies_file=lua_string(str(bodies_file)), **headers))
+                check_answers(url, token, cert_header, [body, *random.sample(bodies, 3)])
                 rows = measure_round(url, args=args, one_car=one_car, many_cars=many_cars, grant_ids=grant_ids,
                                      meter=meter)
                 report(rows, round_number)

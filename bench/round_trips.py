@@ -101,6 +101,62 @@ def measure(call, prepared: bool, calls: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) / calls * 1e6, (time.process_time() - cpu) / calls * 1e6
 
 
+SERVER_PARTS = [  # (label, what `CREATE TABLE ... (LIKE audit_event ...)` takes over)
+    ("heap row only (no hash, checks, indexes)", "INCLUDING DEFAULTS"),
+    ("+ the generated leaf hash", "INCLUDING DEFAULTS INCLUDING GENERATED"),
+    ("+ CHECK constraints", "INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS"),
+    ("+ indexes (= audit_event)", "INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS INCLUDING INDEXES"),
+]
+
+
+def inside_postgres(rows: int) -> list[tuple[str, float]]:
+    """µs per audit row inside the server: `rows` single-row INSERTs (a copy of one event) in a
+    PL/pgSQL loop into tables built like audit_event part by part, then into audit_event itself with
+    a commit per row (a procedure). Same server, same row; the loop's own cost (reading the row) is
+    measured alone and taken off."""
+    from django.db import connection
+
+    from audit.services import _INSERT_FIELDS
+
+    _audit()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(id) FROM audit_event")
+        source = cursor.fetchone()[0]
+        columns = ", ".join(field.column for field in _INSERT_FIELDS)
+        row = f"SELECT {columns} FROM audit_event WHERE id = {source}"  # noqa: S608 - identifiers and an id of ours
+        results, tables = [], []
+        cursor.execute(
+            "CREATE OR REPLACE FUNCTION pg_temp.bench_read(n int) RETURNS float LANGUAGE plpgsql AS $$ "
+            "DECLARE started timestamptz := clock_timestamp(); BEGIN FOR i IN 1..n LOOP "
+            f"PERFORM * FROM ({row}) r; END LOOP; "
+            "RETURN extract(epoch FROM clock_timestamp() - started); END $$")
+        cursor.execute("SELECT pg_temp.bench_read(%s)", [rows])
+        reading = cursor.fetchone()[0]
+        for n, (label, like) in enumerate(SERVER_PARTS):
+            table = f"bench_audit_part{n}"
+            tables.append(table)
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            cursor.execute(f"CREATE TABLE {table} (LIKE audit_event {like})")
+            cursor.execute(
+                f"CREATE OR REPLACE FUNCTION pg_temp.bench_{table}(n int) RETURNS float LANGUAGE plpgsql AS $$ "
+                "DECLARE started timestamptz := clock_timestamp(); BEGIN FOR i IN 1..n LOOP "
+                f"INSERT INTO {table} ({columns}) {row}; END LOOP; "
+                "RETURN extract(epoch FROM clock_timestamp() - started); END $$")
+            cursor.execute(f"SELECT pg_temp.bench_{table}(%s)", [rows])
+            results.append((label, (cursor.fetchone()[0] - reading) / rows * 1e6))
+        cursor.execute(
+            "CREATE OR REPLACE PROCEDURE bench_audit_committed(n int, INOUT seconds float) LANGUAGE plpgsql AS $$ "
+            "DECLARE started timestamptz := clock_timestamp(); BEGIN FOR i IN 1..n LOOP "
+            f"INSERT INTO audit_event ({columns}) {row}; COMMIT; END LOOP; "
+            "seconds := extract(epoch FROM clock_timestamp() - started); END $$")
+        cursor.execute("CALL bench_audit_committed(%s, NULL)", [rows])
+        results.append(("audit_event, a commit per row", (cursor.fetchone()[0] - reading) / rows * 1e6))
+        for table in tables:
+            cursor.execute(f"DROP TABLE {table}")
+        cursor.execute("DROP PROCEDURE bench_audit_committed(int, float)")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
@@ -119,6 +175,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for label, prepared, call in VARIANTS:
                 results[label].append(measure(call, prepared, args.calls))
+        server = inside_postgres(args.calls)
         load_after = os.getloadavg()
 
     print(f"round trips of a decision, one process, {args.calls} calls x {args.rounds} rounds (median), "
@@ -128,6 +185,12 @@ def main() -> None:
     for label, values in results.items():
         print(f"| {label:<38} | {statistics.median(w for w, _ in values):>12.0f} | "
               f"{statistics.median(c for _, c in values):>11.0f} |")
+    print(f"\none audit row inside PostgreSQL (a PL/pgSQL loop of {args.calls} single-row INSERTs, no client; "
+          "each part adds to the one above):")
+    print(f"| {'table built like audit_event with':<45} | {'µs/row':>7} |")
+    print(f"|{'-' * 47}|{'-' * 9}|")
+    for label, micros in server:
+        print(f"| {label:<45} | {micros:>7.1f} |")
 
 
 if __name__ == "__main__":
