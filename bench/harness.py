@@ -200,3 +200,34 @@ class CpuMeter:
         what those that exited spent is in their reaper's children times)."""
         after = self.snapshot()
         return {name: sum(times.values()) - sum(before[name].values()) for name, times in after.items()}
+
+
+@contextlib.contextmanager
+def partner_stack(prefix: str):
+    """Own PostgreSQL + Redis + a sandbox partner, the database migrated and Django set up in this process.
+
+    Yields (pki, sandbox, env, work dir); `env` is what a worker subprocess needs to join the same stack.
+    """
+    import tempfile
+
+    from partners.devcerts import generate_dev_pki
+    from tests.partners.sandbox_fixtures import launch_sandbox
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    pki = generate_dev_pki(work / "pki")
+    with own_servers() as (database_url, redis_url):
+        env = base_env(
+            DATABASE_URL=database_url, REDIS_URL=redis_url, CELERY_TASK_ALWAYS_EAGER="false", LOG_LEVEL="WARNING",
+            PSEUDONYM_KEY="bench-pseudonym-key",
+            PARTNER_CLIENT_CERT_FILE=str(pki["smarthome-client.pem"]),
+            PARTNER_CLIENT_KEY_FILE=str(pki["smarthome-client.key"]), PARTNER_SERVER_CA_FILE=str(pki["ca.pem"]),
+            OUTBOX_DISPATCH_INTERVAL_S="1",
+        )
+        manage("migrate", "--noinput", env=env)
+        os.environ.update(env)
+        os.environ["DJANGO_SETTINGS_MODULE"] = "smarthome.settings"
+        import django
+
+        django.setup()
+        with launch_sandbox(pki, work) as sandbox:  # it reads the settings: after setup
+            yield pki, sandbox, env, work
