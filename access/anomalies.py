@@ -160,28 +160,40 @@ def _first_seen(name: str, credential: str, window_s: int, now: float) -> bool:
 
 @dataclass(frozen=True)
 class Admission:
-    """What counting one decision found: `retry_after` (None: answer it; else seconds to wait) and
-    the alerts it raised."""
+    """What counting one decision found: `retry_after` (None: answer it; else seconds to wait), the
+    alerts it raised and the thresholds crossed whose alerts are left to the caller (`breaches`,
+    for `anomaly_alerts_raise`: `decision_admit(..., raise_alerts=False)`)."""
 
     retry_after: int | None
     alerts: list
+    breaches: tuple = ()
 
 
 def decision_admit(*, partner_id: int, device_ref: str, denied: bool, unknown_credential: str | None = None,
-                   resident_id: int | None = None) -> Admission:
+                   resident_id: int | None = None, raise_alerts: bool = True) -> Admission:
     """`_decision_count`, and with the shared cache (Redis) down, admit the decision uncounted:
     a barrier must not stay shut because a counter is unavailable. The outage is counted in
-    `smarthome_shared_cache_unavailable_total{path="partner_decision"}` (alert on it)."""
+    `smarthome_shared_cache_unavailable_total{path="partner_decision"}` (alert on it).
+    `raise_alerts=False`: the thresholds crossed come back in `breaches`, for the caller to raise
+    with `anomaly_alerts_raise` once the decision is recorded (its own writes then come after it)."""
     try:
         return _decision_count(partner_id=partner_id, device_ref=device_ref, denied=denied,
-                               unknown_credential=unknown_credential, resident_id=resident_id)
+                               unknown_credential=unknown_credential, resident_id=resident_id,
+                               raise_alerts=raise_alerts)
     except OUTAGE_ERRORS as error:
         shared_cache_unavailable("partner_decision", error)
         return Admission(retry_after=None, alerts=[])
 
 
+def anomaly_alerts_raise(*, partner_id: int, breaches: tuple) -> list:
+    """Raise the alerts of `breaches` (an Admission's, counted with `raise_alerts=False`)."""
+    config = anomaly_settings()
+    return _alerts_raise(partner_id=partner_id, breaches=list(breaches), window=int(config["window_s"]),
+                         config=config)
+
+
 def _decision_count(*, partner_id: int, device_ref: str, denied: bool, unknown_credential: str | None,
-                    resident_id: int | None) -> Admission:
+                    resident_id: int | None, raise_alerts: bool = True) -> Admission:
     """Count one decision against the partner's rate limit and in the anomaly windows, and raise
     alerts for every threshold it crosses: one Redis round trip for all counters (plus one cache
     add per breach, and one per unknown credential to tell distinct ones).
@@ -222,8 +234,10 @@ def _decision_count(*, partner_id: int, device_ref: str, denied: bool, unknown_c
     if resident is not None and totals[resident] > config["max_decisions_per_resident"]:
         breaches.append((SecurityAlert.Kind.DECISION_RATE, pseudonymous_ref("resident", resident_id),
                          totals[resident], config["max_decisions_per_resident"]))
-    alerts = _alerts_raise(partner_id=partner_id, breaches=breaches, window=window, config=config)
-    return Admission(retry_after(totals[rate_key], limit, window_start, int(now)), alerts)
+    wait = retry_after(totals[rate_key], limit, window_start, int(now))
+    if not raise_alerts:
+        return Admission(wait, [], tuple(breaches))
+    return Admission(wait, _alerts_raise(partner_id=partner_id, breaches=breaches, window=window, config=config))
 
 
 def resident_open_observe(*, resident_id: int, partner_id: int) -> list:

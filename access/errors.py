@@ -49,3 +49,9 @@ class StaffOpenRateExceeded(Exception):
     def __init__(self, retry_after: int):
         super().__init__(retry_after)
         self.retry_after = retry_after
+
+
+class FactsChanged(Exception):
+    """A decision ran on the change-log batch its process read last (core.cache.versioned
+    .assume_unchanged) and a change has committed since: nothing was written or used up. Read the
+    log (`versioned.refresh()`), check the caller again and decide again."""

@@ -25,6 +25,7 @@ from audit.models import REASON_PATTERN, REF_PATTERN, AuditCheckpoint, AuditEven
 from audit.sealing import audit_seal
 from audit.selectors import event_filter_for_user, prune_boundary
 from audit.verification import Report, verify_log
+from core.cache.versioned import unchanged_write_sql, write_if_unchanged
 from core.copy_insert import copy_values
 from core.http.request_context import current_request_id
 from core.prepared_statements import prepared_cursor
@@ -98,7 +99,7 @@ def _status(value) -> int | None:
 
 _INSERT_FIELDS = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
 _INSERT_NAMES = [field.attname for field in _INSERT_FIELDS]
-_insert_sql: dict[str, str] = {}
+_insert_sql: dict = {}  # per database vendor (and kind of insert)
 
 
 def _insert_statement(db) -> str:
@@ -114,19 +115,36 @@ def _insert_statement(db) -> str:
     return sql
 
 
+def _unchanged_insert_statement(db) -> str:
+    """The INSERT of `record_if_unchanged`: the values typed, as SELECT gives them no column to infer from."""
+    key = ("unchanged", db.vendor)
+    sql = _insert_sql.get(key)
+    if sql is None:
+        head = _insert_statement(db).partition(" VALUES (")[0]
+        values = ", ".join(f"%s::{field.db_type(db)}" for field in _INSERT_FIELDS)
+        sql = _insert_sql[key] = unchanged_write_sql(f"{head} SELECT {values}")
+    return sql
+
+
+def _params(event: AuditEvent, db) -> list:
+    return [field.get_db_prep_save(getattr(event, field.attname), db) for field in _INSERT_FIELDS]
+
+
+def _saved(event: AuditEvent, pk: int, db) -> AuditEvent:
+    event.pk = pk
+    event._state.adding = False
+    event._state.db = db.alias
+    return event
+
+
 def _insert(event: AuditEvent) -> AuditEvent:
     """INSERT one event without the ORM's per-call query compilation (every access decision
     writes one): the same columns and database conversions, one statement prepared on the
     server once per connection (core.prepared_statements), id returned."""
     db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of the `connection` proxy costs a lookup
-    sql = _insert_statement(db)
-    params = [field.get_db_prep_save(getattr(event, field.attname), db) for field in _INSERT_FIELDS]
     with prepared_cursor(db) as cursor:
-        cursor.execute(sql, params)
-        event.pk = cursor.fetchone()[0]
-    event._state.adding = False
-    event._state.db = db.alias
-    return event
+        cursor.execute(_insert_statement(db), _params(event, db))
+        return _saved(event, cursor.fetchone()[0], db)
 
 
 def record(**fields) -> AuditEvent:
@@ -148,6 +166,18 @@ def record(**fields) -> AuditEvent:
     one (a partner call: the partner's request id, caused by a resident's request).
     """
     return _insert(_event(**fields))
+
+
+def record_if_unchanged(**fields) -> AuditEvent | None:
+    """`record`, for a request running on an assumed batch of the change log
+    (core.cache.versioned.assume_unchanged): written only if no change has committed since that
+    batch - the check and the INSERT are one statement (`write_if_unchanged`). The event, or None
+    when something changed (nothing written: refresh the facts and decide again). Same checks and
+    arguments as `record`."""
+    event = _event(**fields)
+    db = connections[DEFAULT_DB_ALIAS]
+    pk = write_if_unchanged(_unchanged_insert_statement(db), _params(event, db))
+    return None if pk is None else _saved(event, pk, db)
 
 
 def record_many(events: list[dict]) -> int:

@@ -1,7 +1,7 @@
 """Access decisions at a complex's scale, with and without managers changing grants meanwhile.
 
     .venv/bin/python bench/decisions_scale.py [--residents 2000] [--buildings 40] [--writes 2]
-        [--connections 32] [--duration 10] [--workers 2] [--rounds 1] [--warmups 5]
+        [--connections 32] [--duration 10] [--workers 2] [--rounds 1] [--warmups 8]
 
 bench/decisions.py sends one car to one barrier with nothing changing. This one seeds, beside that
 car, `--residents` residents with a grant and a car each in `--buildings` buildings (one barrier per
@@ -15,9 +15,10 @@ Each round measures, on the same server, one after another (wrk, --connections x
   read, the Redis counters and the audit INSERT, one at a time and together), with the same
   random bodies;
 - one car, nothing changing (bench/decisions.py's request);
-- many cars, nothing changing, after a warm-up: runs of the same length until one is no faster
-  than the one before (at most --warmups), so every worker has loaded most cars whatever the
-  machine's load (the warm-up rates are printed: a cold worker loads a car's facts per request);
+- many cars, nothing changing, after a warm-up: runs of the same length until the workers' fact
+  caches answer >= 99 % of a run's lookups (at most --warmups), so every worker has loaded the cars
+  whatever the machine's load (the warm-up rates and hit ratios are printed: a cold worker loads a
+  car's facts per request);
 - many cars while a writer suspends a random resident's grant and resumes it --writes times per
   second (every write through the services: access.services.grants, with its audit event and
   allowlist patch);
@@ -27,6 +28,14 @@ ratio of each churn run to the run without writes, the writes the writer made (a
 took), how many decisions saw a suspended grant, and the load average before and after.
 Goals: under churn >= 0.9x the throughput without it and p99 < 50 ms; the floor >= 0.5 of bare
 and the decision >= 0.45 of bare.
+
+Beside the floor rows: the floor as the decision now makes it (the counters, and the version check
+and audit insert as one statement), and - with PostgreSQL switched to production's durable commits
+for them (bench.harness.durable_commits; the bench's server runs without fsync or synchronous
+commit) - the audit insert alone and one car. Then "what holds it back", from the same runs: the CPU
+each process group spent per request (gunicorn, PostgreSQL, Redis, wrk - on 2 shared cores a run can
+at most reach 2 cores / that total), the fact cache's loads per request and hit ratio (the workers'
+counters, bench/caches), and what each step adds over the row it builds on.
 """
 
 import argparse
@@ -37,8 +46,9 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -53,9 +63,35 @@ from bench.decisions import (  # noqa: E402
     lua_string,
     seed,
 )
-from bench.harness import gunicorn, manage, own_servers, production_env, wrk  # noqa: E402
+from bench.harness import (  # noqa: E402
+    CpuMeter,
+    WrkResult,
+    durable_commits,
+    gunicorn,
+    manage,
+    own_servers,
+    production_env,
+    wrk,
+)
 
 SLOW_WRITES_PER_S = 0.2  # the issue's "one grant change every 5 s"
+STRUCTURE_TAG = "access"  # access.policy's fact cache (core.cache.versioned.lookups)
+GROUPS = ("gunicorn", "PostgreSQL", "Redis", "wrk")
+BARE = "bare Django JSON view"
+FOLDED = "bare + counters + version and audit in ONE statement"
+ONE_CAR = "one car, nothing changing"
+MANY_CARS = "many cars, nothing changing"
+DURABLE_AUDIT = "bare + audit INSERT, durable commit"
+DURABLE_ONE_CAR = "one car, durable commit"
+
+
+@dataclass
+class Row:
+    label: str
+    result: WrkResult
+    note: str = ""
+    hits: int = 0  # fact-cache lookups answered from the cache during the run, every worker
+    loads: int = 0  # ... and loaded from the database
 
 # wrk: one of the residents' request bodies at random per request (a file, one JSON body a line)
 MANY_CARS_LUA = LUA.replace('wrk.body = {body}\n', '') + """
@@ -192,51 +228,129 @@ def _suspended_decisions() -> int:
     return AuditEvent.objects.filter(action="access.decision", reason="grant_suspended").count()
 
 
-def warm_up(url: str, script: Path, run: dict, most: int) -> list[float]:
-    """Run `script` against `url` until a run is no more than 5 % faster than the one before (the
-    workers have loaded what it asks for), at most `most` runs; their rates."""
-    rates = [wrk(url, script=script, **run).requests_per_s]
-    while len(rates) < most and rates[-1] > 1.05 * (rates[-2] if len(rates) > 1 else 0):
-        rates.append(wrk(url, script=script, **run).requests_per_s)
-    return rates
+def warm_up(url: str, script: Path, run: dict, most: int, meter: CpuMeter) -> list[str]:
+    """Run `script` against `url` until the workers' fact caches answer at least 99 % of a run's
+    lookups (every worker has loaded what it is asked for: a cold worker loads a car's facts per
+    request, and a run's rate says more about how warm the caches are than about the path), at
+    most `most` runs; each run's rate and hit ratio."""
+    runs = []
+    while len(runs) < most:
+        row = measured("warm-up", url, script, run, meter)
+        lookups = row.hits + row.loads
+        runs.append(f"{row.result.requests_per_s:.0f} req/s ({row.hits / max(lookups, 1):.1%} hits)")
+        if lookups and row.loads / lookups <= 0.01:
+            break
+    return runs
 
 
-def measure_round(url: str, *, args, one_car, many_cars, grant_ids: list[int]) -> list[tuple]:
-    """One round of every row: [(label, WrkResult, note)]."""
+def cache_lookups(url: str, meter: CpuMeter) -> tuple[int, int]:
+    """(hits, loads) of the decision's fact cache (`access`) summed over every gunicorn worker
+    (bench/caches of the server of `url` answers for the worker that took the connection: asked
+    until each has answered)."""
+    import requests
+
+    url = "http://" + urlsplit(url).netloc
+
+    workers = {process.pid for process in meter.roots["gunicorn"].children()}
+    seen: dict[int, tuple[int, int]] = {}
+    for _ in range(200):
+        response = requests.get(f"{url}/bench/caches", timeout=10, headers={"Connection": "close"})
+        if response.status_code != 200:
+            raise SystemExit(f"bench/caches answered {response.status_code}: {response.text[:500]}")
+        answer = response.json()
+        seen[answer["pid"]] = tuple(answer["lookups"].get(STRUCTURE_TAG, (0, 0)))
+        if workers <= set(seen):
+            break
+    return sum(hits for hits, _ in seen.values()), sum(loads for _, loads in seen.values())
+
+
+def measured(label: str, url: str, script: Path, run: dict, meter: CpuMeter, note: str = "") -> Row:
+    before = cache_lookups(url, meter)
+    result = wrk(url, script=script, cpu=meter, **run)
+    after = cache_lookups(url, meter)
+    return Row(label, result, note, hits=after[0] - before[0], loads=after[1] - before[1])
+
+
+def measure_round(url: str, *, args, one_car, many_cars, grant_ids: list[int], meter: CpuMeter) -> list[Row]:
+    """One round of every row."""
     run = {"connections": args.connections, "duration_s": args.duration}
     decisions = f"{url}/partner/v1/access-decisions"
-    rows = [("bare Django JSON view", wrk(f"{url}/bench/bare", script=many_cars, **run), "")]
-    rows += [(label, wrk(f"{url}/bench/floor?steps={steps}", script=many_cars, **run), "")
-             for steps, label in FLOORS]
-    rows.append(("one car, nothing changing", wrk(decisions, script=one_car, **run), ""))
-    warmups = warm_up(decisions, many_cars, run, args.warmups)
-    rows.append(("many cars, nothing changing", wrk(decisions, script=many_cars, **run),
-                 "warm-up runs " + ", ".join(f"{rate:.0f}" for rate in warmups) + " req/s"))
+    rows = [measured("bare Django JSON view", f"{url}/bench/bare", many_cars, run, meter)]
+    rows += [measured(label, f"{url}/bench/floor?steps={steps}", many_cars, run, meter) for steps, label in FLOORS]
+    rows.append(measured(FOLDED, f"{url}/bench/floor?steps=counters,folded", many_cars, run, meter))
+    rows.append(measured(ONE_CAR, decisions, one_car, run, meter))
+    warmups = warm_up(decisions, many_cars, run, args.warmups, meter)
+    rows.append(measured(MANY_CARS, decisions, many_cars, run, meter, "warm-up runs " + ", ".join(warmups)))
     for per_s, label in [(args.writes, f"many cars, {args.writes:g} grant changes/s"),
                          (SLOW_WRITES_PER_S, "many cars, one grant change every 5 s")]:
         before = _suspended_decisions()
         with GrantWriter(grant_ids, per_s) as writer:
-            result = wrk(decisions, script=many_cars, **run)
-        rows.append((label, result, f"{writer.summary()}; {_suspended_decisions() - before} decisions "
-                                    f"saw a suspended grant"))
+            row = measured(label, decisions, many_cars, run, meter)
+        row.note = f"{writer.summary()}; {_suspended_decisions() - before} decisions saw a suspended grant"
+        rows.append(row)
+    with durable_commits():
+        rows.append(measured(DURABLE_AUDIT, f"{url}/bench/floor?steps=audit", many_cars, run, meter))
+        rows.append(measured(DURABLE_ONE_CAR, decisions, one_car, run, meter))
     return rows
 
 
-def report(rows: list[tuple], round_number: int) -> None:
-    bare = rows[0][1].requests_per_s
-    quiet = next(result for label, result, _ in rows if label == "many cars, nothing changing").requests_per_s
+def _cpu_us(row: Row, group: str) -> float:
+    return row.result.cpu_s[group] / max(row.result.requests, 1) * 1e6
+
+
+def report(rows: list[Row], round_number: int) -> None:
+    by_label = {row.label: row for row in rows}
+    bare = rows[0].result.requests_per_s
+    quiet = by_label[MANY_CARS].result.requests_per_s
     print(f"\nround {round_number} ({_load()})")
-    print(f"| {'load':<42} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7} | ratio to bare | to no writes |")
-    print(f"|{'-' * 44}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 15}|{'-' * 14}|")
-    for label, result, _ in rows:
-        churn = f"{result.requests_per_s / quiet:.2f}" if "grant change" in label else ""
-        print(f"| {label:<42} | {result.requests_per_s:>7.0f} | {result.p50_ms:>7.1f} | {result.p99_ms:>7.1f} | "
+    print(f"| {'load':<50} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7} | ratio to bare | to no writes |")
+    print(f"|{'-' * 52}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 15}|{'-' * 14}|")
+    for row in rows:
+        result = row.result
+        churn = f"{result.requests_per_s / quiet:.2f}" if "grant change" in row.label else ""
+        print(f"| {row.label:<50} | {result.requests_per_s:>7.0f} | {result.p50_ms:>7.1f} | {result.p99_ms:>7.1f} | "
               f"{result.requests_per_s / bare:>13.2f} | {churn:>12} |")
-    for label, _, note in rows:
-        if note:
-            print(f"{label}: {note}")
-    errors = {label: result.errors for label, result, _ in rows if result.errors}
+    for row in rows:
+        if row.note:
+            print(f"{row.label}: {row.note}")
+    errors = {row.label: row.result.errors for row in rows if row.result.errors}
     print(f"errors / non-2xx: {errors or 'none'}")
+    what_holds_it_back(rows)
+
+
+def what_holds_it_back(rows: list[Row]) -> None:
+    """Where each request's CPU goes, by process (same runs as the table above)."""
+    by_label = {row.label: row for row in rows}
+    cores = os.cpu_count() or 1
+    print("\nwhat holds it back - CPU per request by process, same runs (µs; wrk's own included; "
+          f"a run can at most reach {cores} cores / total):")
+    print(f"| {'load':<50} | {'gunicorn':>8} | {'Postgres':>8} | {'Redis':>6} | {'wrk':>5} | {'total':>6} | "
+          f"{'ceiling req/s':>13} | {'measured':>8} | {'facts loaded / request':>22} |")
+    print(f"|{'-' * 52}|{'-' * 10}|{'-' * 10}|{'-' * 8}|{'-' * 7}|{'-' * 8}|{'-' * 15}|{'-' * 10}|{'-' * 24}|")
+    for row in rows:
+        cpu = [_cpu_us(row, group) for group in GROUPS]
+        total = sum(cpu)
+        lookups = row.hits + row.loads
+        loaded = f"{row.loads / max(row.result.requests, 1):.3f} ({row.hits / lookups:.1%} hits)" if lookups else "-"
+        print(f"| {row.label:<50} | {cpu[0]:>8.0f} | {cpu[1]:>8.0f} | {cpu[2]:>6.0f} | {cpu[3]:>5.0f} | "
+              f"{total:>6.0f} | {cores * 1e6 / total:>13.0f} | {row.result.requests_per_s:>8.0f} | {loaded:>22} |")
+
+    def added(label: str, base: str) -> str:
+        extra = [_cpu_us(by_label[label], group) - _cpu_us(by_label[base], group) for group in GROUPS]
+        parts = ", ".join(f"{group} {value:+.0f}" for group, value in zip(GROUPS, extra, strict=True))
+        return f"{sum(extra):+.0f} µs ({parts})"
+
+    print("\nCPU each step adds per request (µs):")
+    for label, base in [("bare + data-version read", BARE), ("bare + Redis counters", BARE),
+                        ("bare + audit INSERT", BARE), ("bare + all three (floor)", BARE),
+                        (FOLDED, "bare + all three (floor)"), (ONE_CAR, "bare + all three (floor)"),
+                        (MANY_CARS, ONE_CAR), (DURABLE_AUDIT, "bare + audit INSERT"), (DURABLE_ONE_CAR, ONE_CAR)]:
+        print(f"- {label} (against {base}): {added(label, base)}")
+    durable, fast = by_label[DURABLE_AUDIT].result, by_label["bare + audit INSERT"].result
+    print(f"- durable commits (not this bench's default; production's): the audit INSERT row goes from "
+          f"{fast.requests_per_s:.0f} to {durable.requests_per_s:.0f} req/s, p50 {fast.p50_ms:.1f} -> "
+          f"{durable.p50_ms:.1f} ms: the commit's wait for the WAL flush. Waiting for it is the guarantee "
+          f"(audited before answered); `synchronous_commit = off` would drop it and is not adopted.")
 
 
 def main() -> None:
@@ -248,7 +362,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1, help="measure every row this many times")
-    parser.add_argument("--warmups", type=int, default=5, help="at most this many warm-up runs before many cars")
+    parser.add_argument("--warmups", type=int, default=8, help="at most this many warm-up runs before many cars")
     args = parser.parse_args()
 
     from partners.devcerts import generate_dev_pki
@@ -273,15 +387,18 @@ def main() -> None:
         bodies_file.write_text("".join(json.dumps(item) + "\n" for item in bodies))
         cert_header = quote(pki["partner-client.pem"].read_text())
         with gunicorn(env, workers=args.workers, app="smarthome.wsgi_partner") as url:  # the partner pool
-            token = fetch_token(url, client, cert_header)
-            headers = {"authorization": lua_string(f"Bearer {token}"), "cert": lua_string(cert_header),
-                       "ip": PARTNER_IP, "proxy_secret": PROXY_SECRET}
             one_car, many_cars = work / "one-car.lua", work / "many-cars.lua"
-            one_car.write_text(LUA.format(body=lua_string(json.dumps(body)), **headers))
-            many_cars.write_text(MANY_CARS_LUA.format(bodies_file=lua_string(str(bodies_file)), **headers))
-            check_answers(url, token, cert_header, [body, *random.sample(bodies, 3)])
+            meter = CpuMeter({"gunicorn": urlsplit(url).port, "PostgreSQL": urlsplit(database_url).port,
+                              "Redis": urlsplit(redis_url).port})
             for round_number in range(1, args.rounds + 1):
-                rows = measure_round(url, args=args, one_car=one_car, many_cars=many_cars, grant_ids=grant_ids)
+                token = fetch_token(url, client, cert_header)  # a round outlasts a token's lifetime
+                headers = {"authorization": lua_string(f"Bearer {token}"), "cert": lua_string(cert_header),
+                           "ip": PARTNER_IP, "proxy_secret": PROXY_SECRET}
+                one_car.write_text(LUA.format(body=lua_string(json.dumps(body)), **headers))
+                many_cars.write_text(MANY_CARS_LUA.format(bodies_file=lua_string(str(bodies_file)), **headers))
+                check_answers(url, token, cert_header, [body, *random.sample(bodies, 3)])
+                rows = measure_round(url, args=args, one_car=one_car, many_cars=many_cars, grant_ids=grant_ids,
+                                     meter=meter)
                 report(rows, round_number)
 
 

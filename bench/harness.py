@@ -4,16 +4,22 @@ Every benchmark measures its baseline in the same run on the same machine and pr
 so figures from different machines stay comparable.
 """
 
+from __future__ import annotations
+
 import base64
 import contextlib
 import os
 import re
+import resource
 import secrets
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -92,6 +98,8 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0  # answered in the run
+    cpu_s: dict | None = None  # CPU seconds each process group spent during the run (CpuMeter), wrk's own included
 
     def row(self, name: str) -> str:
         return (
@@ -105,15 +113,18 @@ def _ms(value: str, unit: str) -> float:
 
 
 def wrk(url: str, *, connections: int = 32, duration_s: int = 10, threads: int = 2,
-        script: Path | None = None) -> WrkResult:
-    """Run wrk against `url` and parse throughput, p50, p99 and error counts."""
+        script: Path | None = None, cpu: CpuMeter | None = None) -> WrkResult:
+    """Run wrk against `url` and parse throughput, p50, p99 and error counts; with `cpu`, also the CPU
+    time each of its process groups and wrk itself spent meanwhile."""
     binary = shutil.which("wrk")
     if binary is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     args = [binary, "-t", str(threads), "-c", str(connections), "-d", f"{duration_s}s", "--latency", url]
     if script:
         args[1:1] = ["-s", str(script)]
+    before = cpu.snapshot() if cpu else None
     output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    spent = cpu.spent_since(before) if cpu else None
     latencies = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s|m))\s*$", output, re.MULTILINE))
     if set(latencies) != {"50", "99"}:
         raise RuntimeError(f"wrk's output has no latency percentiles:\n{output}")
@@ -125,7 +136,70 @@ def wrk(url: str, *, connections: int = 32, duration_s: int = 10, threads: int =
         p50_ms=_ms(*parsed["50"]),
         p99_ms=_ms(*parsed["99"]),
         errors=errors + (int(non2xx.group(1)) if non2xx else 0),
+        requests=int(re.search(r"(\d+) requests in", output).group(1)),
+        cpu_s=spent,
     )
+
+
+def _postgres_durability(statement: str) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for name in ("fsync", "full_page_writes", "synchronous_commit"):
+            cursor.execute(statement.format(name=name))
+        cursor.execute("SELECT pg_reload_conf()")
+    time.sleep(1)  # every backend takes the new settings at its next statement
+
+
+@contextlib.contextmanager
+def durable_commits():
+    """PostgreSQL as production runs it - fsync, full-page writes, synchronous commit: a commit returns
+    once its WAL is on disk - for the block. The bench's server, like the test suite's, runs without
+    them (tests.infra), so a commit costs no disk flush there. Needs Django set up on that server."""
+    _postgres_durability("ALTER SYSTEM SET {name} = on")
+    try:
+        yield
+    finally:
+        _postgres_durability("ALTER SYSTEM RESET {name}")
+
+
+class CpuMeter:
+    """CPU time (user + system) spent by groups of processes, each the process listening on a TCP
+    port and all its descendants, those that exited included (gunicorn's master and workers;
+    PostgreSQL's postmaster and every backend; Redis), plus the children this process waited for
+    meanwhile (wrk). Unlike wall time,
+    CPU per request is hardly moved by other work on the machine, and it shows where a request's
+    cost lands: on 2 cores shared by all of them, throughput is about cores / (CPU per request)."""
+
+    def __init__(self, ports: dict[str, int]):
+        listening = {conn.laddr.port: conn.pid for conn in psutil.net_connections(kind="tcp")
+                     if conn.status == psutil.CONN_LISTEN and conn.pid}
+        missing = sorted(name for name, port in ports.items() if port not in listening)
+        if missing:
+            raise RuntimeError(f"no process listens for {missing}")
+        self.roots = {name: psutil.Process(listening[port]) for name, port in ports.items()}
+
+    def snapshot(self) -> dict:
+        seen: dict[str, dict[int, float]] = {}
+        for name, root in self.roots.items():
+            times = seen[name] = {}
+            for process in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    used = process.cpu_times()
+                    times[process.pid] = used.user + used.system
+            # children that exited meanwhile (a database connection closed after DATABASE_CONN_MAX_AGE_S,
+            # a worker replaced) left their CPU time to the root that reaped them
+            used = root.cpu_times()
+            times[root.pid] += used.children_user + used.children_system
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        seen["wrk"] = {0: children.ru_utime + children.ru_stime}
+        return seen
+
+    def spent_since(self, before: dict) -> dict[str, float]:
+        """CPU seconds per group since `before` (what processes born meanwhile spent counts whole;
+        what those that exited spent is in their reaper's children times)."""
+        after = self.snapshot()
+        return {name: sum(times.values()) - sum(before[name].values()) for name, times in after.items()}
 
 
 @contextlib.contextmanager

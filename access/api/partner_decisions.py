@@ -1,7 +1,10 @@
 """POST /partner/v1/access-decisions — may this car / face pass this device now?
 
 Routed in access/partner_urls.py; decided by access.services.decisions (rules: access.policy), which
-records the `access.decision` audit event.
+records the `access.decision` audit event. The request runs on the change-log batch its process read
+last (core.cache.versioned.assume_unchanged): the audit insert checks that nothing changed since, in
+the same statement, so a steady-state decision is one statement; when something did (FactsChanged),
+the log is read, the partner checked again and the decision made again.
 """
 
 from django.utils.translation import gettext_lazy
@@ -11,11 +14,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.anomalies import decision_rate_exceeded
-from access.errors import DecisionRateExceeded, DeviceNotFound
+from access.errors import DecisionRateExceeded, DeviceNotFound, FactsChanged
 from access.reasons import Reason
 from access.services.decisions import CREDENTIAL_TYPES, access_decide
 from core.api.schema import problems
 from core.api.serializers import FieldsBuiltOnceSerializer
+from core.cache.versioned import assume_unchanged, refresh
 from core.http.client_ip import client_ip
 from partners.authentication import IsPartner, PartnerAuthentication, partner_scope_required
 
@@ -56,6 +60,10 @@ class AccessDecisionApi(APIView):
         decision_id = serializers.CharField()
         ttl_s = serializers.IntegerField(help_text="How long the partner may cache this decision")
 
+    def initial(self, request, *args, **kwargs):
+        assume_unchanged()  # checked by the decision's audit insert (or read, before any refusal)
+        super().initial(request, *args, **kwargs)
+
     @staticmethod
     def refuse(request, error: exceptions.APIException):
         """Malformed input: still counted against the rate limit (decisions count in access_decide)."""
@@ -83,9 +91,21 @@ class AccessDecisionApi(APIView):
         serializer = self.InputSerializer(data=body)
         if not serializer.is_valid():
             self.refuse(request, exceptions.ValidationError(serializer.errors))
-        data = serializer.validated_data
         try:
-            decision = access_decide(
+            decision = self.decide(request, serializer.validated_data)
+        except FactsChanged:  # since this process last read the log: read it, check the caller again
+            refresh()
+            request._authenticate()
+            self.check_permissions(request)
+            decision = self.decide(request, serializer.validated_data, counted=True)
+        # the OutputSerializer documents this shape; the values are already plain (no copy on the hot path)
+        return Response({"decision": decision.decision, "reason": decision.reason.value,
+                         "decision_id": decision.decision_id, "ttl_s": decision.ttl_s})
+
+    @staticmethod
+    def decide(request, data: dict, counted: bool = False):
+        try:
+            return access_decide(
                 partner=request.user.partner,
                 device_ref=data["device_ref"],
                 credential_type=data["credential"]["type"],
@@ -93,11 +113,9 @@ class AccessDecisionApi(APIView):
                 request_id=data["request_id"],
                 observed_at=data["observed_at"],
                 source_ip=client_ip(request._request) or None,
+                counted=counted,
             )
         except DeviceNotFound:
             raise UnknownDevice() from None
         except DecisionRateExceeded as exceeded:
             raise exceptions.Throttled(wait=exceeded.retry_after) from None
-        # the OutputSerializer documents this shape; the values are already plain (no copy on the hot path)
-        return Response({"decision": decision.decision, "reason": decision.reason.value,
-                         "decision_id": decision.decision_id, "ttl_s": decision.ttl_s})

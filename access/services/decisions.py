@@ -2,8 +2,10 @@
 
 The hot path: decided from our own data alone (never a call out) by the rules of access.policy.
 What they read comes through `access.policy.CachedFacts` (per process, valid while no such data
-has changed), so a steady-state decision costs one read of the change log and the audit insert;
-verdicts are never cached, only facts judged against the clock each time. The partner's rate
+has changed); verdicts are never cached, only facts judged against the clock each time. When the
+request runs on the change-log batch its process read last (core.cache.versioned.assume_unchanged,
+as the partner API's view asks), the audit insert itself checks that nothing changed since - one
+statement per steady-state decision - and a change raises FactsChanged with nothing written. The partner's rate
 limit and the anomaly counters are one Redis round trip (access.anomalies.decision_admit)
 between the verdict and its audit event.
 """
@@ -17,14 +19,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from access.anomalies import decision_admit
-from access.errors import DecisionRateExceeded, DeviceNotFound
+from access.anomalies import anomaly_alerts_raise, decision_admit
+from access.errors import DecisionRateExceeded, DeviceNotFound, FactsChanged
 from access.models import Device, GuestPass, Notification
 from access.policy import CachedFacts, FaceSubject, Facts, PlateSubject, Verdict, access_data, verdict
 from access.reasons import Reason
 from access.services.notifications import notification_create
 from audit.actions import Action, ActorKind, Outcome
-from audit.services import record
+from audit.services import record, record_if_unchanged
+from core.cache.versioned import assumed_version, refresh
 from core.security.identifiers import pseudonymous_ref
 from partners.models import Partner
 
@@ -90,6 +93,7 @@ def access_decide(
     request_id: str = "",
     observed_at: datetime.datetime | None = None,
     source_ip: str | None = None,
+    counted: bool = False,
 ) -> Decision:
     """Decide whether `credential` may pass `device_ref` of `partner` now, from local data only.
 
@@ -97,13 +101,21 @@ def access_decide(
     the plate token or face subject (operation "plate" or "face"). Before anything is used up or
     recorded, the decision is counted against the partner's rate limit and in the anomaly
     windows (access.anomalies.decision_admit; an unknown device too): over the limit,
-    DecisionRateExceeded and nothing else happens. A one-time guest pass that lets a car in is
+    DecisionRateExceeded and nothing else happens (but the anomaly alerts it crossed). The alerts a
+    decision crosses are raised after its audit event - their writes (a partner suspended) are
+    not what it was decided on; the next decision sees them. A one-time guest pass that lets a car in is
     used up together with the decision's audit event (a concurrent decision that loses the race
     answers unknown_credential); a guest pass that lets a car in notifies its resident
     (`guest.arrived`). Records one `access.decision` audit event (no personal data; `subject_ref`
     is the pseudonymous ref of the resident the credential resolved to - the car's owner, the
     guest pass's host, the face's subject - so their history shows it).
     `observed_at` is the partner's clock, kept for its own logs; validity is judged on ours.
+
+    On a batch of the change log assumed for this request (core.cache.versioned.assume_unchanged):
+    the audit event is written only if nothing changed since (audit.services.record_if_unchanged);
+    if something did, or the device is unknown, or a guest pass would be used, FactsChanged is raised
+    with nothing written or used up - the caller refreshes, checks the partner again and decides
+    again with `counted=True` (the request was already counted against the limits).
     """
     started = time.perf_counter()
     if credential_type not in CREDENTIAL_TYPES:
@@ -111,24 +123,34 @@ def access_decide(
     facts = CachedFacts(access_data.current_version())
     device_facts = facts.cached(("device", partner.pk, device_ref), lambda: _device_facts(partner.pk, device_ref))
     if device_facts is None:
-        _admit(partner.pk, device_ref, denied=True)  # unknown devices count too (and may be throttled)
+        if not counted:
+            _admit(partner.pk, device_ref, denied=True)  # unknown devices count too (and may be throttled)
+        if refresh():  # "no such device" only from a fresh read
+            raise FactsChanged()
         raise DeviceNotFound(device_ref)
     now = timezone.now()
     subject = PlateSubject(credential_token) if credential_type == "plate" else FaceSubject(credential_token)
     evaluation = verdict(facts=facts, device=device_facts.device, contracts=device_facts.contracts, subject=subject,
                          operation=credential_type, at=now, partner_usable=partner.is_usable)
     reason = evaluation.reason
-    _admit(partner.pk, device_ref, denied=not reason.allows,
-           unknown_credential=credential_token if reason == Reason.UNKNOWN_CREDENTIAL else None,
-           resident_id=evaluation.resident_id)
+    breaches = () if counted else _admit(
+        partner.pk, device_ref, denied=not reason.allows, raise_alerts=False,
+        unknown_credential=credential_token if reason == Reason.UNKNOWN_CREDENTIAL else None,
+        resident_id=evaluation.resident_id).breaches
     audit = {"partner": partner, "device": device_facts.device, "request_id": request_id, "source_ip": source_ip,
              "started": started}
-    if evaluation.guest_pass is None:
-        return _decided(evaluation, now, **audit)
-    with transaction.atomic():  # a pass is used up, and its resident told, only with its audited decision
-        if not _guest_pass_use(evaluation.guest_pass, now):
-            evaluation = Verdict(Reason.UNKNOWN_CREDENTIAL)
-        return _decided(evaluation, now, **audit)
+    try:
+        if evaluation.guest_pass is None:
+            return _decided(evaluation, now, **audit)
+        if refresh():  # a pass is used up only on a fresh read (it starts a transaction: no statement to check in)
+            raise FactsChanged()
+        with transaction.atomic():  # a pass is used up, and its resident told, only with its audited decision
+            if not _guest_pass_use(evaluation.guest_pass, now):
+                evaluation = Verdict(Reason.UNKNOWN_CREDENTIAL)
+            return _decided(evaluation, now, **audit)
+    finally:  # after the decision's own event (its writes - a suspension - are not what it was decided on)
+        if breaches:
+            anomaly_alerts_raise(partner_id=partner.pk, breaches=breaches)
 
 
 def _guest_pass_use(guest_pass: GuestPass, now) -> bool:
@@ -149,21 +171,26 @@ def _guest_pass_use(guest_pass: GuestPass, now) -> bool:
     return True
 
 
-def _admit(partner_id: int, device_ref: str, **observed) -> None:
-    """Count the decision (rate limit, anomaly windows); raise DecisionRateExceeded over the limit."""
+def _admit(partner_id: int, device_ref: str, **observed):
+    """Count the decision (rate limit, anomaly windows); raise DecisionRateExceeded over the limit
+    (the alerts it crossed raised first). Returns the Admission."""
     admission = decision_admit(partner_id=partner_id, device_ref=device_ref, **observed)
     if admission.retry_after is not None:
+        if admission.breaches:
+            anomaly_alerts_raise(partner_id=partner_id, breaches=admission.breaches)
         raise DecisionRateExceeded(admission.retry_after)
+    return admission
 
 
 def _decided(evaluation: Verdict, now, *, partner, device, request_id, source_ip, started) -> Decision:
-    """The Decision, and its `access.decision` audit event (a single INSERT: atomic on its own)."""
+    """The Decision, and its `access.decision` audit event (a single INSERT: atomic on its own; on an
+    assumed batch, written only if nothing changed since, else FactsChanged)."""
     reason = evaluation.reason
     decision = Decision(
         decision_id=uuid.uuid4().hex, reason=reason, ttl_s=_ttl(evaluation, now), device=device,
         resident_id=evaluation.resident_id,
     )
-    record(
+    event = (record if assumed_version() is None else record_if_unchanged)(
         action=Action.ACCESS_DECISION,
         outcome=Outcome.SUCCESS if reason.allows else Outcome.DENIED,
         actor_kind=ActorKind.PARTNER,
@@ -180,4 +207,6 @@ def _decided(evaluation: Verdict, now, *, partner, device, request_id, source_ip
         latency_ms=(time.perf_counter() - started) * 1000,
         subject_ref=pseudonymous_ref("resident", evaluation.resident_id) if evaluation.resident_id else "",
     )
+    if event is None:
+        raise FactsChanged()
     return decision

@@ -13,6 +13,14 @@ resident's, not every building's - and a change (a revoked consent, a suspended 
 revoked token) is seen by the very next request in every process. Users: the access decision
 (access.policy.CachedFacts) and the partner token check (partners.authentication).
 
+A request that makes one write may skip the read (`assume_unchanged`): it runs on the batch its
+process read last, and its write - one statement, `write_if_unchanged` - checks the counter and
+writes only if it still equals that batch. A statement that starts after a change committed sees
+the new counter, so nothing is written from stale facts: the caller reads the log (`refresh`) and
+decides again. The access decision does this, its audit event being that write (one statement
+per steady-state decision instead of two). A request that answers otherwise - a refusal - reads the
+log first (`refresh`), so no refusal comes from facts a change has replaced.
+
 A process that falls behind - more than CHANGES_READ_LIMIT changes since its last read, a log
 pruned past what it has read (`changes_prune`, beat task `core-data-changes-prune`), a counter
 that went backwards (a flushed test database) - forgets everything and reloads on demand.
@@ -50,6 +58,14 @@ _CHANGES_SQL = (
     "UNION ALL (SELECT tag, seq FROM core_datachange WHERE seq > %s LIMIT %s)"
 )
 _NONE_YET = 2**62  # the batch to read from before a process has read any: no tags, only the counters
+_ASSUMED = "assumed"  # marks a request's snapshot taken from the process, not from the log
+# `{insert}`: "INSERT INTO <table> (<columns>) SELECT <values>", made only while the counter is the
+# parameter after the values; one row back: the counter and the new row's id (NULL: not written).
+_UNCHANGED_SQL = (
+    "WITH counter AS (SELECT coalesce(max(value), 0) AS value FROM core_dataversion WHERE scope = 'changes'), "
+    "written AS ({insert} FROM counter WHERE counter.value = %s RETURNING id) "
+    "SELECT counter.value, (SELECT id FROM written) FROM counter"
+)
 _request_version: contextvars.ContextVar[list | None] = contextvars.ContextVar("data_version", default=None)
 
 
@@ -87,6 +103,16 @@ def _database():
     return db if getattr(settings, "VERSIONED_CACHE", True) and db.vendor == "postgresql" else None
 
 
+def _probing(db) -> bool:
+    """Whether the coming statement is this request's first on a connection Django would health-check
+    (CONN_HEALTH_CHECKS); if so, it stands in for the check (marked done)."""
+    probing = (db.connection is not None and db.health_check_enabled and not db.health_check_done
+               and not db.in_atomic_block)
+    if probing:
+        db.health_check_done = True
+    return probing
+
+
 def _select_changes(db, read_from: int | None) -> list:
     with prepared_cursor(db) as cursor:
         cursor.execute(_CHANGES_SQL, [_NONE_YET if read_from is None else read_from, CHANGES_READ_LIMIT + 1])
@@ -98,10 +124,7 @@ def _read_changes(db, read_from: int | None) -> list:
     connection health check (CONN_HEALTH_CHECKS): instead of a `SELECT 1` before it, a connection
     this read finds dead is closed and the read retried once on a fresh one - the same outcome as
     the health check, one round trip fewer on every partner call."""
-    probing = (db.connection is not None and db.health_check_enabled and not db.health_check_done
-               and not db.in_atomic_block)
-    if probing:
-        db.health_check_done = True
+    probing = _probing(db)
     try:
         return _select_changes(db, read_from)
     except (InterfaceError, OperationalError):
@@ -160,6 +183,67 @@ def current_version() -> int | None:
     return batch
 
 
+def assume_unchanged() -> int | None:
+    """Let this request run on the batch its process read last, without reading the log now; its
+    one write must then go through `write_if_unchanged`, and anything else it answers must come
+    after `refresh()`. Returns that batch, or None when nothing is assumed (caching off, outside a
+    request, the process has read nothing yet, or this request has already read)."""
+    snapshot = _request_version.get()
+    if snapshot is None or snapshot or _changes.mark is None or _database() is None:
+        return None
+    snapshot[:] = [_changes.mark, _ASSUMED]
+    return snapshot[0]
+
+
+def assumed_version() -> int | None:
+    """The batch this request assumed (`assume_unchanged`) and has not yet confirmed, else None."""
+    snapshot = _request_version.get()
+    return snapshot[0] if snapshot and len(snapshot) > 1 else None
+
+
+def refresh() -> bool:
+    """If this request runs on an assumed batch: read the log now and run on what it says from here on
+    (True: decide again, the facts may have changed); else False (nothing to do)."""
+    snapshot = _request_version.get()
+    if not snapshot or len(snapshot) == 1:
+        return False
+    snapshot.clear()
+    current_version()
+    return True
+
+
+def unchanged_write_sql(insert: str) -> str:
+    """The statement `write_if_unchanged` runs for `insert` ("INSERT INTO t (columns) SELECT values",
+    the values as parameters)."""
+    return _UNCHANGED_SQL.format(insert=insert)
+
+
+def write_if_unchanged(sql: str, params: list) -> int | None:
+    """Run `sql` (`unchanged_write_sql`) with `params`, checked against the batch this request assumed,
+    in one statement: the new row's id, or None when the counter has moved since - or the connection
+    was found dead - and nothing was written (then `refresh()` and decide again). Confirms the
+    assumed batch when written. As a request's first query it is the connection's health check, as
+    the log read is (`_read_changes`); a dead connection is closed, and the caller's `refresh()` reads
+    on a new one."""
+    batch = assumed_version()
+    if batch is None:
+        raise RuntimeError("write_if_unchanged needs a batch assumed by assume_unchanged()")
+    db = connections[DEFAULT_DB_ALIAS]
+    probing = _probing(db)
+    try:
+        with prepared_cursor(db) as cursor:
+            cursor.execute(sql, [*params, batch])
+            _, written = cursor.fetchone()
+    except (InterfaceError, OperationalError):
+        if not probing or db.is_usable():
+            raise
+        db.close()  # died while idle: the statement never ran
+        return None
+    if written is not None:
+        _request_version.get()[1:] = []  # the batch was current when the row was written
+    return written
+
+
 def _fresh(loaded: int, tags: Iterable[str]) -> bool:
     if loaded < _changes.floor:
         return False
@@ -175,6 +259,7 @@ class VersionedCache:
     def __init__(self, tag: str, max_entries: int = MAX_ENTRIES):
         self.tags = (tag,)  # what an entry depends on unless `get` says otherwise
         self.max_entries = max_entries
+        self.hits = self.loads = 0  # lookups served from the cache / loaded, since the process started
         self._entries: dict = {}
         self._lock = threading.Lock()
         _instances.append(self)
@@ -189,7 +274,9 @@ class VersionedCache:
             return load()
         entry = self._entries.get(key)
         if entry is not None and _fresh(entry[0], entry[1]):
+            self.hits += 1
             return entry[2]
+        self.loads += 1
         value = load()
         depends = self.tags if tags is None else tuple(tags(value) if callable(tags) else tags)
         with self._lock:
@@ -204,6 +291,16 @@ class VersionedCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def lookups() -> dict[str, tuple[int, int]]:
+    """{cache tag: (hits, loads)} of this process's caches since it started (a cache's hit ratio
+    says how often its lookups cost no query: bench/decisions_scale.py prints it per run)."""
+    totals: dict[str, tuple[int, int]] = {}
+    for instance in _instances:
+        hits, loads = totals.get(instance.tags[0], (0, 0))
+        totals[instance.tags[0]] = (hits + instance.hits, loads + instance.loads)
+    return totals
 
 
 def clear_all() -> None:

@@ -2,7 +2,8 @@
 
 - `outbox_enqueue` writes the message in the CALLER's transaction (a rollback leaves nothing)
   and, after commit, sends the Celery task that delivers it.
-- `outbox_deliver` delivers one message: row lock (`SELECT ... FOR UPDATE SKIP LOCKED`), in
+- `outbox_deliver` delivers one message - and, with OUTBOX_DELIVERY_BATCH above 1, the partner's
+  next due messages in the same transaction: row lock (`SELECT ... FOR UPDATE SKIP LOCKED`), in
   order per (partner, ordering_key), at least once with the message's Idempotency-Key,
   exponential backoff with jitter up to OUTBOX_BACKOFF_MAX_S, dead-lettered after
   OUTBOX_MAX_ATTEMPTS (or at once when the partner refuses it with a 4xx).
@@ -90,7 +91,8 @@ def outbox_enqueue(
 
 
 def outbox_deliver(*, message_id: int) -> str:
-    """Try to deliver one message; returns what happened (a code, for logs and tests):
+    """Try to deliver one message, then more of its partner's; returns what happened to the first (a
+    code, for logs and tests):
 
     ``delivered``; ``retry`` (failed, rescheduled with backoff) / ``dead`` (dead-lettered);
     ``deferred`` (breaker open: rescheduled without counting an attempt); ``busy`` (another
@@ -100,13 +102,21 @@ def outbox_deliver(*, message_id: int) -> str:
     Holds the row lock while calling the partner, so no two workers deliver a message at once.
     Records the partner call's own audit event and `outbox.delivered` / `outbox.dead_lettered`;
     sends `outbox_delivered` inside the same transaction.
+
+    A batch: once the first is delivered, the partner's other due messages follow in the same
+    transaction over the same connection, oldest first, each the head of its ordering key (a message
+    delivered earlier in the batch lets its successor follow it), each locked `SKIP LOCKED` (what
+    another worker holds is left to it), up to OUTBOX_DELIVERY_BATCH messages. The batch stops at the first
+    that is not delivered (its failure, deferral or dead-lettering is kept, as alone); an unexpected
+    error in one of the following messages undoes only that message's work (a savepoint) and stops
+    the batch - the message stays pending for its own task or the dispatcher. Each message keeps its
+    own events, signal and successor dispatch; the batch commits once.
     """
     with transaction.atomic():
         message = (
             OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("partner")
-            .annotate(behind=Exists(_pending_predecessors(OuterRef("partner_id"), OuterRef("ordering_key"),
-                                                          OuterRef("pk"))))
+            .annotate(behind=_behind())
             .filter(pk=message_id, status=Status.PENDING)
             .first()
         )
@@ -117,17 +127,60 @@ def outbox_deliver(*, message_id: int) -> str:
             return "not_due"
         if message.behind:
             return "blocked"
-        message.last_attempt_at = now
+        outcome, conn = _attempt(message, None, now)
+        if outcome == "delivered" and settings.OUTBOX_DELIVERY_BATCH > 1:
+            _deliver_following(message.partner, conn)
+    return outcome
+
+
+def _attempt(message: OutboxMessage, conn, now) -> tuple[str, object]:
+    """Call the partner for `message` (over `conn`, or a connection made now) and keep the outcome.
+    Returns (outcome, the connection or None)."""
+    message.last_attempt_at = now
+    try:
+        conn = conn or partner_connection_for(message.partner)
+        result = HANDLERS[message.operation](conn, message)
+    except CircuitOpen as error:
+        _deferred(message, error.reason, error.retry_after_s, now)
+        return "deferred", conn
+    except (PartnerError, LookupError, PermissionError) as error:
+        return _failed(message, error, now), conn
+    _delivered(message, result, timezone.now())
+    return "delivered", conn
+
+
+def _deliver_following(partner, conn) -> None:
+    """The rest of a batch (see outbox_deliver), inside its transaction: the partner's due messages,
+    oldest first, each taken only if it is the head of its ordering key and no other worker holds
+    it. Looked up by id one at a time (each lock a primary-key lookup), so the cost stays linear
+    whatever the planner knows of a suddenly grown backlog."""
+    candidates = list(
+        OutboxMessage.objects.filter(partner_id=partner.pk, status=Status.PENDING, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[: settings.OUTBOX_DELIVERY_BATCH * 2]
+    )
+    delivered = 1
+    for candidate in candidates:
+        if delivered >= settings.OUTBOX_DELIVERY_BATCH:
+            return
+        following = (
+            OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk=candidate, status=Status.PENDING)
+            .exclude(_behind())
+            .first()
+        )
+        if following is None:  # delivered meanwhile, held by another worker, or not its turn
+            continue
+        following.partner = partner
         try:
-            conn = partner_connection_for(message.partner)
-            result = HANDLERS[message.operation](conn, message)
-        except CircuitOpen as error:
-            _deferred(message, error.reason, error.retry_after_s, now)
-            return "deferred"
-        except (PartnerError, LookupError, PermissionError) as error:
-            return _failed(message, error, now)
-        _delivered(message, result, timezone.now())
-    return "delivered"
+            with transaction.atomic():
+                outcome, conn = _attempt(following, conn, timezone.now())
+        except Exception:  # undone with its savepoint; the delivered ones before it stay delivered
+            logger.exception("outbox batch stopped by an error", extra={"outbox_id": following.pk})
+            return
+        if outcome != "delivered":
+            return
+        delivered += 1
 
 
 def _deferred(message: OutboxMessage, reason: str, wait_s: float, now) -> None:
@@ -212,6 +265,11 @@ def _pending_predecessors(partner_id, ordering_key, pk):
     )
 
 
+def _behind() -> Exists:
+    """Whether the outer message has an older pending one with its ordering key (not its turn yet)."""
+    return Exists(_pending_predecessors(OuterRef("partner_id"), OuterRef("ordering_key"), OuterRef("pk")))
+
+
 def _successor(message: OutboxMessage) -> int | None:
     return (
         OutboxMessage.objects.filter(
@@ -249,7 +307,7 @@ def outbox_dispatch(*, limit: int | None = None) -> int:
     due = (
         OutboxMessage.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
         .exclude(dispatched_at__gt=lease_start)
-        .exclude(Exists(_pending_predecessors(OuterRef("partner_id"), OuterRef("ordering_key"), OuterRef("pk"))))
+        .exclude(_behind())
         .order_by("next_attempt_at", "pk")
     )
     rows = list(due.values_list("pk", "partner_id")[: limit or settings.OUTBOX_DISPATCH_BATCH])

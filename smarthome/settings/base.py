@@ -495,6 +495,9 @@ OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=12)
 OUTBOX_BACKOFF_BASE_S = env.float("OUTBOX_BACKOFF_BASE_S", default=5.0)
 OUTBOX_BACKOFF_MAX_S = env.float("OUTBOX_BACKOFF_MAX_S", default=600.0)
 OUTBOX_DISPATCH_BATCH = env.int("OUTBOX_DISPATCH_BATCH", default=500)
+# A delivery task may go on with the partner's next due messages, in one transaction, up to this many
+# (1: one message per task - the default: batches measured no faster, docs/benchmarks.md).
+OUTBOX_DELIVERY_BATCH = env.int("OUTBOX_DELIVERY_BATCH", default=1)
 # A dispatched message whose task has not finished within this lease is dispatched again.
 OUTBOX_REDISPATCH_AFTER_S = env.float("OUTBOX_REDISPATCH_AFTER_S", default=120.0)
 # How often beat re-dispatches due outbox messages (the table itself is in smarthome/schedule.py).

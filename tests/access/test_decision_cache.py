@@ -3,7 +3,9 @@
 These tests commit (transactional database), so the change-log triggers fire at commit as in
 production: a change is seen by the next decision, an uncommitted one is not, a change drops only
 the facts it changed (another resident's stay), telemetry and residents' tokens record nothing, a
-process that fell behind the log forgets everything, and a steady-state decision costs two statements.
+process that fell behind the log forgets everything, and a steady-state decision costs one statement
+(the audit insert that checks, in the same statement, that nothing changed since the process's last
+read of the log: core.cache.versioned.assume_unchanged).
 """
 
 import threading
@@ -76,14 +78,16 @@ def decide(scene, *, kind="plate", device_ref=None, token=None) -> tuple[int, st
     return response.status_code, response.json().get("reason")
 
 
-def test_steady_state_decision_is_two_statements(scene):
+def test_steady_state_decision_is_one_statement(scene):
     assert decide(scene) == (200, "granted")  # fills the caches
+    audited = AuditEvent.objects.filter(action="access.decision").count()
     with CaptureQueriesContext(connection) as queries:
         assert decide(scene) == (200, "granted")
-    statements = [query["sql"].split()[0:4] for query in queries.captured_queries]
-    assert len(statements) == 2, queries.captured_queries
-    assert "core_dataversion" in queries.captured_queries[0]["sql"]
-    assert queries.captured_queries[1]["sql"].startswith('INSERT INTO "audit_event"')
+    assert len(queries.captured_queries) == 1, queries.captured_queries
+    sql = queries.captured_queries[0]["sql"]
+    assert "core_dataversion" in sql  # the version check ...
+    assert 'INSERT INTO "audit_event"' in sql  # ... and the audit event, in one statement
+    assert AuditEvent.objects.filter(action="access.decision").count() == audited + 1
 
 
 def test_without_the_cache_every_fact_is_loaded(scene, settings):
@@ -145,7 +149,13 @@ def test_a_change_to_one_resident_keeps_every_other_residents_facts(scene, neigh
     grant_suspend(grant=neighbour.grant)
     with CaptureQueriesContext(connection) as queries:
         assert decide(scene) == (200, "granted")
-    assert len(queries.captured_queries) == 2, queries.captured_queries  # the change read and the audit insert
+    # the checked insert finds the counter moved (nothing written), the change read, the audit insert:
+    # none of this resident's facts is loaded again
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert len(statements) == 3, statements
+    assert "core_dataversion" in statements[0]
+    assert "core_datachange" in statements[1]
+    assert statements[2].startswith('INSERT INTO "audit_event"')
     assert decide(scene, token=neighbour.token) == (200, "grant_suspended")
 
 
@@ -270,6 +280,82 @@ def test_partner_suspension_refuses_the_next_call(scene):
     assert decide(scene)[0] in (401, 403)
 
 
+# --- the version check rides on the audit insert ----------------------------------------------
+
+
+def _decision_events(**filters) -> list[str]:
+    return list(AuditEvent.objects.filter(action="access.decision", **filters).values_list("reason", flat=True))
+
+
+def test_a_change_committed_while_a_decision_is_made_is_seen_by_its_audit_insert(scene, monkeypatch):
+    """The facts are read from the cache, then - before the audit insert - a suspension commits on
+    another connection: the insert's own check sees it, nothing is written from the stale facts, and
+    the answer and its one event say what the data says at the insert."""
+    from access.services import decisions
+
+    assert decide(scene) == (200, "granted")  # the process has read the log; the facts are cached
+    real_admit, admitted = decisions._admit, []
+
+    def admit_then_commit_a_suspension(*args, **kwargs):
+        admitted.append(kwargs.get("denied"))
+        admission = real_admit(*args, **kwargs)
+        if len(admitted) == 1:
+            thread = threading.Thread(target=lambda: (grant_suspend(grant=scene.grant), connection.close()))
+            thread.start()
+            thread.join()
+        return admission
+
+    monkeypatch.setattr(decisions, "_admit", admit_then_commit_a_suspension)
+    before = set(AuditEvent.objects.filter(action="access.decision").values_list("pk", flat=True))
+    assert decide(scene) == (200, "grant_suspended")
+    new = AuditEvent.objects.filter(action="access.decision").exclude(pk__in=before)
+    assert list(new.values_list("reason", flat=True)) == ["grant_suspended"]  # no "granted" from stale facts
+    assert admitted == [False]  # counted once against the limits, though decided twice
+
+
+def test_a_device_added_after_the_last_read_is_found_at_once(scene):
+    """"No such device" is answered only from a fresh read: the process has cached that the ref is
+    unknown, the data no longer says so."""
+    assert decide(scene) == (200, "granted")
+    assert decide(scene, device_ref="gate-to-come") == (404, None)  # kept: no such device
+    factories.device(building_=scene.device.building, partner_=scene.caller.partner, kind="barrier",
+                     partner_device_ref="gate-to-come")
+    assert decide(scene, device_ref="gate-to-come") == (200, "granted")
+
+
+def test_a_partner_let_in_again_after_the_last_read_passes_at_once(scene):
+    """A refusal is given only from a fresh read of the log: the cached token says the partner is
+    suspended, the data no longer does."""
+    from partners.models import Partner
+
+    Partner.objects.filter(pk=scene.caller.partner.pk).update(suspended_at=timezone.now())
+    assert decide(scene)[0] == 403
+    Partner.objects.filter(pk=scene.caller.partner.pk).update(suspended_at=None)
+    assert decide(scene) == (200, "granted")
+    assert _decision_events() == ["granted"]
+
+
+def test_the_caches_count_their_hits_and_loads(scene):
+    assert decide(scene) == (200, "granted")
+    hits, loads = versioned.lookups()["access"]
+    assert decide(scene) == (200, "granted")  # device, plate owner, grants... all kept
+    after_hits, after_loads = versioned.lookups()["access"]
+    assert after_loads == loads
+    assert after_hits > hits
+    assert decide(scene, token=scene.plate_token + "0") == (200, "unknown_credential")  # a plate not seen: loaded
+    assert versioned.lookups()["access"][1] > loads
+
+
+def test_an_unchanged_log_is_not_read_again(scene):
+    assert decide(scene) == (200, "granted")
+    read = versioned._changes.mark
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(3):
+            assert decide(scene) == (200, "granted")
+    assert not [query for query in queries.captured_queries if "core_datachange" in query["sql"]]
+    assert versioned._changes.mark == read
+
+
 # --- the version read doubles as the connection health check --------------------------------
 
 
@@ -341,14 +427,16 @@ def _prepared_statements() -> list[str]:
 
 
 def test_a_decisions_statements_are_prepared_once_per_connection(scene):
-    assert decide(scene) == (200, "granted")
+    assert decide(scene) == (200, "granted")  # the process's first: reads the log, then inserts
+    assert decide(scene) == (200, "granted")  # on the batch read: the checked insert
     statements = _prepared_statements()
     assert [s for s in statements if s.startswith('INSERT INTO "audit_event"')] != []
     assert [s for s in statements if "core_datachange" in s] != []
+    assert [s for s in statements if s.startswith("WITH counter") and "audit_event" in s] != []
     for _ in range(3):
         assert decide(scene) == (200, "granted")
     assert _prepared_statements() == statements  # prepared once (per parameter types), then only executed
-    assert AuditEvent.objects.filter(action="access.decision").count() == 4
+    assert AuditEvent.objects.filter(action="access.decision").count() == 5
 
 
 @pytest.fixture

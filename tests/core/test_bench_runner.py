@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 def test_it_lists_every_benchmark_script_and_nothing_else():
     listed = subprocess.run([sys.executable, "bench/run_all.py", "--list"], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.split()
-    assert listed == ["audit", "decisions", "decisions_scale", "isolation", "master_data", "outbox", "revocation",
-                      "round_trips"]
+    assert listed == ["audit", "decision_cpu", "decisions", "decisions_scale", "isolation", "master_data", "outbox",
+                      "revocation", "round_trips"]
 
 
 def test_it_runs_the_chosen_benchmarks_in_turn_and_reports_failures(tmp_path, monkeypatch, capfd):
