@@ -310,6 +310,9 @@ class OutboxMessage(models.Model):
     last_http_status = models.PositiveSmallIntegerField(_("last http status"), null=True, blank=True)
     result = models.JSONField(_("result"), default=dict, blank=True,
                               help_text=_("The partner's acknowledgement (e.g. deletion id)"))
+    origin_request_id = models.CharField(_("origin request id"), max_length=64, blank=True, default="",
+                                         help_text=_("The request that caused the message, named by its "
+                                                     "delivery's audit events"))
 
     class Meta:
         verbose_name = _("outbox message")

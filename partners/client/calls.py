@@ -30,7 +30,7 @@ import requests
 
 from audit.actions import Action, ActorKind, Outcome
 from audit.services import record
-from core.http.request_context import current_request_id
+from core.http.request_context import current_origin_request_id
 from partners.client import metrics, tokens
 from partners.client.breaker import failure_retry_after_s, guarded
 from partners.client.connection import PartnerConnection, session_for
@@ -344,8 +344,7 @@ def _outcome(error: PartnerError) -> Outcome:
 def _audit(conn, spec, context: AuditContext, outcome, reason, request_id, latency_ms, http_status) -> None:
     origin = context.origin_request_id
     if origin is None:
-        origin = current_request_id()
-        origin = "" if origin == "-" else origin
+        origin = current_origin_request_id()
     record(
         action=spec.action,
         outcome=outcome,

@@ -39,6 +39,7 @@ from audit.actions import Action, Outcome
 from audit.actors import actor_fields
 from audit.services import record
 from core.cache.shared import OUTAGE_ERRORS
+from core.http.request_context import caused_by, current_origin_request_id
 from partners.client import (
     CircuitOpen,
     PartnerAuthError,
@@ -85,6 +86,7 @@ def outbox_enqueue(
     message = OutboxMessage.objects.create(
         partner_id=partner_id, operation=operation, ordering_key=ordering_key, payload=payload,
         idempotency_key=key, next_attempt_at=now, created_at=now, dispatched_at=now,
+        origin_request_id=current_origin_request_id(),
     )
     transaction.on_commit(lambda: _dispatch(message.pk))
     return message
@@ -139,7 +141,8 @@ def _attempt(message: OutboxMessage, conn, now) -> tuple[str, object]:
     message.last_attempt_at = now
     try:
         conn = conn or partner_connection_for(message.partner)
-        result = HANDLERS[message.operation](conn, message)
+        with caused_by(message.origin_request_id):  # the partner call's event names the request that caused it
+            result = HANDLERS[message.operation](conn, message)
     except CircuitOpen as error:
         _deferred(message, error.reason, error.retry_after_s, now)
         return "deferred", conn
@@ -239,7 +242,7 @@ def _delivered(message: OutboxMessage, result: dict, acked_at) -> None:
     record(
         action=Action.OUTBOX_DELIVERED, outcome=Outcome.SUCCESS, partner_id=message.partner_id,
         object_type="outbox_message", object_ref=f"outbox:{message.pk}", reason=message.operation,
-        request_id=message.idempotency_key,
+        request_id=message.idempotency_key, origin_request_id=message.origin_request_id,
     )
     metrics.outbox_delivered_total.labels(operation=message.operation).inc()
     outbox_delivered.send(

@@ -7,14 +7,17 @@ import json
 import uuid
 
 import pytest
+from django.utils import timezone
 
 from access.models import OpenRequest
-from audit.actions import Action, ActorKind
+from audit.actions import Action, ActorKind, Outcome
 from audit.export import export_plan, export_stream
 from audit.models import AuditEvent
 from audit.sealing import audit_seal
 from audit.selectors import EventFilter
 from core.security.identifiers import user_ref
+from partners.models import OutboxMessage
+from partners.outbox.services import outbox_deliver
 from tests.access.api.conftest import api
 
 pytestmark = [pytest.mark.partner, pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -47,6 +50,26 @@ def test_a_video_session_names_the_resident_and_their_request(estate):
     call = AuditEvent.objects.get(action=Action.PARTNER_WEBRTC_SESSION)
     assert (call.actor_kind, call.actor_ref, call.origin_request_id) == (
         ActorKind.RESIDENT, user_ref(estate.resident.user), "app-req-42")
+
+
+def test_a_change_the_outbox_delivers_later_names_the_request_that_caused_it(estate):
+    estate.sandbox.control.down()  # the request's own delivery attempt fails: a worker delivers it later
+    response = api(estate.resident.user).post("/api/v1/vehicles", {"plate": "А123ВС77"}, format="json",
+                                              HTTP_X_REQUEST_ID="app-req-43")
+    assert response.status_code == 201, response.json()
+    message = OutboxMessage.objects.get(operation="allowlist_patch")
+    assert (message.status, message.origin_request_id) == ("pending", "app-req-43")
+    estate.sandbox.control.up()
+    OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+    assert outbox_deliver(message_id=message.pk) == "delivered"  # outside any request, as a worker does
+
+    call = AuditEvent.objects.get(action=Action.PARTNER_ALLOWLIST_DELTA, outcome=Outcome.SUCCESS)
+    assert call.origin_request_id == "app-req-43"
+    delivered = AuditEvent.objects.get(action=Action.OUTBOX_DELIVERED, object_ref=f"outbox:{message.pk}")
+    assert delivered.origin_request_id == "app-req-43"
+    # the full lists the site's contract pushed when the fixture was set up: nobody's request
+    assert set(AuditEvent.objects.filter(action=Action.PARTNER_ALLOWLIST_FULL)
+               .values_list("origin_request_id", flat=True)) <= {""}
 
 
 def test_a_partner_call_nobody_caused_stays_the_systems(estate):
