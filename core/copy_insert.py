@@ -63,6 +63,20 @@ def _values(obj, plan: list, db) -> list:
     return values
 
 
+def _copy(cursor, db, model, fields: list, rows) -> int:
+    """COPY `rows` (lists of database values, in the order of `fields`) into `model`'s table;
+    database errors raised as Django's (IntegrityError etc., as for an INSERT). Returns the count."""
+    names = ", ".join(db.ops.quote_name(field.column) for field in fields)
+    count = 0
+    with db.wrap_database_errors, cursor.cursor.copy(
+        f"COPY {db.ops.quote_name(model._meta.db_table)} ({names}) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+            count += 1
+    return count
+
+
 def copy_create(objects: Sequence[models.Model], *, using: str = DEFAULT_DB_ALIAS) -> list:
     """Insert `objects` (unsaved instances of one model) with COPY; set each one's primary key
     and saved state, as `bulk_create` does. Call inside the caller's transaction. Returns them."""
@@ -87,11 +101,7 @@ def copy_create(objects: Sequence[models.Model], *, using: str = DEFAULT_DB_ALIA
                 )
                 for obj, (value,) in zip(missing, cursor.fetchall(), strict=True):
                     obj.pk = value
-        names = ", ".join(db.ops.quote_name(field.column) for field in fields)
-        sql = f"COPY {db.ops.quote_name(meta.db_table)} ({names}) FROM STDIN"
-        with db.wrap_database_errors, cursor.cursor.copy(sql) as copy:  # IntegrityError etc., as for an INSERT
-            for obj in objects:
-                copy.write_row(_values(obj, plan, db))
+        _copy(cursor, db, model, fields, (_values(obj, plan, db) for obj in objects))
     for obj in objects:
         obj._state.adding = False
         obj._state.db = using
@@ -116,13 +126,9 @@ def copy_values(model, *, fields: Sequence[str], rows, using: str = DEFAULT_DB_A
         return len(objects)
     plan = [(field, _plain(field)) for field in given]
     prepared = [field.get_db_prep_save(value, db) for field, value in zip(rest, defaults, strict=True)]
-    names = ", ".join(db.ops.quote_name(field.column) for field in given + rest)
-    count = 0
     with db.cursor() as cursor:
-        sql = f"COPY {db.ops.quote_name(meta.db_table)} ({names}) FROM STDIN"
-        with db.wrap_database_errors, cursor.cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row([value if plain and type(value) in _PLAIN_VALUES else field.get_db_prep_save(value, db)
-                                for (field, plain), value in zip(plan, row, strict=True)] + prepared)
-                count += 1
-    return count
+        return _copy(cursor, db, model, given + rest, (
+            [value if plain and type(value) in _PLAIN_VALUES else field.get_db_prep_save(value, db)
+             for (field, plain), value in zip(plan, row, strict=True)] + prepared
+            for row in rows
+        ))
